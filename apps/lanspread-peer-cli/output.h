@@ -1,0 +1,17 @@
+/* JSON-lines output of lanspread-peer-cli: one object per line on stdout,
+ * flushed per line (BRIEF section 9). */
+#ifndef LS_CLI_OUTPUT_H
+#define LS_CLI_OUTPUT_H
+
+#include <jansson.h>
+
+/* Prints obj as one line and releases it (steals the reference). */
+void out_line(json_t *obj);
+
+/* {"type":"reply","cmd":CMD,"ok":true, ...fields} — fields may be NULL;
+ * its members are merged in and it is released. */
+void out_reply_ok(const char *cmd, json_t *fields);
+/* {"type":"reply","cmd":CMD,"ok":false,"error":TEXT} */
+void out_reply_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,37 @@
+/* Error codes of the Lanspread library.
+ *
+ * Every fallible function returns 0 (LS_OK) or one of these negative codes.
+ * Functions that can say more (which file, which line, which errno) also
+ * take an optional `ls_diag *` and fill its text. */
+#ifndef LANSPREAD_ERROR_H
+#define LANSPREAD_ERROR_H
+
+enum {
+  LS_OK = 0,
+  LS_ENOMEM = -1,       /* out of memory */
+  LS_EINVAL = -2,       /* invalid argument */
+  LS_EIO = -3,          /* input/output error (the diag names file and errno) */
+  LS_ENOENT = -4,       /* no such game, file or directory */
+  LS_EFORMAT = -5,      /* malformed input: catalog, index, message */
+  LS_EBUSY = -6,        /* an operation is already running on that game */
+  LS_ECANCELED = -7,    /* cancelled */
+  LS_EPROTO = -8,       /* protocol violation by a peer */
+  LS_ETOOBIG = -9,      /* over a size limit */
+  LS_EUNSUPPORTED = -10,/* not supported (format, platform) */
+  LS_ETIMEDOUT = -11,   /* timed out */
+  LS_EEXIST = -12,      /* already exists */
+  LS_ENOSPC = -13,      /* no space left on device */
+  LS_EACCES = -14,      /* permission denied */
+  LS_ESTATE = -15,      /* not allowed in the current state */
+};
+
+/* A human-readable description of an error code; never NULL. */
+const char *ls_strerror(int err);
+
+/* Detail of a failure: what, where and why, in one sentence. */
+#define LS_DIAG_MAX 512
+typedef struct ls_diag {
+  char text[LS_DIAG_MAX];
+} ls_diag;
+
+#endif

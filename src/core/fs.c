@@ -1,0 +1,210 @@
+/* Owns the file system helpers declared in core/fs.h. */
+#include "core/fs.h"
+
+#include "core/error.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int ls_read_file_at(int dir_fd, const char *path, size_t max, char **data, size_t *len,
+                    ls_diag *diag)
+{
+  *data = NULL;
+  *len = 0;
+  int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return ls_diag_errno(diag, errno, "cannot open", path);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return ls_diag_errno(diag, e, "cannot stat", path);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return ls_diag_set(diag, LS_EINVAL, "%s: not a regular file", path);
+  }
+  if ((uint64_t)st.st_size > max) {
+    close(fd);
+    return ls_diag_set(diag, LS_ETOOBIG, "%s: %lld bytes, more than the limit of %zu", path,
+                       (long long)st.st_size, max);
+  }
+  char *buf = malloc((size_t)st.st_size + 1);
+  if (!buf) {
+    close(fd);
+    return ls_diag_set(diag, LS_ENOMEM, "%s: out of memory", path);
+  }
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int e = errno;
+      free(buf);
+      close(fd);
+      return ls_diag_errno(diag, e, "cannot read", path);
+    }
+    if (n == 0)
+      break; /* file shrank under us: return what is there */
+    got += (size_t)n;
+  }
+  close(fd);
+  buf[got] = '\0';
+  *data = buf;
+  *len = got;
+  return LS_OK;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+  const char *p = data;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return errno;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+int ls_write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t len,
+                            unsigned mode, ls_diag *diag)
+{
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp", name) >= (int)sizeof tmp)
+    return ls_diag_set(diag, LS_EINVAL, "%s: name too long", name);
+  int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0)
+    return ls_diag_errno(diag, errno, "cannot create", tmp);
+  int e = fchmod(fd, mode) == 0 ? 0 : errno; /* a stale .tmp keeps its old mode */
+  if (!e)
+    e = write_all(fd, data, len);
+  if (!e && fsync(fd) != 0)
+    e = errno;
+  if (close(fd) != 0 && !e)
+    e = errno;
+  if (!e && renameat(dir_fd, tmp, dir_fd, name) != 0)
+    e = errno;
+  if (e) {
+    unlinkat(dir_fd, tmp, 0);
+    return ls_diag_errno(diag, e, "cannot write", name);
+  }
+  if (fsync(dir_fd) != 0)
+    return ls_diag_errno(diag, errno, "cannot fsync the directory of", name);
+  return LS_OK;
+}
+
+int ls_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode,
+                         ls_diag *diag)
+{
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  const char *name = slash ? slash + 1 : path;
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == path)
+    snprintf(dir, sizeof dir, "/");
+  else if ((size_t)(slash - path) >= sizeof dir)
+    return ls_diag_set(diag, LS_EINVAL, "%s: path too long", path);
+  else
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return ls_diag_errno(diag, errno, "cannot open directory", dir);
+  int rc = ls_write_file_atomic_at(dfd, name, data, len, mode, diag);
+  close(dfd);
+  return rc;
+}
+
+int ls_mkdir_p(const char *path, int private_dir, ls_diag *diag)
+{
+  char buf[4096];
+  if (path[0] == '\0')
+    return ls_diag_set(diag, LS_EINVAL, "empty directory path");
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return ls_diag_set(diag, LS_EINVAL, "%s: path too long", path);
+  mode_t mode = private_dir ? 0700 : 0755;
+  for (char *p = buf + 1; ; p++) {
+    if (*p != '/' && *p != '\0')
+      continue;
+    char saved = *p;
+    *p = '\0';
+    if (mkdir(buf, mode) != 0 && errno != EEXIST)
+      return ls_diag_errno(diag, errno, "cannot create directory", buf);
+    *p = saved;
+    if (saved == '\0')
+      break;
+  }
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return ls_diag_errno(diag, errno, "cannot stat", path);
+  if (!S_ISDIR(st.st_mode))
+    return ls_diag_set(diag, LS_EEXIST, "%s exists and is not a directory", path);
+  return LS_OK;
+}
+
+static int rmtree_children(int fd, ls_diag *diag);
+
+int ls_rmtree_at(int dir_fd, const char *name, ls_diag *diag)
+{
+  struct stat st;
+  if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? LS_OK : ls_diag_errno(diag, errno, "cannot stat", name);
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlinkat(dir_fd, name, 0) != 0 && errno != ENOENT)
+      return ls_diag_errno(diag, errno, "cannot delete", name);
+    return LS_OK;
+  }
+  int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return ls_diag_errno(diag, errno, "cannot open directory", name);
+  int rc = rmtree_children(fd, diag);
+  close(fd);
+  if (rc != LS_OK)
+    return rc;
+  if (unlinkat(dir_fd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+    return ls_diag_errno(diag, errno, "cannot delete directory", name);
+  return LS_OK;
+}
+
+static int rmtree_children(int fd, ls_diag *diag)
+{
+  int dup_fd = dup(fd);
+  if (dup_fd < 0)
+    return ls_diag_errno(diag, errno, "cannot read directory", "");
+  DIR *d = fdopendir(dup_fd);
+  if (!d) {
+    close(dup_fd);
+    return ls_diag_errno(diag, errno, "cannot read directory", "");
+  }
+  int rc = LS_OK;
+  struct dirent *de;
+  while (rc == LS_OK && (de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    rc = ls_rmtree_at(fd, de->d_name, diag);
+  }
+  closedir(d);
+  return rc;
+}
+
+int ls_fsync_dir(const char *path, ls_diag *diag)
+{
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return ls_diag_errno(diag, errno, "cannot open directory", path);
+  int rc = fsync(fd) == 0 ? LS_OK : ls_diag_errno(diag, errno, "cannot fsync", path);
+  close(fd);
+  return rc;
+}

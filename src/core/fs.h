@@ -1,0 +1,31 @@
+/* File system helpers shared by every module: whole-file reads with a cap,
+ * atomic writes, directory creation and tree removal. */
+#ifndef LS_CORE_FS_H
+#define LS_CORE_FS_H
+
+#include <lanspread/error.h>
+#include <stddef.h>
+
+/* Reads a whole file of at most max bytes into a malloc'ed, NUL-terminated
+ * buffer. LS_ETOOBIG when it is larger. dir_fd may be AT_FDCWD. */
+int ls_read_file_at(int dir_fd, const char *path, size_t max, char **data, size_t *len,
+                    ls_diag *diag);
+
+/* Writes data to dir_fd/name atomically: "name.tmp", fsync, rename, fsync of
+ * the directory. mode is the new file's permission bits. */
+int ls_write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t len,
+                            unsigned mode, ls_diag *diag);
+int ls_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode,
+                         ls_diag *diag);
+
+/* mkdir -p with mode 0755 (0700 when private is set, for state dirs). */
+int ls_mkdir_p(const char *path, int private_dir, ls_diag *diag);
+
+/* rm -rf of dir_fd/name, never following symlinks and never leaving the
+ * tree. A missing name is success. */
+int ls_rmtree_at(int dir_fd, const char *name, ls_diag *diag);
+
+/* fsync of a directory by path. */
+int ls_fsync_dir(const char *path, ls_diag *diag);
+
+#endif

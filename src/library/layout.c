@@ -1,0 +1,36 @@
+/* Owns the classification of root-level names in a game root. */
+#include "library/layout.h"
+
+#include <string.h>
+
+static bool name_in(const char *name, const char *const *set)
+{
+  for (; *set; set++)
+    if (strcmp(name, *set) == 0)
+      return true;
+  return false;
+}
+
+static const char *const discard_survivors[] = {
+  LS_LOCAL_DIR, LS_INSTALLING_DIR, LS_BACKUP_DIR, LS_INTENT_FILE,
+  LS_SOFTLAN_MARKER, LS_SYNC_DIR, NULL,
+};
+
+static const char *const transients[] = {
+  LS_VERSION_TMP, LS_VERSION_DISCARDED, LS_DOWNLOAD_JOURNAL, NULL,
+};
+
+bool ls_layout_survives_discard(const char *name)
+{
+  return name_in(name, discard_survivors);
+}
+
+bool ls_layout_is_reserved(const char *name)
+{
+  return name_in(name, discard_survivors) || name_in(name, transients);
+}
+
+bool ls_layout_is_quiet(const char *name)
+{
+  return ls_layout_is_reserved(name) && strcmp(name, LS_LOCAL_DIR) != 0;
+}

@@ -1,0 +1,146 @@
+/* Owns the test helpers of testutil.h, including the cleanup of every
+ * temporary directory a test process made. */
+#include "testutil.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "core/fs.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_TEMPDIRS 64
+static char *tempdirs[MAX_TEMPDIRS];
+static int tempdir_count;
+static pid_t owner_pid;
+
+static void remove_tempdirs(void)
+{
+  if (getpid() != owner_pid)
+    return; /* a forked child must not remove its parent's directories */
+  for (int i = 0; i < tempdir_count; i++) {
+    ls_rmtree_at(AT_FDCWD, tempdirs[i], NULL);
+    free(tempdirs[i]);
+  }
+  tempdir_count = 0;
+}
+
+char *t_tempdir(void)
+{
+  const char *base = getenv("TMPDIR");
+  char tmpl[4096];
+  snprintf(tmpl, sizeof tmpl, "%s/lanspread-test-XXXXXX", base && *base ? base : "/tmp");
+  assert_non_null(mkdtemp(tmpl));
+  assert_true(tempdir_count < MAX_TEMPDIRS);
+  if (tempdir_count == 0 && owner_pid == 0) {
+    owner_pid = getpid();
+    atexit(remove_tempdirs);
+  }
+  tempdirs[tempdir_count] = strdup(tmpl);
+  return tempdirs[tempdir_count++];
+}
+
+static void make_parents(const char *path)
+{
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  char *slash = strrchr(buf, '/');
+  if (slash) {
+    *slash = '\0';
+    assert_int_equal(ls_mkdir_p(buf, 0, NULL), 0);
+  }
+}
+
+void t_write(const char *dir, const char *rel, const char *content)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, rel);
+  make_parents(path);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(content, 1, strlen(content), f), strlen(content));
+  assert_int_equal(fclose(f), 0);
+}
+
+void t_write_sized(const char *dir, const char *rel, long long size)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, rel);
+  make_parents(path);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  assert_true(fd >= 0);
+  assert_int_equal(ftruncate(fd, size), 0);
+  close(fd);
+}
+
+void t_mkdir(const char *dir, const char *rel)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, rel);
+  assert_int_equal(ls_mkdir_p(path, 0, NULL), 0);
+}
+
+void t_symlink(const char *target, const char *dir, const char *rel)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, rel);
+  make_parents(path);
+  assert_int_equal(symlink(target, path), 0);
+}
+
+const char *t_path(const char *fmt, ...)
+{
+  static char bufs[8][4096];
+  static int next;
+  char *buf = bufs[next++ % 8];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof bufs[0], fmt, ap);
+  va_end(ap);
+  return buf;
+}
+
+#include <jansson.h>
+#include <lanspread/catalog.h>
+
+struct ls_catalog *t_catalog(const char *const *ids, size_t count)
+{
+  json_t *games = json_array();
+  for (size_t i = 0; i < count; i++) {
+    char name[128];
+    snprintf(name, sizeof name, "Game %s", ids[i]);
+    json_array_append_new(games, json_pack("{s:s, s:s}", "id", ids[i], "name", name));
+  }
+  json_t *root = json_pack("{s:o}", "games", games);
+  char *text = json_dumps(root, JSON_COMPACT);
+  json_decref(root);
+  ls_catalog *catalog = NULL;
+  ls_diag diag;
+  int rc = ls_catalog_load_buffer(text, strlen(text), "test-catalog", &catalog, &diag);
+  if (rc != 0)
+    fail_msg("test catalog refused: %s", diag.text);
+  free(text);
+  return catalog;
+}
+
+struct ls_catalog *t_catalog_numbered(const char *prefix, size_t count)
+{
+  char **ids = calloc(count, sizeof *ids);
+  for (size_t i = 0; i < count; i++) {
+    ids[i] = malloc(strlen(prefix) + 16);
+    sprintf(ids[i], "%s%04zu", prefix, i);
+  }
+  struct ls_catalog *catalog = t_catalog((const char *const *)ids, count);
+  for (size_t i = 0; i < count; i++)
+    free(ids[i]);
+  free(ids);
+  return catalog;
+}

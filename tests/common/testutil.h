@@ -1,0 +1,29 @@
+/* Helpers shared by the tests: temporary directories that are removed even
+ * when a test fails, and one-line file creation. Include after cmocka's
+ * prerequisites (<stdarg.h>, <stddef.h>, <stdint.h>, <setjmp.h>). */
+#ifndef LS_TESTUTIL_H
+#define LS_TESTUTIL_H
+
+#include <stddef.h>
+
+/* A new directory under $TMPDIR (or /tmp), removed at process exit. */
+char *t_tempdir(void);
+
+/* Writes content to DIR/REL, creating parent directories. Fails the test on
+ * error. */
+void t_write(const char *dir, const char *rel, const char *content);
+/* Creates an empty file of `size` bytes (sparse). */
+void t_write_sized(const char *dir, const char *rel, long long size);
+void t_mkdir(const char *dir, const char *rel);
+void t_symlink(const char *target, const char *dir, const char *rel);
+/* snprintf into a static rotating buffer: for building paths in tests. */
+const char *t_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+
+
+/* A catalog listing the given ids (names "Game <id>"), built with jansson. */
+struct ls_catalog;
+struct ls_catalog *t_catalog(const char *const *ids, size_t count);
+/* The same for ids PREFIX0000 .. PREFIX<count-1>. */
+struct ls_catalog *t_catalog_numbered(const char *prefix, size_t count);
+#endif

@@ -1,0 +1,276 @@
+/* Tests the lanspread-peer-cli contract (BRIEF section 9) that exists so
+ * far, against the real program: the ready line, reply shapes, error
+ * replies, live library events, --serve, signals and exit codes. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "peerproc.h"
+#include "testutil.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define T_MS 5000
+
+static const char *catalog_json =
+  "{\"games\": [\n"
+  "  {\"id\": \"alpha\", \"name\": \"Alpha\"},\n"
+  "  {\"id\": \"beta\", \"name\": \"Beta\"},\n"
+  "  {\"id\": \"gamma\", \"name\": \"Gamma\"}\n"
+  "]}\n";
+
+typedef struct env {
+  char *root;
+  const char *games, *state, *catalog;
+} env;
+
+static env make_env(void)
+{
+  env e;
+  e.root = t_tempdir();
+  e.games = strdup(t_path("%s/games", e.root));
+  e.state = strdup(t_path("%s/state", e.root));
+  e.catalog = strdup(t_path("%s/catalog.json", e.root));
+  t_write(e.root, "catalog.json", catalog_json);
+  t_write(e.root, "games/alpha/version.ini", "1.5");
+  t_write(e.root, "games/alpha/alpha.eti", "0123456789");
+  t_write(e.root, "games/beta/local/beta.exe", "exe");
+  t_write(e.root, "games/notincatalog/version.ini", "9");
+  return e;
+}
+
+static void free_env(env *e)
+{
+  free((char *)e->games);
+  free((char *)e->state);
+  free((char *)e->catalog);
+}
+
+static peerproc *start_cli(const env *e, bool serve)
+{
+  char *argv[] = {(char *)pp_program("lanspread-peer-cli"), "--game-dir", (char *)e->games,
+                  "--state-dir", (char *)e->state, "--catalog", (char *)e->catalog,
+                  serve ? "--serve" : NULL, NULL};
+  return pp_start(argv);
+}
+
+static json_t *find_game(json_t *games, const char *id)
+{
+  size_t i;
+  json_t *g;
+  json_array_foreach(games, i, g) {
+    if (strcmp(json_string_value(json_object_get(g, "id")), id) == 0)
+      return g;
+  }
+  return NULL;
+}
+
+static void assert_game_shape(json_t *g)
+{
+  assert_true(json_is_string(json_object_get(g, "id")));
+  assert_true(json_is_string(json_object_get(g, "name")));
+  assert_true(json_is_boolean(json_object_get(g, "downloaded")));
+  assert_true(json_is_boolean(json_object_get(g, "installed")));
+  json_t *lv = json_object_get(g, "local_version"), *hv = json_object_get(g, "latest_version");
+  assert_true(json_is_string(lv) || json_is_null(lv));
+  assert_true(json_is_string(hv) || json_is_null(hv));
+  assert_true(json_is_integer(json_object_get(g, "peers")));
+  assert_true(json_is_integer(json_object_get(g, "size")));
+}
+
+static void ready_then_library(void **state)
+{
+  (void)state;
+  env e = make_env();
+  peerproc *p = start_cli(&e, false);
+  json_t *ready = pp_expect(p, "ready", NULL, T_MS);
+  const char *id = json_string_value(json_object_get(ready, "peer_id"));
+  assert_non_null(id);
+  assert_int_equal(strlen(id), 64);
+  assert_int_equal(strspn(id, "0123456789abcdef"), 64);
+  json_decref(ready);
+  json_t *upd = pp_expect(p, "games-list-updated", NULL, T_MS);
+  assert_int_equal(json_array_size(json_object_get(upd, "games")), 2);
+  json_decref(upd);
+  json_t *r = pp_command(p, "quit", T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  assert_int_equal(pp_wait(p, T_MS), 0);
+  free_env(&e);
+}
+
+static void games_reply_shape(void **state)
+{
+  (void)state;
+  env e = make_env();
+  peerproc *p = start_cli(&e, false);
+  json_t *r = pp_command(p, "games", T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_t *games = json_object_get(r, "games");
+  assert_int_equal(json_array_size(games), 2);
+  size_t i;
+  json_t *g;
+  json_array_foreach(games, i, g) assert_game_shape(g);
+
+  json_t *alpha = find_game(games, "alpha");
+  assert_true(json_is_true(json_object_get(alpha, "downloaded")));
+  assert_false(json_is_true(json_object_get(alpha, "installed")));
+  assert_string_equal(json_string_value(json_object_get(alpha, "local_version")), "1.5");
+  assert_string_equal(json_string_value(json_object_get(alpha, "latest_version")), "1.5");
+  assert_int_equal(json_integer_value(json_object_get(alpha, "size")), 13);
+  assert_string_equal(json_string_value(json_object_get(alpha, "name")), "Alpha");
+
+  json_t *beta = find_game(games, "beta"); /* local-only install */
+  assert_false(json_is_true(json_object_get(beta, "downloaded")));
+  assert_true(json_is_true(json_object_get(beta, "installed")));
+  assert_true(json_is_null(json_object_get(beta, "local_version")));
+  assert_null(find_game(games, "notincatalog"));
+  json_decref(r);
+
+  r = pp_command(p, "peers", T_MS);
+  assert_int_equal(json_array_size(json_object_get(r, "peers")), 0);
+  json_decref(r);
+  r = pp_command(p, "peer-count", T_MS);
+  assert_int_equal(json_integer_value(json_object_get(r, "count")), 0);
+  json_decref(r);
+  pp_close_stdin(p);
+  assert_int_equal(pp_wait(p, T_MS), 0); /* end of stdin acts as quit */
+  free_env(&e);
+}
+
+static void assert_error_reply(peerproc *p, const char *line, const char *cmd, const char *text)
+{
+  pp_send(p, line);
+  json_t *r = pp_expect(p, "reply", cmd, T_MS);
+  assert_true(json_is_false(json_object_get(r, "ok")));
+  const char *err = json_string_value(json_object_get(r, "error"));
+  assert_non_null(err);
+  if (!strstr(err, text))
+    fail_msg("error for '%s' is '%s', expected it to mention '%s'", line, err, text);
+  json_decref(r);
+}
+
+static void bad_commands_get_error_replies(void **state)
+{
+  (void)state;
+  env e = make_env();
+  peerproc *p = start_cli(&e, false);
+  pp_send(p, "");          /* blank lines are ignored */
+  pp_send(p, "   \t ");
+  assert_error_reply(p, "frobnicate", "frobnicate", "unknown command");
+  assert_error_reply(p, "games extra", "games", "no arguments");
+  assert_error_reply(p, "download alpha", "download", "not implemented");
+  assert_error_reply(p, "wait-peers 3 1", "wait-peers", "not implemented");
+  char longline[8000];
+  memset(longline, 'x', sizeof longline - 1);
+  longline[sizeof longline - 1] = '\0';
+  pp_send(p, longline);
+  json_t *r = pp_expect(p, "reply", NULL, T_MS);
+  assert_true(json_is_false(json_object_get(r, "ok")));
+  json_decref(r);
+  r = pp_command(p, "games", T_MS); /* still alive and answering */
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  pp_send(p, "quit");
+  assert_int_equal(pp_wait(p, T_MS), 0);
+  free_env(&e);
+}
+
+static void library_changes_are_events(void **state)
+{
+  (void)state;
+  env e = make_env();
+  peerproc *p = start_cli(&e, false);
+  json_decref(pp_expect(p, "games-list-updated", NULL, T_MS));
+  t_write(e.games, "gamma/version.ini", "3.0");
+  json_t *upd = pp_expect(p, "games-list-updated", NULL, T_MS);
+  json_t *changed = json_object_get(upd, "changed");
+  assert_int_equal(json_array_size(changed), 1);
+  assert_string_equal(json_string_value(json_array_get(changed, 0)), "gamma");
+  json_t *gamma = find_game(json_object_get(upd, "games"), "gamma");
+  assert_non_null(gamma);
+  assert_string_equal(json_string_value(json_object_get(gamma, "local_version")), "3.0");
+  json_decref(upd);
+  pp_send(p, "quit");
+  assert_int_equal(pp_wait(p, T_MS), 0);
+  free_env(&e);
+}
+
+static void serve_survives_eof_and_stops_on_signals(void **state)
+{
+  (void)state;
+  int sigs[] = {SIGTERM, SIGINT};
+  for (int i = 0; i < 2; i++) {
+    env e = make_env();
+    peerproc *p = start_cli(&e, true);
+    json_decref(pp_expect(p, "ready", NULL, T_MS));
+    pp_close_stdin(p);
+    t_write(e.games, "gamma/version.ini", "3.0"); /* still running: still watching */
+    json_decref(pp_expect(p, "games-list-updated", NULL, T_MS));
+    json_decref(pp_expect(p, "games-list-updated", NULL, T_MS));
+    pp_signal(p, sigs[i]);
+    assert_int_equal(pp_wait(p, T_MS), 0);
+    free_env(&e);
+  }
+}
+
+static void exit_codes(void **state)
+{
+  (void)state;
+  env e = make_env();
+  const char *cli = pp_program("lanspread-peer-cli");
+  char *unknown[] = {(char *)cli, "--no-such-option", NULL};
+  assert_int_equal(pp_run(unknown, T_MS), 2);
+  char *extra[] = {(char *)cli, "stray", NULL};
+  assert_int_equal(pp_run(extra, T_MS), 2);
+  char *help[] = {(char *)cli, "--help", NULL};
+  assert_int_equal(pp_run(help, T_MS), 0);
+  char *nodir[] = {(char *)cli, "--game-dir", "/nonexistent/dir", "--state-dir",
+                   (char *)e.state, NULL};
+  assert_int_equal(pp_run(nodir, T_MS), 1);
+  t_write(e.root, "bad.json", "{\"games\": [ {\"id\": \"../x\", \"name\": \"X\"} ]}");
+  char *badcat[] = {(char *)cli, "--game-dir", (char *)e.games, "--catalog",
+                    (char *)t_path("%s/bad.json", e.root), NULL};
+  assert_int_equal(pp_run(badcat, T_MS), 1);
+  free_env(&e);
+}
+
+static void default_game_dir_is_created(void **state)
+{
+  (void)state;
+  char *home = t_tempdir();
+  setenv("HOME", home, 1);
+  unsetenv("XDG_DATA_HOME");
+  unsetenv("XDG_STATE_HOME");
+  char *argv[] = {(char *)pp_program("lanspread-peer-cli"), NULL};
+  peerproc *p = pp_start(argv);
+  json_t *ready = pp_expect(p, "ready", NULL, T_MS);
+  const char *dir = json_string_value(json_object_get(ready, "game_dir"));
+  assert_string_equal(dir, t_path("%s/.local/share/lanspread/games", home));
+  struct stat st;
+  assert_int_equal(stat(dir, &st), 0);
+  assert_true(S_ISDIR(st.st_mode));
+  assert_int_equal(stat(t_path("%s/.local/state/lanspread/node.key", home), &st), 0);
+  json_decref(ready);
+  pp_send(p, "quit");
+  assert_int_equal(pp_wait(p, T_MS), 0);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(ready_then_library),
+    cmocka_unit_test(games_reply_shape),
+    cmocka_unit_test(bad_commands_get_error_replies),
+    cmocka_unit_test(library_changes_are_events),
+    cmocka_unit_test(serve_survives_eof_and_stops_on_signals),
+    cmocka_unit_test(exit_codes),
+    cmocka_unit_test(default_game_dir_is_created),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,289 @@
+/* Tests the local game monitor on a real libuv loop with real inotify:
+ * latency of changes, debouncing, quiet names, operation gating, the
+ * fallback scan and a clean close. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include "core/fs.h"
+#include "library/monitor.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEBOUNCE_MS 100
+
+typedef struct fixture {
+  uv_loop_t loop;
+  char *dir, *state;
+  ls_catalog *catalog;
+  ls_monitor *monitor;
+  unsigned changes;          /* on_change calls */
+  char last_ids[256];        /* ids of the last call, space-separated */
+  bool closed;
+} fixture;
+
+static void on_change(void *user, const ls_library *lib, const char *const *ids, size_t n)
+{
+  fixture *f = user;
+  (void)lib;
+  f->changes++;
+  f->last_ids[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    strncat(f->last_ids, ids[i], sizeof f->last_ids - strlen(f->last_ids) - 2);
+    strcat(f->last_ids, " ");
+  }
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+  *(bool *)t->data = true;
+}
+
+/* Runs the loop until *cond becomes true or timeout_ms pass; returns the
+ * elapsed milliseconds. */
+static uint64_t run_until(fixture *f, const unsigned *counter, unsigned target, unsigned timeout_ms)
+{
+  bool timed_out = false;
+  uv_timer_t timer;
+  uv_timer_init(&f->loop, &timer);
+  timer.data = &timed_out;
+  uv_timer_start(&timer, on_timeout, timeout_ms, 0);
+  uint64_t start = uv_hrtime();
+  while (!timed_out && (!counter || *counter < target))
+    uv_run(&f->loop, UV_RUN_ONCE);
+  uint64_t elapsed = (uv_hrtime() - start) / 1000000;
+  uv_close((uv_handle_t *)&timer, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  return elapsed;
+}
+
+static fixture *start(unsigned fallback_ms)
+{
+  fixture *f = calloc(1, sizeof *f);
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  f->dir = t_tempdir();
+  f->state = t_tempdir();
+  const char *ids[] = {"g1", "g2", "g3", "g4"};
+  f->catalog = t_catalog(ids, 4);
+  t_write(f->dir, "g2/version.ini", "1.0");
+  t_write(f->dir, "g2/a.eti", "aa");
+  t_write(f->dir, "g4/version.ini", "4.0");
+  ls_monitor_config cfg = {
+    .loop = &f->loop, .game_dir = f->dir, .state_dir = f->state, .catalog = f->catalog,
+    .debounce_ms = DEBOUNCE_MS, .fallback_scan_ms = fallback_ms,
+    .on_change = on_change, .user = f,
+  };
+  ls_diag diag;
+  int rc = ls_monitor_start(&cfg, &f->monitor, &diag);
+  if (rc != 0)
+    fail_msg("monitor did not start: %s", diag.text);
+  return f;
+}
+
+static void on_closed(void *user)
+{
+  ((fixture *)user)->closed = true;
+}
+
+static void stop(fixture *f)
+{
+  ls_monitor_close(f->monitor, on_closed, f);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_true(f->closed);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  ls_catalog_free(f->catalog);
+  free(f);
+}
+
+static const ls_local_game *game(fixture *f, const char *id)
+{
+  return ls_library_find(ls_monitor_library(f->monitor), id);
+}
+
+static void first_scan_is_complete_at_start(void **state)
+{
+  (void)state;
+  fixture *f = start(0);
+  assert_int_equal(ls_monitor_library(f->monitor)->count, 2);
+  assert_string_equal(game(f, "g2")->version, "1.0");
+  stop(f);
+}
+
+static void new_root_shows_up_within_a_second(void **state)
+{
+  (void)state;
+  fixture *f = start(0);
+  t_write(f->dir, "g1/version.ini", "0.9");
+  t_write(f->dir, "g1/x.eti", "x");
+  uint64_t ms = run_until(f, &f->changes, 1, 3000);
+  print_message("new game root seen after %llu ms\n", (unsigned long long)ms);
+  assert_int_equal(f->changes, 1);
+  assert_true(ms < 1000);
+  assert_string_equal(f->last_ids, "g1 ");
+  assert_true(game(f, "g1")->downloaded);
+  assert_string_equal(game(f, "g1")->version, "0.9");
+  stop(f);
+}
+
+static void sentinel_and_local_changes_show_up(void **state)
+{
+  (void)state;
+  fixture *f = start(0);
+  assert_int_equal(unlink(t_path("%s/g2/version.ini", f->dir)), 0);
+  assert_true(run_until(f, &f->changes, 1, 3000) < 1000);
+  assert_false(game(f, "g2")->downloaded);
+
+  t_mkdir(f->dir, "g2/local");
+  assert_true(run_until(f, &f->changes, 2, 3000) < 1000);
+  assert_true(game(f, "g2")->installed);
+
+  assert_int_equal(ls_rmtree_at(AT_FDCWD, t_path("%s/g2/local", f->dir), NULL), 0);
+  assert_true(run_until(f, &f->changes, 3, 3000) < 1000);
+  assert_false(game(f, "g2")->installed);
+
+  assert_int_equal(ls_rmtree_at(AT_FDCWD, t_path("%s/g2", f->dir), NULL), 0);
+  assert_true(run_until(f, &f->changes, 4, 3000) < 1000);
+  assert_null(game(f, "g2"));
+  stop(f);
+}
+
+static void bursts_are_debounced(void **state)
+{
+  (void)state;
+  fixture *f = start(0);
+  t_write(f->dir, "g3/first.eti", "1"); /* the root exists and is watched */
+  run_until(f, &f->changes, 1, 3000);
+  unsigned scans_before = ls_monitor_get_stats(f->monitor).scans;
+  unsigned events_before = ls_monitor_get_stats(f->monitor).events;
+  f->changes = 0;
+  for (int i = 0; i < 200; i++)
+    t_write(f->dir, t_path("g3/part%03d.eti", i), "data");
+  run_until(f, &f->changes, 1, 3000);
+  run_until(f, NULL, 0, 3 * DEBOUNCE_MS); /* let any straggler scan happen */
+  ls_monitor_stats st = ls_monitor_get_stats(f->monitor);
+  print_message("200 file creations: %u events, %u scans, %u change callbacks\n",
+                st.events - events_before, st.scans - scans_before, f->changes);
+  assert_true(st.events - events_before >= 200);
+  assert_true(st.scans - scans_before <= 2);
+  assert_int_equal(game(f, "g3")->file_count, 201);
+  stop(f);
+}
+
+static void quiet_names_and_strangers_trigger_nothing(void **state)
+{
+  (void)state;
+  fixture *f = start(0);
+  unsigned scans_before = ls_monitor_get_stats(f->monitor).scans;
+  t_write(f->dir, "g4/.lanspread.json", "{}");
+  t_write(f->dir, "g4/.version.ini.tmp", "5.0");
+  t_write(f->dir, "g4/.version.ini.discarded", "3.0");
+  t_write(f->dir, "g4/.softlan_game_installed", "");
+  t_mkdir(f->dir, "g4/.sync");
+  t_mkdir(f->dir, "g4/.local.installing");
+  t_mkdir(f->dir, "notacatalogid");
+  t_write(f->dir, "notacatalogid/version.ini", "1");
+  t_write(f->dir, "stray.txt", "x");
+  run_until(f, NULL, 0, 4 * DEBOUNCE_MS);
+  ls_monitor_stats st = ls_monitor_get_stats(f->monitor);
+  assert_true(st.events > 0);
+  assert_int_equal(st.events_ignored, st.events);
+  assert_int_equal(st.scans, scans_before);
+  assert_int_equal(f->changes, 0);
+  stop(f);
+}
+
+static void operations_hold_rescans_back(void **state)
+{
+  (void)state;
+  fixture *f = start(0);
+  ls_monitor_begin_operation(f->monitor, "g2");
+  assert_true(ls_monitor_is_busy(f->monitor, "g2"));
+  unsigned scans_before = ls_monitor_get_stats(f->monitor).scans;
+  for (int i = 0; i < 20; i++)
+    t_write(f->dir, t_path("g2/chunk%02d.eti", i), "payload");
+  assert_int_equal(unlink(t_path("%s/g2/version.ini", f->dir)), 0);
+  run_until(f, NULL, 0, 4 * DEBOUNCE_MS);
+  assert_int_equal(ls_monitor_get_stats(f->monitor).scans, scans_before);
+  assert_int_equal(f->changes, 0);
+  assert_true(game(f, "g2")->downloaded); /* the snapshot did not move */
+
+  ls_monitor_end_operation(f->monitor, "g2");
+  assert_false(ls_monitor_is_busy(f->monitor, "g2"));
+  run_until(f, &f->changes, 1, 3000);
+  assert_int_equal(f->changes, 1);
+  assert_string_equal(f->last_ids, "g2 ");
+  assert_false(game(f, "g2")->downloaded);
+  assert_int_equal(game(f, "g2")->file_count, 21);
+  stop(f);
+}
+
+static void fallback_scan_catches_missed_changes(void **state)
+{
+  (void)state;
+  fixture *f = start(300);
+  /* A nested payload directory is not watched: only the fallback sees it. */
+  t_write(f->dir, "g4/disc/one.eti", "1");
+  /* Create disc first, then the scan; the new file inside disc is invisible
+   * to the root watch. */
+  run_until(f, &f->changes, 1, 3000);
+  unsigned before = f->changes;
+  t_write(f->dir, "g4/disc/two.eti", "22");
+  run_until(f, &f->changes, before + 1, 3000);
+  assert_int_equal(f->changes, before + 1);
+  assert_int_equal(game(f, "g4")->file_count, 3);
+  stop(f);
+}
+
+static void close_while_scanning_is_clean(void **state)
+{
+  (void)state;
+  fixture *f = start(0);
+  t_write(f->dir, "g1/version.ini", "1");
+  ls_monitor_rescan(f->monitor, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* the job is queued or running */
+  stop(f);
+}
+
+static void unusable_game_dir_is_refused(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  const char *ids[] = {"g1"};
+  ls_catalog *catalog = t_catalog(ids, 1);
+  char *sdir = t_tempdir();
+  ls_monitor_config cfg = {.loop = &loop, .game_dir = "/nonexistent/games", .state_dir = sdir,
+                           .catalog = catalog};
+  ls_monitor *m = NULL;
+  ls_diag diag;
+  assert_int_equal(ls_monitor_start(&cfg, &m, &diag), LS_ENOENT);
+  assert_null(m);
+  assert_non_null(strstr(diag.text, "/nonexistent/games"));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  ls_catalog_free(catalog);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(first_scan_is_complete_at_start),
+    cmocka_unit_test(new_root_shows_up_within_a_second),
+    cmocka_unit_test(sentinel_and_local_changes_show_up),
+    cmocka_unit_test(bursts_are_debounced),
+    cmocka_unit_test(quiet_names_and_strangers_trigger_nothing),
+    cmocka_unit_test(operations_hold_rescans_back),
+    cmocka_unit_test(fallback_scan_catches_missed_changes),
+    cmocka_unit_test(close_while_scanning_is_clean),
+    cmocka_unit_test(unusable_game_dir_is_refused),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
