@@ -60,6 +60,13 @@ typedef struct scan_job {
   ls_diag diag;
 } scan_job;
 
+/* A caller waiting for the index (ls_monitor_with_index). */
+typedef struct index_waiter {
+  struct index_waiter *next;
+  ls_monitor_index_fn fn;
+  void *user;
+} index_waiter;
+
 struct ls_monitor {
   uv_loop_t *loop;
   char *game_dir;
@@ -78,7 +85,9 @@ struct ls_monitor {
   idset held;         /* ids that changed while an operation runs on them */
   idset active;       /* ids with an operation running */
   bool full_pending, deep_pending;
+  bool save_pending;  /* the index changed outside a scan job */
   scan_job *job;      /* the running job, or NULL */
+  index_waiter *waiters, *waiters_tail;
 
   bool closing;
   int open_handles;
@@ -362,7 +371,7 @@ static void on_fallback(uv_timer_t *t)
 /* Moves the pending ids into a new job; NULL when there is nothing to do. */
 static scan_job *take_pending(ls_monitor *m)
 {
-  if (!m->full_pending && m->pending.count == 0)
+  if (!m->full_pending && m->pending.count == 0 && !m->save_pending)
     return NULL;
   scan_job *job = calloc(1, sizeof *job);
   idset ids = {0};
@@ -391,16 +400,30 @@ static scan_job *take_pending(ls_monitor *m)
   job->deep = m->deep_pending;
   job->work.data = job;
   idset_clear(&m->pending);
-  m->full_pending = m->deep_pending = false;
+  m->full_pending = m->deep_pending = m->save_pending = false;
   return job;
 }
 
 static void on_job_done(uv_work_t *work, int status);
 
+/* Hands the index to everyone waiting for it; loop thread, no job running. */
+static void serve_waiters(ls_monitor *m)
+{
+  while (m->waiters && !m->job) {
+    index_waiter *w = m->waiters;
+    m->waiters = w->next;
+    if (!m->waiters)
+      m->waiters_tail = NULL;
+    w->fn(w->user, m->closing ? NULL : m->index);
+    free(w);
+  }
+}
+
 static void start_job(ls_monitor *m)
 {
   if (m->job || m->closing)
     return; /* on_job_done starts the next one */
+  serve_waiters(m);
   scan_job *job = take_pending(m);
   if (!job)
     return;
@@ -451,6 +474,7 @@ static void on_job_done(uv_work_t *work, int status)
     m->on_change(m->user, &m->library, changed, n);
   free(changed);
   scan_job_free(job);
+  serve_waiters(m);
   if (m->closing)
     maybe_finish(m);
   else
@@ -491,6 +515,31 @@ void ls_monitor_rescan(ls_monitor *m, const char *id)
 const ls_library *ls_monitor_library(const ls_monitor *m)
 {
   return &m->library;
+}
+
+int ls_monitor_with_index(ls_monitor *m, ls_monitor_index_fn fn, void *user)
+{
+  if (!m->job && !m->closing) {
+    fn(user, m->index);
+    return LS_OK;
+  }
+  index_waiter *w = calloc(1, sizeof *w);
+  if (!w)
+    return LS_ENOMEM;
+  w->fn = fn;
+  w->user = user;
+  if (m->waiters_tail)
+    m->waiters_tail->next = w;
+  else
+    m->waiters = w;
+  m->waiters_tail = w;
+  return LS_OK;
+}
+
+void ls_monitor_index_changed(ls_monitor *m)
+{
+  m->save_pending = true;
+  schedule(m, m->debounce_ms);
 }
 
 ls_monitor_stats ls_monitor_get_stats(const ls_monitor *m)
@@ -577,6 +626,7 @@ static void monitor_free(ls_monitor *m)
 {
   void (*done)(void *) = m->close_done;
   void *user = m->close_user;
+  ls_index_save(m->index, NULL); /* hashes stored since the last job */
   ls_library_clear(&m->library);
   ls_index_free(m->index);
   idset_clear(&m->pending);
@@ -627,4 +677,6 @@ void ls_monitor_close(ls_monitor *m, void (*done)(void *user), void *user)
     close_watch(unlink_watch(m, m->watches->id));
   if (m->job)
     uv_cancel((uv_req_t *)&m->job->work); /* fails harmlessly once running */
+  else
+    serve_waiters(m); /* with a NULL index: they clean up */
 }

@@ -55,6 +55,15 @@ bool ls_monitor_is_busy(const ls_monitor *monitor, const char *id);
 /* Asks for a rescan of id (or of everything when id is NULL). */
 void ls_monitor_rescan(ls_monitor *monitor, const char *id);
 
+/* The library index belongs to the running scan job, or to the loop thread
+ * between jobs. fn runs on the loop thread with the index: at once when no
+ * job runs, otherwise right after the running one. When the monitor closes
+ * first, fn runs with index NULL. After changing the index (say, storing
+ * chunk hashes), call ls_monitor_index_changed to have it saved. */
+typedef void (*ls_monitor_index_fn)(void *user, ls_index *index);
+int ls_monitor_with_index(ls_monitor *monitor, ls_monitor_index_fn fn, void *user);
+void ls_monitor_index_changed(ls_monitor *monitor);
+
 /* Counters for tests and benchmarks. */
 typedef struct ls_monitor_stats {
   unsigned scans;          /* scan jobs finished */

@@ -252,6 +252,49 @@ static void close_while_scanning_is_clean(void **state)
   stop(f);
 }
 
+typedef struct index_use {
+  unsigned calls;
+  bool had_index;
+  unsigned scans_seen;
+  ls_monitor *monitor;
+} index_use;
+
+static void use_index(void *user, ls_index *index)
+{
+  index_use *u = user;
+  u->calls++;
+  u->had_index = index != NULL;
+  u->scans_seen = u->monitor ? ls_monitor_get_stats(u->monitor).scans : 0;
+}
+
+static void index_is_handed_out_between_jobs(void **state)
+{
+  (void)state;
+  fixture *f = start(0);
+  index_use now = {0};
+  assert_int_equal(ls_monitor_with_index(f->monitor, use_index, &now), 0);
+  assert_int_equal(now.calls, 1); /* idle: at once */
+  assert_true(now.had_index);
+
+  unsigned scans = ls_monitor_get_stats(f->monitor).scans;
+  ls_monitor_rescan(f->monitor, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* the job is queued; its end is not seen yet */
+  index_use later = {.monitor = f->monitor};
+  assert_int_equal(ls_monitor_with_index(f->monitor, use_index, &later), 0);
+  run_until(f, &later.calls, 1, 3000);
+  assert_int_equal(later.calls, 1);
+  assert_true(later.had_index);
+  assert_true(later.scans_seen > scans); /* only after the job finished */
+
+  ls_monitor_rescan(f->monitor, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  index_use at_close = {0};
+  assert_int_equal(ls_monitor_with_index(f->monitor, use_index, &at_close), 0);
+  stop(f);
+  assert_int_equal(at_close.calls, 1);
+  assert_false(at_close.had_index); /* closed first: told so */
+}
+
 static void unusable_game_dir_is_refused(void **state)
 {
   (void)state;
@@ -283,6 +326,7 @@ int main(void)
     cmocka_unit_test(operations_hold_rescans_back),
     cmocka_unit_test(fallback_scan_catches_missed_changes),
     cmocka_unit_test(close_while_scanning_is_clean),
+    cmocka_unit_test(index_is_handed_out_between_jobs),
     cmocka_unit_test(unusable_game_dir_is_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
