@@ -519,8 +519,8 @@ const ls_library *ls_monitor_library(const ls_monitor *m)
 
 int ls_monitor_with_index(ls_monitor *m, ls_monitor_index_fn fn, void *user)
 {
-  if (!m->job && !m->closing) {
-    fn(user, m->index);
+  if (!m->job) {
+    fn(user, m->closing ? NULL : m->index);
     return LS_OK;
   }
   index_waiter *w = calloc(1, sizeof *w);

@@ -99,6 +99,15 @@ static void expect_reason(enum ls_msg_dir dir, const char *json, int code, const
   assert_string_equal(diag.text, reason);
 }
 
+static void expect_reason_has(enum ls_msg_dir dir, const char *json, const char *part)
+{
+  ls_msg msg;
+  ls_diag diag = {{0}};
+  assert_int_equal(ls_msg_decode(json, strlen(json), dir, &msg, &diag), LS_EFORMAT);
+  if (!strstr(diag.text, part))
+    fail_msg("reason \"%s\" lacks \"%s\"", diag.text, part);
+}
+
 static void expect_accepted(enum ls_msg_dir dir, const char *json, ls_msg *msg)
 {
   ls_diag diag = {{0}};
@@ -484,6 +493,10 @@ static void test_json_level_refusals(void **state)
     expect_refused(LS_DIR_REQUEST, bad[i], LS_EFORMAT);
   expect_refused(LS_DIR_RESPONSE, "{\"type\":\"GameList\",\"games\":[{\"id\":\"a\",\"name\":\"A\","
                                   "\"version\":\"1\",\"size\":1,\"size\":1}]}", LS_EFORMAT);
+  expect_reason_has(LS_DIR_REQUEST, "{\"type\":\"Ping\",\"x\":1,\"x\":2}", "duplicate key");
+  expect_reason_has(LS_DIR_REQUEST, "{\"type\":\"Ping\"} x", "data after the JSON object");
+  expect_reason_has(LS_DIR_REQUEST, "{\"type\":\"P\xffing\"}", "invalid UTF-8");
+  expect_reason_has(LS_DIR_REQUEST, "{\"type\":\"P\\u0000\"}", "must not contain NUL");
   /* whitespace around the object is JSON, not garbage */
   expect_ok(LS_DIR_REQUEST, " \n{\"type\":\"Ping\"}\r\n\t ");
   /* a NUL byte after the object, inside the given length */
@@ -909,6 +922,12 @@ static void test_encoder_refuses_invalid(void **state)
   m = (ls_msg){.type = LS_MSG_HELLO, .hello = {.protocol_version = 1, .peer_id = PEER_A,
                                                .name = "\xff"}};
   expect_encode_fails(&m, LS_EINVAL);
+  static const char *const bad_utf8[] = {"\xed\xa0\x80", "\xc0\x80", "\xe2\x82",
+                                         "\xf4\x90\x80\x80", "a\x80", "\xe0\x80\xaf"};
+  for (size_t i = 0; i < sizeof bad_utf8 / sizeof bad_utf8[0]; i++) {
+    m.hello.name = (char *)bad_utf8[i];
+    expect_encode_fails(&m, LS_EINVAL);
+  }
   m.hello.name = NULL;
   expect_encode_fails(&m, LS_EINVAL);
   m.hello.name = "x";

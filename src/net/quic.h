@@ -1,0 +1,168 @@
+/* QUIC transport endpoint: one UDP socket on a libuv loop that is server and
+ * client at once, with mutually authenticated TLS 1.3 (ALPN "lanspread/1")
+ * using the node identity, and one bidirectional stream per request.
+ *
+ * Threading: everything runs on the loop thread; every callback is called
+ * from the loop. Any function here may be called from inside a callback.
+ *
+ * Lifetimes:
+ * - an ls_quic_conn is valid from ls_quic_connect (client) or on_conn_ready
+ *   (server) until on_conn_closed returns; on_conn_closed is called exactly
+ *   once for every connection the application has seen;
+ * - an ls_quic_stream is valid from ls_quic_open_stream or on_stream_open
+ *   until on_stream_closed returns (called exactly once per stream, before
+ *   its connection's on_conn_closed).
+ *
+ * Errors: functions return 0 or a negative LS_E* code. */
+#ifndef LS_NET_QUIC_H
+#define LS_NET_QUIC_H
+
+#include "net/identity.h"
+
+#include <lanspread/error.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#define LS_QUIC_ALPN "lanspread/1"
+
+typedef struct ls_quic ls_quic;
+typedef struct ls_quic_conn ls_quic_conn;
+typedef struct ls_quic_stream ls_quic_stream;
+
+typedef struct ls_quic_callbacks {
+  /* Handshake done, peer authenticated; ls_quic_conn_peer_id() is set.
+   * For server connections this is the first time the conn is seen. */
+  void (*on_conn_ready)(ls_quic_conn *conn);
+  /* The connection is gone. err is 0 after a clean close by either side
+   * (application code 0), else LS_ETIMEDOUT (handshake or idle timeout),
+   * LS_EACCES (peer id mismatch), LS_ECANCELED (closed by us before the
+   * handshake finished, or endpoint closing), LS_EPROTO (peer or protocol
+   * error), LS_EIO; `diag` says what happened in one sentence. */
+  void (*on_conn_closed)(ls_quic_conn *conn, int err, const char *diag);
+  /* The peer opened a stream (optional: without it, remote streams are
+   * reset). */
+  void (*on_stream_open)(ls_quic_stream *stream);
+  /* Received bytes in order; consumed when the callback returns (the flow
+   * control window is extended unless reading is stopped). fin: the peer
+   * finished its side; len may then be 0. */
+  void (*on_stream_data)(ls_quic_stream *stream, const uint8_t *data, size_t len, int fin);
+  /* Both directions are finished or the stream was reset or its connection
+   * closed. err 0: clean; LS_ECANCELED: reset by either side; LS_EIO: the
+   * connection closed or a file read failed. Unacked write buffers have
+   * been released before. */
+  void (*on_stream_closed)(ls_quic_stream *stream, int err);
+  /* Optional: ls_quic_open_stream returned LS_EBUSY earlier and the peer has
+   * now raised the stream budget. */
+  void (*on_streams_available)(ls_quic_conn *conn);
+} ls_quic_callbacks;
+
+enum {
+  LS_QUIC_CC_CUBIC = 0,
+  LS_QUIC_CC_RENO = 1,
+  LS_QUIC_CC_BBR = 2,  /* ngtcp2 0.12 BBR v1 */
+  LS_QUIC_CC_BBR2 = 3, /* ngtcp2 0.12 early BBR v2 */
+};
+
+enum {
+  LS_QUIC_NO_GSO = 1 << 0,  /* send one datagram per system call */
+  LS_QUIC_NO_GRO = 1 << 1,  /* receive without UDP_GRO */
+  LS_QUIC_NO_MMSG = 1 << 2, /* receive one datagram per system call */
+};
+
+/* Zero means "default" for every field. */
+typedef struct ls_quic_tuning {
+  uint32_t handshake_timeout_ms; /* 10000 */
+  uint32_t idle_timeout_ms;      /* 30000 */
+  uint64_t conn_window;          /* 24 MiB: connection-wide receive window */
+  uint64_t stream_window;        /* 8 MiB: per-stream receive window */
+  uint64_t max_conn_window;      /* 32 MiB: auto-tuning cap */
+  uint64_t max_stream_window;    /* 16 MiB: auto-tuning cap */
+  uint32_t max_streams_bidi;     /* 256 concurrent peer-opened streams */
+  uint32_t max_udp_payload;      /* 1452 bytes sent per datagram */
+  uint32_t max_conns;            /* 512 connections per endpoint */
+  uint32_t file_block;           /* 512 KiB per file read */
+  uint32_t file_blocks;          /* 8 file blocks in flight per stream */
+  int cc_algo;                   /* LS_QUIC_CC_CUBIC */
+  unsigned flags;                /* LS_QUIC_NO_*: for measurements */
+} ls_quic_tuning;
+
+typedef struct ls_quic_config {
+  const struct sockaddr *bind_addr; /* IPv4 or IPv6 (:: is dual stack) */
+  const ls_identity *identity;      /* must outlive the endpoint */
+  ls_quic_callbacks cb;
+  void *user;
+  ls_quic_tuning tuning;
+} ls_quic_config;
+
+/* ---- endpoint --------------------------------------------------------- */
+
+int ls_quic_new(uv_loop_t *loop, const ls_quic_config *config, ls_quic **out, ls_diag *diag);
+/* Local UDP port, host order. */
+unsigned ls_quic_local_port(const ls_quic *q);
+void *ls_quic_user(const ls_quic *q);
+/* Closes every connection (CONNECTION_CLOSE, no closing period: their
+ * on_conn_closed runs with LS_ECANCELED) and the endpoint; done_cb (may be
+ * NULL) runs once every handle is closed and q is freed. */
+void ls_quic_close(ls_quic *q, void (*done_cb)(void *user), void *user);
+
+/* ---- connections ------------------------------------------------------ */
+
+/* Starts a connection to `remote`. expected_peer_id: 64 hex characters the
+ * server's certificate must match (else the handshake aborts and
+ * on_conn_closed reports LS_EACCES), or NULL to accept any and learn it.
+ * on_conn_ready or on_conn_closed follows. */
+int ls_quic_connect(ls_quic *q, const struct sockaddr *remote, const char *expected_peer_id,
+                    ls_quic_conn **out, ls_diag *diag);
+/* Closes with an application error code (0: no error). Before the handshake
+ * finished this cancels at once: on_conn_closed(LS_ECANCELED) runs on the
+ * next loop iteration. After it, CONNECTION_CLOSE is sent and
+ * on_conn_closed(0) follows. Idempotent. */
+void ls_quic_conn_close(ls_quic_conn *conn, uint64_t app_error_code);
+/* The peer's id (64 hex), or NULL before the handshake authenticated it. */
+const char *ls_quic_conn_peer_id(const ls_quic_conn *conn);
+const struct sockaddr *ls_quic_conn_peer_addr(const ls_quic_conn *conn);
+int ls_quic_conn_is_client(const ls_quic_conn *conn);
+ls_quic *ls_quic_conn_endpoint(const ls_quic_conn *conn);
+void ls_quic_conn_set_user(ls_quic_conn *conn, void *user);
+void *ls_quic_conn_user(const ls_quic_conn *conn);
+/* An open (not closing) connection to that address or that peer id, or
+ * NULL. By address, connections still in their handshake count too. */
+ls_quic_conn *ls_quic_find_conn_by_addr(ls_quic *q, const struct sockaddr *remote);
+ls_quic_conn *ls_quic_find_conn_by_peer_id(ls_quic *q, const char *peer_id);
+
+/* ---- streams ---------------------------------------------------------- */
+
+/* Opens a bidirectional stream on a ready connection. LS_ESTATE before
+ * on_conn_ready or when closing; LS_EBUSY when the peer's stream budget is
+ * spent (see on_streams_available). */
+int ls_quic_open_stream(ls_quic_conn *conn, ls_quic_stream **out);
+/* Queues `len` bytes (referenced, not copied) and optionally the end of the
+ * stream. release_cb(cb_arg) runs once the peer has acknowledged them or
+ * the stream is gone (also when this call fails). LS_ESTATE after fin or
+ * while a file is being sent. */
+int ls_quic_stream_write(ls_quic_stream *stream, const void *data, size_t len, int fin,
+                         void (*release_cb)(void *cb_arg), void *cb_arg);
+/* Sends `length` bytes of `fd` from `offset`, read in blocks into a bounded
+ * set of buffers recycled on acknowledgement. The stream takes ownership of
+ * fd and closes it when done (also on failure). A short file or read error
+ * resets the stream (on_stream_closed: LS_EIO). */
+int ls_quic_stream_send_file(ls_quic_stream *stream, int fd, uint64_t offset, uint64_t length,
+                             int fin);
+/* Bytes queued by write/send_file and not yet acknowledged. */
+uint64_t ls_quic_stream_unacked(const ls_quic_stream *stream);
+/* Backpressure: while stopped, consumed bytes are not credited back to the
+ * peer, so it stops within one stream window (data already in flight, at
+ * most that window, is still delivered). */
+void ls_quic_stream_read_stop(ls_quic_stream *stream);
+void ls_quic_stream_read_start(ls_quic_stream *stream);
+/* Aborts both directions (RESET_STREAM + STOP_SENDING with the code). */
+void ls_quic_stream_reset(ls_quic_stream *stream, uint64_t app_error_code);
+int64_t ls_quic_stream_id(const ls_quic_stream *stream);
+ls_quic_conn *ls_quic_stream_conn(const ls_quic_stream *stream);
+void ls_quic_stream_set_user(ls_quic_stream *stream, void *user);
+void *ls_quic_stream_user(const ls_quic_stream *stream);
+
+#endif

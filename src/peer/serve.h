@@ -1,0 +1,55 @@
+/* The request server: answers the requests peers send on the streams they
+ * open (docs/PROTOCOL.md), from the local library.
+ *
+ * It reads the library snapshot and the index through the local game
+ * monitor; chunk hashes are computed lazily on worker threads and stored in
+ * the index, so a second GetGame of an unchanged game costs no hashing.
+ * File bytes are sent with large reads straight from the file, never loaded
+ * whole. Paths are resolved beneath the game root without following any
+ * symlink, and only payload files of a downloaded catalog game are served.
+ * Loop thread only. */
+#ifndef LS_PEER_SERVE_H
+#define LS_PEER_SERVE_H
+
+#include "library/monitor.h"
+#include "net/quic.h"
+
+typedef struct ls_serve ls_serve;
+
+typedef struct ls_serve_config {
+  uv_loop_t *loop;
+  const ls_catalog *catalog;
+  ls_monitor *monitor;           /* library snapshot and index */
+  const char *game_dir;
+  const char *peer_id;           /* ours, for HelloAck */
+  const char *name;              /* ours, for HelloAck */
+  unsigned max_bad_requests;     /* per connection before it is closed; 0: 8 */
+} ls_serve_config;
+
+/* Counters for tests and logs. */
+typedef struct ls_serve_stats {
+  unsigned requests;        /* frames decoded */
+  unsigned bad_requests;    /* answered InvalidRequest */
+  unsigned files_hashed;    /* files whose chunks were hashed */
+  unsigned hash_cache_hits; /* files whose hashes came from the index */
+  unsigned conns_dropped;   /* connections closed for repeated garbage */
+} ls_serve_stats;
+
+int ls_serve_new(const ls_serve_config *config, ls_serve **out, ls_diag *diag);
+/* Call once every stream has closed (after the endpoint closed). */
+void ls_serve_free(ls_serve *serve);
+
+/* A peer opened this stream: serve one request on it. */
+void ls_serve_accept(ls_serve *serve, ls_quic_stream *stream);
+/* A connection ended: forget its garbage count. */
+void ls_serve_conn_closed(ls_serve *serve, ls_quic_conn *conn);
+
+ls_serve_stats ls_serve_get_stats(const ls_serve *serve);
+
+/* Opens id/path beneath game_dir for reading without following symlinks in
+ * any component (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or a
+ * component walk with O_NOFOLLOW where openat2 is missing). Regular files
+ * only. Returns an fd or a negative LS_E* code. */
+int ls_open_beneath(const char *game_dir, const char *id, const char *path, ls_diag *diag);
+
+#endif
