@@ -1233,7 +1233,7 @@ static size_t replay_dir(const char *dir)
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.')
       continue;
-    char path[4096];
+    char path[4096 + 256 + 2];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
