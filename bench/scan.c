@@ -527,7 +527,7 @@ static void measure_scans(const bench_paths *p, const ls_catalog *catalog, unsig
   check_scan(ls_index_save(index, &diag), &diag, "ls_index_save");
   s->cold_save[run] = now_ms() - save_start;
   s->cold[run] = now_ms() - start;
-  r->index_bytes = file_size(state, "library.index");
+  r->index_bytes = file_size(state, LS_INDEX_FILE);
 
   s->warm[run] = scan_once(p, catalog, index, &r->warm_stats, r);
   if (r->warm_stats.files_statted != 0)

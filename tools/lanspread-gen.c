@@ -5,6 +5,7 @@
  * Tests, benchmarks and demos depend on its output being byte-identical for
  * identical arguments. */
 #include "core/error.h"
+#include <lanspread/catalog.h>
 #include "core/fs.h"
 
 #include <archive.h>
@@ -234,28 +235,10 @@ static gen_format parse_format(const char *s)
   usage_error("--format: '%s' is not one of raw, tar, zip", s);
 }
 
-/* The rule of ls_catalog_id_is_safe (lanspread/catalog.h), kept here so the
- * generator does not depend on the catalog module being built. */
-static bool id_is_safe(const char *id)
-{
-  size_t n = strlen(id);
-  if (n == 0 || n > ID_MAX)
-    return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = id[i];
-    bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (i == 0 && !alnum)
-      return false;
-    if (!alnum && c != '.' && c != '_' && c != '-')
-      return false;
-  }
-  return strcmp(id, ".") != 0 && strcmp(id, "..") != 0;
-}
-
 static void format_id(const gen_options *o, unsigned long number, char *out, size_t cap)
 {
   int n = snprintf(out, cap, "%s%04lu", o->id_prefix, number);
-  if (n < 0 || (size_t)n >= cap || !id_is_safe(out))
+  if (n < 0 || (size_t)n >= cap || !ls_catalog_id_is_safe(out))
     usage_error("'%s%04lu' is not a valid game id (1-64 chars of [A-Za-z0-9._-], "
                 "starting with a letter or digit)", o->id_prefix, number);
 }

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INDEX_FILE "library.index"
 #define INDEX_MAGIC "LSIDX001"
 #define INDEX_MAX_BYTES ((size_t)1 << 30)
 #define INDEX_MAX_STR 4096
@@ -445,14 +444,14 @@ int ls_index_open(const char *state_dir, ls_index **out, ls_diag *diag)
 {
   *out = NULL;
   ls_index *index = calloc(1, sizeof *index);
-  size_t plen = strlen(state_dir) + sizeof "/" INDEX_FILE;
+  size_t plen = strlen(state_dir) + sizeof "/" LS_INDEX_FILE;
   if (index)
     index->path = malloc(plen);
   if (!index || !index->path) {
     free(index);
     return ls_diag_set(diag, LS_ENOMEM, "index: out of memory");
   }
-  snprintf(index->path, plen, "%s/%s", state_dir, INDEX_FILE);
+  snprintf(index->path, plen, "%s/%s", state_dir, LS_INDEX_FILE);
   char *data;
   size_t len;
   ls_diag ignored;

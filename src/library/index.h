@@ -25,6 +25,9 @@
 
 typedef struct ls_index ls_index;
 
+/* The index's file name inside the state directory. */
+#define LS_INDEX_FILE "library.index"
+
 /* What identifies one version of a file or directory on disk. */
 typedef struct ls_stamp {
   uint64_t ino;

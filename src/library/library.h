@@ -37,7 +37,8 @@ typedef struct ls_library {
   ls_local_game *games;
 } ls_library;
 
-/* What a scan did: the proof that a warm rescan skips the payload. */
+/* What a scan did: the proof that a warm rescan skips the payload. Scans
+ * add to the counters; zero them first. */
 typedef struct ls_scan_stats {
   unsigned roots_seen;     /* catalog game roots looked at */
   unsigned roots_reused;   /* taken from the index without a payload walk */
