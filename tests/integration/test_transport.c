@@ -521,6 +521,68 @@ static void big_file_is_byte_exact(void **state)
   stop_world(w);
 }
 
+/* A reader that stops reading after its first bytes. */
+typedef struct stalled {
+  result r;
+  ls_request *req;
+  bool paused;
+} stalled;
+
+static int stall_bytes(ls_request *req, const uint8_t *data, size_t len, void *user)
+{
+  stalled *st = user;
+  r_bytes(req, data, len, &st->r);
+  st->req = req;
+  if (!st->paused) {
+    st->paused = true;
+    return 1;
+  }
+  return 0;
+}
+
+static void stall_response(ls_request *req, const ls_msg *msg, void *user)
+{
+  r_response(req, msg, &((stalled *)user)->r);
+}
+
+static void stall_done(ls_request *req, int err, const char *diag, void *user)
+{
+  r_done(req, err, diag, &((stalled *)user)->r);
+}
+
+static void stalled_reader_bounds_the_sender(void **state)
+{
+  (void)state;
+  world *w = start_connected(true);
+  stalled st = {0};
+  sha256_init(&st.r.sha);
+  static const ls_request_callbacks cb = {stall_response, stall_bytes, stall_done};
+  ls_msg m = get_file("big", "big.eti");
+  ls_request *req;
+  assert_int_equal(ls_request_start(w->conn, &m, &cb, &st, &req, NULL), 0);
+  unsigned one = 1;
+  uv_timer_t t;
+  uv_timer_init(&w->loop, &t);
+  flag_timeout = false;
+  uv_timer_start(&t, on_timeout, 1500, 0); /* a stall of 1.5 s */
+  while (!flag_timeout)
+    uv_run(&w->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  print_message("paused reader received %llu of %u bytes\n", (unsigned long long)st.r.bytes,
+                BIG_SIZE);
+  assert_true(st.paused);
+  assert_false(st.r.done);
+  /* Flow control: at most the stream window (16 MiB cap) arrives. */
+  assert_true(st.r.bytes <= 16u << 20);
+  unsigned before = done_count;
+  ls_request_resume(st.req);
+  run_until(w, &done_count, before + one);
+  assert_int_equal(st.r.err, 0);
+  assert_int_equal(st.r.bytes, BIG_SIZE);
+  ls_msg_clear(&st.r.msg);
+  stop_world(w);
+}
+
 /* ---- bad input ---------------------------------------------------------- */
 
 /* A raw stream: whatever bytes we like, and the response frame back. */
@@ -757,6 +819,7 @@ int main(void)
     cmocka_unit_test(manifest_with_cached_hashes),
     cmocka_unit_test(file_bytes_whole_and_chunks),
     cmocka_unit_test(big_file_is_byte_exact),
+    cmocka_unit_test(stalled_reader_bounds_the_sender),
     cmocka_unit_test(bad_requests_are_refused),
     cmocka_unit_test(repeated_garbage_disconnects),
     cmocka_unit_test(reconnect_after_server_restart),
