@@ -503,6 +503,11 @@ bool ls_monitor_is_busy(const ls_monitor *m, const char *id)
   return idset_has(&m->active, id);
 }
 
+bool ls_monitor_any_busy(const ls_monitor *m)
+{
+  return m->active.count > 0;
+}
+
 void ls_monitor_rescan(ls_monitor *m, const char *id)
 {
   if (id)
@@ -549,9 +554,16 @@ ls_monitor_stats ls_monitor_get_stats(const ls_monitor *m)
 
 /* ---- start and close ------------------------------------------------------ */
 
-static int first_scan(ls_monitor *m, const char *state_dir, ls_diag *diag)
+static int first_scan(ls_monitor *m, const char *state_dir, bool in_background, ls_diag *diag)
 {
   int rc = ls_index_open(state_dir, &m->index, diag);
+  if (rc == LS_OK && in_background) {
+    struct stat st;
+    if (stat(m->game_dir, &st) != 0)
+      return ls_diag_errno(diag, errno, "cannot open game directory", m->game_dir);
+    m->full_pending = true; /* the first job scans everything */
+    return LS_OK;
+  }
   if (rc == LS_OK)
     rc = ls_scan_local_library(m->game_dir, m->catalog, m->index, false, &m->library, NULL,
                                diag);
@@ -586,7 +598,10 @@ static int start_handles(ls_monitor *m, ls_diag *diag)
   if (e != 0)
     return ls_diag_set(diag, LS_EIO, "cannot watch %s: %s", m->game_dir, uv_strerror(e));
   uv_timer_start(&m->fallback, on_fallback, m->fallback_ms, m->fallback_ms);
-  watch_existing_roots(m);
+  if (m->full_pending)
+    schedule(m, 0); /* the background first scan; its results set the watches */
+  else
+    watch_existing_roots(m);
   return LS_OK;
 }
 
@@ -604,7 +619,7 @@ int ls_monitor_start(const ls_monitor_config *config, ls_monitor **out, ls_diag 
   m->fallback_ms = config->fallback_scan_ms ? config->fallback_scan_ms : DEFAULT_FALLBACK_MS;
   m->on_change = config->on_change;
   m->user = config->user;
-  int rc = first_scan(m, config->state_dir, diag);
+  int rc = first_scan(m, config->state_dir, config->scan_in_background, diag);
   if (rc == LS_OK)
     rc = start_handles(m, diag);
   if (rc != LS_OK && m->debounce.loop) {

@@ -32,12 +32,15 @@ typedef struct ls_monitor_config {
   const ls_catalog *catalog;     /* must outlive the monitor */
   unsigned debounce_ms;          /* 0: default 150 */
   unsigned fallback_scan_ms;     /* 0: default 300000 */
+  bool scan_in_background;       /* see ls_monitor_start */
   ls_monitor_change_cb on_change;
   void *user;
 } ls_monitor_config;
 
-/* Opens the index and runs the first scan synchronously, so that
- * ls_monitor_library() is complete as soon as this returns. */
+/* Opens the index and runs the first scan: synchronously, so that
+ * ls_monitor_library() is complete as soon as this returns, or with
+ * scan_in_background on a worker, the library then starting empty and
+ * filling through on_change (for a running loop that must not block). */
 int ls_monitor_start(const ls_monitor_config *config, ls_monitor **out, ls_diag *diag);
 
 /* Stops watching; `done` runs on the loop once every handle is closed and
@@ -51,6 +54,7 @@ const ls_library *ls_monitor_library(const ls_monitor *monitor);
 void ls_monitor_begin_operation(ls_monitor *monitor, const char *id);
 void ls_monitor_end_operation(ls_monitor *monitor, const char *id);
 bool ls_monitor_is_busy(const ls_monitor *monitor, const char *id);
+bool ls_monitor_any_busy(const ls_monitor *monitor);
 
 /* Asks for a rescan of id (or of everything when id is NULL). */
 void ls_monitor_rescan(ls_monitor *monitor, const char *id);

@@ -1602,8 +1602,10 @@ static void conn_arm_timer(ls_quic_conn *c)
   }
   uint64_t now = now_ns();
   uint64_t ms = expiry > now ? (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS : 0;
-  static int spin = -1;
+  static int spin = -1, floor_ms = -1;
   if (spin < 0) spin = getenv("LS_QUIC_SPIN") != NULL;
+  if (floor_ms < 0) floor_ms = getenv("LS_QUIC_FLOOR") != NULL;
+  if (floor_ms) ms = expiry > now ? (expiry - now) / NGTCP2_MILLISECONDS : 0;
   if (spin && expiry <= now + NGTCP2_MILLISECONDS && c->txq_head) {
     q_stats.spins++;
     mark_dirty(c);

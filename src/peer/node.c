@@ -43,6 +43,13 @@ static void on_streams_available(ls_quic_conn *conn)
     n->config.on_streams_available(n, conn, n->config.user);
 }
 
+static void on_hello(void *user, ls_quic_conn *conn, const char *peer_id, const char *name)
+{
+  ls_node *n = user;
+  if (n->config.on_peer_hello)
+    n->config.on_peer_hello(n, conn, peer_id, name, n->config.user);
+}
+
 static void on_stream_open(ls_quic_stream *stream)
 {
   ls_serve_accept(node_of_conn(ls_quic_stream_conn(stream))->serve, stream);
@@ -73,7 +80,8 @@ int ls_node_new(const ls_node_config *config, ls_node **out, ls_diag *diag)
   ls_serve_config sc = {
     .loop = config->loop, .catalog = config->catalog, .monitor = config->monitor,
     .game_dir = config->game_dir, .peer_id = ls_identity_peer_id(config->identity),
-    .name = config->name,
+    .name = config->name, .protocol_version = config->protocol_version,
+    .on_hello = on_hello, .user = n,
   };
   int rc = ls_serve_new(&sc, &n->serve, diag);
   ls_quic_config qc = {

@@ -19,12 +19,16 @@ typedef struct ls_node_config {
   ls_monitor *monitor;
   const char *game_dir;
   const char *name;
+  int protocol_version;          /* 0: LS_PROTO_VERSION */
   ls_quic_tuning tuning;
   /* Optional connection events (the runtime tracks peers with them). */
   void (*on_conn_ready)(ls_node *node, ls_quic_conn *conn, void *user);
   void (*on_conn_closed)(ls_node *node, ls_quic_conn *conn, int err, const char *diag,
                          void *user);
   void (*on_streams_available)(ls_node *node, ls_quic_conn *conn, void *user);
+  /* A peer introduced itself on a connection it opened (valid Hello). */
+  void (*on_peer_hello)(ls_node *node, ls_quic_conn *conn, const char *peer_id,
+                        const char *name, void *user);
   void *user;
 } ls_node_config;
 

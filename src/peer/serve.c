@@ -35,8 +35,12 @@ struct ls_serve {
   ls_monitor *monitor;
   char *game_dir, *peer_id, *name;
   unsigned max_bad;
+  int protocol_version;
+  void (*on_hello)(void *user, ls_quic_conn *conn, const char *peer_id, const char *name);
+  void *user;
   conn_record *conns;
   unsigned jobs;   /* hashing jobs not yet finished */
+  unsigned generation; /* bumped by ls_serve_set_library */
   bool freeing;    /* ls_serve_free was called while jobs ran */
   ls_serve_stats stats;
 };
@@ -201,9 +205,9 @@ static void answer_hello(request *r, const ls_msg_hello *hello)
   ls_serve *s = r->serve;
   const char *tls_id = r->stream ? ls_quic_conn_peer_id(ls_quic_stream_conn(r->stream)) : NULL;
   char reason[160];
-  if (hello->protocol_version != LS_PROTO_VERSION) {
+  if (hello->protocol_version != (uint32_t)s->protocol_version) {
     snprintf(reason, sizeof reason, "protocol version %u not supported; this peer speaks %d",
-             hello->protocol_version, LS_PROTO_VERSION);
+             hello->protocol_version, s->protocol_version);
     fprintf(stderr, "lanspread: refused peer %.16s: %s\n", hello->peer_id, reason);
     send_invalid(r, reason, false);
     return;
@@ -213,10 +217,12 @@ static void answer_hello(request *r, const ls_msg_hello *hello)
     return;
   }
   ls_msg msg = {.type = LS_MSG_HELLO_ACK};
-  msg.hello.protocol_version = LS_PROTO_VERSION;
+  msg.hello.protocol_version = (uint32_t)s->protocol_version;
   snprintf(msg.hello.peer_id, sizeof msg.hello.peer_id, "%s", s->peer_id);
   msg.hello.name = s->name;
   send_msg(r, &msg, 1);
+  if (s->on_hello && r->stream)
+    s->on_hello(s->user, ls_quic_stream_conn(r->stream), hello->peer_id, hello->name);
 }
 
 static void answer_list_games(request *r)
@@ -299,7 +305,8 @@ struct hash_job {
   uv_work_t work;
   ls_serve *serve;
   request *req;            /* NULL once the request is gone */
-  char *id, *version;
+  char *game_dir, *id, *version;
+  unsigned generation;     /* the library it was started for */
   size_t count;
   job_file *files;
   uint8_t *frame;          /* the encoded GameFiles, or NULL on failure */
@@ -315,6 +322,7 @@ static void hash_job_free(hash_job *job)
     free(job->files[i].hashes);
   }
   free(job->files);
+  free(job->game_dir);
   free(job->id);
   free(job->version);
   free(job->frame);
@@ -324,7 +332,7 @@ static void hash_job_free(hash_job *job)
 /* Worker: stamp every file, hash the ones the cache cannot vouch for. */
 static int hash_one(hash_job *job, job_file *f)
 {
-  int fd = ls_open_beneath(job->serve->game_dir, job->id, f->path, &job->diag);
+  int fd = ls_open_beneath(job->game_dir, job->id, f->path, &job->diag);
   if (fd < 0)
     return fd;
   struct stat st;
@@ -421,8 +429,8 @@ static void hash_job_done(uv_work_t *work, int status)
     if (!r->stream)
       free_request(r);
   }
-  if (s->freeing) {
-    store_hashes(job, NULL);
+  if (s->freeing || job->generation != s->generation) {
+    store_hashes(job, NULL); /* nobody left to keep them for */
     return;
   }
   if (ls_monitor_with_index(s->monitor, store_hashes, job) != LS_OK)
@@ -461,10 +469,12 @@ static hash_job *new_hash_job(request *r, const ls_local_game *g)
   job->work.data = job;
   job->serve = r->serve;
   job->req = r;
+  job->generation = r->serve->generation;
+  job->game_dir = strdup(r->serve->game_dir);
   job->id = strdup(g->id);
   job->version = strdup(g->version);
   job->files = calloc(g->file_count ? g->file_count : 1, sizeof *job->files);
-  bool ok = job->id && job->version && job->files;
+  bool ok = job->game_dir && job->id && job->version && job->files;
   for (size_t i = 0; ok && i < g->file_count; i++) {
     ok = (job->files[i].path = strdup(g->files[i].path)) != NULL;
     job->count = i + 1;
@@ -622,6 +632,9 @@ int ls_serve_new(const ls_serve_config *config, ls_serve **out, ls_diag *diag)
   s->catalog = config->catalog;
   s->monitor = config->monitor;
   s->max_bad = config->max_bad_requests ? config->max_bad_requests : DEFAULT_MAX_BAD_REQUESTS;
+  s->on_hello = config->on_hello;
+  s->protocol_version = config->protocol_version ? config->protocol_version : LS_PROTO_VERSION;
+  s->user = config->user;
   *out = s;
   return LS_OK;
 }
@@ -642,6 +655,18 @@ void ls_serve_free(ls_serve *s)
   free(s->peer_id);
   free(s->name);
   free(s);
+}
+
+int ls_serve_set_library(ls_serve *s, ls_monitor *monitor, const char *game_dir)
+{
+  char *copy = strdup(game_dir);
+  if (!copy)
+    return LS_ENOMEM;
+  free(s->game_dir); /* hashing jobs keep their own copy of what they need */
+  s->game_dir = copy;
+  s->monitor = monitor;
+  s->generation++;
+  return LS_OK;
 }
 
 ls_serve_stats ls_serve_get_stats(const ls_serve *s)

@@ -24,6 +24,10 @@ typedef struct ls_serve_config {
   const char *peer_id;           /* ours, for HelloAck */
   const char *name;              /* ours, for HelloAck */
   unsigned max_bad_requests;     /* per connection before it is closed; 0: 8 */
+  int protocol_version;          /* the one we speak; 0: LS_PROTO_VERSION */
+  /* Optional: a peer introduced itself with a valid Hello. */
+  void (*on_hello)(void *user, ls_quic_conn *conn, const char *peer_id, const char *name);
+  void *user;
 } ls_serve_config;
 
 /* Counters for tests and logs. */
@@ -38,6 +42,10 @@ typedef struct ls_serve_stats {
 int ls_serve_new(const ls_serve_config *config, ls_serve **out, ls_diag *diag);
 /* Call once every stream has closed (after the endpoint closed). */
 void ls_serve_free(ls_serve *serve);
+
+/* Serves another library from now on (SetGameDir); requests already
+ * being answered finish from the old one. */
+int ls_serve_set_library(ls_serve *serve, ls_monitor *monitor, const char *game_dir);
 
 /* A peer opened this stream: serve one request on it. */
 void ls_serve_accept(ls_serve *serve, ls_quic_stream *stream);

@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,14 +76,34 @@ static uint64_t now_ms(void)
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-peerproc *pp_start(char *const argv[])
+/* Moves a forked child into the named network namespace; exits 126 when it
+ * cannot. The child dies with the test process (PR_SET_PDEATHSIG). */
+static void enter_netns_or_exit(const char *netns, pid_t parent)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "/var/run/netns/%s", netns);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+    fprintf(stderr, "cannot enter network namespace %s: %s\n", netns, strerror(errno));
+    _exit(126);
+  }
+  close(fd);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent)
+    _exit(126);
+}
+
+static peerproc *start_child(char *const argv[], const char *netns)
 {
   int in[2], out[2];
+  pid_t parent = getpid();
   assert_int_equal(pipe2(in, O_CLOEXEC), 0);
   assert_int_equal(pipe2(out, O_CLOEXEC), 0);
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
+    if (netns)
+      enter_netns_or_exit(netns, parent);
     dup2(in[0], 0);
     dup2(out[1], 1);
     execv(argv[0], argv);
@@ -97,6 +119,16 @@ peerproc *pp_start(char *const argv[])
   p->out_fd = out[0];
   p->buf = malloc(BUF_SIZE);
   return p;
+}
+
+peerproc *pp_start(char *const argv[])
+{
+  return start_child(argv, NULL);
+}
+
+peerproc *pp_start_in_netns(const char *netns, char *const argv[])
+{
+  return start_child(argv, netns);
 }
 
 void pp_send(peerproc *p, const char *line)

@@ -15,6 +15,10 @@ const char *pp_program(const char *name);
 
 /* Starts argv[0] (a path) with argv; stderr goes to the test's stderr. */
 peerproc *pp_start(char *const argv[]);
+/* The same, inside the network namespace NAME (/var/run/netns/NAME): the
+ * child setns()es before exec (exit 126 if it cannot) and is killed when
+ * the test process dies. */
+peerproc *pp_start_in_netns(const char *netns, char *const argv[]);
 /* Writes one line (a newline is added). */
 void pp_send(peerproc *p, const char *line);
 /* Closes the child's stdin (end of input). */

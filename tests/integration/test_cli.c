@@ -163,9 +163,14 @@ static void bad_commands_get_error_replies(void **state)
   pp_send(p, "");          /* blank lines are ignored */
   pp_send(p, "   \t ");
   assert_error_reply(p, "frobnicate", "frobnicate", "unknown command");
-  assert_error_reply(p, "games extra", "games", "no arguments");
+  assert_error_reply(p, "games extra", "games", "usage: games");
   assert_error_reply(p, "download alpha", "download", "not implemented");
-  assert_error_reply(p, "wait-peers 3 1", "wait-peers", "not implemented");
+  assert_error_reply(p, "wait-peers 3 0.3", "wait-peers", "timed out");
+  assert_error_reply(p, "wait game-download-finished alpha 0.2", "wait", "timed out");
+  assert_error_reply(p, "wait peer-connected soon", "wait", "TIMEOUT_S");
+  assert_error_reply(p, "get", "get", "usage: get ID");
+  assert_error_reply(p, "get nosuchgame", "get", "not a game of the catalog");
+  assert_error_reply(p, "get alpha", "get", "no connected peer has alpha");
   char longline[8000];
   memset(longline, 'x', sizeof longline - 1);
   longline[sizeof longline - 1] = '\0';

@@ -658,7 +658,7 @@ static void test_hello_fields(void **state)
   expect_refused(LS_DIR_REQUEST, hello_json("0", PEER_A, "x"), LS_EFORMAT);
   expect_refused(LS_DIR_REQUEST, hello_json("1", PEER_A, name65), LS_EFORMAT);
   expect_refused(LS_DIR_REQUEST, hello_json("1", PEER_A "0", "x"), LS_EFORMAT);
-  expect_refused(LS_DIR_REQUEST, hello_json("1", PEER_A + 1, "x"), LS_EFORMAT);
+  expect_refused(LS_DIR_REQUEST, hello_json("1", &PEER_A[1], "x"), LS_EFORMAT);
   expect_refused(LS_DIR_REQUEST, hello_json("1", "", "x"), LS_EFORMAT);
   expect_refused(LS_DIR_REQUEST,
                  hello_json("1", "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",

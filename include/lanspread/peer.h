@@ -1,0 +1,88 @@
+/* The Lanspread peer runtime: discovery, serving, the local library and (in
+ * later versions) downloads and installs, on a thread of its own.
+ *
+ * Start a peer with ls_peer_start, send it commands from any thread with
+ * ls_peer_send, and receive its events either by callback (called on the
+ * runtime thread: return quickly) or by polling: ls_peer_event_fd becomes
+ * readable when events are queued, ls_peer_next_event takes them one by one.
+ * ls_peer_stop cancels what is in flight, closes everything and joins the
+ * runtime thread.
+ *
+ * Every command is answered by exactly one event of type "reply" carrying
+ * the command's tag. Events are JSON objects (see BRIEF section 9 for the
+ * types and fields); ls_event gives the type, game id and tag without
+ * parsing. */
+#ifndef LANSPREAD_PEER_H
+#define LANSPREAD_PEER_H
+
+#include <lanspread/error.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ls_peer ls_peer;
+
+typedef struct ls_event {
+  const char *type;  /* "reply", "games-list-updated", "peer-connected", ... */
+  const char *id;    /* the game id of a game event, else NULL */
+  uint64_t tag;      /* replies: the tag of the command answered */
+  const char *json;  /* the whole event, one JSON object without newline */
+} ls_event;
+
+typedef struct ls_peer_config {
+  const char *game_dir;            /* must exist and be writable */
+  const char *state_dir;           /* identity and index; created if missing */
+  const char *catalog_path;        /* NULL: the bundled sample catalog */
+  const char *listen;              /* "HOST:PORT"; NULL: "0.0.0.0:0" */
+  const char *const *static_peers; /* "HOST:PORT" each */
+  size_t static_peer_count;
+  bool mdns;                       /* discover and advertise by mDNS */
+  const char *name;                /* display name; NULL: the host name */
+  const char *unpacker;            /* external unpacker command, or NULL */
+  /* Optional: events by callback instead of the queue. */
+  void (*on_event)(void *user, const ls_event *event);
+  void *user;
+} ls_peer_config;
+
+/* Starts the runtime. Everything that can fail at start (catalog, game
+ * directory, state directory, port) fails here with a diag. */
+int ls_peer_start(const ls_peer_config *config, ls_peer **out, ls_diag *diag);
+void ls_peer_stop(ls_peer *peer);
+
+/* This peer's id (64 hex) and the address it listens on ("HOST:PORT"). */
+const char *ls_peer_id(const ls_peer *peer);
+const char *ls_peer_listen_address(const ls_peer *peer);
+
+typedef enum ls_command_type {
+  LS_CMD_LIST_GAMES,        /* reply "games": the merged library */
+  LS_CMD_GET_GAME,          /* id: file list from the peers with the latest version */
+  LS_CMD_FETCH_LATEST,      /* id: the same, bypassing local archives (updates) */
+  LS_CMD_DOWNLOAD_GAME_FILES, /* id, files */
+  LS_CMD_INSTALL_GAME,      /* id */
+  LS_CMD_UNINSTALL_GAME,    /* id */
+  LS_CMD_REMOVE_DOWNLOADED_GAME, /* id */
+  LS_CMD_CANCEL_DOWNLOAD,   /* id */
+  LS_CMD_SET_GAME_DIR,      /* path */
+  LS_CMD_GET_PEER_COUNT,    /* reply "peer-count": count */
+  LS_CMD_LIST_PEERS,        /* reply "peers": the known peers */
+} ls_command_type;
+
+typedef struct ls_command {
+  ls_command_type type;
+  const char *id;                /* game id */
+  const char *path;              /* SetGameDir */
+  const char *const *files;      /* DownloadGameFiles: paths; NULL: all */
+  size_t file_count;
+  uint64_t tag;                  /* echoed by the reply */
+} ls_command;
+
+/* Queues a command (copied). Thread-safe. LS_ESTATE once stopping. */
+int ls_peer_send(ls_peer *peer, const ls_command *cmd);
+
+/* Polling: a file descriptor that is readable while events are queued, and
+ * the next event (NULL when none); free it with ls_event_free. */
+int ls_peer_event_fd(const ls_peer *peer);
+ls_event *ls_peer_next_event(ls_peer *peer);
+void ls_event_free(ls_event *event);
+
+#endif

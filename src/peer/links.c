@@ -1,0 +1,475 @@
+/* Owns the links to other peers: one per remote peer we know (static,
+ * discovered, or one that connected to us), its connection, the Hello
+ * handshake, ListGames, the ping-based liveness and reconnects. What a
+ * ready peer advertises goes into PeerGameDB.
+ *
+ * Liveness: every tick (1 s) a ready link sends Ping unless one is still
+ * out; a link whose ping is still unanswered at LS_MISSED_PINGS_MAX ticks in
+ * a row is pruned, so a vanished peer is gone within about 4 s. A closed
+ * connection prunes at once. Links retry with a backoff of 1, 2, 4, 8, 10 s.
+ * Library changes: every LS_REFRESH_TICKS ticks a ready link re-lists the
+ * peer's games (a poll, so static peers without mDNS refresh too). */
+#include "peer/runtime.h"
+
+#include "core/error.h"
+#include "peer/request.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BACKOFF_TICKS 10
+#define REFUSED_BACKOFF_TICKS 30
+
+typedef enum { LINK_IDLE, LINK_CONNECTING, LINK_HELLO, LINK_READY, LINK_DEAD } link_state;
+enum { ORIGIN_STATIC = 1, ORIGIN_INCOMING = 2, ORIGIN_MDNS = 4 };
+
+struct ls_link {
+  ls_link *next;
+  ls_peer *peer;
+  char peer_id[LS_PROTO_PEER_ID_LEN + 1]; /* "" until known */
+  char name[LS_PROTO_MAX_NAME + 1];
+  struct sockaddr_storage addr;
+  char addr_text[64];
+  unsigned origin;
+  link_state state;
+  ls_quic_conn *conn;
+  ls_request *hello, *ping, *list; /* in flight */
+  bool announced;                  /* peer-connected was emitted */
+  unsigned missed, failures;
+  unsigned retry_at;               /* tick */
+};
+
+/* ---- addresses --------------------------------------------------------- */
+
+void ls_format_addr(const struct sockaddr *sa, char *out, size_t len)
+{
+  char host[INET6_ADDRSTRLEN] = "?";
+  unsigned port = 0;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    port = ntohs(in->sin_port);
+    snprintf(out, len, "%s:%u", host, port);
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    port = ntohs(in6->sin6_port);
+    snprintf(out, len, "[%s]:%u", host, port);
+  } else {
+    snprintf(out, len, "?");
+  }
+}
+
+int ls_parse_host_port(const char *text, struct sockaddr_storage *out, ls_diag *diag)
+{
+  char host[256];
+  const char *colon = strrchr(text, ':');
+  if (!colon || colon == text || !colon[1])
+    return ls_diag_set(diag, LS_EINVAL, "'%s' is not HOST:PORT", text);
+  size_t hlen = (size_t)(colon - text);
+  if (text[0] == '[' && colon[-1] == ']') {
+    text++;
+    hlen -= 2;
+  }
+  if (hlen >= sizeof host)
+    return ls_diag_set(diag, LS_EINVAL, "'%s': host name too long", text);
+  memcpy(host, text, hlen);
+  host[hlen] = '\0';
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || port < 0 || port > 65535)
+    return ls_diag_set(diag, LS_EINVAL, "'%s': port must be 0 to 65535", colon + 1);
+  struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV}, *res;
+  int e = getaddrinfo(host, colon + 1, &hints, &res);
+  if (e != 0)
+    return ls_diag_set(diag, LS_EINVAL, "cannot resolve '%s': %s", host, gai_strerror(e));
+  memset(out, 0, sizeof *out);
+  memcpy(out, res->ai_addr, res->ai_addrlen);
+  freeaddrinfo(res);
+  return LS_OK;
+}
+
+/* ---- the table of links -------------------------------------------------- */
+
+static ls_link *new_link(ls_peer *p, const struct sockaddr *addr, unsigned origin)
+{
+  ls_link *l = calloc(1, sizeof *l);
+  if (!l)
+    return NULL;
+  l->peer = p;
+  l->origin = origin;
+  memcpy(&l->addr, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                     : sizeof(struct sockaddr_in));
+  ls_format_addr(addr, l->addr_text, sizeof l->addr_text);
+  l->next = p->links;
+  p->links = l;
+  return l;
+}
+
+static ls_link *find_by_id(const ls_peer *p, const char *peer_id, const ls_link *except)
+{
+  for (ls_link *l = p->links; l; l = l->next)
+    if (l != except && l->state != LINK_DEAD && strcmp(l->peer_id, peer_id) == 0)
+      return l;
+  return NULL;
+}
+
+static ls_link *find_by_conn(const ls_peer *p, const ls_quic_conn *conn)
+{
+  for (ls_link *l = p->links; l; l = l->next)
+    if (l->conn == conn)
+      return l;
+  return NULL;
+}
+
+size_t ls_links_ready_count(const ls_peer *p)
+{
+  size_t n = 0;
+  for (ls_link *l = p->links; l; l = l->next)
+    n += l->state == LINK_READY && l->announced;
+  return n;
+}
+
+ls_quic_conn *ls_links_conn_of(const ls_peer *p, const char *peer_id)
+{
+  ls_link *l = find_by_id(p, peer_id, NULL);
+  return l && l->state == LINK_READY ? l->conn : NULL;
+}
+
+/* ---- events ---------------------------------------------------------- */
+
+static void emit_peer_count(ls_peer *p)
+{
+  ls_rt_emit(p, json_pack("{s:s, s:I}", "type", "peer-count", "count",
+                          (json_int_t)ls_links_ready_count(p)));
+}
+
+/* A ready peer is announced once its games are known, so that whoever waits
+ * for peer-connected finds them in the library. */
+static void announce(ls_link *l)
+{
+  if (l->announced)
+    return;
+  l->announced = true;
+  ls_rt_emit(l->peer, json_pack("{s:s, s:s, s:s, s:s}", "type", "peer-connected", "peer_id",
+                                l->peer_id, "addr", l->addr_text, "name", l->name));
+  emit_peer_count(l->peer);
+}
+
+/* ---- state changes -------------------------------------------------------- */
+
+static void schedule_retry(ls_link *l, unsigned min_ticks)
+{
+  unsigned backoff = 1u << (l->failures < 4 ? l->failures : 4);
+  if (backoff > MAX_BACKOFF_TICKS)
+    backoff = MAX_BACKOFF_TICKS;
+  if (backoff < min_ticks)
+    backoff = min_ticks;
+  l->retry_at = l->peer->ticks + backoff;
+}
+
+/* Leaves READY (or a handshake) for IDLE; a ready peer's games are dropped
+ * and its departure reported. */
+static void drop(ls_link *l, const char *reason, unsigned min_retry_ticks)
+{
+  ls_peer *p = l->peer;
+  bool was_ready = l->state == LINK_READY && l->announced;
+  ls_quic_conn *conn = l->conn;
+  l->announced = false;
+  l->conn = NULL;
+  l->hello = l->ping = l->list = NULL; /* their on_done sees they are stale */
+  l->missed = 0;
+  if (l->state != LINK_DEAD)
+    l->state = LINK_IDLE;
+  schedule_retry(l, min_retry_ticks);
+  if (conn)
+    ls_quic_conn_close(conn, 0);
+  if (l->peer_id[0] && !find_by_id(p, l->peer_id, l))
+    ls_peerdb_remove_peer(p->peerdb, l->peer_id);
+  if (!was_ready)
+    return;
+  ls_rt_log("peer %.16s at %s disconnected: %s", l->peer_id, l->addr_text, reason);
+  ls_rt_emit(p, json_pack("{s:s, s:s, s:s, s:s}", "type", "peer-disconnected", "peer_id",
+                          l->peer_id, "addr", l->addr_text, "reason", reason));
+  emit_peer_count(p);
+  ls_rt_emit_games(p, NULL);
+}
+
+static void connect_link(ls_link *l)
+{
+  ls_peer *p = l->peer;
+  ls_diag diag;
+  ls_quic_conn *conn;
+  int rc = ls_quic_connect(ls_node_endpoint(p->node), (struct sockaddr *)&l->addr,
+                           l->peer_id[0] ? l->peer_id : NULL, &conn, &diag);
+  if (rc != LS_OK) {
+    ls_rt_log("cannot connect to %s: %s", l->addr_text, diag.text);
+    l->failures++;
+    schedule_retry(l, 0);
+    return;
+  }
+  l->conn = conn;
+  l->state = LINK_CONNECTING;
+}
+
+/* ---- ListGames ---------------------------------------------------------- */
+
+static void list_response(ls_request *req, const ls_msg *msg, void *user)
+{
+  ls_link *l = user;
+  if (req != l->list || msg->type != LS_MSG_GAME_LIST)
+    return;
+  bool changed = ls_peerdb_set_games(l->peer->peerdb, l->peer_id, &msg->game_list);
+  announce(l);
+  if (changed)
+    ls_rt_emit_games(l->peer, NULL);
+}
+
+static void list_done(ls_request *req, int err, const char *diag, void *user)
+{
+  ls_link *l = user;
+  (void)err;
+  (void)diag;
+  if (req != l->list)
+    return;
+  l->list = NULL;
+  if (l->state == LINK_READY)
+    announce(l); /* even without its games: it answered Hello */
+}
+
+static void send_list(ls_link *l)
+{
+  static const ls_request_callbacks cb = {list_response, NULL, list_done};
+  ls_msg msg = {.type = LS_MSG_LIST_GAMES};
+  if (!l->list && l->conn)
+    ls_request_start(l->conn, &msg, &cb, l, &l->list, NULL);
+}
+
+/* ---- Ping ------------------------------------------------------------------ */
+
+static void ping_response(ls_request *req, const ls_msg *msg, void *user)
+{
+  ls_link *l = user;
+  if (req == l->ping && msg->type == LS_MSG_PONG)
+    l->missed = 0;
+}
+
+static void ping_done(ls_request *req, int err, const char *diag, void *user)
+{
+  ls_link *l = user;
+  (void)err;
+  (void)diag;
+  if (req == l->ping)
+    l->ping = NULL;
+}
+
+static void ping(ls_link *l)
+{
+  static const ls_request_callbacks cb = {ping_response, NULL, ping_done};
+  if (l->ping) {
+    if (++l->missed >= LS_MISSED_PINGS_MAX)
+      drop(l, "no answer to pings", 0);
+    return;
+  }
+  ls_msg msg = {.type = LS_MSG_PING};
+  ls_request_start(l->conn, &msg, &cb, l, &l->ping, NULL);
+}
+
+/* ---- Hello --------------------------------------------------------------- */
+
+/* Another link already reaches this peer: keep one, the other dies. */
+static bool merge_duplicate(ls_link *l)
+{
+  ls_link *other = find_by_id(l->peer, l->peer_id, l);
+  if (!other)
+    return true;
+  other->origin |= l->origin;
+  if (other->state == LINK_READY) {
+    l->state = LINK_DEAD; /* the ready one stays; this connection goes */
+    drop(l, "duplicate", 0);
+    return false;
+  }
+  l->origin |= other->origin;
+  other->state = LINK_DEAD;
+  drop(other, "duplicate", 0);
+  return true;
+}
+
+static void become_ready(ls_link *l, const ls_msg_hello *ack)
+{
+  ls_peer *p = l->peer;
+  snprintf(l->peer_id, sizeof l->peer_id, "%s", ack->peer_id);
+  snprintf(l->name, sizeof l->name, "%s", ack->name);
+  if (strcmp(l->peer_id, ls_identity_peer_id(p->identity)) == 0) {
+    ls_rt_log("%s is this peer itself; not connecting to it", l->addr_text);
+    l->state = LINK_DEAD;
+    drop(l, "self", 0);
+    return;
+  }
+  if (!merge_duplicate(l))
+    return;
+  l->state = LINK_READY;
+  l->failures = 0;
+  l->missed = 0;
+  ls_peerdb_put_peer(p->peerdb, l->peer_id, l->name, l->addr_text);
+  ls_rt_log("peer %.16s (%s) connected at %s", l->peer_id, l->name, l->addr_text);
+  send_list(l);
+}
+
+static void hello_response(ls_request *req, const ls_msg *msg, void *user)
+{
+  ls_link *l = user;
+  if (req != l->hello)
+    return;
+  l->hello = NULL;
+  int ours = l->peer->protocol_version;
+  if (msg->type == LS_MSG_INVALID_REQUEST) {
+    ls_rt_log("peer at %s refused us: %s", l->addr_text, msg->invalid.reason);
+    l->failures++;
+    drop(l, "refused", REFUSED_BACKOFF_TICKS);
+  } else if (msg->type != LS_MSG_HELLO_ACK) {
+    ls_rt_log("peer at %s answered Hello with %s", l->addr_text, ls_msg_type_name(msg->type));
+    drop(l, "protocol error", REFUSED_BACKOFF_TICKS);
+  } else if (msg->hello.protocol_version != (uint32_t)ours) {
+    ls_rt_log("refused peer %.16s at %s: it speaks protocol version %u, this peer speaks %d",
+              msg->hello.peer_id, l->addr_text, msg->hello.protocol_version, ours);
+    drop(l, "protocol version", REFUSED_BACKOFF_TICKS);
+  } else if (strcmp(msg->hello.peer_id, ls_quic_conn_peer_id(l->conn)) != 0) {
+    ls_rt_log("refused peer at %s: its Hello names another peer id than its certificate",
+              l->addr_text);
+    drop(l, "peer id mismatch", REFUSED_BACKOFF_TICKS);
+  } else {
+    become_ready(l, &msg->hello);
+  }
+}
+
+static void hello_done(ls_request *req, int err, const char *diag, void *user)
+{
+  ls_link *l = user;
+  if (req != l->hello)
+    return;
+  l->hello = NULL;
+  if (err != LS_OK && l->state == LINK_HELLO) {
+    ls_rt_log("Hello to %s failed: %s", l->addr_text, diag);
+    l->failures++;
+    drop(l, "hello failed", 0);
+  }
+}
+
+static void send_hello(ls_link *l)
+{
+  static const ls_request_callbacks cb = {hello_response, NULL, hello_done};
+  ls_peer *p = l->peer;
+  ls_msg msg = {.type = LS_MSG_HELLO};
+  msg.hello.protocol_version = (uint32_t)p->protocol_version;
+  snprintf(msg.hello.peer_id, sizeof msg.hello.peer_id, "%s", ls_identity_peer_id(p->identity));
+  msg.hello.name = p->name;
+  l->state = LINK_HELLO;
+  ls_diag diag;
+  if (ls_request_start(l->conn, &msg, &cb, l, &l->hello, &diag) != LS_OK) {
+    ls_rt_log("cannot send Hello to %s: %s", l->addr_text, diag.text);
+    drop(l, "hello failed", 0);
+  }
+}
+
+/* ---- node events ---------------------------------------------------------- */
+
+void ls_links_on_conn_ready(ls_node *node, ls_quic_conn *conn, void *user)
+{
+  (void)node;
+  ls_link *l = find_by_conn(user, conn);
+  if (l && l->state == LINK_CONNECTING)
+    send_hello(l);
+}
+
+void ls_links_on_conn_closed(ls_node *node, ls_quic_conn *conn, int err, const char *diag,
+                             void *user)
+{
+  (void)node;
+  ls_link *l = find_by_conn(user, conn);
+  if (!l)
+    return; /* a connection a peer opened to us, or one we dropped already */
+  l->conn = NULL;
+  if (l->state == LINK_READY) {
+    drop(l, diag && *diag ? diag : "connection closed", 0);
+    return;
+  }
+  if (l->failures++ == 0 || err == LS_EACCES)
+    ls_rt_log("cannot reach peer at %s: %s", l->addr_text, diag ? diag : ls_strerror(err));
+  drop(l, "unreachable", 0);
+}
+
+void ls_links_on_peer_hello(ls_node *node, ls_quic_conn *conn, const char *peer_id,
+                            const char *name, void *user)
+{
+  (void)node;
+  ls_peer *p = user;
+  if (p->closing || strcmp(peer_id, ls_identity_peer_id(p->identity)) == 0)
+    return;
+  ls_link *l = find_by_id(p, peer_id, NULL);
+  if (l) {
+    if (l->state == LINK_IDLE)
+      l->retry_at = p->ticks; /* it is back: reconnect at the next tick */
+    return;
+  }
+  l = new_link(p, ls_quic_conn_peer_addr(conn), ORIGIN_INCOMING);
+  if (!l)
+    return;
+  snprintf(l->peer_id, sizeof l->peer_id, "%s", peer_id);
+  snprintf(l->name, sizeof l->name, "%s", name);
+  connect_link(l);
+}
+
+/* ---- the tick, start and close ------------------------------------------- */
+
+void ls_links_tick(ls_peer *p)
+{
+  for (ls_link *l = p->links; l; l = l->next) {
+    if (l->state == LINK_IDLE && p->ticks >= l->retry_at)
+      connect_link(l);
+    else if (l->state == LINK_READY) {
+      ping(l);
+      if (l->state == LINK_READY && p->ticks % LS_REFRESH_TICKS == 0)
+        send_list(l);
+    }
+  }
+}
+
+int ls_links_start(ls_peer *p, const char *const *static_peers, size_t count, ls_diag *diag)
+{
+  for (size_t i = 0; i < count; i++) {
+    struct sockaddr_storage addr;
+    int rc = ls_parse_host_port(static_peers[i], &addr, diag);
+    if (rc != LS_OK)
+      return rc;
+    if (!new_link(p, (struct sockaddr *)&addr, ORIGIN_STATIC))
+      return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  }
+  for (ls_link *l = p->links; l; l = l->next)
+    connect_link(l);
+  return LS_OK;
+}
+
+void ls_links_close_all(ls_peer *p)
+{
+  for (ls_link *l = p->links; l; l = l->next) {
+    ls_quic_conn *conn = l->conn;
+    l->conn = NULL;
+    l->hello = l->ping = l->list = NULL;
+    l->state = LINK_DEAD;
+    if (conn)
+      ls_quic_conn_close(conn, 0);
+  }
+}
+
+void ls_links_free(ls_peer *p)
+{
+  while (p->links) {
+    ls_link *l = p->links;
+    p->links = l->next;
+    free(l);
+  }
+}

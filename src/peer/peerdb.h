@@ -1,0 +1,63 @@
+/* PeerGameDB: what the other peers have. Per peer: its id, address, name
+ * and advertised games, and the file lists it last sent. Per game: the
+ * latest version and which peers have it. Plain data, loop thread only. */
+#ifndef LS_PEER_PEERDB_H
+#define LS_PEER_PEERDB_H
+
+#include "proto/proto.h"
+
+#include <lanspread/error.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct ls_peerdb ls_peerdb;
+
+typedef struct ls_peerdb_peer {
+  char peer_id[LS_PROTO_PEER_ID_LEN + 1];
+  char *name;
+  char *addr;              /* "HOST:PORT" */
+  ls_msg_game_list games;  /* as last advertised (ListGames) */
+} ls_peerdb_peer;
+
+ls_peerdb *ls_peerdb_new(void);
+void ls_peerdb_free(ls_peerdb *db);
+
+/* Adds or updates a peer (its games are kept). */
+int ls_peerdb_put_peer(ls_peerdb *db, const char *peer_id, const char *name, const char *addr);
+/* Replaces a peer's advertised games with a copy of list; returns true when
+ * they differ from what was there. */
+bool ls_peerdb_set_games(ls_peerdb *db, const char *peer_id, const ls_msg_game_list *list);
+/* Forgets a peer and everything it advertised. */
+void ls_peerdb_remove_peer(ls_peerdb *db, const char *peer_id);
+
+size_t ls_peerdb_count(const ls_peerdb *db);
+const ls_peerdb_peer *ls_peerdb_at(const ls_peerdb *db, size_t i);
+const ls_peerdb_peer *ls_peerdb_find(const ls_peerdb *db, const char *peer_id);
+
+/* The game as peer_id advertises it, or NULL. */
+const ls_msg_game_info *ls_peerdb_game_of(const ls_peerdb_peer *peer, const char *game_id);
+
+/* Per game: the highest advertised version (NULL when no peer has the game),
+ * how many peers have it in any version, and the size of the latest. */
+typedef struct ls_peerdb_game_view {
+  const char *latest_version;
+  size_t peers;
+  uint64_t latest_size;
+} ls_peerdb_game_view;
+ls_peerdb_game_view ls_peerdb_view(const ls_peerdb *db, const char *game_id);
+
+/* The ids of the peers advertising exactly `version` of the game, in db
+ * order; returns how many were written (at most max). */
+size_t ls_peerdb_peers_with(const ls_peerdb *db, const char *game_id, const char *version,
+                            const char **out, size_t max);
+
+/* Every game id any peer advertises (each once, sorted), malloc'ed array of
+ * pointers into the db: valid until the db changes. */
+int ls_peerdb_game_ids(const ls_peerdb *db, const char ***ids, size_t *count);
+
+/* File lists: the last GameFiles a peer sent for a game (copied). */
+int ls_peerdb_set_files(ls_peerdb *db, const char *peer_id, const ls_msg_game_files *files);
+const ls_msg_game_files *ls_peerdb_files(const ls_peerdb *db, const char *peer_id,
+                                         const char *game_id);
+
+#endif

@@ -1,0 +1,555 @@
+/* Owns the peer runtime's lifecycle (include/lanspread/peer.h): start-up on
+ * the caller's thread, the runtime thread and its loop, the command and
+ * event queues, command dispatch, SetGameDir, and the orderly shutdown. */
+#include "peer/runtime.h"
+
+#include "core/error.h"
+#include "core/fs.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* One queued command or event. */
+struct queued {
+  queued *next;
+  ls_command cmd;       /* commands: strings below are the copies */
+  char *id, *path;
+  char **files;
+  ls_event *event;      /* events */
+};
+
+/* An event as handed out: ls_event first, so ls_event_free can cast. */
+typedef struct event_item {
+  ls_event ev;
+  char *json, *type, *id;
+} event_item;
+
+void ls_rt_log(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("lanspread: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+/* ---- events ---------------------------------------------------------- */
+
+void ls_event_free(ls_event *event)
+{
+  event_item *e = (event_item *)event;
+  if (!e)
+    return;
+  free(e->json);
+  free(e->type);
+  free(e->id);
+  free(e);
+}
+
+static event_item *make_event(json_t *obj)
+{
+  event_item *e = calloc(1, sizeof *e);
+  const char *type = json_string_value(json_object_get(obj, "type"));
+  const char *id = json_string_value(json_object_get(obj, "id"));
+  json_t *tag = json_object_get(obj, "tag");
+  if (!e)
+    return NULL;
+  e->ev.tag = tag ? (uint64_t)json_integer_value(tag) : 0;
+  json_object_del(obj, "tag"); /* the tag travels beside the JSON */
+  e->json = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
+  e->type = strdup(type ? type : "");
+  e->id = id && strcmp(e->type, "reply") != 0 ? strdup(id) : NULL;
+  if (!e->json || !e->type) {
+    ls_event_free(&e->ev);
+    return NULL;
+  }
+  e->ev.type = e->type;
+  e->ev.id = e->id;
+  e->ev.json = e->json;
+  return e;
+}
+
+void ls_rt_emit(ls_peer *p, json_t *obj)
+{
+  event_item *e = obj ? make_event(obj) : NULL;
+  json_decref(obj);
+  if (!e)
+    return;
+  if (p->on_event) {
+    p->on_event(p->user, &e->ev);
+    ls_event_free(&e->ev);
+    return;
+  }
+  queued *q = calloc(1, sizeof *q);
+  if (!q) {
+    ls_event_free(&e->ev);
+    return;
+  }
+  q->event = &e->ev;
+  uv_mutex_lock(&p->lock);
+  if (p->events_tail)
+    p->events_tail->next = q;
+  else
+    p->events = q;
+  p->events_tail = q;
+  uint64_t one = 1;
+  (void)!write(p->event_fd, &one, sizeof one);
+  uv_mutex_unlock(&p->lock);
+}
+
+ls_event *ls_peer_next_event(ls_peer *p)
+{
+  uv_mutex_lock(&p->lock);
+  queued *q = p->events;
+  if (q) {
+    p->events = q->next;
+    if (!p->events)
+      p->events_tail = NULL;
+  }
+  if (!p->events) {
+    uint64_t n;
+    (void)!read(p->event_fd, &n, sizeof n); /* not readable until the next event */
+  }
+  uv_mutex_unlock(&p->lock);
+  ls_event *ev = q ? q->event : NULL;
+  free(q);
+  return ev;
+}
+
+int ls_peer_event_fd(const ls_peer *p)
+{
+  return p->event_fd;
+}
+
+static json_t *reply_base(uint64_t tag, const char *cmd, bool ok)
+{
+  return json_pack("{s:s, s:s, s:b, s:I}", "type", "reply", "cmd", cmd, "ok", ok, "tag",
+                   (json_int_t)tag);
+}
+
+void ls_rt_reply_ok(ls_peer *p, uint64_t tag, const char *cmd, json_t *fields)
+{
+  json_t *obj = reply_base(tag, cmd, true);
+  if (fields) {
+    json_object_update(obj, fields);
+    json_decref(fields);
+  }
+  ls_rt_emit(p, obj);
+}
+
+void ls_rt_reply_error(ls_peer *p, uint64_t tag, const char *cmd, const char *fmt, ...)
+{
+  char text[LS_DIAG_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  json_t *obj = reply_base(tag, cmd, false);
+  json_object_set_new(obj, "error", json_string(text));
+  ls_rt_emit(p, obj);
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+static void free_queued_command(queued *q)
+{
+  free(q->id);
+  free(q->path);
+  for (size_t i = 0; q->files && i < q->cmd.file_count; i++)
+    free(q->files[i]);
+  free(q->files);
+  free(q);
+}
+
+static queued *copy_command(const ls_command *cmd)
+{
+  queued *q = calloc(1, sizeof *q);
+  if (!q)
+    return NULL;
+  q->cmd = *cmd;
+  bool ok = (!cmd->id || (q->id = strdup(cmd->id))) && (!cmd->path || (q->path = strdup(cmd->path)));
+  if (ok && cmd->files) {
+    q->files = calloc(cmd->file_count ? cmd->file_count : 1, sizeof *q->files);
+    ok = q->files != NULL;
+    for (size_t i = 0; ok && i < cmd->file_count; i++)
+      ok = (q->files[i] = strdup(cmd->files[i])) != NULL;
+  }
+  q->cmd.id = q->id;
+  q->cmd.path = q->path;
+  q->cmd.files = (const char *const *)q->files;
+  if (!ok) {
+    free_queued_command(q);
+    return NULL;
+  }
+  return q;
+}
+
+int ls_peer_send(ls_peer *p, const ls_command *cmd)
+{
+  queued *q = copy_command(cmd);
+  if (!q)
+    return LS_ENOMEM;
+  uv_mutex_lock(&p->lock);
+  bool stopping = p->stopping;
+  if (!stopping) {
+    if (p->commands_tail)
+      p->commands_tail->next = q;
+    else
+      p->commands = q;
+    p->commands_tail = q;
+  }
+  uv_mutex_unlock(&p->lock);
+  if (stopping) {
+    free_queued_command(q);
+    return LS_ESTATE;
+  }
+  uv_async_send(&p->wake);
+  return LS_OK;
+}
+
+static const char *command_name(ls_command_type type)
+{
+  static const char *const names[] = {
+    [LS_CMD_LIST_GAMES] = "games", [LS_CMD_GET_GAME] = "get",
+    [LS_CMD_FETCH_LATEST] = "fetch-latest", [LS_CMD_DOWNLOAD_GAME_FILES] = "download",
+    [LS_CMD_INSTALL_GAME] = "install", [LS_CMD_UNINSTALL_GAME] = "uninstall",
+    [LS_CMD_REMOVE_DOWNLOADED_GAME] = "remove", [LS_CMD_CANCEL_DOWNLOAD] = "cancel",
+    [LS_CMD_SET_GAME_DIR] = "set-game-dir", [LS_CMD_GET_PEER_COUNT] = "peer-count",
+    [LS_CMD_LIST_PEERS] = "peers",
+  };
+  return (size_t)type < sizeof names / sizeof names[0] && names[type] ? names[type] : "?";
+}
+
+static void on_library_change(void *user, const ls_library *lib, const char *const *ids,
+                              size_t n)
+{
+  (void)lib;
+  json_t *changed = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(changed, json_string(ids[i]));
+  ls_rt_emit_games(user, changed);
+}
+
+static int start_monitor(ls_peer *p, const char *game_dir, bool background, ls_monitor **out,
+                         ls_diag *diag)
+{
+  ls_monitor_config mc = {
+    .loop = &p->loop, .game_dir = game_dir, .state_dir = p->state_dir, .catalog = p->catalog,
+    .scan_in_background = background, .on_change = on_library_change, .user = p,
+  };
+  return ls_monitor_start(&mc, out, diag);
+}
+
+/* Exists, is a directory, is writable: else a sentence saying which not. */
+static int check_game_dir(const char *dir, ls_diag *diag)
+{
+  struct stat st;
+  if (!dir || !*dir)
+    return ls_diag_set(diag, LS_EINVAL, "no game directory given");
+  if (stat(dir, &st) != 0)
+    return ls_diag_errno(diag, errno, "game directory", dir);
+  if (!S_ISDIR(st.st_mode))
+    return ls_diag_set(diag, LS_EINVAL, "game directory %s is not a directory", dir);
+  if (access(dir, W_OK) != 0)
+    return ls_diag_errno(diag, errno, "game directory not writable:", dir);
+  return LS_OK;
+}
+
+static void on_old_monitor_closed(void *user)
+{
+  ((ls_peer *)user)->old_monitor = NULL;
+}
+
+static void set_game_dir(ls_peer *p, const ls_command *cmd)
+{
+  ls_diag diag;
+  char *dir = cmd->path ? realpath(cmd->path, NULL) : NULL;
+  int rc = check_game_dir(dir ? dir : cmd->path, &diag);
+  ls_monitor *m = NULL;
+  if (rc == LS_OK && ls_monitor_any_busy(p->monitor))
+    rc = ls_diag_set(&diag, LS_EBUSY, "an operation is running; cancel or finish it first");
+  if (rc == LS_OK && p->old_monitor)
+    rc = ls_diag_set(&diag, LS_EBUSY, "the previous game directory is still closing; retry");
+  if (rc == LS_OK)
+    rc = start_monitor(p, dir, true, &m, &diag);
+  if (rc == LS_OK)
+    rc = ls_serve_set_library(ls_node_serve(p->node), m, dir);
+  if (rc != LS_OK) {
+    if (m)
+      ls_monitor_close(m, NULL, NULL);
+    free(dir);
+    ls_rt_reply_error(p, cmd->tag, "set-game-dir", "%s", diag.text);
+    return;
+  }
+  p->old_monitor = p->monitor;
+  ls_monitor_close(p->old_monitor, on_old_monitor_closed, p);
+  p->monitor = m;
+  free(p->game_dir);
+  p->game_dir = dir;
+  ls_rt_reply_ok(p, cmd->tag, "set-game-dir", json_pack("{s:s}", "game_dir", dir));
+  ls_rt_emit_games(p, NULL);
+}
+
+static void run_command(ls_peer *p, const ls_command *cmd)
+{
+  const char *name = command_name(cmd->type);
+  switch (cmd->type) {
+  case LS_CMD_LIST_GAMES:
+    ls_rt_reply_ok(p, cmd->tag, name, json_pack("{s:o}", "games", ls_rt_games_json(p)));
+    break;
+  case LS_CMD_LIST_PEERS:
+    ls_rt_reply_ok(p, cmd->tag, name, json_pack("{s:o}", "peers", ls_rt_peers_json(p)));
+    break;
+  case LS_CMD_GET_PEER_COUNT:
+    ls_rt_reply_ok(p, cmd->tag, name,
+                   json_pack("{s:I}", "count", (json_int_t)ls_links_ready_count(p)));
+    break;
+  case LS_CMD_GET_GAME:
+  case LS_CMD_FETCH_LATEST:
+    ls_gets_start(p, cmd);
+    break;
+  case LS_CMD_SET_GAME_DIR:
+    set_game_dir(p, cmd);
+    break;
+  default:
+    ls_rt_reply_error(p, cmd->tag, name, "not implemented");
+    break;
+  }
+}
+
+/* ---- the runtime thread ------------------------------------------------ */
+
+static void begin_close(ls_peer *p);
+
+static void on_wake(uv_async_t *async)
+{
+  ls_peer *p = async->data;
+  uv_mutex_lock(&p->lock);
+  queued *q = p->commands;
+  p->commands = p->commands_tail = NULL;
+  bool stopping = p->stopping;
+  uv_mutex_unlock(&p->lock);
+  while (q) {
+    queued *next = q->next;
+    if (!stopping && !p->closing)
+      run_command(p, &q->cmd);
+    free_queued_command(q);
+    q = next;
+  }
+  if (stopping && !p->closing)
+    begin_close(p);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+  ls_peer *p = t->data;
+  p->ticks++;
+  ls_links_tick(p);
+}
+
+static void on_monitor_closed(void *user)
+{
+  ls_peer *p = user;
+  p->monitor = NULL;
+  uv_close((uv_handle_t *)&p->wake, NULL); /* the last handle: the loop ends */
+}
+
+static void on_node_closed(void *user)
+{
+  ls_peer *p = user;
+  p->node = NULL;
+  ls_monitor_close(p->monitor, on_monitor_closed, p);
+}
+
+static void begin_close(ls_peer *p)
+{
+  p->closing = true;
+  ls_gets_close_all(p);
+  ls_links_close_all(p);
+  uv_close((uv_handle_t *)&p->tick, NULL);
+  ls_node_close(p->node, on_node_closed, p);
+}
+
+static void runtime_main(void *arg)
+{
+  ls_peer *p = arg;
+  uv_run(&p->loop, UV_RUN_DEFAULT);
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static void free_peer(ls_peer *p)
+{
+  for (queued *q = p->events, *next; q; q = next) {
+    next = q->next;
+    ls_event_free(q->event);
+    free(q);
+  }
+  ls_links_free(p);
+  ls_peerdb_free(p->peerdb);
+  ls_identity_free(p->identity);
+  ls_catalog_free(p->catalog);
+  if (p->event_fd >= 0)
+    close(p->event_fd);
+  free(p->game_dir);
+  free(p->state_dir);
+  free(p->name);
+  free(p);
+}
+
+static int load_catalog(ls_peer *p, const char *path, ls_diag *diag)
+{
+  return path ? ls_catalog_load_file(path, &p->catalog, diag)
+              : ls_catalog_load_builtin(&p->catalog, diag);
+}
+
+static int default_name(ls_peer *p, const char *name)
+{
+  char host[65] = "lanspread";
+  if (!name || !*name) {
+    gethostname(host, sizeof host - 1);
+    name = host;
+  }
+  p->name = strndup(name, 64);
+  return p->name ? LS_OK : LS_ENOMEM;
+}
+
+/* Everything that can fail, on the caller's thread. */
+static int open_everything(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
+{
+  int rc = load_catalog(p, c->catalog_path, diag);
+  if (rc == LS_OK)
+    rc = check_game_dir(c->game_dir, diag);
+  if (rc == LS_OK && !(p->game_dir = realpath(c->game_dir, NULL)))
+    rc = ls_diag_errno(diag, errno, "game directory", c->game_dir);
+  if (rc == LS_OK)
+    rc = ls_mkdir_p(c->state_dir, 1, diag);
+  if (rc == LS_OK)
+    rc = ls_identity_load_or_create(c->state_dir, &p->identity, diag);
+  if (rc == LS_OK)
+    rc = ls_parse_host_port(c->listen ? c->listen : "0.0.0.0:0", &p->listen_addr, diag);
+  if (rc == LS_OK && (p->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+    rc = ls_diag_errno(diag, errno, "cannot create", "an eventfd");
+  return rc;
+}
+
+static int start_services(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
+{
+  int rc = start_monitor(p, p->game_dir, false, &p->monitor, diag);
+  ls_node_config nc = {
+    .loop = &p->loop, .bind_addr = (struct sockaddr *)&p->listen_addr,
+    .identity = p->identity, .catalog = p->catalog, .monitor = p->monitor,
+    .game_dir = p->game_dir, .name = p->name, .protocol_version = p->protocol_version,
+    .on_conn_ready = ls_links_on_conn_ready, .on_conn_closed = ls_links_on_conn_closed,
+    .on_peer_hello = ls_links_on_peer_hello, .user = p,
+  };
+  if (rc == LS_OK)
+    rc = ls_node_new(&nc, &p->node, diag);
+  if (rc == LS_OK) {
+    struct sockaddr_storage bound = p->listen_addr;
+    ((struct sockaddr_in *)&bound)->sin_port = htons((uint16_t)ls_node_port(p->node));
+    ls_format_addr((struct sockaddr *)&bound, p->listen_text, sizeof p->listen_text);
+    rc = ls_links_start(p, c->static_peers, c->static_peer_count, diag);
+  }
+  return rc;
+}
+
+static void close_after_failed_start(ls_peer *p)
+{
+  /* Close what was opened, through the loop, on this thread. */
+  p->stopping = true;
+  if (p->node) {
+    begin_close(p);
+  } else {
+    uv_close((uv_handle_t *)&p->tick, NULL);
+    if (p->monitor)
+      ls_monitor_close(p->monitor, NULL, NULL);
+    uv_close((uv_handle_t *)&p->wake, NULL);
+  }
+  uv_run(&p->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&p->loop);
+}
+
+int ls_peer_start(const ls_peer_config *c, ls_peer **out, ls_diag *diag)
+{
+  *out = NULL;
+  ls_peer *p = calloc(1, sizeof *p);
+  if (!p || !(p->state_dir = strdup(c->state_dir ? c->state_dir : "")) ||
+      default_name(p, c->name) != LS_OK) {
+    if (p)
+      free(p->state_dir);
+    free(p);
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  }
+  p->event_fd = -1;
+  p->on_event = c->on_event;
+  p->user = c->user;
+  p->protocol_version = LS_PROTO_VERSION;
+#ifdef LS_TEST_HOOKS
+  if (getenv("LS_TEST_PROTOCOL_VERSION")) /* test-only: a peer of another version */
+    p->protocol_version = atoi(getenv("LS_TEST_PROTOCOL_VERSION"));
+#endif
+  int rc = open_everything(p, c, diag);
+  if (rc != LS_OK) {
+    free_peer(p);
+    return rc;
+  }
+  p->peerdb = ls_peerdb_new();
+  uv_loop_init(&p->loop);
+  uv_mutex_init(&p->lock);
+  uv_async_init(&p->loop, &p->wake, on_wake);
+  uv_timer_init(&p->loop, &p->tick);
+  p->wake.data = p->tick.data = p;
+  rc = p->peerdb ? start_services(p, c, diag) : LS_ENOMEM;
+  if (rc != LS_OK) {
+    close_after_failed_start(p);
+    uv_mutex_destroy(&p->lock);
+    free_peer(p);
+    return rc;
+  }
+  uv_timer_start(&p->tick, on_tick, LS_LIVENESS_TICK_MS, LS_LIVENESS_TICK_MS);
+  ls_rt_emit_games(p, NULL);
+  if (uv_thread_create(&p->thread, runtime_main, p) != 0) {
+    close_after_failed_start(p);
+    uv_mutex_destroy(&p->lock);
+    free_peer(p);
+    return ls_diag_set(diag, LS_ENOMEM, "cannot start the runtime thread");
+  }
+  *out = p;
+  return LS_OK;
+}
+
+void ls_peer_stop(ls_peer *p)
+{
+  if (!p)
+    return;
+  uv_mutex_lock(&p->lock);
+  p->stopping = true;
+  uv_mutex_unlock(&p->lock);
+  uv_async_send(&p->wake);
+  uv_thread_join(&p->thread);
+  for (queued *q = p->commands, *next; q; q = next) {
+    next = q->next;
+    free_queued_command(q);
+  }
+  uv_loop_close(&p->loop);
+  uv_mutex_destroy(&p->lock);
+  free_peer(p);
+}
+
+const char *ls_peer_id(const ls_peer *p)
+{
+  return ls_identity_peer_id(p->identity);
+}
+
+const char *ls_peer_listen_address(const ls_peer *p)
+{
+  return p->listen_text;
+}

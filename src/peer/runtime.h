@@ -1,0 +1,102 @@
+/* Internals of the peer runtime shared by its files: runtime.c (lifecycle,
+ * queues, commands), links.c (connections to other peers, liveness),
+ * views.c (the JSON of games and peers). Loop thread only, except the two
+ * queues, which have their own lock. */
+#ifndef LS_PEER_RUNTIME_H
+#define LS_PEER_RUNTIME_H
+
+#include <lanspread/peer.h>
+
+#include "library/monitor.h"
+#include "net/identity.h"
+#include "peer/node.h"
+#include "peer/peerdb.h"
+
+#include <jansson.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#define LS_LIVENESS_TICK_MS 1000 /* pings and reconnects run on this tick */
+#define LS_MISSED_PINGS_MAX 3    /* a peer that misses this many is pruned */
+#define LS_REFRESH_TICKS 5       /* ListGames refresh every 5 ticks */
+
+typedef struct ls_link ls_link;
+typedef struct queued queued;
+
+struct ls_peer {
+  /* configuration, fixed after start (game_dir changes with SetGameDir) */
+  char *game_dir, *state_dir, *name;
+  char listen_text[64];
+  struct sockaddr_storage listen_addr;
+  int protocol_version;
+
+  ls_catalog *catalog;
+  ls_identity *identity;
+  void (*on_event)(void *user, const ls_event *event);
+  void *user;
+
+  /* the runtime thread and its loop */
+  uv_loop_t loop;
+  uv_thread_t thread;
+  uv_async_t wake;
+  uv_timer_t tick;
+  unsigned ticks;
+
+  /* queues shared with other threads */
+  uv_mutex_t lock;
+  queued *commands, *commands_tail;
+  queued *events, *events_tail;
+  int event_fd;
+  bool stopping;            /* guarded by lock */
+
+  /* state owned by the loop thread */
+  ls_monitor *monitor;
+  ls_monitor *old_monitor;  /* closing after SetGameDir */
+  ls_node *node;
+  ls_peerdb *peerdb;
+  ls_link *links;
+  struct get_op *gets;      /* GetGame / FetchLatest in flight (gets.c) */
+  bool closing;
+};
+
+/* ---- runtime.c ---- */
+/* Queues (or calls back) one event; takes the reference to obj. */
+void ls_rt_emit(ls_peer *p, json_t *obj);
+/* The reply to a command: {"type":"reply","cmd":CMD,"ok":true,...fields}. */
+void ls_rt_reply_ok(ls_peer *p, uint64_t tag, const char *cmd, json_t *fields);
+void ls_rt_reply_error(ls_peer *p, uint64_t tag, const char *cmd, const char *fmt, ...)
+  __attribute__((format(printf, 4, 5)));
+void ls_rt_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- views.c ---- */
+json_t *ls_rt_games_json(const ls_peer *p);
+json_t *ls_rt_peers_json(const ls_peer *p);
+/* games-list-updated with the merged library; changed may be NULL. */
+void ls_rt_emit_games(ls_peer *p, json_t *changed);
+
+/* ---- links.c ---- */
+int ls_links_start(ls_peer *p, const char *const *static_peers, size_t count, ls_diag *diag);
+void ls_links_tick(ls_peer *p);
+/* Closes every connection; links stay allocated (requests may still end)
+ * until ls_links_free, after the loop has stopped. */
+void ls_links_close_all(ls_peer *p);
+void ls_links_free(ls_peer *p);
+/* Node events. */
+void ls_links_on_conn_ready(ls_node *node, ls_quic_conn *conn, void *user);
+void ls_links_on_conn_closed(ls_node *node, ls_quic_conn *conn, int err, const char *diag,
+                             void *user);
+void ls_links_on_peer_hello(ls_node *node, ls_quic_conn *conn, const char *peer_id,
+                            const char *name, void *user);
+/* A ready connection to the peer, or NULL. */
+ls_quic_conn *ls_links_conn_of(const ls_peer *p, const char *peer_id);
+/* How many peers are connected. */
+size_t ls_links_ready_count(const ls_peer *p);
+/* Parses "HOST:PORT" (IPv4, or [IPv6]:PORT, or a host name). */
+int ls_parse_host_port(const char *text, struct sockaddr_storage *out, ls_diag *diag);
+void ls_format_addr(const struct sockaddr *sa, char *out, size_t len);
+
+/* ---- gets.c ---- */
+void ls_gets_start(ls_peer *p, const ls_command *cmd);
+void ls_gets_close_all(ls_peer *p);
+
+#endif
