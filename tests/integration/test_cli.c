@@ -13,7 +13,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define T_MS 5000
 
@@ -266,6 +268,167 @@ static void default_game_dir_is_created(void **state)
   assert_int_equal(pp_wait(p, T_MS), 0);
 }
 
+/* ---- two peers over loopback ------------------------------------------- */
+
+static unsigned next_port(void)
+{
+  static unsigned port;
+  if (!port)
+    port = 42000 + (unsigned)(getpid() % 2000) * 8;
+  return port++;
+}
+
+static peerproc *start_peer_at(const env *e, const char *games, const char *state,
+                               unsigned port, const char *peer_addr, const char *name)
+{
+  char listen[32];
+  snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
+  char *argv[16] = {(char *)pp_program("lanspread-peer-cli"), "--game-dir", (char *)games,
+                    "--state-dir", (char *)state, "--catalog", (char *)e->catalog,
+                    "--listen", listen, "--no-mdns", "--name", (char *)name, "--serve"};
+  int n = 13;
+  if (peer_addr) {
+    argv[n++] = "--peer";
+    argv[n++] = (char *)peer_addr;
+  }
+  argv[n] = NULL;
+  peerproc *p = pp_start(argv);
+  json_decref(pp_expect(p, "ready", NULL, T_MS));
+  return p;
+}
+
+static void static_peers_share_their_libraries(void **state)
+{
+  (void)state;
+  env e = make_env();
+  unsigned port_a = next_port(), port_b = next_port();
+  char *games_b = strdup(t_path("%s/games_b", e.root));
+  t_write(e.root, "games_b/gamma/version.ini", "7");
+  t_write(e.root, "games_b/alpha/version.ini", "1.10"); /* newer than A's 1.5 */
+  t_write(e.root, "games_b/alpha/a.eti", "newer");
+  peerproc *a = start_peer_at(&e, e.games, e.state, port_a, NULL, "alice");
+  char addr_a[32];
+  snprintf(addr_a, sizeof addr_a, "127.0.0.1:%u", port_a);
+  peerproc *b = start_peer_at(&e, games_b, t_path("%s/state_b", e.root), port_b, addr_a, "bob");
+
+  json_t *r = pp_command(b, "wait-peers 1 10", T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  r = pp_command(b, "peers", T_MS);
+  json_t *peers = json_object_get(r, "peers");
+  assert_int_equal(json_array_size(peers), 1);
+  json_t *pa = json_array_get(peers, 0);
+  assert_string_equal(json_string_value(json_object_get(pa, "name")), "alice");
+  assert_string_equal(json_string_value(json_object_get(pa, "addr")), addr_a);
+  assert_int_equal(strlen(json_string_value(json_object_get(pa, "peer_id"))), 64);
+  assert_int_equal(json_integer_value(json_object_get(pa, "games")), 1); /* beta is local-only */
+  json_decref(r);
+
+  /* A learned of B from B's Hello and connected back. */
+  r = pp_command(a, "wait-peers 1 10", T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  r = pp_command(a, "games", T_MS);
+  json_t *games = json_object_get(r, "games");
+  json_t *alpha = find_game(games, "alpha"), *gamma = find_game(games, "gamma");
+  assert_string_equal(json_string_value(json_object_get(alpha, "local_version")), "1.5");
+  assert_string_equal(json_string_value(json_object_get(alpha, "latest_version")), "1.10");
+  assert_int_equal(json_integer_value(json_object_get(alpha, "peers")), 1);
+  assert_false(json_is_true(json_object_get(gamma, "downloaded")));
+  assert_string_equal(json_string_value(json_object_get(gamma, "latest_version")), "7");
+  assert_non_null(find_game(games, "beta")); /* local-only install is listed too */
+  json_decref(r);
+
+  pp_send(a, "get alpha");
+  json_t *files = pp_expect(a, "game-files", NULL, T_MS); /* printed before the reply */
+  assert_string_equal(json_string_value(json_object_get(files, "id")), "alpha");
+  assert_string_equal(json_string_value(json_object_get(files, "version")), "1.10");
+  assert_int_equal(json_array_size(json_object_get(files, "files")), 2);
+  json_decref(files);
+  r = pp_expect(a, "reply", "get", T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  assert_int_equal(json_integer_value(json_object_get(r, "files")), 2);
+  json_decref(r);
+  r = pp_command(a, "wait game-files alpha 1", T_MS); /* already printed: consumed now */
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+
+  /* B vanishes without a word: A notices within the liveness bound. */
+  pp_signal(b, SIGKILL);
+  assert_int_equal(pp_wait(b, T_MS), 128 + SIGKILL);
+  r = pp_command(a, "wait peer-disconnected 8", T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  r = pp_command(a, "games", T_MS);
+  assert_null(find_game(json_object_get(r, "games"), "gamma"));
+  json_decref(r);
+  pp_send(a, "quit");
+  assert_int_equal(pp_wait(a, T_MS), 0);
+  free(games_b);
+  free_env(&e);
+}
+
+static void set_game_dir_validates(void **state)
+{
+  (void)state;
+  env e = make_env();
+  peerproc *p = start_cli(&e, false);
+  assert_error_reply(p, "set-game-dir /nonexistent/place", "set-game-dir", "/nonexistent/place");
+  assert_error_reply(p, t_path("set-game-dir %s", e.catalog), "set-game-dir", "not a directory");
+  t_write(e.root, "other dir/gamma/version.ini", "3");
+  json_t *r = pp_command(p, t_path("set-game-dir %s/other dir", e.root), T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  for (;;) { /* the new library arrives from a background scan */
+    json_t *upd = pp_expect(p, "games-list-updated", NULL, T_MS);
+    json_t *games = json_object_get(upd, "games");
+    bool done = find_game(games, "gamma") != NULL;
+    if (done) {
+      assert_null(find_game(games, "alpha"));
+      json_decref(upd);
+      break;
+    }
+    json_decref(upd);
+  }
+  pp_send(p, "quit");
+  assert_int_equal(pp_wait(p, T_MS), 0);
+  free_env(&e);
+}
+
+static void taken_port_and_unreachable_peer(void **state)
+{
+  (void)state;
+  env e = make_env();
+  unsigned port = next_port();
+  peerproc *a = start_peer_at(&e, e.games, e.state, port, NULL, "alice");
+  char listen[32];
+  snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
+  char *taken[] = {(char *)pp_program("lanspread-peer-cli"), "--game-dir", (char *)e.games,
+                   "--state-dir", (char *)t_path("%s/s2", e.root), "--catalog", (char *)e.catalog,
+                   "--listen", listen, "--no-mdns", NULL};
+  assert_int_equal(pp_run(taken, T_MS), 1);
+  pp_send(a, "quit");
+  assert_int_equal(pp_wait(a, T_MS), 0);
+
+  /* A static peer where nobody listens: the peer runs, answers, and quits. */
+  char nobody[32];
+  snprintf(nobody, sizeof nobody, "127.0.0.1:%u", next_port());
+  peerproc *b = start_peer_at(&e, e.games, t_path("%s/s3", e.root), next_port(), nobody, "b");
+  json_t *r = pp_command(b, "wait-peers 1 2", T_MS);
+  assert_true(json_is_false(json_object_get(r, "ok")));
+  json_decref(r);
+  r = pp_command(b, "peer-count", T_MS);
+  assert_int_equal(json_integer_value(json_object_get(r, "count")), 0);
+  json_decref(r);
+  char *bad_peer[] = {(char *)pp_program("lanspread-peer-cli"), "--game-dir", (char *)e.games,
+                      "--state-dir", (char *)t_path("%s/s4", e.root), "--no-mdns",
+                      "--peer", "not-an-address", NULL};
+  assert_int_equal(pp_run(bad_peer, T_MS), 1);
+  pp_send(b, "quit");
+  assert_int_equal(pp_wait(b, T_MS), 0);
+  free_env(&e);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -276,6 +439,9 @@ int main(void)
     cmocka_unit_test(serve_survives_eof_and_stops_on_signals),
     cmocka_unit_test(exit_codes),
     cmocka_unit_test(default_game_dir_is_created),
+    cmocka_unit_test(static_peers_share_their_libraries),
+    cmocka_unit_test(set_game_dir_validates),
+    cmocka_unit_test(taken_port_and_unreachable_peer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
