@@ -423,6 +423,50 @@ void ls_links_on_peer_hello(ls_node *node, ls_quic_conn *conn, const char *peer_
   connect_link(l);
 }
 
+/* ---- discovery ------------------------------------------------------------ */
+
+void ls_links_on_mdns_found(void *user, const ls_mdns_peer *found)
+{
+  ls_peer *p = user;
+  if (p->closing || found->protocol_version != p->protocol_version) {
+    if (!p->closing)
+      ls_rt_log("ignoring peer %.16s found by mDNS: it speaks protocol version %d, this "
+                "peer speaks %d", found->peer_id, found->protocol_version, p->protocol_version);
+    return;
+  }
+  ls_link *l = find_by_id(p, found->peer_id, NULL);
+  if (!l) {
+    l = new_link(p, (const struct sockaddr *)&found->addr, ORIGIN_MDNS);
+    if (!l)
+      return;
+    snprintf(l->peer_id, sizeof l->peer_id, "%s", found->peer_id);
+    snprintf(l->name, sizeof l->name, "%s", found->name);
+    connect_link(l);
+    return;
+  }
+  l->origin |= ORIGIN_MDNS;
+  if (l->state == LINK_READY)
+    send_list(l); /* its revision changed: its library did */
+  else if (l->state == LINK_IDLE) {
+    memcpy(&l->addr, &found->addr, sizeof(struct sockaddr_in));
+    ls_format_addr((struct sockaddr *)&l->addr, l->addr_text, sizeof l->addr_text);
+    l->retry_at = p->ticks; /* announced again: try at once */
+  }
+}
+
+void ls_links_on_mdns_lost(void *user, const char *peer_id)
+{
+  ls_peer *p = user;
+  ls_link *l = find_by_id(p, peer_id, NULL);
+  if (!l)
+    return;
+  l->origin &= ~(unsigned)ORIGIN_MDNS;
+  if (l->state == LINK_READY)
+    drop(l, "left the network (mDNS goodbye)", 0);
+  if (l->origin == 0)
+    l->state = LINK_DEAD; /* nothing tells us where it is any more */
+}
+
 /* ---- the tick, start and close ------------------------------------------- */
 
 void ls_links_tick(ls_peer *p)

@@ -231,10 +231,13 @@ static void on_library_change(void *user, const ls_library *lib, const char *con
                               size_t n)
 {
   (void)lib;
+  ls_peer *p = user;
   json_t *changed = json_array();
   for (size_t i = 0; i < n; i++)
     json_array_append_new(changed, json_string(ids[i]));
-  ls_rt_emit_games(user, changed);
+  ls_rt_emit_games(p, changed);
+  if (p->mdns)
+    ls_mdns_set_revision(p->mdns, ++p->library_rev); /* peers re-list us */
 }
 
 static int start_monitor(ls_peer *p, const char *game_dir, bool background, ls_monitor **out,
@@ -371,6 +374,9 @@ static void on_node_closed(void *user)
 static void begin_close(ls_peer *p)
 {
   p->closing = true;
+  if (p->mdns)
+    ls_mdns_stop(p->mdns); /* synchronous: no discovery callback after this */
+  p->mdns = NULL;
   ls_gets_close_all(p);
   ls_links_close_all(p);
   uv_close((uv_handle_t *)&p->tick, NULL);
@@ -440,6 +446,21 @@ static int open_everything(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
   return rc;
 }
 
+/* Without mDNS the peer still runs on static peers: a warning, not an error. */
+static void start_discovery(ls_peer *p)
+{
+  ls_mdns_config mc = {
+    .loop = &p->loop, .peer_id = ls_identity_peer_id(p->identity), .name = p->name,
+    .port = (uint16_t)ls_node_port(p->node), .protocol_version = p->protocol_version,
+    .on_found = ls_links_on_mdns_found, .on_lost = ls_links_on_mdns_lost, .user = p,
+  };
+  ls_diag diag;
+  if (ls_mdns_start(&mc, &p->mdns, &diag) != LS_OK) {
+    ls_rt_log("mDNS discovery is off: %s; use --peer HOST:PORT to reach peers", diag.text);
+    p->mdns = NULL;
+  }
+}
+
 static int start_services(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
 {
   int rc = start_monitor(p, p->game_dir, false, &p->monitor, diag);
@@ -458,6 +479,8 @@ static int start_services(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
     ls_format_addr((struct sockaddr *)&bound, p->listen_text, sizeof p->listen_text);
     rc = ls_links_start(p, c->static_peers, c->static_peer_count, diag);
   }
+  if (rc == LS_OK && c->mdns)
+    start_discovery(p);
   return rc;
 }
 

@@ -9,6 +9,7 @@
 
 #include "library/monitor.h"
 #include "net/identity.h"
+#include "net/mdns.h"
 #include "peer/node.h"
 #include "peer/peerdb.h"
 
@@ -53,6 +54,8 @@ struct ls_peer {
   ls_monitor *monitor;
   ls_monitor *old_monitor;  /* closing after SetGameDir */
   ls_node *node;
+  ls_mdns *mdns;            /* NULL without mDNS */
+  uint32_t library_rev;     /* advertised in TXT; bumped on local changes */
   ls_peerdb *peerdb;
   ls_link *links;
   struct get_op *gets;      /* GetGame / FetchLatest in flight (gets.c) */
@@ -87,6 +90,9 @@ void ls_links_on_conn_closed(ls_node *node, ls_quic_conn *conn, int err, const c
                              void *user);
 void ls_links_on_peer_hello(ls_node *node, ls_quic_conn *conn, const char *peer_id,
                             const char *name, void *user);
+/* Discovery results (links.c). */
+void ls_links_on_mdns_found(void *user, const ls_mdns_peer *peer);
+void ls_links_on_mdns_lost(void *user, const char *peer_id);
 /* A ready connection to the peer, or NULL. */
 ls_quic_conn *ls_links_conn_of(const ls_peer *p, const char *peer_id);
 /* How many peers are connected. */
