@@ -491,6 +491,17 @@ static void file_bytes_whole_and_chunks(void **state)
   stop_world(w);
 }
 
+static uint64_t lag_last, lag_max;
+
+static void on_lag_probe(uv_timer_t *t)
+{
+  (void)t;
+  uint64_t now = uv_hrtime();
+  if (now - lag_last > lag_max)
+    lag_max = now - lag_last;
+  lag_last = now;
+}
+
 static void big_file_is_byte_exact(void **state)
 {
   (void)state;
@@ -508,9 +519,17 @@ static void big_file_is_byte_exact(void **state)
   close(fd);
 
   ls_msg m = get_file("big", "big.eti");
+  uv_timer_t probe; /* how long the loop goes without running a 1 ms timer */
+  uv_timer_init(&w->loop, &probe);
+  probe.data = NULL;
+  lag_last = uv_hrtime();
+  lag_max = 0;
+  uv_timer_start(&probe, on_lag_probe, 1, 1);
   uint64_t t0 = uv_hrtime();
   result *r = ask(w, &m);
   double secs = (double)(uv_hrtime() - t0) / 1e9;
+  uv_close((uv_handle_t *)&probe, NULL);
+  print_message("longest loop stall during the transfer: %.1f ms\n", (double)lag_max / 1e6);
   assert_int_equal(r->err, 0);
   assert_int_equal(r->bytes, BIG_SIZE);
   sha256_digest(&r->sha, 32, got);
