@@ -471,8 +471,11 @@ static int start_services(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
     .on_conn_ready = ls_links_on_conn_ready, .on_conn_closed = ls_links_on_conn_closed,
     .on_peer_hello = ls_links_on_peer_hello, .user = p,
   };
-  if (rc == LS_OK)
-    rc = ls_node_new(&nc, &p->node, diag);
+  if (rc == LS_OK && (rc = ls_node_new(&nc, &p->node, diag)) != LS_OK) {
+    char why[LS_DIAG_MAX];
+    snprintf(why, sizeof why, "%s", diag ? diag->text : "");
+    ls_diag_set(diag, rc, "cannot listen on %s: %s", c->listen ? c->listen : "0.0.0.0:0", why);
+  }
   if (rc == LS_OK) {
     struct sockaddr_storage bound = p->listen_addr;
     ((struct sockaddr_in *)&bound)->sin_port = htons((uint16_t)ls_node_port(p->node));

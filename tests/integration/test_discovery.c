@@ -167,6 +167,20 @@ static void three_peers_by_mdns_alone(void **state)
   assert_int_equal(json_array_size(json_object_get(r, "peers")), 2);
   json_decref(r);
 
+  /* Host 0 gets a newer quake3: the others learn it without asking. */
+  t0 = now_s();
+  t_write(l->root, "h0/quake3/version.ini", "1.20");
+  bool seen = false;
+  while (!seen && now_s() - t0 < 10) {
+    usleep(200000);
+    r = pp_command(l->peers[2], "games", T_MS);
+    json_t *q3 = find_game(json_object_get(r, "games"), "quake3");
+    seen = q3 && strcmp(json_string_value(json_object_get(q3, "latest_version")), "1.20") == 0;
+    json_decref(r);
+  }
+  assert_true(seen);
+  print_message("a library change reached another peer in %.2f s\n", now_s() - t0);
+
   /* Host 2 is killed: the others prune it within the liveness bound. */
   t0 = now_s();
   pp_signal(l->peers[2], SIGKILL);

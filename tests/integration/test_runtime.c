@@ -1,0 +1,199 @@
+/* Tests the public runtime API (include/lanspread/peer.h) in-process:
+ * commands from several threads each answered exactly once, events by
+ * callback and by polling the event fd, start-up failures with a diag, and
+ * a clean stop (ASan checks that nothing leaks). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include <jansson.h>
+#include <lanspread/peer.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define THREADS 4
+#define PER_THREAD 100
+
+typedef struct collector {
+  pthread_mutex_t lock;
+  unsigned replies[THREADS * PER_THREAD + 1];
+  unsigned other_events;
+} collector;
+
+static void on_event(void *user, const ls_event *ev)
+{
+  collector *c = user;
+  pthread_mutex_lock(&c->lock);
+  if (strcmp(ev->type, "reply") == 0 && ev->tag <= THREADS * PER_THREAD)
+    c->replies[ev->tag]++;
+  else
+    c->other_events++;
+  pthread_mutex_unlock(&c->lock);
+}
+
+static ls_peer_config base_config(const char *root)
+{
+  t_write(root, "games/alpha/version.ini", "1");
+  t_write(root, "catalog.json", "{\"games\":[{\"id\":\"alpha\",\"name\":\"Alpha\"}]}");
+  ls_peer_config c = {
+    .game_dir = strdup(t_path("%s/games", root)), .state_dir = strdup(t_path("%s/state", root)),
+    .catalog_path = strdup(t_path("%s/catalog.json", root)), .listen = "127.0.0.1:0",
+    .mdns = false, .name = "test",
+  };
+  return c;
+}
+
+static void free_config(ls_peer_config *c)
+{
+  free((char *)c->game_dir);
+  free((char *)c->state_dir);
+  free((char *)c->catalog_path);
+}
+
+typedef struct sender {
+  ls_peer *peer;
+  int index;
+} sender;
+
+static void *send_many(void *arg)
+{
+  sender *s = arg;
+  static const ls_command_type types[] = {LS_CMD_LIST_GAMES, LS_CMD_LIST_PEERS,
+                                          LS_CMD_GET_PEER_COUNT, LS_CMD_CANCEL_DOWNLOAD};
+  for (int i = 0; i < PER_THREAD; i++) {
+    ls_command cmd = {.type = types[i % 4], .id = "alpha",
+                      .tag = (uint64_t)(s->index * PER_THREAD + i + 1)};
+    assert_int_equal(ls_peer_send(s->peer, &cmd), 0);
+  }
+  return NULL;
+}
+
+static void commands_from_many_threads(void **state)
+{
+  (void)state;
+  collector c = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  ls_peer_config cfg = base_config(t_tempdir());
+  cfg.on_event = on_event;
+  cfg.user = &c;
+  ls_peer *peer;
+  ls_diag diag;
+  if (ls_peer_start(&cfg, &peer, &diag) != 0)
+    fail_msg("start: %s", diag.text);
+  pthread_t threads[THREADS];
+  sender senders[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    senders[i] = (sender){peer, i};
+    pthread_create(&threads[i], NULL, send_many, &senders[i]);
+  }
+  for (int i = 0; i < THREADS; i++)
+    pthread_join(threads[i], NULL);
+  for (int wait = 0; wait < 500; wait++) { /* up to 5 s for all replies */
+    pthread_mutex_lock(&c.lock);
+    unsigned got = 0;
+    for (int t = 1; t <= THREADS * PER_THREAD; t++)
+      got += c.replies[t] > 0;
+    pthread_mutex_unlock(&c.lock);
+    if (got == THREADS * PER_THREAD)
+      break;
+    usleep(10000);
+  }
+  ls_peer_stop(peer);
+  for (int t = 1; t <= THREADS * PER_THREAD; t++)
+    assert_int_equal(c.replies[t], 1);
+  assert_true(c.other_events >= 1); /* the first games-list-updated */
+  free_config(&cfg);
+}
+
+static void events_by_polling(void **state)
+{
+  (void)state;
+  ls_peer_config cfg = base_config(t_tempdir());
+  ls_peer *peer;
+  assert_int_equal(ls_peer_start(&cfg, &peer, NULL), 0);
+  assert_int_equal(strlen(ls_peer_id(peer)), 64);
+  assert_non_null(strstr(ls_peer_listen_address(peer), "127.0.0.1:"));
+  ls_command cmd = {.type = LS_CMD_LIST_GAMES, .tag = 42};
+  assert_int_equal(ls_peer_send(peer, &cmd), 0);
+  struct pollfd pfd = {.fd = ls_peer_event_fd(peer), .events = POLLIN};
+  bool got_reply = false, got_games = false;
+  while (!got_reply && poll(&pfd, 1, 5000) == 1) {
+    ls_event *ev;
+    while ((ev = ls_peer_next_event(peer)) != NULL) {
+      if (strcmp(ev->type, "reply") == 0) {
+        assert_int_equal(ev->tag, 42);
+        json_t *obj = json_loads(ev->json, 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(obj, "cmd")), "games");
+        assert_int_equal(json_array_size(json_object_get(obj, "games")), 1);
+        assert_null(json_object_get(obj, "tag")); /* the tag is beside the JSON */
+        json_decref(obj);
+        got_reply = true;
+      } else if (strcmp(ev->type, "games-list-updated") == 0) {
+        got_games = true;
+      }
+      ls_event_free(ev);
+    }
+  }
+  assert_true(got_reply && got_games);
+  assert_int_equal(poll(&pfd, 1, 0), 0); /* drained: not readable */
+  ls_peer_stop(peer);
+  free_config(&cfg);
+}
+
+static void start_failures_say_why(void **state)
+{
+  (void)state;
+  char *root = t_tempdir();
+  ls_peer_config cfg = base_config(root);
+  ls_peer *peer = NULL;
+  ls_diag diag;
+
+  const char *game_dir = cfg.game_dir;
+  cfg.game_dir = "/nonexistent/games";
+  assert_int_equal(ls_peer_start(&cfg, &peer, &diag), LS_ENOENT);
+  assert_null(peer);
+  assert_non_null(strstr(diag.text, "/nonexistent/games"));
+  cfg.game_dir = game_dir;
+
+  const char *catalog = cfg.catalog_path;
+  cfg.catalog_path = t_path("%s/nope.json", root);
+  assert_true(ls_peer_start(&cfg, &peer, &diag) < 0);
+  assert_non_null(strstr(diag.text, "nope.json"));
+  cfg.catalog_path = catalog;
+
+  cfg.listen = "127.0.0.1:99999";
+  assert_int_equal(ls_peer_start(&cfg, &peer, &diag), LS_EINVAL);
+  assert_non_null(strstr(diag.text, "port"));
+
+  const char *peers[] = {"no-port-here"};
+  cfg.listen = "127.0.0.1:0";
+  cfg.static_peers = peers;
+  cfg.static_peer_count = 1;
+  assert_int_equal(ls_peer_start(&cfg, &peer, &diag), LS_EINVAL);
+  cfg.static_peer_count = 0;
+
+  ls_peer *first;
+  assert_int_equal(ls_peer_start(&cfg, &first, NULL), 0);
+  cfg.listen = ls_peer_listen_address(first);
+  assert_true(ls_peer_start(&cfg, &peer, &diag) < 0); /* the port is taken */
+  print_message("port taken: %s\n", diag.text);
+  assert_null(peer);
+  ls_peer_stop(first);
+  free_config(&cfg);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(commands_from_many_threads),
+    cmocka_unit_test(events_by_polling),
+    cmocka_unit_test(start_failures_say_why),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
