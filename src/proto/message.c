@@ -444,8 +444,8 @@ static int get_string_view(const json_t *obj, const char *where, const char *key
 static int get_string(const json_t *obj, const char *where, const char *key, char **out,
                       ls_diag *diag)
 {
-  const char *s;
-  size_t len;
+  const char *s = NULL;
+  size_t len = 0;
   int rc = get_string_view(obj, where, key, &s, &len, diag);
   if (rc)
     return rc;
@@ -497,9 +497,9 @@ static int decode_nothing(const json_t *obj, ls_msg *msg, ls_diag *diag)
 static int decode_hello(const json_t *obj, ls_msg *msg, ls_diag *diag)
 {
   ls_msg_hello *h = &msg->hello;
-  uint64_t version;
-  const char *peer_id;
-  size_t len;
+  uint64_t version = 0;
+  const char *peer_id = NULL;
+  size_t len = 0;
   int rc;
   if ((rc = get_uint(obj, "", "protocol_version", UINT32_MAX, &version, diag)) ||
       (rc = get_string_view(obj, "", "peer_id", &peer_id, &len, diag)))
@@ -628,7 +628,7 @@ static int decode_file_entry(const json_t *v, size_t i, ls_msg_file_entry *f, ls
 static int decode_game_files(const json_t *obj, ls_msg *msg, ls_diag *diag)
 {
   ls_msg_game_files *gf = &msg->game_files;
-  uint64_t chunk_size;
+  uint64_t chunk_size = 0;
   const json_t *files;
   int rc;
   if ((rc = get_string(obj, "", "id", &gf->id, diag)) ||
@@ -700,8 +700,8 @@ static int json_syntax_error(const json_error_t *jerr, ls_diag *diag)
 static int decode_type(const json_t *root, enum ls_msg_dir dir, enum ls_msg_type *type,
                        ls_diag *diag)
 {
-  const char *name;
-  size_t len;
+  const char *name = NULL;
+  size_t len = 0;
   int rc = get_string_view(root, "", "type", &name, &len, diag);
   if (rc)
     return rc;

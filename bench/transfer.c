@@ -1,0 +1,1719 @@
+/* bench_transfer: owns the loopback transfer benchmark. It generates one game
+ * with a single large archive (lanspread-gen, found next to this binary) and
+ * times, in the same run and interleaved round by round:
+ *   ours                 a forked serving node (ls_node) and a forked client
+ *                        process that fetches the manifest (GetGame), then
+ *                        every 1 MiB chunk (GetGameFileChunk, N in flight),
+ *                        verifies each chunk's SHA-256 and pwrite()s it into
+ *                        a pre-allocated file; the parent then checks the
+ *                        whole file's SHA-256 against the source;
+ *   ngtcp2_download      ngtcp2's example pair (gtlsserver/gtlsclient, HTTP/3)
+ *                        with --download (the body is written);
+ *   ngtcp2_receive_only  the same pair with --no-http-dump;
+ *   nginx_curl           nginx (HTTPS, one process) and curl -o FILE.
+ * It prints wall time, MB/s (10^6 bytes), CPU seconds and peak RSS of the
+ * receiving process and of the server, median and best of R runs, the
+ * ratios against the ngtcp2 pair, and optional variant tables (requests in
+ * flight, hashing placement, GSO/GRO/mmsg off). A missing or failing
+ * reference tool is reported as unavailable. Every child is killed and the
+ * temporary directory removed at the end, on failure and on SIGINT/SIGTERM/
+ * SIGHUP. */
+#include "net/identity.h"
+#include "net/quic.h"
+#include "peer/node.h"
+#include "peer/request.h"
+#include "proto/proto.h"
+
+#include <lanspread/catalog.h>
+#include <lanspread/error.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <nettle/sha2.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROG "bench_transfer"
+#define GEN_NAME "lanspread-gen"
+#define GAME_ID "game0001"
+#define ARCHIVE_NAME GAME_ID ".part01.eti"
+#define KEEP_MARKER ".bench_transfer"
+#define MAX_REPEAT 100
+#define MAX_CHILDREN 16
+#define MAX_LIST 8
+#define PAYLOAD 1452u
+#define RSS_TARGET_MIB 64.0
+#define RATIO_TARGET 1.0
+#define EXTRA_BUFFERS 4 /* chunk buffers beyond the requests in flight */
+
+enum hash_mode { HASH_LOOP, HASH_POOL, HASH_SPLIT };
+static const char *const hash_names[] = {"loop", "pool", "split"};
+enum write_mode { WRITE_BUFFERED, WRITE_DIRECT };
+static const char *const write_names[] = {"buffered", "direct"};
+static const char *const cc_names[] = {"cubic", "reno", "bbr", "bbr2"};
+
+typedef struct bench_options {
+  uint64_t size;
+  unsigned long repeat;
+  const char *keep;
+  unsigned inflight[MAX_LIST];
+  size_t n_inflight;
+  int hash[3];
+  size_t n_hash;
+  int write[2];
+  size_t n_write;
+  unsigned workers[MAX_LIST];
+  size_t n_workers;
+  int cc;
+  unsigned flags;
+  unsigned timeout_s;
+  bool table;
+  bool no_reference;
+} bench_options;
+
+typedef struct bench_paths {
+  char work[PATH_MAX];
+  char games[PATH_MAX + 16];
+  char game_root[PATH_MAX + 32];
+  char source[PATH_MAX + 64];
+  char catalog[PATH_MAX + 32];
+  char srv_state[PATH_MAX + 32];
+  char cli_games[PATH_MAX + 32];
+  char cli_state[PATH_MAX + 32];
+  char out_dir[PATH_MAX + 16];
+  char out_file[PATH_MAX + 64];
+  char key[PATH_MAX + 16];
+  char cert[PATH_MAX + 16];
+  char logs[PATH_MAX + 16];
+  char gen[PATH_MAX];
+} bench_paths;
+
+/* What ours uses, per process (server and client get the same transport). */
+typedef struct variant {
+  unsigned inflight;
+  int hash;
+  int write;        /* WRITE_* */
+  unsigned workers; /* UV_THREADPOOL_SIZE of the client */
+  int cc;
+  unsigned flags;
+} variant;
+
+/* One measured receiver: R samples. */
+typedef struct series {
+  const char *name;
+  char unavailable[256];
+  size_t n;
+  double wall[MAX_REPEAT], cpu[MAX_REPEAT], rss[MAX_REPEAT];
+  double srv_cpu[MAX_REPEAT], srv_rss[MAX_REPEAT];
+  double drops[MAX_REPEAT]; /* UDP receive-buffer drops during the run */
+} series;
+
+/* A server process we started. */
+typedef struct server {
+  pid_t pid;
+  unsigned port;
+  char peer_id[LS_PEER_ID_LEN + 1];
+} server;
+
+/* ---- cleanup, also from signal handlers (async-signal-safe only) -------- */
+
+static char g_cleanup_dir[PATH_MAX];
+static volatile sig_atomic_t g_cleanup_armed;
+static volatile pid_t g_children[MAX_CHILDREN];
+
+static void track_child(pid_t pid)
+{
+  for (size_t i = 0; i < MAX_CHILDREN; i++)
+    if (g_children[i] == 0) {
+      g_children[i] = pid;
+      return;
+    }
+}
+
+static void untrack_child(pid_t pid)
+{
+  for (size_t i = 0; i < MAX_CHILDREN; i++)
+    if (g_children[i] == pid)
+      g_children[i] = 0;
+}
+
+static void kill_children(void)
+{
+  for (size_t i = 0; i < MAX_CHILDREN; i++) {
+    pid_t pid = g_children[i];
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+      }
+      g_children[i] = 0;
+    }
+  }
+}
+
+/* rm -rf PATH with fork + execv: async-signal-safe. */
+static void remove_tree(const char *path)
+{
+  pid_t pid = fork();
+  if (pid == 0) {
+    char *const argv[] = {"rm", "-rf", "--", (char *)path, NULL};
+    execv("/bin/rm", argv);
+    _exit(127);
+  }
+  if (pid > 0) {
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+static void cleanup(void)
+{
+  kill_children();
+  if (g_cleanup_armed) {
+    g_cleanup_armed = 0;
+    remove_tree(g_cleanup_dir);
+  }
+}
+
+static void on_signal(int sig)
+{
+  cleanup();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void install_signal_handlers(void)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+}
+
+/* In a forked child: forget the parent's cleanup duties. */
+static void become_child(void)
+{
+  g_cleanup_armed = 0;
+  for (size_t i = 0; i < MAX_CHILDREN; i++)
+    g_children[i] = 0;
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+  signal(SIGPIPE, SIG_DFL);
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, PROG ": ");
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  exit(1); /* atexit runs cleanup() */
+}
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage_error(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, PROG ": ");
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
+  exit(2);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+  void *p = calloc(n ? n : 1, size);
+  if (!p)
+    die("out of memory");
+  return p;
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+static void print_help(void)
+{
+  printf(
+    "Usage: " PROG " [--size BYTES] [--repeat R] [--keep DIR] [--inflight N[,N...]]\n"
+    "         [--hash loop|pool|split|all] [--write buffered|direct|all]\n"
+    "         [--workers N[,N...]] [--cc cubic|reno|bbr|bbr2]\n"
+    "         [--no-gso] [--no-gro] [--no-mmsg] [--table] [--no-reference]\n"
+    "         [--timeout S]\n"
+    "Benchmark a file transfer over loopback: ours against ngtcp2's example\n"
+    "HTTP/3 pair and nginx + curl.\n"
+    "\n"
+    "Generates one game with one archive of BYTES with " GEN_NAME " (from this\n"
+    "binary's directory) and measures, R rounds, each round in turn:\n"
+    "  ours                 forked ls_node server on 127.0.0.1; a forked client\n"
+    "                       fetches GetGame, then every chunk with N requests\n"
+    "                       in flight, verifies each chunk's SHA-256 and\n"
+    "                       pwrite()s it into a posix_fallocate'd file; the\n"
+    "                       whole file's SHA-256 is checked afterwards\n"
+    "  ngtcp2_download      gtlsserver + gtlsclient --download DIR (HTTP/3)\n"
+    "  ngtcp2_receive_only  gtlsserver + gtlsclient --no-http-dump\n"
+    "  nginx_curl           nginx (HTTPS, sendfile on) + curl -k -o FILE\n"
+    "Wall time is the receiving process's life (fork to exit, handshake\n"
+    "included); CPU is its user+sys seconds and RSS its peak (getrusage of the\n"
+    "child); the server's CPU is the delta over the transfer and its RSS the\n"
+    "peak (/proc). Median and best of R. UDP payload: 1452 bytes on both.\n"
+    "Targets: ours >= %.2f x ngtcp2_receive_only, ours' RSS < %.0f MiB.\n"
+    "\n"
+    "Options:\n"
+    "  --size BYTES     archive size (default 1G; suffixes K, M, G)\n"
+    "  --repeat R       rounds (default 3)\n"
+    "  --keep DIR       work in DIR and keep it (the archive is reused when its\n"
+    "                   size matches) instead of a temporary directory\n"
+    "  --inflight LIST  chunk requests in flight (default 16); a list such as\n"
+    "                   4,8,16,32 adds a variant table (the first is the headline;\n"
+    "                   so do lists for --hash, --write and --workers)\n"
+    "  --hash MODE      where chunks are hashed and written: loop (hash as bytes\n"
+    "                   arrive, pwrite on the loop thread), pool (hash + pwrite\n"
+    "                   on the libuv pool), split (hash as bytes arrive, pwrite\n"
+    "                   on the pool), all (variant table of the three);\n"
+    "                   default pool\n"
+    "  --write MODE     buffered (pwrite through the page cache, default), direct\n"
+    "                   (O_DIRECT for whole 4 KiB-aligned chunks) or all\n"
+    "  --workers LIST   libuv pool threads of the client (default 4)\n"
+    "  --cc NAME        congestion control of both ends (default cubic)\n"
+    "  --no-gso, --no-gro, --no-mmsg\n"
+    "                   LS_QUIC_NO_* tuning flags for ours (both ends)\n"
+    "  --table          also run ours with full, no-gso, no-gro, no-mmsg\n"
+    "  --no-reference   measure ours only\n"
+    "  --timeout S      per transfer (default 120)\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "Exit status: 0 when every transfer of ours ran and verified (missed\n"
+    "targets and unavailable references are reported, not failed); 1 on an\n"
+    "error; 2 on a usage error.\n",
+    RATIO_TARGET, RSS_TARGET_MIB);
+}
+
+static uint64_t parse_size(const char *s)
+{
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  uint64_t mul = 1;
+  if (*end == 'K' || *end == 'k')
+    mul = 1u << 10;
+  else if (*end == 'M' || *end == 'm')
+    mul = 1u << 20;
+  else if (*end == 'G' || *end == 'g')
+    mul = 1u << 30;
+  if (mul != 1)
+    end++;
+  if (errno || end == s || *end || v == 0 || v > (1ull << 40) / mul)
+    usage_error("--size: '%s' is not a size (1 byte to 1T)", s);
+  return v * mul;
+}
+
+static unsigned long parse_count(const char *opt, const char *s, unsigned long min,
+                                 unsigned long max)
+{
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno || end == s || *end || v < min || v > max)
+    usage_error("%s: '%s' is not a number from %lu to %lu", opt, s, min, max);
+  return v;
+}
+
+static size_t parse_list(const char *opt, const char *s, unsigned *out, unsigned long max)
+{
+  char buf[256];
+  size_t n = 0;
+  snprintf(buf, sizeof buf, "%s", s);
+  for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    if (n == MAX_LIST)
+      usage_error("%s: at most %d values", opt, MAX_LIST);
+    out[n++] = (unsigned)parse_count(opt, tok, 1, max);
+  }
+  if (!n)
+    usage_error("%s: no value", opt);
+  return n;
+}
+
+static void parse_write(bench_options *o, const char *s)
+{
+  o->n_write = 0;
+  for (int i = 0; i < 2; i++)
+    if (!strcmp(s, "all") || !strcmp(s, write_names[i]))
+      o->write[o->n_write++] = i;
+  if (!o->n_write)
+    usage_error("--write: '%s' is not buffered, direct or all", s);
+}
+
+static void parse_hash(bench_options *o, const char *s)
+{
+  o->n_hash = 0;
+  for (int i = 0; i < 3; i++)
+    if (!strcmp(s, "all") || !strcmp(s, hash_names[i]))
+      o->hash[o->n_hash++] = i;
+  if (!o->n_hash)
+    usage_error("--hash: '%s' is not loop, pool, split or all", s);
+}
+
+static int parse_cc(const char *s)
+{
+  static const int ids[] = {LS_QUIC_CC_CUBIC, LS_QUIC_CC_RENO, LS_QUIC_CC_BBR, LS_QUIC_CC_BBR2};
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(s, cc_names[i]))
+      return ids[i];
+  usage_error("--cc: '%s' is not cubic, reno, bbr or bbr2", s);
+}
+
+static const char *cc_name(int cc)
+{
+  return cc == LS_QUIC_CC_RENO ? "reno" : cc == LS_QUIC_CC_BBR ? "bbr"
+       : cc == LS_QUIC_CC_BBR2 ? "bbr2" : "cubic";
+}
+
+static void parse_args(int argc, char **argv, bench_options *o)
+{
+  enum { O_SIZE = 256, O_REPEAT, O_KEEP, O_INFLIGHT, O_HASH, O_CC, O_NOGSO, O_NOGRO,
+         O_NOMMSG, O_TABLE, O_NOREF, O_TIMEOUT, O_WORKERS, O_WRITE };
+  static const struct option longopts[] = {
+    {"size", required_argument, NULL, O_SIZE}, {"repeat", required_argument, NULL, O_REPEAT},
+    {"keep", required_argument, NULL, O_KEEP}, {"inflight", required_argument, NULL, O_INFLIGHT},
+    {"hash", required_argument, NULL, O_HASH}, {"cc", required_argument, NULL, O_CC},
+    {"no-gso", no_argument, NULL, O_NOGSO}, {"no-gro", no_argument, NULL, O_NOGRO},
+    {"no-mmsg", no_argument, NULL, O_NOMMSG}, {"table", no_argument, NULL, O_TABLE},
+    {"no-reference", no_argument, NULL, O_NOREF},
+    {"workers", required_argument, NULL, O_WORKERS}, {"write", required_argument, NULL, O_WRITE},
+    {"timeout", required_argument, NULL, O_TIMEOUT}, {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+  *o = (bench_options){.size = 1ull << 30, .repeat = 3, .inflight = {16}, .n_inflight = 1,
+                       .hash = {HASH_POOL}, .n_hash = 1, .write = {WRITE_BUFFERED},
+                       .n_write = 1, .workers = {4}, .n_workers = 1, .timeout_s = 120};
+  int c;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (c) {
+    case O_SIZE: o->size = parse_size(optarg); break;
+    case O_REPEAT: o->repeat = parse_count("--repeat", optarg, 1, MAX_REPEAT); break;
+    case O_KEEP: o->keep = optarg; break;
+    case O_INFLIGHT: o->n_inflight = parse_list("--inflight", optarg, o->inflight, 128); break;
+    case O_WORKERS: o->n_workers = parse_list("--workers", optarg, o->workers, 64); break;
+    case O_WRITE: parse_write(o, optarg); break;
+    case O_HASH: parse_hash(o, optarg); break;
+    case O_CC: o->cc = parse_cc(optarg); break;
+    case O_NOGSO: o->flags |= LS_QUIC_NO_GSO; break;
+    case O_NOGRO: o->flags |= LS_QUIC_NO_GRO; break;
+    case O_NOMMSG: o->flags |= LS_QUIC_NO_MMSG; break;
+    case O_TABLE: o->table = true; break;
+    case O_NOREF: o->no_reference = true; break;
+    case O_TIMEOUT: o->timeout_s = (unsigned)parse_count("--timeout", optarg, 1, 3600); break;
+    case 'h': print_help(); exit(0);
+    default: usage_error("unknown option");
+    }
+  }
+  if (optind < argc)
+    usage_error("unexpected argument '%s'", argv[optind]);
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(unsigned ms)
+{
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median_of(const double *v, size_t n)
+{
+  double tmp[MAX_REPEAT];
+  memcpy(tmp, v, n * sizeof *v);
+  qsort(tmp, n, sizeof *tmp, compare_doubles);
+  return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+static double min_of(const double *v, size_t n)
+{
+  double m = v[0];
+  for (size_t i = 1; i < n; i++)
+    m = v[i] < m ? v[i] : m;
+  return m;
+}
+
+static void join_path(char *out, size_t cap, const char *dir, const char *name)
+{
+  if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap)
+    die("path too long: %s/%s", dir, name);
+}
+
+static void make_dir(const char *path)
+{
+  if (mkdir(path, 0755) != 0 && errno != EEXIST)
+    die("cannot create %s: %s", path, strerror(errno));
+}
+
+static long long file_size(const char *path)
+{
+  struct stat st;
+  return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Is NAME an executable in PATH? */
+static bool in_path(const char *name)
+{
+  const char *path = getenv("PATH");
+  char buf[4096], cand[PATH_MAX];
+  snprintf(buf, sizeof buf, "%s", path ? path : "/usr/bin:/bin");
+  if (!strstr(buf, "/usr/sbin")) /* nginx and gtlsserver live there */
+    strncat(buf, ":/usr/sbin:/sbin", sizeof buf - strlen(buf) - 1);
+  for (char *save, *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+    snprintf(cand, sizeof cand, "%s/%s", d, name);
+    if (access(cand, X_OK) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* SHA-256 of a whole file, read in 1 MiB blocks. */
+static bool hash_file(const char *path, uint8_t out[SHA256_DIGEST_SIZE])
+{
+  int fd = open(path, O_RDONLY);
+  if (fd < 0)
+    return false;
+  uint8_t *buf = xcalloc(1, 1u << 20);
+  struct sha256_ctx ctx;
+  sha256_init(&ctx);
+  ssize_t n;
+  while ((n = read(fd, buf, 1u << 20)) > 0)
+    sha256_update(&ctx, (size_t)n, buf);
+  sha256_digest(&ctx, SHA256_DIGEST_SIZE, out);
+  free(buf);
+  close(fd);
+  return n == 0;
+}
+
+/* ---- processes ---------------------------------------------------------- */
+
+/* A finished receiving process. */
+typedef struct proc_result {
+  double wall_s, cpu_s, rss_mib;
+  int status;
+} proc_result;
+
+static pid_t fork_tracked(void)
+{
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0)
+    die("cannot fork: %s", strerror(errno));
+  if (pid == 0)
+    become_child();
+  else
+    track_child(pid);
+  return pid;
+}
+
+/* Starts argv with stdin from /dev/null and stdout + stderr to log; killed
+ * by SIGALRM after alarm_s (0: never). */
+static pid_t spawn(char *const argv[], const char *log, unsigned alarm_s)
+{
+  pid_t pid = fork_tracked();
+  if (pid == 0) {
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+      _exit(126);
+    if (alarm_s)
+      alarm(alarm_s);
+    execvp(argv[0], argv);
+    dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  return pid;
+}
+
+static proc_result reap(pid_t pid, double start)
+{
+  proc_result r = {0};
+  struct rusage ru;
+  while (wait4(pid, &r.status, 0, &ru) < 0) {
+    if (errno != EINTR)
+      die("wait4: %s", strerror(errno));
+  }
+  untrack_child(pid);
+  r.wall_s = now_s() - start;
+  r.cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+  r.rss_mib = (double)ru.ru_maxrss / 1024.0;
+  return r;
+}
+
+static void describe_status(int status, char *out, size_t cap)
+{
+  if (WIFEXITED(status))
+    snprintf(out, cap, "exit status %d", WEXITSTATUS(status));
+  else
+    snprintf(out, cap, "killed by signal %d%s", WTERMSIG(status),
+             WTERMSIG(status) == SIGALRM ? " (timeout)" : "");
+}
+
+static void stop_process(pid_t pid)
+{
+  if (pid <= 0)
+    return;
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 100; i++) {
+    if (waitpid(pid, NULL, WNOHANG) == pid) {
+      untrack_child(pid);
+      return;
+    }
+    sleep_ms(20);
+  }
+  kill(pid, SIGKILL);
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+  }
+  untrack_child(pid);
+}
+
+/* CPU seconds (user + sys) of a live process, from /proc. */
+static double proc_cpu_s(pid_t pid)
+{
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')');
+  unsigned long long ut = 0, st = 0;
+  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+    return 0;
+  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Peak RSS (VmHWM) of a live process in MiB. */
+static double proc_hwm_mib(pid_t pid)
+{
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  double kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmHWM: %lf", &kb) == 1)
+      break;
+  fclose(f);
+  return kb / 1024.0;
+}
+
+/* A free port on 127.0.0.1 for the given socket type (closed again). */
+static unsigned free_port(int type)
+{
+  int fd = socket(AF_INET, type, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+    die("cannot find a free port: %s", strerror(errno));
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+/* Is a UDP socket bound to 127.0.0.1:port (or any address)? */
+static bool udp_port_bound(unsigned port)
+{
+  FILE *f = fopen("/proc/net/udp", "r");
+  char line[512];
+  bool found = false;
+  if (!f)
+    return false;
+  while (!found && fgets(line, sizeof line, f)) {
+    unsigned addr, p;
+    if (sscanf(line, " %*d: %x:%x", &addr, &p) == 2 && p == port)
+      found = true;
+  }
+  fclose(f);
+  return found;
+}
+
+static bool tcp_port_accepts(unsigned port)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  if (fd >= 0)
+    close(fd);
+  return ok;
+}
+
+/* Waits up to 5 s for a server to listen; false when it died or never did. */
+static bool wait_listening(pid_t pid, unsigned port, bool udp)
+{
+  for (int i = 0; i < 250; i++) {
+    if (waitpid(pid, NULL, WNOHANG) == pid) {
+      untrack_child(pid);
+      return false;
+    }
+    if (udp ? udp_port_bound(port) : tcp_port_accepts(port))
+      return true;
+    sleep_ms(20);
+  }
+  return false;
+}
+
+/* The last line of a log, for an "unavailable" reason. */
+static void log_tail(const char *log, char *out, size_t cap)
+{
+  FILE *f = fopen(log, "r");
+  char line[512];
+  out[0] = '\0';
+  if (!f)
+    return;
+  while (fgets(line, sizeof line, f))
+    if (line[0] != '\n') {
+      size_t n = strcspn(line, "\n");
+      n = n < cap - 1 ? n : cap - 1; /* keep the start of a long line */
+      memcpy(out, line, n);
+      out[n] = '\0';
+    }
+  fclose(f);
+}
+
+/* ---- ours: the serving node (forked child) ------------------------------ */
+
+static ls_quic_tuning tuning_of(const variant *v)
+{
+  /* Endpoint defaults, except what the variant sets; the payload is the
+   * default (1452) spelled out so that the printout is what runs. */
+  return (ls_quic_tuning){.max_udp_payload = PAYLOAD, .cc_algo = v->cc, .flags = v->flags};
+}
+
+static void child_fail(const char *what, const ls_diag *diag) __attribute__((noreturn));
+static void child_fail(const char *what, const ls_diag *diag)
+{
+  fprintf(stderr, PROG ": %s: %s\n", what, diag ? diag->text : "failed");
+  _exit(1);
+}
+
+/* Catalog, identity and monitor of one node. */
+typedef struct node_parts {
+  ls_catalog *catalog;
+  ls_identity *identity;
+  ls_monitor *monitor;
+  ls_node *node;
+} node_parts;
+
+static void start_node(uv_loop_t *loop, const char *catalog, const char *games,
+                       const char *state, const variant *v, node_parts *np,
+                       void (*on_ready)(ls_node *, ls_quic_conn *, void *),
+                       void (*on_closed)(ls_node *, ls_quic_conn *, int, const char *, void *),
+                       void (*on_streams)(ls_node *, ls_quic_conn *, void *), void *user)
+{
+  ls_diag diag;
+  if (ls_catalog_load_file(catalog, &np->catalog, &diag) != LS_OK)
+    child_fail("catalog", &diag);
+  if (ls_identity_load_or_create(state, &np->identity, &diag) != LS_OK)
+    child_fail("identity", &diag);
+  ls_monitor_config mc = {.loop = loop, .game_dir = games, .state_dir = state,
+                          .catalog = np->catalog};
+  if (ls_monitor_start(&mc, &np->monitor, &diag) != LS_OK)
+    child_fail("monitor", &diag);
+  struct sockaddr_in addr = {.sin_family = AF_INET};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ls_node_config nc = {
+    .loop = loop, .bind_addr = (struct sockaddr *)&addr, .identity = np->identity,
+    .catalog = np->catalog, .monitor = np->monitor, .game_dir = games, .name = PROG,
+    .tuning = tuning_of(v), .on_conn_ready = on_ready, .on_conn_closed = on_closed,
+    .on_streams_available = on_streams, .user = user,
+  };
+  if (ls_node_new(&nc, &np->node, &diag) != LS_OK)
+    child_fail("node", &diag);
+}
+
+static void server_main(const bench_paths *p, const variant *v, int report_fd)
+{
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  node_parts np = {0};
+  start_node(&loop, p->catalog, p->games, p->srv_state, v, &np, NULL, NULL, NULL, NULL);
+  dprintf(report_fd, "%u %s\n", ls_node_port(np.node), ls_identity_peer_id(np.identity));
+  close(report_fd);
+  uv_run(&loop, UV_RUN_DEFAULT); /* until SIGTERM */
+  _exit(0);
+}
+
+static server start_our_server(const bench_paths *p, const variant *v)
+{
+  int fds[2];
+  if (pipe(fds) != 0)
+    die("pipe: %s", strerror(errno));
+  server s = {0};
+  s.pid = fork_tracked();
+  if (s.pid == 0) {
+    close(fds[0]);
+    server_main(p, v, fds[1]);
+  }
+  close(fds[1]);
+  struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+  char line[128] = "";
+  ssize_t n = poll(&pfd, 1, 60000) == 1 ? read(fds[0], line, sizeof line - 1) : -1;
+  close(fds[0]);
+  if (n <= 0 || sscanf(line, "%u %64s", &s.port, s.peer_id) != 2)
+    die("our server did not start (see the message above)");
+  return s;
+}
+
+/* ---- ours: the receiving client (forked child) -------------------------- */
+
+typedef struct client client;
+
+/* One chunk buffer: a request receiving into it, then a write (and hash). */
+typedef struct slot {
+  client *cl;
+  uint8_t *buf;
+  uint64_t chunk, got, len;
+  struct sha256_ctx sha;
+  bool hashed, hash_ok, write_ok;
+  uv_work_t work;
+} slot;
+
+struct client {
+  uv_loop_t loop;
+  node_parts np;
+  const bench_paths *p;
+  variant v;
+  bool manifest_only;
+  unsigned port;
+  const char *peer_id;
+  ls_quic_conn *conn;
+  /* the file */
+  char *path;
+  uint64_t size, nchunks;
+  uint8_t *hashes;
+  int fd, fd_direct; /* fd_direct: O_DIRECT, for whole aligned chunks */
+  /* the pipeline */
+  slot *slots;
+  size_t nslots;
+  slot **free_slots;
+  size_t nfree;
+  unsigned active; /* requests in flight */
+  uint64_t next_chunk, done_chunks;
+  bool finished;
+};
+
+static void client_fail(client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void client_fail(client *cl, const char *fmt, ...)
+{
+  (void)cl;
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, PROG ": client: ");
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  _exit(1);
+}
+
+static void pump(client *cl);
+
+static void on_node_closed(void *user)
+{
+  uv_stop(&((client *)user)->loop);
+}
+
+static void client_finish(client *cl)
+{
+  cl->finished = true;
+  ls_node_close(cl->np.node, on_node_closed, cl);
+}
+
+static void chunk_verified(client *cl, slot *s)
+{
+  if (!s->hash_ok)
+    client_fail(cl, "chunk %llu: SHA-256 does not match the manifest",
+                (unsigned long long)s->chunk);
+  if (!s->write_ok)
+    client_fail(cl, "chunk %llu: pwrite: %s", (unsigned long long)s->chunk, strerror(errno));
+  cl->free_slots[cl->nfree++] = s;
+  if (++cl->done_chunks == cl->nchunks)
+    client_finish(cl);
+  else
+    pump(cl);
+}
+
+static bool write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+  while (len) {
+    ssize_t n = pwrite(fd, buf, len, (off_t)off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    buf += n;
+    len -= (size_t)n;
+    off += (uint64_t)n;
+  }
+  return true;
+}
+
+/* Hash (unless done while receiving), compare, write. Any thread. */
+static void chunk_process(slot *s)
+{
+  client *cl = s->cl;
+  uint8_t digest[SHA256_DIGEST_SIZE];
+  if (!s->hashed)
+    sha256_update(&s->sha, s->len, s->buf);
+  sha256_digest(&s->sha, sizeof digest, digest);
+  s->hash_ok = !memcmp(digest, cl->hashes + s->chunk * LS_SHA256_LEN, sizeof digest);
+  int fd = cl->fd_direct >= 0 && s->len % 4096 == 0 ? cl->fd_direct : cl->fd;
+  s->write_ok = s->hash_ok && write_all(fd, s->buf, s->len, s->chunk * LS_CHUNK_SIZE);
+}
+
+static void work_cb(uv_work_t *w)
+{
+  chunk_process(w->data);
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+  slot *s = w->data;
+  if (status != 0)
+    client_fail(s->cl, "work cancelled");
+  chunk_verified(s->cl, s);
+}
+
+static void chunk_received(client *cl, slot *s)
+{
+  if (cl->v.hash == HASH_LOOP) {
+    chunk_process(s);
+    chunk_verified(cl, s);
+    return;
+  }
+  s->work.data = s;
+  if (uv_queue_work(&cl->loop, &s->work, work_cb, after_work_cb) != 0)
+    client_fail(cl, "uv_queue_work failed");
+}
+
+static void chunk_response(ls_request *req, const ls_msg *msg, void *user)
+{
+  (void)req;
+  slot *s = user;
+  if (msg->type != LS_MSG_FILE_DATA || msg->range.offset != s->chunk * LS_CHUNK_SIZE ||
+      msg->range.length != s->len)
+    client_fail(s->cl, "chunk %llu: unexpected %s response", (unsigned long long)s->chunk,
+                ls_msg_type_name(msg->type));
+}
+
+static int chunk_bytes(ls_request *req, const uint8_t *data, size_t len, void *user)
+{
+  (void)req;
+  slot *s = user;
+  if (s->got + len > s->len)
+    client_fail(s->cl, "chunk %llu: too many bytes", (unsigned long long)s->chunk);
+  memcpy(s->buf + s->got, data, len);
+  if (s->hashed)
+    sha256_update(&s->sha, len, data);
+  s->got += len;
+  return 0;
+}
+
+static void chunk_done(ls_request *req, int err, const char *diag, void *user)
+{
+  (void)req;
+  slot *s = user;
+  client *cl = s->cl;
+  if (err != LS_OK)
+    client_fail(cl, "chunk %llu: %s (%s)", (unsigned long long)s->chunk, ls_strerror(err), diag);
+  cl->active--;
+  chunk_received(cl, s);
+}
+
+static const ls_request_callbacks chunk_cb = {chunk_response, chunk_bytes, chunk_done};
+
+/* Starts chunk requests while requests and buffers are free. */
+static void pump(client *cl)
+{
+  while (cl->active < cl->v.inflight && cl->nfree && cl->next_chunk < cl->nchunks) {
+    slot *s = cl->free_slots[cl->nfree - 1];
+    s->chunk = cl->next_chunk;
+    s->got = 0;
+    s->len = cl->size - s->chunk * LS_CHUNK_SIZE;
+    s->len = s->len < LS_CHUNK_SIZE ? s->len : LS_CHUNK_SIZE;
+    s->hashed = cl->v.hash != HASH_POOL;
+    sha256_init(&s->sha);
+    ls_msg m = {.type = LS_MSG_GET_GAME_FILE_CHUNK};
+    m.range = (ls_msg_file_range){GAME_ID, cl->path, s->chunk * LS_CHUNK_SIZE, s->len};
+    ls_request *req;
+    ls_diag diag;
+    int rc = ls_request_start(cl->conn, &m, &chunk_cb, s, &req, &diag);
+    if (rc == LS_EBUSY)
+      return; /* on_streams_available pumps again */
+    if (rc != LS_OK)
+      client_fail(cl, "request: %s", diag.text);
+    cl->nfree--;
+    cl->next_chunk++;
+    cl->active++;
+  }
+}
+
+static void open_output(client *cl)
+{
+  cl->fd = open(cl->p->out_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (cl->fd < 0)
+    client_fail(cl, "cannot create %s: %s", cl->p->out_file, strerror(errno));
+  int rc = cl->size ? posix_fallocate(cl->fd, 0, (off_t)cl->size) : 0;
+  if (rc != 0)
+    client_fail(cl, "posix_fallocate: %s", strerror(rc));
+  if (cl->v.write == WRITE_DIRECT) {
+    cl->fd_direct = open(cl->p->out_file, O_WRONLY | O_DIRECT);
+    if (cl->fd_direct < 0)
+      client_fail(cl, "O_DIRECT open of %s: %s", cl->p->out_file, strerror(errno));
+  }
+}
+
+static void start_chunks(client *cl)
+{
+  open_output(cl);
+  cl->nslots = cl->v.inflight + (cl->v.hash == HASH_LOOP ? 0 : EXTRA_BUFFERS);
+  cl->slots = xcalloc(cl->nslots, sizeof *cl->slots);
+  cl->free_slots = xcalloc(cl->nslots, sizeof *cl->free_slots);
+  for (size_t i = 0; i < cl->nslots; i++) {
+    cl->slots[i].cl = cl;
+    void *buf = NULL;
+    if (posix_memalign(&buf, 4096, LS_CHUNK_SIZE) != 0)
+      buf = NULL;
+    cl->slots[i].buf = buf;
+    if (!buf)
+      client_fail(cl, "out of memory");
+    cl->free_slots[cl->nfree++] = &cl->slots[cl->nslots - 1 - i];
+  }
+  pump(cl);
+}
+
+/* Keeps the largest file of the manifest: the archive. */
+static void manifest_response(ls_request *req, const ls_msg *msg, void *user)
+{
+  (void)req;
+  client *cl = user;
+  if (msg->type != LS_MSG_GAME_FILES)
+    client_fail(cl, "GetGame answered %s", ls_msg_type_name(msg->type));
+  const ls_msg_file_entry *best = NULL;
+  for (size_t i = 0; i < msg->game_files.file_count; i++)
+    if (!best || msg->game_files.files[i].size > best->size)
+      best = &msg->game_files.files[i];
+  if (!best)
+    client_fail(cl, "empty manifest");
+  cl->path = strdup(best->path);
+  cl->size = best->size;
+  cl->nchunks = best->chunk_count;
+  cl->hashes = xcalloc(cl->nchunks, LS_SHA256_LEN);
+  memcpy(cl->hashes, best->sha256, cl->nchunks * LS_SHA256_LEN);
+}
+
+static void manifest_done(ls_request *req, int err, const char *diag, void *user)
+{
+  (void)req;
+  client *cl = user;
+  if (err != LS_OK || !cl->path)
+    client_fail(cl, "GetGame: %s (%s)", ls_strerror(err), diag);
+  if (cl->manifest_only || cl->nchunks == 0)
+    client_finish(cl);
+  else
+    start_chunks(cl);
+}
+
+static const ls_request_callbacks manifest_cb = {manifest_response, NULL, manifest_done};
+
+static void on_client_ready(ls_node *n, ls_quic_conn *conn, void *user)
+{
+  (void)n;
+  client *cl = user;
+  cl->conn = conn;
+  ls_msg m = {.type = LS_MSG_GET_GAME};
+  m.game.id = GAME_ID;
+  ls_request *req;
+  ls_diag diag;
+  if (ls_request_start(conn, &m, &manifest_cb, cl, &req, &diag) != LS_OK)
+    client_fail(cl, "GetGame: %s", diag.text);
+}
+
+static void on_client_closed(ls_node *n, ls_quic_conn *conn, int err, const char *diag,
+                             void *user)
+{
+  (void)n;
+  (void)conn;
+  client *cl = user;
+  if (!cl->finished)
+    client_fail(cl, "connection closed: %s (%s)", ls_strerror(err), diag);
+}
+
+static void on_client_streams(ls_node *n, ls_quic_conn *conn, void *user)
+{
+  (void)n;
+  (void)conn;
+  client *cl = user;
+  if (cl->nchunks)
+    pump(cl);
+}
+
+static void client_main(const bench_paths *p, const variant *v, const server *srv,
+                        bool manifest_only)
+{
+  client *cl = xcalloc(1, sizeof *cl);
+  cl->p = p;
+  cl->v = *v;
+  cl->manifest_only = manifest_only;
+  cl->fd = cl->fd_direct = -1;
+  char workers[16];
+  snprintf(workers, sizeof workers, "%u", v->workers);
+  setenv("UV_THREADPOOL_SIZE", workers, 1); /* before the pool starts */
+  uv_loop_init(&cl->loop);
+  start_node(&cl->loop, p->catalog, p->cli_games, p->cli_state, v, &cl->np, on_client_ready,
+             on_client_closed, on_client_streams, cl);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port)};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ls_quic_conn *conn;
+  ls_diag diag;
+  if (ls_quic_connect(ls_node_endpoint(cl->np.node), (struct sockaddr *)&addr, srv->peer_id,
+                      &conn, &diag) != LS_OK)
+    child_fail("connect", &diag);
+  uv_run(&cl->loop, UV_RUN_DEFAULT);
+  if (!cl->finished)
+    client_fail(cl, "loop ended early");
+  _exit(0);
+}
+
+/* Runs one client process; returns its figures (status != 0: failed). */
+static proc_result run_our_client(const bench_paths *p, const variant *v, const server *srv,
+                                  bool manifest_only, unsigned timeout_s)
+{
+  double start = now_s();
+  pid_t pid = fork_tracked();
+  if (pid == 0) {
+    alarm(timeout_s);
+    client_main(p, v, srv, manifest_only);
+  }
+  return reap(pid, start);
+}
+
+/* ---- measurements ------------------------------------------------------- */
+
+/* System-wide UDP RcvbufErrors (/proc/net/snmp): datagrams dropped because
+ * a receive buffer was full. Only loopback traffic of ours runs meanwhile,
+ * so the delta over a run is that run's losses (other users add noise). */
+static double udp_rcvbuf_errors(void)
+{
+  FILE *f = fopen("/proc/net/snmp", "r");
+  char head[512], vals[512];
+  double result = 0;
+  if (!f)
+    return 0;
+  while (fgets(head, sizeof head, f) && fgets(vals, sizeof vals, f)) {
+    if (strncmp(head, "Udp:", 4) || strncmp(vals, "Udp:", 4))
+      continue;
+    char *hs, *vs, *h = strtok_r(head + 4, " \n", &hs), *v = strtok_r(vals + 4, " \n", &vs);
+    for (; h && v; h = strtok_r(NULL, " \n", &hs), v = strtok_r(NULL, " \n", &vs))
+      if (!strcmp(h, "RcvbufErrors"))
+        result = strtod(v, NULL);
+    break;
+  }
+  fclose(f);
+  return result;
+}
+
+static double g_drops0; /* RcvbufErrors at the start of the current run */
+
+static void series_add(series *s, const proc_result *r, double srv_cpu, double srv_rss)
+{
+  s->drops[s->n] = udp_rcvbuf_errors() - g_drops0;
+  s->wall[s->n] = r->wall_s;
+  s->cpu[s->n] = r->cpu_s;
+  s->rss[s->n] = r->rss_mib;
+  s->srv_cpu[s->n] = srv_cpu;
+  s->srv_rss[s->n] = srv_rss;
+  s->n++;
+}
+
+static void mark_unavailable(series *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mark_unavailable(series *s, const char *fmt, ...)
+{
+  if (s->unavailable[0])
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->unavailable, sizeof s->unavailable, fmt, ap);
+  va_end(ap);
+}
+
+/* Checks the received file: its size and whole-file SHA-256. */
+static bool output_matches(const char *path, uint64_t size, const uint8_t *want, char *why,
+                           size_t cap)
+{
+  uint8_t got[SHA256_DIGEST_SIZE];
+  long long have = file_size(path);
+  if (have != (long long)size) {
+    snprintf(why, cap, "%s has %lld bytes, not %llu", path, have, (unsigned long long)size);
+    return false;
+  }
+  if (!hash_file(path, got) || memcmp(got, want, sizeof got)) {
+    snprintf(why, cap, "%s: SHA-256 differs from the source", path);
+    return false;
+  }
+  return true;
+}
+
+static void measure_ours(const bench_options *o, const bench_paths *p, const variant *v,
+                         const server *srv, const uint8_t *want, series *s)
+{
+  unlink(p->out_file);
+  double cpu0 = proc_cpu_s(srv->pid);
+  g_drops0 = udp_rcvbuf_errors();
+  proc_result r = run_our_client(p, v, srv, false, o->timeout_s);
+  double srv_cpu = proc_cpu_s(srv->pid) - cpu0;
+  char why[PATH_MAX + 128];
+  if (r.status != 0) {
+    describe_status(r.status, why, sizeof why);
+    die("our transfer failed: client %s (see the message above)", why);
+  }
+  if (!output_matches(p->out_file, o->size, want, why, sizeof why))
+    die("our transfer is wrong: %s", why);
+  unlink(p->out_file);
+  series_add(s, &r, srv_cpu, proc_hwm_mib(srv->pid));
+}
+
+/* One reference client run against a server process; the check is done
+ * when `check` is set (a downloaded file). */
+static void measure_reference(const bench_options *o, const bench_paths *p, char *const argv[],
+                              pid_t srv_pid, const char *check, const uint8_t *want,
+                              series *s)
+{
+  char log[PATH_MAX + 64], why[PATH_MAX + 128];
+  snprintf(log, sizeof log, "%s/%s.log", p->logs, s->name);
+  if (check)
+    unlink(check);
+  double cpu0 = proc_cpu_s(srv_pid);
+  g_drops0 = udp_rcvbuf_errors();
+  double start = now_s();
+  proc_result r = reap(spawn(argv, log, o->timeout_s), start);
+  double srv_cpu = proc_cpu_s(srv_pid) - cpu0;
+  if (r.status != 0) {
+    describe_status(r.status, why, sizeof why);
+    char tail[200];
+    log_tail(log, tail, sizeof tail);
+    mark_unavailable(s, "%s %s%s%s", argv[0], why, tail[0] ? ": " : "", tail);
+    return;
+  }
+  if (check && !output_matches(check, o->size, want, why, sizeof why)) {
+    mark_unavailable(s, "%s", why);
+    return;
+  }
+  if (check)
+    unlink(check);
+  series_add(s, &r, srv_cpu, proc_hwm_mib(srv_pid));
+}
+
+/* ---- the references' servers -------------------------------------------- */
+
+static bool make_certificate(const bench_paths *p, char *why, size_t cap)
+{
+  char log[PATH_MAX + 32], subj_alt[] = "subjectAltName=IP:127.0.0.1";
+  snprintf(log, sizeof log, "%s/cert.log", p->logs);
+  if (in_path("openssl")) {
+    char *const argv[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:P-256", "-nodes", "-keyout", (char *)p->key,
+                          "-out", (char *)p->cert, "-days", "2", "-subj", "/CN=localhost",
+                          "-addext", subj_alt, NULL};
+    if (reap(spawn(argv, log, 30), now_s()).status == 0)
+      return true;
+  }
+  if (in_path("certtool")) {
+    char tmpl[PATH_MAX + 32];
+    snprintf(tmpl, sizeof tmpl, "%s/cert.tmpl", p->work);
+    FILE *f = fopen(tmpl, "w");
+    if (f) {
+      fputs("cn = localhost\nip_address = 127.0.0.1\nexpiration_days = 2\n"
+            "tls_www_server\nsigning_key\n", f);
+      fclose(f);
+    }
+    char *const gen[] = {"certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile",
+                         (char *)p->key, NULL};
+    char *const sign[] = {"certtool", "--generate-self-signed", "--load-privkey",
+                          (char *)p->key, "--template", tmpl, "--outfile", (char *)p->cert,
+                          NULL};
+    if (reap(spawn(gen, log, 30), now_s()).status == 0 &&
+        reap(spawn(sign, log, 30), now_s()).status == 0)
+      return true;
+  }
+  snprintf(why, cap, "cannot make a certificate (needs openssl or certtool from gnutls-bin)");
+  return false;
+}
+
+static pid_t start_gtlsserver(const bench_paths *p, unsigned port, char *why, size_t cap)
+{
+  if (!in_path("gtlsserver") || !in_path("gtlsclient")) {
+    snprintf(why, cap, "gtlsserver/gtlsclient not installed (run scripts/setup-bench)");
+    return 0;
+  }
+  char ports[16], log[PATH_MAX + 32], payload[64];
+  snprintf(ports, sizeof ports, "%u", port);
+  snprintf(log, sizeof log, "%s/gtlsserver.log", p->logs);
+  snprintf(payload, sizeof payload, "--max-udp-payload-size=%u", PAYLOAD);
+  char *const argv[] = {"gtlsserver", "-q", "-d", (char *)p->game_root, payload, "127.0.0.1",
+                        ports, (char *)p->key, (char *)p->cert, NULL};
+  pid_t pid = spawn(argv, log, 0);
+  if (!wait_listening(pid, port, true)) {
+    char tail[200];
+    log_tail(log, tail, sizeof tail);
+    snprintf(why, cap, "gtlsserver did not start: %s", tail);
+    stop_process(pid);
+    return 0;
+  }
+  return pid;
+}
+
+static void write_nginx_conf(const bench_paths *p, const char *conf, unsigned port)
+{
+  FILE *f = fopen(conf, "w");
+  if (!f)
+    die("cannot write %s: %s", conf, strerror(errno));
+  fprintf(f,
+          "daemon off;\nmaster_process off;\nworker_processes 1;\n"
+          "pid %s/nginx.pid;\nerror_log %s/nginx-error.log;\n"
+          "events { worker_connections 64; }\n"
+          "http {\n  access_log off;\n  sendfile on;\n  default_type application/octet-stream;\n"
+          "  client_body_temp_path %s/ngx-body;\n  proxy_temp_path %s/ngx-proxy;\n"
+          "  fastcgi_temp_path %s/ngx-fcgi;\n  uwsgi_temp_path %s/ngx-uwsgi;\n"
+          "  scgi_temp_path %s/ngx-scgi;\n"
+          "  server {\n    listen 127.0.0.1:%u ssl;\n    ssl_certificate %s;\n"
+          "    ssl_certificate_key %s;\n    ssl_protocols TLSv1.3;\n    root %s;\n  }\n}\n",
+          p->logs, p->logs, p->logs, p->logs, p->logs, p->logs, p->logs, port, p->cert, p->key,
+          p->game_root);
+  fclose(f);
+}
+
+static pid_t start_nginx(const bench_paths *p, unsigned port, char *why, size_t cap)
+{
+  if (!in_path("nginx") || !in_path("curl")) {
+    snprintf(why, cap, "nginx or curl not installed (run scripts/setup-bench)");
+    return 0;
+  }
+  char conf[PATH_MAX + 32], log[PATH_MAX + 32], prefix[PATH_MAX + 32];
+  snprintf(conf, sizeof conf, "%s/nginx.conf", p->logs);
+  snprintf(log, sizeof log, "%s/nginx.log", p->logs);
+  snprintf(prefix, sizeof prefix, "%s/", p->logs);
+  write_nginx_conf(p, conf, port);
+  char *const argv[] = {"nginx", "-p", prefix, "-e", log, "-c", conf, NULL};
+  pid_t pid = spawn(argv, log, 0);
+  if (!wait_listening(pid, port, false)) {
+    char tail[200];
+    log_tail(log, tail, sizeof tail);
+    snprintf(why, cap, "nginx did not start: %s", tail);
+    stop_process(pid);
+    return 0;
+  }
+  return pid;
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+/* One configuration of ours, measured against its own server. */
+typedef struct ours_case {
+  char name[64];
+  variant v;
+  server *srv;
+  series s;
+} ours_case;
+
+/* The references and the state they need. */
+typedef struct refs {
+  pid_t gtls, nginx;
+  unsigned gtls_port, nginx_port;
+  char url_gtls[128], url_nginx[128], dl_file[PATH_MAX + 64];
+  series download, receive, curl;
+} refs;
+
+static void start_references(const bench_paths *p, refs *r)
+{
+  char why[256] = "";
+  r->download.name = "ngtcp2_download";
+  r->receive.name = "ngtcp2_receive_only";
+  r->curl.name = "nginx_curl";
+  if (!make_certificate(p, why, sizeof why)) {
+    mark_unavailable(&r->download, "%s", why);
+    mark_unavailable(&r->receive, "%s", why);
+    mark_unavailable(&r->curl, "%s", why);
+    return;
+  }
+  r->gtls_port = free_port(SOCK_DGRAM);
+  r->gtls = start_gtlsserver(p, r->gtls_port, why, sizeof why);
+  if (!r->gtls) {
+    mark_unavailable(&r->download, "%s", why);
+    mark_unavailable(&r->receive, "%s", why);
+  }
+  r->nginx_port = free_port(SOCK_STREAM);
+  r->nginx = start_nginx(p, r->nginx_port, why, sizeof why);
+  if (!r->nginx)
+    mark_unavailable(&r->curl, "%s", why);
+  snprintf(r->url_gtls, sizeof r->url_gtls, "https://127.0.0.1:%u/" ARCHIVE_NAME, r->gtls_port);
+  snprintf(r->url_nginx, sizeof r->url_nginx, "https://127.0.0.1:%u/" ARCHIVE_NAME,
+           r->nginx_port);
+  join_path(r->dl_file, sizeof r->dl_file, p->out_dir, ARCHIVE_NAME);
+}
+
+static void measure_references(const bench_options *o, const bench_paths *p, refs *r,
+                               const uint8_t *want)
+{
+  char port[16], dl[PATH_MAX + 32], payload[64];
+  snprintf(port, sizeof port, "%u", r->gtls_port);
+  snprintf(dl, sizeof dl, "--download=%s", p->out_dir);
+  snprintf(payload, sizeof payload, "--max-udp-payload-size=%u", PAYLOAD);
+  if (!r->download.unavailable[0]) {
+    char *const argv[] = {"gtlsclient", "-q", "--exit-on-all-streams-close", dl, payload,
+                          "127.0.0.1", port, r->url_gtls, NULL};
+    measure_reference(o, p, argv, r->gtls, r->dl_file, want, &r->download);
+  }
+  if (!r->receive.unavailable[0]) {
+    char *const argv[] = {"gtlsclient", "-q", "--exit-on-all-streams-close", "--no-http-dump",
+                          payload, "127.0.0.1", port, r->url_gtls, NULL};
+    measure_reference(o, p, argv, r->gtls, NULL, want, &r->receive);
+  }
+  if (!r->curl.unavailable[0]) {
+    char *const argv[] = {"curl", "-k", "-s", "-S", "-f", "-o", r->dl_file, r->url_nginx, NULL};
+    measure_reference(o, p, argv, r->nginx, r->dl_file, want, &r->curl);
+  }
+}
+
+static double mb_s(uint64_t size, double wall)
+{
+  return wall > 0 ? (double)size / 1e6 / wall : 0;
+}
+
+static void print_series(const series *s, uint64_t size)
+{
+  if (s->unavailable[0] || s->n == 0) {
+    printf("transfer.%s unavailable: %s\n", s->name, s->unavailable[0] ? s->unavailable : "not run");
+    return;
+  }
+  double wall = median_of(s->wall, s->n), best = min_of(s->wall, s->n);
+  printf("transfer.%s wall_s=%.2f MB_s=%.0f cpu_s=%.2f rss_MiB=%.1f server_cpu_s=%.2f "
+         "server_rss_MiB=%.1f udp_drops=%.0f best_wall_s=%.2f best_MB_s=%.0f best_cpu_s=%.2f "
+         "runs=%zu\n",
+         s->name, wall, mb_s(size, wall), median_of(s->cpu, s->n), median_of(s->rss, s->n),
+         median_of(s->srv_cpu, s->n), median_of(s->srv_rss, s->n), median_of(s->drops, s->n),
+         best, mb_s(size, best), min_of(s->cpu, s->n), s->n);
+}
+
+static void print_ratio(const series *ours, const series *ref, const char *target)
+{
+  if (ref->unavailable[0] || !ref->n || !ours->n) {
+    printf("ratio ours/%s = unavailable\n", ref->name);
+    return;
+  }
+  double med = median_of(ref->wall, ref->n) / median_of(ours->wall, ours->n);
+  double best = min_of(ref->wall, ref->n) / min_of(ours->wall, ours->n);
+  printf("ratio ours/%s = %.2f (best %.2f)%s\n", ref->name, med, best, target);
+}
+
+static void print_verdicts(const series *ours, const refs *r)
+{
+  print_ratio(ours, &r->receive, " (target >= 1.00)");
+  print_ratio(ours, &r->download, "");
+  print_ratio(ours, &r->curl, "");
+  double rss = 0;
+  for (size_t i = 0; i < ours->n; i++)
+    rss = ours->rss[i] > rss ? ours->rss[i] : rss;
+  printf("rss ours = %.1f MiB (max of %zu runs; target < %.0f)\n", rss, ours->n,
+         RSS_TARGET_MIB);
+}
+
+static char *flags_name(unsigned flags, char *out, size_t cap)
+{
+  snprintf(out, cap, "%s%s%s%s", flags ? "" : "full", flags & LS_QUIC_NO_GSO ? "no-gso " : "",
+           flags & LS_QUIC_NO_GRO ? "no-gro " : "", flags & LS_QUIC_NO_MMSG ? "no-mmsg " : "");
+  size_t n = strlen(out);
+  if (n && out[n - 1] == ' ')
+    out[n - 1] = '\0';
+  return out;
+}
+
+/* Starts a server (own state dir) and fetches the manifest once, so that
+ * the chunk hashing of the first GetGame is not timed. */
+static server *start_warm_server(const bench_options *o, bench_paths *p, const variant *v)
+{
+  static unsigned count;
+  bench_paths q = *p;
+  char name[32];
+  snprintf(name, sizeof name, "state-server-%u", count++);
+  join_path(q.srv_state, sizeof q.srv_state, p->work, name);
+  server *s = xcalloc(1, sizeof *s);
+  *s = start_our_server(&q, v);
+  double start = now_s();
+  proc_result r = run_our_client(p, v, s, true, o->timeout_s);
+  if (r.status != 0)
+    die("our warm-up GetGame failed (see the message above)");
+  if (count == 1)
+    printf("ours: server pid %d port %u; first GetGame (hashes %llu MiB) %.2f s\n", (int)s->pid,
+           s->port, (unsigned long long)(o->size >> 20), now_s() - start);
+  return s;
+}
+
+static void add_case(ours_case *c, size_t *n, const char *name, variant v, server *srv)
+{
+  ours_case *x = &c[(*n)++];
+  snprintf(x->name, sizeof x->name, "%s", name);
+  x->v = v;
+  x->srv = srv;
+  x->s.name = x->name;
+}
+
+/* Extra variants: the requests-in-flight list, the hash modes, the table. */
+static size_t build_extra_cases(const bench_options *o, bench_paths *p, const variant *base,
+                                server *s0, ours_case *c)
+{
+  size_t n = 0;
+  char name[64], fl[64];
+  for (size_t i = 0; o->n_inflight > 1 && i < o->n_inflight; i++) {
+    variant v = *base;
+    v.inflight = o->inflight[i];
+    snprintf(name, sizeof name, "ours_inflight_%u", v.inflight);
+    add_case(c, &n, name, v, s0);
+  }
+  for (size_t i = 0; o->n_hash > 1 && i < o->n_hash; i++) {
+    variant v = *base;
+    v.hash = o->hash[i];
+    snprintf(name, sizeof name, "ours_hash_%s", hash_names[v.hash]);
+    add_case(c, &n, name, v, s0);
+  }
+  for (size_t i = 0; o->n_workers > 1 && i < o->n_workers; i++) {
+    variant v = *base;
+    v.workers = o->workers[i];
+    snprintf(name, sizeof name, "ours_workers_%u", v.workers);
+    add_case(c, &n, name, v, s0);
+  }
+  for (size_t i = 0; o->n_write > 1 && i < o->n_write; i++) {
+    variant v = *base;
+    v.write = o->write[i];
+    snprintf(name, sizeof name, "ours_write_%s", write_names[v.write]);
+    add_case(c, &n, name, v, s0);
+  }
+  static const unsigned table[] = {0, LS_QUIC_NO_GSO, LS_QUIC_NO_GRO, LS_QUIC_NO_MMSG};
+  for (size_t i = 0; o->table && i < 4; i++) {
+    variant v = *base;
+    v.flags = table[i];
+    snprintf(name, sizeof name, "ours_%s", flags_name(v.flags, fl, sizeof fl));
+    for (char *q = name; *q; q++)
+      *q = *q == '-' ? '_' : *q;
+    add_case(c, &n, name, v, v.flags == base->flags ? s0 : start_warm_server(o, p, &v));
+  }
+  return n;
+}
+
+static void run_extra_cases(const bench_options *o, const bench_paths *p, ours_case *c,
+                            size_t n, const uint8_t *want)
+{
+  if (!n)
+    return;
+  printf("-- variants of ours (%lu rounds)\n", o->repeat);
+  fflush(stdout);
+  for (unsigned long round = 0; round < o->repeat; round++)
+    for (size_t i = 0; i < n; i++)
+      measure_ours(o, p, &c[i].v, c[i].srv, want, &c[i].s);
+  for (size_t i = 0; i < n; i++) {
+    char fl[64];
+    printf("  [inflight=%u hash=%s write=%s workers=%u cc=%s transport=%s] ", c[i].v.inflight,
+           hash_names[c[i].v.hash], write_names[c[i].v.write], c[i].v.workers,
+           cc_name(c[i].v.cc), flags_name(c[i].v.flags, fl, sizeof fl));
+    print_series(&c[i].s, o->size);
+  }
+}
+
+static void print_setup(const bench_options *o, const variant *v)
+{
+  char fl[64];
+  printf("== " PROG ": %llu bytes (%llu MiB), %lu rounds, %ld CPUs, MB = 10^6 bytes\n",
+         (unsigned long long)o->size, (unsigned long long)(o->size >> 20), o->repeat,
+         sysconf(_SC_NPROCESSORS_ONLN));
+  printf("ours: inflight=%u hash=%s write=%s workers=%u cc=%s transport=%s "
+         "max_udp_payload=%u (ls_quic_tuning, both ends; the endpoint clamps it to <= 1452) "
+         "chunk=%u\n",
+         v->inflight, hash_names[v->hash], write_names[v->write], v->workers, cc_name(v->cc),
+         flags_name(v->flags, fl, sizeof fl), PAYLOAD, LS_CHUNK_SIZE);
+  if (!o->no_reference)
+    printf("ngtcp2 pair: gtlsserver/gtlsclient --max-udp-payload-size=%u on both, their "
+           "default windows and cubic; nginx: 1 process, TLSv1.3, sendfile on; curl -k\n",
+           PAYLOAD);
+  fflush(stdout);
+}
+
+/* ---- work directory ----------------------------------------------------- */
+
+static void find_generator(char *out, size_t cap)
+{
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n < 0)
+    die("cannot read /proc/self/exe: %s", strerror(errno));
+  self[n] = '\0';
+  join_path(out, cap, dirname(self), GEN_NAME);
+  if (access(out, X_OK) != 0)
+    die("cannot run %s: %s (build the " GEN_NAME " target)", out, strerror(errno));
+}
+
+static void set_paths(bench_paths *p)
+{
+  join_path(p->games, sizeof p->games, p->work, "games");
+  join_path(p->game_root, sizeof p->game_root, p->games, GAME_ID);
+  join_path(p->source, sizeof p->source, p->game_root, ARCHIVE_NAME);
+  join_path(p->catalog, sizeof p->catalog, p->work, "catalog.json");
+  join_path(p->srv_state, sizeof p->srv_state, p->work, "state-server");
+  join_path(p->cli_games, sizeof p->cli_games, p->work, "client-games");
+  join_path(p->cli_state, sizeof p->cli_state, p->work, "state-client");
+  join_path(p->out_dir, sizeof p->out_dir, p->work, "out");
+  join_path(p->out_file, sizeof p->out_file, p->out_dir, "ours.eti");
+  join_path(p->key, sizeof p->key, p->work, "key.pem");
+  join_path(p->cert, sizeof p->cert, p->work, "cert.pem");
+  join_path(p->logs, sizeof p->logs, p->work, "logs");
+}
+
+static void prepare_work_dir(const bench_options *o, bench_paths *p)
+{
+  if (o->keep) {
+    make_dir(o->keep);
+    if (!realpath(o->keep, p->work))
+      die("cannot resolve %s: %s", o->keep, strerror(errno));
+  } else {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(p->work, sizeof p->work, "%s/" PROG ".XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(p->work))
+      die("cannot create a temporary directory: %s", strerror(errno));
+    snprintf(g_cleanup_dir, sizeof g_cleanup_dir, "%s", p->work);
+    g_cleanup_armed = 1;
+  }
+  set_paths(p);
+  make_dir(p->cli_games);
+  make_dir(p->out_dir);
+  make_dir(p->logs);
+}
+
+static void generate(const bench_options *o, const bench_paths *p)
+{
+  if (file_size(p->source) == (long long)o->size && file_size(p->catalog) > 0) {
+    printf("reusing %s\n", p->source);
+    return;
+  }
+  char size[32];
+  snprintf(size, sizeof size, "%llu", (unsigned long long)o->size);
+  char *const argv[] = {(char *)p->gen, "--game-dir", (char *)p->games, "--size", size,
+                        "--catalog", (char *)p->catalog, "--quiet", NULL};
+  char log[PATH_MAX + 32];
+  snprintf(log, sizeof log, "%s/gen.log", p->logs);
+  double start = now_s();
+  proc_result r = reap(spawn(argv, log, 0), start);
+  if (r.status != 0) {
+    char tail[200];
+    log_tail(log, tail, sizeof tail);
+    die(GEN_NAME " failed: %s", tail);
+  }
+  printf("generated %s in %.1f s\n", p->source, r.wall_s);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void stop_servers(refs *r, server *s0, ours_case *extra, size_t n)
+{
+  stop_process(r->gtls);
+  stop_process(r->nginx);
+  for (size_t i = 0; i < n; i++)
+    if (extra[i].srv != s0 && extra[i].srv->pid) {
+      stop_process(extra[i].srv->pid);
+      extra[i].srv->pid = 0;
+    }
+  stop_process(s0->pid);
+}
+
+int main(int argc, char **argv)
+{
+  bench_options o;
+  parse_args(argc, argv, &o);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  signal(SIGPIPE, SIG_IGN);
+  install_signal_handlers();
+  atexit(cleanup);
+  bench_paths p;
+  memset(&p, 0, sizeof p);
+  find_generator(p.gen, sizeof p.gen);
+  prepare_work_dir(&o, &p);
+  variant base = {.inflight = o.inflight[0], .hash = o.hash[0], .write = o.write[0],
+                  .workers = o.workers[0], .cc = o.cc, .flags = o.flags};
+  print_setup(&o, &base);
+  generate(&o, &p);
+  uint8_t want[SHA256_DIGEST_SIZE];
+  if (!hash_file(p.source, want))
+    die("cannot read %s", p.source);
+
+  server *s0 = start_warm_server(&o, &p, &base);
+  refs r;
+  memset(&r, 0, sizeof r);
+  if (!o.no_reference)
+    start_references(&p, &r);
+  ours_case headline;
+  memset(&headline, 0, sizeof headline);
+  add_case(&headline, &(size_t){0}, "ours", base, s0);
+
+  for (unsigned long round = 0; round < o.repeat; round++) {
+    measure_ours(&o, &p, &base, s0, want, &headline.s);
+    if (!o.no_reference)
+      measure_references(&o, &p, &r, want);
+  }
+  print_series(&headline.s, o.size);
+  if (!o.no_reference) {
+    print_series(&r.download, o.size);
+    print_series(&r.receive, o.size);
+    print_series(&r.curl, o.size);
+    print_verdicts(&headline.s, &r);
+  }
+  fflush(stdout);
+
+  ours_case *extra = xcalloc(3 * MAX_LIST + 8, sizeof *extra);
+  size_t n_extra = build_extra_cases(&o, &p, &base, s0, extra);
+  run_extra_cases(&o, &p, extra, n_extra, want);
+  stop_servers(&r, s0, extra, n_extra);
+  return 0;
+}
