@@ -60,6 +60,15 @@ typedef struct scan_job {
   ls_diag diag;
 } scan_job;
 
+/* A caller waiting for a refresh of one id (ls_monitor_refresh). */
+typedef struct refresh_waiter {
+  struct refresh_waiter *next;
+  char *id;
+  bool queued;        /* its id went into a job that has started */
+  void (*done)(void *user);
+  void *user;
+} refresh_waiter;
+
 /* A caller waiting for the index (ls_monitor_with_index). */
 typedef struct index_waiter {
   struct index_waiter *next;
@@ -84,6 +93,8 @@ struct ls_monitor {
   idset pending;      /* ids to rescan at the next job */
   idset held;         /* ids that changed while an operation runs on them */
   idset active;       /* ids with an operation running */
+  idset forced;       /* ids to rescan even while active (refreshes) */
+  refresh_waiter *refreshes;
   bool full_pending, deep_pending;
   bool save_pending;  /* the index changed outside a scan job */
   scan_job *job;      /* the running job, or NULL */
@@ -244,6 +255,8 @@ static void scan_job_free(scan_job *job)
   free(job);
 }
 
+static void finish_refreshes(ls_monitor *m, bool job_finished);
+
 /* ---- watches ------------------------------------------------------------ */
 
 static void on_watch_closed(uv_handle_t *handle);
@@ -382,8 +395,10 @@ static scan_job *take_pending(ls_monitor *m)
       idset_add(&ids, w->id);
   }
   for (size_t i = 0; i < m->pending.count; i++)
-    if (!idset_has(&m->active, m->pending.ids[i]))
+    if (!idset_has(&m->active, m->pending.ids[i]) || idset_has(&m->forced, m->pending.ids[i]))
       idset_add(&ids, m->pending.ids[i]);
+  for (refresh_waiter *w = m->refreshes; w; w = w->next)
+    w->queued = w->queued || idset_has(&ids, w->id);
   if (job)
     job->results = calloc(ids.count ? ids.count : 1, sizeof *job->results);
   if (!job || !job->results) {
@@ -439,7 +454,7 @@ static bool merge_result(ls_monitor *m, scan_result *r)
 {
   if (r->rc != LS_OK && r->rc != LS_ENOENT)
     return false; /* keep the last good state; the next event retries */
-  if (idset_has(&m->active, r->id)) {
+  if (idset_has(&m->active, r->id) && !idset_has(&m->forced, r->id)) {
     idset_add(&m->held, r->id); /* an operation began meanwhile: redo later */
     return false;
   }
@@ -474,11 +489,55 @@ static void on_job_done(uv_work_t *work, int status)
     m->on_change(m->user, &m->library, changed, n);
   free(changed);
   scan_job_free(job);
+  finish_refreshes(m, true);
   serve_waiters(m);
   if (m->closing)
     maybe_finish(m);
   else
     start_job(m);
+}
+
+/* ---- refreshes ------------------------------------------------------------ */
+
+/* Calls back the refreshes whose job has finished (all of them when the
+ * monitor is closing). */
+static void finish_refreshes(ls_monitor *m, bool job_finished)
+{
+  refresh_waiter **p = &m->refreshes;
+  while (*p) {
+    refresh_waiter *w = *p;
+    if (!m->closing && !(job_finished && w->queued)) {
+      p = &w->next;
+      continue;
+    }
+    *p = w->next;
+    idset_del(&m->forced, w->id);
+    w->done(w->user);
+    free(w->id);
+    free(w);
+  }
+}
+
+int ls_monitor_refresh(ls_monitor *m, const char *id, void (*done)(void *user), void *user)
+{
+  refresh_waiter *w = calloc(1, sizeof *w);
+  if (!w || !(w->id = strdup(id)) || idset_add(&m->forced, id) != LS_OK ||
+      idset_add(&m->pending, id) != LS_OK) {
+    if (w)
+      free(w->id);
+    free(w);
+    return LS_ENOMEM;
+  }
+  w->done = done;
+  w->user = user;
+  w->next = m->refreshes;
+  m->refreshes = w;
+  m->deep_pending = true;
+  if (m->closing)
+    finish_refreshes(m, false);
+  else
+    schedule(m, 0);
+  return LS_OK;
 }
 
 /* ---- operation gate --------------------------------------------------- */
@@ -647,6 +706,7 @@ static void monitor_free(ls_monitor *m)
   idset_clear(&m->pending);
   idset_clear(&m->held);
   idset_clear(&m->active);
+  idset_clear(&m->forced);
   free(m->game_dir);
   free(m);
   if (done)
@@ -694,4 +754,5 @@ void ls_monitor_close(ls_monitor *m, void (*done)(void *user), void *user)
     uv_cancel((uv_req_t *)&m->job->work); /* fails harmlessly once running */
   else
     serve_waiters(m); /* with a NULL index: they clean up */
+  finish_refreshes(m, false);
 }

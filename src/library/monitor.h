@@ -54,6 +54,12 @@ const ls_library *ls_monitor_library(const ls_monitor *monitor);
 void ls_monitor_begin_operation(ls_monitor *monitor, const char *id);
 void ls_monitor_end_operation(ls_monitor *monitor, const char *id);
 bool ls_monitor_is_busy(const ls_monitor *monitor, const char *id);
+/* Rescans id now, also while an operation runs on it, and calls done once
+ * the snapshot holds the result: an operation's terminal branch refreshes
+ * the game's local state with this before it ends the operation. When the
+ * monitor closes first, done runs then. */
+int ls_monitor_refresh(ls_monitor *monitor, const char *id, void (*done)(void *user),
+                       void *user);
 bool ls_monitor_any_busy(const ls_monitor *monitor);
 
 /* Asks for a rescan of id (or of everything when id is NULL). */

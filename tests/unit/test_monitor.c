@@ -252,6 +252,32 @@ static void close_while_scanning_is_clean(void **state)
   stop(f);
 }
 
+static void count_call(void *user)
+{
+  (*(unsigned *)user)++;
+}
+
+static void refresh_runs_while_busy(void **state)
+{
+  (void)state;
+  fixture *f = start(0);
+  ls_monitor_begin_operation(f->monitor, "g2");
+  for (int i = 0; i < 5; i++)
+    t_write(f->dir, t_path("g2/new%d.eti", i), "x");
+  unsigned refreshed = 0;
+  assert_int_equal(ls_monitor_refresh(f->monitor, "g2", count_call, &refreshed), 0);
+  run_until(f, &refreshed, 1, 3000);
+  assert_int_equal(refreshed, 1);
+  assert_int_equal(game(f, "g2")->file_count, 7); /* seen although still busy */
+  assert_true(ls_monitor_is_busy(f->monitor, "g2"));
+  assert_int_equal(f->changes, 1);
+  ls_monitor_end_operation(f->monitor, "g2");
+  unsigned at_close = 0;
+  ls_monitor_refresh(f->monitor, "g4", count_call, &at_close);
+  stop(f);
+  assert_int_equal(at_close, 1); /* closing calls it back too */
+}
+
 typedef struct index_use {
   unsigned calls;
   bool had_index;
@@ -327,6 +353,7 @@ int main(void)
     cmocka_unit_test(fallback_scan_catches_missed_changes),
     cmocka_unit_test(close_while_scanning_is_clean),
     cmocka_unit_test(index_is_handed_out_between_jobs),
+    cmocka_unit_test(refresh_runs_while_busy),
     cmocka_unit_test(unusable_game_dir_is_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
