@@ -85,10 +85,12 @@ struct ls_quic_stream {
   uint64_t queued, sent, acked;
   uint64_t withheld;                 /* credit held back while stopped */
   uint64_t reset_code;
+  uint64_t stop_sending_code;
   file_src *file;
   int err;
   unsigned in_txq : 1, in_fillq : 1, blocked : 1, fin_queued : 1, fin_sent : 1,
-      read_stopped : 1, reset_pending : 1, announced : 1, dead : 1;
+      read_stopped : 1, reset_pending : 1, announced : 1, dead : 1,
+      stop_sending_pending : 1;
 };
 
 struct ls_quic_conn {
@@ -150,7 +152,6 @@ struct ls_quic {
   void *done_user;
 };
 
-static struct { unsigned long spins, arms, arm1, writes0, timers, batches, pkts; } q_stats;
 static void conn_flush(ls_quic_conn *c);
 static void conn_arm_timer(ls_quic_conn *c);
 static void conn_fail(ls_quic_conn *c, int liberr);
@@ -700,6 +701,10 @@ static void conn_retire_streams(ls_quic_conn *c, int err)
 static void conn_apply_resets(ls_quic_conn *c)
 {
   for (ls_quic_stream *s = c->streams; s; s = s->next) {
+    if (s->stop_sending_pending) {
+      s->stop_sending_pending = 0;
+      ngtcp2_conn_shutdown_stream_read(c->conn, s->id, s->stop_sending_code);
+    }
     if (!s->reset_pending)
       continue;
     s->reset_pending = 0;
@@ -1028,10 +1033,9 @@ static void conn_settings(ls_quic *q, ngtcp2_settings *st, ngtcp2_transport_para
 static int register_scids(ls_quic_conn *c)
 {
   ngtcp2_cid ids[16];
-  size_t n = ngtcp2_conn_get_num_scid(c->conn);
-  if (n > 16)
-    n = 16;
-  n = ngtcp2_conn_get_scid(c->conn, ids);
+  if (ngtcp2_conn_get_num_scid(c->conn) > 16)
+    return LS_EINVAL; /* a new connection has one */
+  size_t n = ngtcp2_conn_get_scid(c->conn, ids);
   for (size_t i = 0; i < n; i++)
     if (ls_cidmap_put(&c->q->cids, ids[i].data, ids[i].datalen, c) != LS_OK)
       return LS_ENOMEM;
@@ -1099,13 +1103,6 @@ static void conn_destroy(ls_quic_conn *c, int err, const char *msg)
     c->next->prev = c->prev;
   q->nconns--;
   conn_free_graves(c);
-  if (c->conn && getenv("LS_QUIC_STATS")) {
-    ngtcp2_conn_stat st;
-    ngtcp2_conn_get_conn_stat(c->conn, &st);
-    fprintf(stderr, "[%d] cwnd %lu ssthresh %lu srtt %lu us minrtt %lu us inflight %lu rate %lu; w0data %lu blocked %lu\n", getpid(),
-            (unsigned long)st.cwnd, (unsigned long)st.ssthresh, (unsigned long)(st.smoothed_rtt / 1000),
-            (unsigned long)(st.min_rtt / 1000), (unsigned long)st.bytes_in_flight, (unsigned long)st.delivery_rate_sec, q_stats.writes0, q_stats.spins);
-  }
   if (c->conn)
     ngtcp2_conn_del(c->conn);
   c->conn = NULL;
@@ -1422,11 +1419,8 @@ typedef struct tx_batch {
 static int batch_flush(ls_quic *q, tx_batch *b)
 {
   int blocked = 0;
-  if (b->pos) {
-    q_stats.batches++;
-    q_stats.pkts += b->nseg;
+  if (b->pos)
     blocked = q_send(q, &b->dst, b->buf, b->pos, b->seg);
-  }
   b->pos = b->seg = b->nseg = 0;
   return blocked;
 }
@@ -1491,8 +1485,6 @@ static ngtcp2_ssize write_one(ls_quic_conn *c, ls_quic_stream *s, ngtcp2_path_st
                                              flags, sid, vec, nvec, ts);
   if (s && ndatalen >= 0)
     stream_sent(s, (size_t)ndatalen, (flags & NGTCP2_WRITE_STREAM_FLAG_FIN) != 0);
-  if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED)
-    q_stats.spins++;
   if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
       n == NGTCP2_ERR_STREAM_NOT_FOUND) {
     s->blocked = 1; /* until extend_max_stream_data; shut/gone: for good */
@@ -1524,11 +1516,8 @@ static void conn_write(ls_quic_conn *c)
       conn_fail(c, (int)n);
       return;
     }
-    if (n == 0) {
-      if (c->txq_head)
-        q_stats.writes0++;
+    if (n == 0)
       break;
-    }
     size_t before = b.nseg;
     if (batch_add(q, &b, &ps.path, (size_t)n)) {
       mark_dirty(c); /* socket full: resume when writable */
@@ -1574,7 +1563,6 @@ static void conn_timer_cb(uv_timer_t *t)
   }
   if (c->state == CS_DEAD)
     return;
-  q_stats.timers++;
   int rv = ngtcp2_conn_handle_expiry(c->conn, now_ns());
   if (rv == NGTCP2_ERR_IDLE_CLOSE) {
     conn_destroy(c, LS_ETIMEDOUT,
@@ -1602,16 +1590,6 @@ static void conn_arm_timer(ls_quic_conn *c)
   }
   uint64_t now = now_ns();
   uint64_t ms = expiry > now ? (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS : 0;
-  static int spin = -1, floor_ms = -1;
-  if (spin < 0) spin = getenv("LS_QUIC_SPIN") != NULL;
-  if (floor_ms < 0) floor_ms = getenv("LS_QUIC_FLOOR") != NULL;
-  if (floor_ms) ms = expiry > now ? (expiry - now) / NGTCP2_MILLISECONDS : 0;
-  if (spin && expiry <= now + NGTCP2_MILLISECONDS && c->txq_head) {
-    q_stats.spins++;
-    mark_dirty(c);
-  }
-  q_stats.arms++;
-  if (ms == 1) q_stats.arm1++;
   uv_timer_start(&c->timer, conn_timer_cb, ms, 0);
 }
 
@@ -1653,8 +1631,6 @@ static unsigned udp_flags(unsigned quic_flags)
 
 static void q_free(ls_quic *q)
 {
-  if (getenv("LS_QUIC_STATS"))
-    fprintf(stderr, "[%d] spins %lu arms %lu arm1 %lu timers %lu batches %lu pkts %lu\n", getpid(), q_stats.spins, q_stats.arms, q_stats.arm1, q_stats.timers, q_stats.batches, q_stats.pkts);
   ls_cidmap_free(&q->cids);
   ls_udp_close(&q->udp);
   if (q->prio)
@@ -2009,6 +1985,15 @@ void ls_quic_stream_read_start(ls_quic_stream *s)
     s->withheld = 0;
     mark_dirty(s->conn);
   }
+}
+
+void ls_quic_stream_stop_sending(ls_quic_stream *s, uint64_t app_error_code)
+{
+  if (s->dead || s->reset_pending)
+    return;
+  s->stop_sending_pending = 1;
+  s->stop_sending_code = app_error_code;
+  mark_dirty(s->conn);
 }
 
 void ls_quic_stream_reset(ls_quic_stream *s, uint64_t app_error_code)

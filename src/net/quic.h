@@ -141,8 +141,9 @@ ls_quic_conn *ls_quic_find_conn_by_peer_id(ls_quic *q, const char *peer_id);
 int ls_quic_open_stream(ls_quic_conn *conn, ls_quic_stream **out);
 /* Queues `len` bytes (referenced, not copied) and optionally the end of the
  * stream. release_cb(cb_arg) runs once the peer has acknowledged them or
- * the stream is gone (also when this call fails). LS_ESTATE after fin or
- * while a file is being sent. */
+ * the stream is gone; it runs at once (inside this call) when len is 0 or
+ * the call fails. LS_ESTATE after fin, after a reset, before the connection
+ * is ready, or while a file is being sent. */
 int ls_quic_stream_write(ls_quic_stream *stream, const void *data, size_t len, int fin,
                          void (*release_cb)(void *cb_arg), void *cb_arg);
 /* Sends `length` bytes of `fd` from `offset`, read in blocks into a bounded
@@ -158,6 +159,10 @@ uint64_t ls_quic_stream_unacked(const ls_quic_stream *stream);
  * most that window, is still delivered). */
 void ls_quic_stream_read_stop(ls_quic_stream *stream);
 void ls_quic_stream_read_start(ls_quic_stream *stream);
+/* Aborts only the receiving direction (STOP_SENDING with the code): the
+ * peer stops sending, while what we queued (say, an error answer) is still
+ * delivered and the stream ends normally on our side. */
+void ls_quic_stream_stop_sending(ls_quic_stream *stream, uint64_t app_error_code);
 /* Aborts both directions (RESET_STREAM + STOP_SENDING with the code). */
 void ls_quic_stream_reset(ls_quic_stream *stream, uint64_t app_error_code);
 int64_t ls_quic_stream_id(const ls_quic_stream *stream);

@@ -158,6 +158,8 @@ static void send_invalid(request *r, const char *reason, bool garbage)
   snprintf(text, sizeof text, "%s", reason);
   msg.invalid.reason = text;
   send_msg(r, &msg, 1);
+  if (r->stream)
+    ls_quic_stream_stop_sending(r->stream, APP_ERR_REFUSED); /* no more of this request */
   ls_serve *s = r->serve;
   s->stats.bad_requests++;
   if (!garbage || !r->stream)
