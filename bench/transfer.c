@@ -287,7 +287,7 @@ static void print_help(void)
     "  --repeat R       rounds (default 3)\n"
     "  --keep DIR       work in DIR and keep it (the archive is reused when its\n"
     "                   size matches) instead of a temporary directory\n"
-    "  --inflight LIST  chunk requests in flight (default 16); a list such as\n"
+    "  --inflight LIST  chunk requests in flight (default 8); a list such as\n"
     "                   4,8,16,32 adds a variant table (the first is the headline;\n"
     "                   so do lists for --hash, --write and --workers)\n"
     "  --hash MODE      where chunks are hashed and written: loop (hash as bytes\n"
@@ -297,7 +297,7 @@ static void print_help(void)
     "                   default pool\n"
     "  --write MODE     buffered (pwrite through the page cache, default), direct\n"
     "                   (O_DIRECT for whole 4 KiB-aligned chunks) or all\n"
-    "  --workers LIST   libuv pool threads of the client (default 4)\n"
+    "  --workers LIST   libuv pool threads of the client (default 1)\n"
     "  --cc NAME        congestion control of both ends (default cubic)\n"
     "  --no-gso, --no-gro, --no-mmsg\n"
     "                   LS_QUIC_NO_* tuning flags for ours (both ends)\n"
@@ -406,9 +406,9 @@ static void parse_args(int argc, char **argv, bench_options *o)
     {"workers", required_argument, NULL, O_WORKERS}, {"write", required_argument, NULL, O_WRITE},
     {"timeout", required_argument, NULL, O_TIMEOUT}, {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
-  *o = (bench_options){.size = 1ull << 30, .repeat = 3, .inflight = {16}, .n_inflight = 1,
+  *o = (bench_options){.size = 1ull << 30, .repeat = 3, .inflight = {8}, .n_inflight = 1,
                        .hash = {HASH_POOL}, .n_hash = 1, .write = {WRITE_BUFFERED},
-                       .n_write = 1, .workers = {4}, .n_workers = 1, .timeout_s = 120};
+                       .n_write = 1, .workers = {1}, .n_workers = 1, .timeout_s = 120};
   int c;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
