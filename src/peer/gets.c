@@ -22,6 +22,7 @@ struct get_op {
   unsigned pending, agreeing;
   ls_msg manifest;        /* the first GameFiles of the latest version */
   bool closed;            /* the runtime is closing: nothing more to report */
+  bool then_download;     /* a download waits for this list */
 };
 
 typedef struct get_req {
@@ -109,6 +110,12 @@ static void finish(get_op *op)
     const ls_msg_game_files *gf = &op->manifest.game_files;
     ls_rt_emit(p, json_pack("{s:s, s:s, s:s, s:o}", "type", "game-files", "id", op->id,
                             "version", gf->version, "files", files_json(gf)));
+  }
+  if (op->then_download && op->manifest.type == LS_MSG_GAME_FILES) {
+    ls_command cmd = {.type = LS_CMD_DOWNLOAD_GAME_FILES, .id = op->id, .tag = op->tag};
+    ls_downloads_start(p, &cmd);
+  } else if (op->manifest.type == LS_MSG_GAME_FILES) {
+    const ls_msg_game_files *gf = &op->manifest.game_files;
     ls_rt_reply_ok(p, op->tag, op->cmd,
                    json_pack("{s:s, s:s, s:I, s:I}", "id", op->id, "version", gf->version,
                              "files", (json_int_t)gf->file_count, "peers",
@@ -144,9 +151,22 @@ static unsigned ask_sources(get_op *op)
   return asked;
 }
 
+static void start_get(ls_peer *p, const ls_command *cmd, bool then_download);
+
 void ls_gets_start(ls_peer *p, const ls_command *cmd)
 {
-  const char *name = cmd->type == LS_CMD_FETCH_LATEST ? "fetch-latest" : "get";
+  start_get(p, cmd, false);
+}
+
+void ls_gets_then_download(ls_peer *p, const ls_command *cmd)
+{
+  start_get(p, cmd, true);
+}
+
+static void start_get(ls_peer *p, const ls_command *cmd, bool then_download)
+{
+  const char *name = then_download ? "download"
+                     : cmd->type == LS_CMD_FETCH_LATEST ? "fetch-latest" : "get";
   if (!cmd->id || !ls_catalog_find(p->catalog, cmd->id)) {
     ls_rt_reply_error(p, cmd->tag, name, "'%s' is not a game of the catalog",
                       cmd->id ? cmd->id : "");
@@ -167,6 +187,7 @@ void ls_gets_start(ls_peer *p, const ls_command *cmd)
   op->peer = p;
   op->tag = cmd->tag;
   op->cmd = name;
+  op->then_download = then_download;
   op->next = p->gets;
   p->gets = op;
   op->pending = 1; /* held while asking, so no early finish */

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "download/storage.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -321,6 +322,15 @@ static void run_command(ls_peer *p, const ls_command *cmd)
   case LS_CMD_SET_GAME_DIR:
     set_game_dir(p, cmd);
     break;
+  case LS_CMD_DOWNLOAD_GAME_FILES:
+    if (cmd->files) /* the caller chose files from a list it already has */
+      ls_downloads_start(p, cmd);
+    else /* everything, from a fresh list of the latest version */
+      ls_gets_then_download(p, cmd);
+    break;
+  case LS_CMD_CANCEL_DOWNLOAD:
+    ls_downloads_cancel(p, cmd);
+    break;
   default:
     ls_rt_reply_error(p, cmd->tag, name, "not implemented");
     break;
@@ -374,6 +384,7 @@ static void on_node_closed(void *user)
 static void begin_close(ls_peer *p)
 {
   p->closing = true;
+  ls_downloads_close_all(p);
   if (p->mdns)
     ls_mdns_stop(p->mdns); /* synchronous: no discovery callback after this */
   p->mdns = NULL;
@@ -461,8 +472,27 @@ static void start_discovery(ls_peer *p)
   }
 }
 
+/* Startup recovery: a game root with a download journal and no committed
+ * download had its download interrupted (crash, kill, power loss); its
+ * payload is discarded. Roots without a journal are not touched. */
+static void recover_downloads(ls_peer *p)
+{
+  for (size_t i = 0; i < ls_catalog_count(p->catalog); i++) {
+    const char *id = ls_catalog_at(p->catalog, i)->id;
+    ls_storage_recovery done = LS_RECOVERY_NONE;
+    ls_diag diag;
+    if (ls_storage_recover(p->game_dir, id, &done, &diag) != LS_OK)
+      ls_rt_log("recovery of %s failed: %s", id, diag.text);
+    else if (done == LS_RECOVERY_DISCARDED)
+      ls_rt_log("%s: an interrupted download was discarded", id);
+    else if (done == LS_RECOVERY_COMPLETED)
+      ls_rt_log("%s: an interrupted download's commit was completed", id);
+  }
+}
+
 static int start_services(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
 {
+  recover_downloads(p);
   int rc = start_monitor(p, p->game_dir, false, &p->monitor, diag);
   ls_node_config nc = {
     .loop = &p->loop, .bind_addr = (struct sockaddr *)&p->listen_addr,

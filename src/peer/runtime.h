@@ -59,6 +59,7 @@ struct ls_peer {
   ls_peerdb *peerdb;
   ls_link *links;
   struct get_op *gets;      /* GetGame / FetchLatest in flight (gets.c) */
+  struct download *downloads; /* downloads running (download/download.c) */
   bool closing;
 };
 
@@ -103,6 +104,16 @@ void ls_format_addr(const struct sockaddr *sa, char *out, size_t len);
 
 /* ---- gets.c ---- */
 void ls_gets_start(ls_peer *p, const ls_command *cmd);
+/* The same, then (when the list arrived) ls_downloads_start for all files. */
+void ls_gets_then_download(ls_peer *p, const ls_command *cmd);
 void ls_gets_close_all(ls_peer *p);
+
+/* ---- download/download.c ---- */
+/* Downloads every file of the manifest already in PeerGameDB. */
+void ls_downloads_start(ls_peer *p, const ls_command *cmd);
+void ls_downloads_cancel(ls_peer *p, const ls_command *cmd);
+/* Stopping: requests cancelled, no rollback (the journal stays for startup
+ * recovery); each download frees itself once nothing is in flight. */
+void ls_downloads_close_all(ls_peer *p);
 
 #endif

@@ -251,6 +251,25 @@ static void answer_list_games(request *r)
 
 /* ---- file bytes --------------------------------------------------------- */
 
+#ifdef LS_TEST_HOOKS
+/* Test builds only: serves the range with its first byte flipped, so that
+ * tests can play a corrupt peer. */
+static void send_corrupted(request *r, int fd, uint64_t offset, uint64_t length)
+{
+  uint8_t *buf = malloc(length ? length : 1);
+  ssize_t n = buf ? pread(fd, buf, length, (off_t)offset) : -1;
+  close(fd);
+  if (n != (ssize_t)length) {
+    free(buf);
+    ls_quic_stream_reset(r->stream, APP_ERR_REFUSED);
+    return;
+  }
+  if (length)
+    buf[0] ^= 0xff;
+  ls_quic_stream_write(r->stream, buf, length, 1, release_frame, buf);
+}
+#endif
+
 static void answer_file(request *r, const ls_msg_file_range *want, bool whole)
 {
   ls_serve *s = r->serve;
@@ -285,6 +304,12 @@ static void answer_file(request *r, const ls_msg_file_range *want, bool whole)
     return;
   }
   send_msg(r, &msg, 0);
+#ifdef LS_TEST_HOOKS
+  if (getenv("LS_TEST_CORRUPT_SERVE") && r->stream) { /* test-only fault switch */
+    send_corrupted(r, fd, msg.range.offset, msg.range.length);
+    return;
+  }
+#endif
   if (r->stream)
     ls_quic_stream_send_file(r->stream, fd, msg.range.offset, msg.range.length, 1);
   else

@@ -1,0 +1,989 @@
+/* Owns all file I/O of a download (download/storage.h): the journal, the
+ * version-sentinel transaction, pre-allocation and chunk writes, commit,
+ * rollback, discard and startup recovery. Every path inside the game
+ * directory is reached with openat and O_NOFOLLOW from a directory
+ * descriptor, so no symbolic link is ever followed. */
+#include "download/storage.h"
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "library/layout.h"
+#include "library/version_file.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define JOURNAL_FORMAT 1
+#define JOURNAL_MAX ((size_t)64 << 20)
+#define DIR_MODE 0755
+#define FILE_MODE 0644
+#define SHOWN_MAX (PATH_MAX * 2 + 2) /* GAME_DIR/ID/REL, for diagnostics */
+
+typedef struct slot {
+  char *path;
+  uint64_t size;
+  int fd; /* -1 for version.ini, which is buffered */
+} slot;
+
+/* A sorted list of relative payload paths: what a commit keeps. */
+typedef struct listing {
+  const char **paths;
+  size_t count;
+} listing;
+
+struct ls_storage {
+  int game_fd;
+  int root_fd;
+  char *id;
+  char *root_path; /* GAME_DIR/ID, for diagnostics */
+  char *version;
+  slot *files;
+  size_t count;
+  listing keep;
+  size_t sentinel; /* index of version.ini in files */
+  pthread_mutex_t sentinel_lock;
+  unsigned char *sentinel_buf;
+  bool root_created;
+  bool committed;
+};
+
+/* ---- names and paths ---------------------------------------------------- */
+
+static bool id_is_valid(const char *id)
+{
+  return id && *id && !strchr(id, '/') && strcmp(id, ".") != 0 && strcmp(id, "..") != 0 &&
+         strlen(id) <= NAME_MAX;
+}
+
+static bool component_is_safe(const char *c, size_t len)
+{
+  if (len == 0 || len > NAME_MAX)
+    return false;
+  return !(len == 1 && c[0] == '.') && !(len == 2 && c[0] == '.' && c[1] == '.');
+}
+
+/* Relative, no empty, "." or ".." component, and not under a reserved
+ * root-level name (local/, .sync/, the transients, ...). */
+static bool payload_path_is_safe(const char *path)
+{
+  size_t total = strlen(path);
+  if (total == 0 || total >= PATH_MAX || path[0] == '/')
+    return false;
+  const char *slash = strchr(path, '/');
+  size_t first_len = slash ? (size_t)(slash - path) : total;
+  char first[NAME_MAX + 1];
+  if (!component_is_safe(path, first_len))
+    return false;
+  memcpy(first, path, first_len);
+  first[first_len] = '\0';
+  if (ls_layout_is_reserved(first))
+    return false;
+  for (const char *c = path;;) {
+    slash = strchr(c, '/');
+    size_t len = slash ? (size_t)(slash - c) : strlen(c);
+    if (!component_is_safe(c, len))
+      return false;
+    if (!slash)
+      return true;
+    c = slash + 1;
+  }
+}
+
+static bool is_sentinel_path(const char *path)
+{
+  return strcmp(path, LS_VERSION_FILE) == 0;
+}
+
+static void show(char *buf, const char *root_path, const char *rel)
+{
+  snprintf(buf, SHOWN_MAX, "%s/%s", root_path, rel);
+}
+
+static int compare_paths(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool listing_has(const listing *l, const char *rel)
+{
+  return l->count && bsearch(&rel, l->paths, l->count, sizeof *l->paths, compare_paths);
+}
+
+/* Prefixes the diag's text with "PREFIX: ". */
+static int diag_prefix(ls_diag *diag, int err, const char *prefix)
+{
+  if (diag) {
+    char text[LS_DIAG_MAX];
+    snprintf(text, sizeof text, "%s", diag->text);
+    ls_diag_set(diag, err, "%s: %s", prefix, text);
+  }
+  return err;
+}
+
+/* ---- opening without following links ---------------------------------- */
+
+static int open_game_dir(const char *game_dir, int *fd, ls_diag *diag)
+{
+  *fd = open(game_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return *fd >= 0 ? LS_OK : ls_diag_errno(diag, errno, "cannot open game directory", game_dir);
+}
+
+/* The diag of a failed O_NOFOLLOW open of dir_fd/name: a symbolic link is
+ * refused as such, anything else reported with its errno text. */
+static int open_failure(int dir_fd, const char *name, int e, const char *what,
+                        const char *shown, ls_diag *diag)
+{
+  struct stat st;
+  if ((e == ELOOP || e == ENOTDIR) && fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISLNK(st.st_mode))
+    return ls_diag_set(diag, LS_EINVAL, "%s is a symbolic link: refusing to follow it", shown);
+  return ls_diag_errno(diag, e, what, shown);
+}
+
+/* Opens dir_fd/name as a directory (with create, makes it first). */
+static int open_subdir(int dir_fd, const char *name, bool create, const char *shown, int *out,
+                       ls_diag *diag)
+{
+  if (create && mkdirat(dir_fd, name, DIR_MODE) != 0 && errno != EEXIST)
+    return ls_diag_errno(diag, errno, "cannot create directory", shown);
+  *out = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (*out < 0)
+    return open_failure(dir_fd, name, errno, "cannot open directory", shown, diag);
+  return LS_OK;
+}
+
+/* Opens the directory made of the first dir_len characters of rel (0: the
+ * root itself), walking each component from root_fd. */
+static int open_rel_dir(int root_fd, const char *root_path, const char *rel, size_t dir_len,
+                        bool create, int *out, ls_diag *diag)
+{
+  int fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0)
+    return ls_diag_errno(diag, errno, "cannot open", root_path);
+  size_t pos = 0;
+  while (pos < dir_len) {
+    const char *slash = memchr(rel + pos, '/', dir_len - pos);
+    size_t end = slash ? (size_t)(slash - rel) : dir_len;
+    char name[NAME_MAX + 1], shown[SHOWN_MAX];
+    if (end - pos > NAME_MAX) {
+      close(fd);
+      return ls_diag_set(diag, LS_EINVAL, "%s/%s: name too long", root_path, rel);
+    }
+    memcpy(name, rel + pos, end - pos);
+    name[end - pos] = '\0';
+    snprintf(shown, sizeof shown, "%s/%.*s", root_path, (int)end, rel);
+    int next = -1;
+    int rc = open_subdir(fd, name, create, shown, &next, diag);
+    close(fd);
+    if (rc != LS_OK)
+      return rc;
+    fd = next;
+    pos = end + 1;
+  }
+  *out = fd;
+  return LS_OK;
+}
+
+/* Opens the directory holding rel; *base is rel's last component. */
+static int open_parent(int root_fd, const char *root_path, const char *rel, bool create,
+                       int *out, const char **base, ls_diag *diag)
+{
+  const char *slash = strrchr(rel, '/');
+  *base = slash ? slash + 1 : rel;
+  return open_rel_dir(root_fd, root_path, rel, slash ? (size_t)(slash - rel) : 0, create, out,
+                      diag);
+}
+
+/* Opens GAME_DIR/ID; LS_ENOENT without a diag when it does not exist. */
+static int open_root(int game_fd, const char *id, const char *root_path, int *out,
+                     ls_diag *diag)
+{
+  *out = openat(game_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (*out >= 0)
+    return LS_OK;
+  if (errno == ENOENT)
+    return LS_ENOENT;
+  return open_failure(game_fd, id, errno, "cannot open game root", root_path, diag);
+}
+
+static int pwrite_all(int fd, const void *data, size_t len, uint64_t offset)
+{
+  const char *p = data;
+  while (len > 0) {
+    ssize_t n = pwrite(fd, p, len, (off_t)offset);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return errno;
+    if (n == 0)
+      return EIO;
+    p += n;
+    len -= (size_t)n;
+    offset += (uint64_t)n;
+  }
+  return 0;
+}
+
+/* ---- removal ------------------------------------------------------------ */
+
+static int remove_name(int root_fd, const char *root_path, const char *name, ls_diag *diag)
+{
+  int rc = ls_rmtree_at(root_fd, name, diag);
+  return rc == LS_OK ? LS_OK : diag_prefix(diag, rc, root_path);
+}
+
+static int remove_version_transients(int root_fd, const char *root_path, ls_diag *diag)
+{
+  int rc = remove_name(root_fd, root_path, LS_VERSION_TMP, diag);
+  if (rc == LS_OK)
+    rc = remove_name(root_fd, root_path, LS_VERSION_DISCARDED, diag);
+  return rc;
+}
+
+static int fsync_root(int root_fd, const char *root_path, ls_diag *diag)
+{
+  return fsync(root_fd) == 0 ? LS_OK : ls_diag_errno(diag, errno, "cannot fsync", root_path);
+}
+
+static int remove_journal(int root_fd, const char *root_path, ls_diag *diag)
+{
+  int rc = remove_name(root_fd, root_path, LS_DOWNLOAD_JOURNAL, diag);
+  return rc == LS_OK ? fsync_root(root_fd, root_path, diag) : rc;
+}
+
+/* Deletes every root entry except the discard survivors and the journal. */
+static int discard_payload_entries(int root_fd, const char *root_path, ls_diag *diag)
+{
+  int dup_fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+  if (!d) {
+    int e = errno;
+    if (dup_fd >= 0)
+      close(dup_fd);
+    return ls_diag_errno(diag, e, "cannot read directory", root_path);
+  }
+  int rc = LS_OK;
+  struct dirent *de;
+  while (rc == LS_OK && (de = readdir(d)) != NULL) {
+    const char *name = de->d_name;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+        ls_layout_survives_discard(name) || strcmp(name, LS_DOWNLOAD_JOURNAL) == 0)
+      continue;
+    rc = remove_name(root_fd, root_path, name, diag);
+  }
+  closedir(d);
+  return rc;
+}
+
+static void remove_root_if_empty(int game_fd, const char *id)
+{
+  if (unlinkat(game_fd, id, AT_REMOVEDIR) == 0)
+    fsync(game_fd);
+}
+
+/* The discard of BRIEF 6.5 on an open root: payload, then the journal, then
+ * the root when it is empty. */
+static int discard_root(int game_fd, int root_fd, const char *id, const char *root_path,
+                        ls_diag *diag)
+{
+  int rc = discard_payload_entries(root_fd, root_path, diag);
+  if (rc == LS_OK)
+    rc = remove_journal(root_fd, root_path, diag);
+  if (rc == LS_OK)
+    remove_root_if_empty(game_fd, id);
+  return rc;
+}
+
+/* The rollback of a failed or cancelled download: transients (the old
+ * sentinel is not restored), then the payload when asked, journal last. */
+static int roll_back(int game_fd, int root_fd, const char *id, const char *root_path,
+                     bool discard_payload, ls_diag *diag)
+{
+  int rc = remove_version_transients(root_fd, root_path, diag);
+  if (rc != LS_OK)
+    return rc;
+  if (discard_payload)
+    return discard_root(game_fd, root_fd, id, root_path, diag);
+  return remove_journal(root_fd, root_path, diag);
+}
+
+/* ---- stale payload after a commit -------------------------------------- */
+
+static int remove_stale_in(int dir_fd, char *rel, size_t rel_len, const listing *keep,
+                           const char *root_path, ls_diag *diag);
+
+static int stale_error(ls_diag *diag, int e, const char *what, const char *root_path,
+                       const char *rel)
+{
+  return ls_diag_set(diag, ls_err_from_errno(e), "%s %s/%s: %s", what, root_path, rel,
+                     strerror(e));
+}
+
+/* rel (of length rel_len) names dir_fd/name relative to the root. Recursive:
+ * keeps its frame small (no path buffers). */
+static int remove_stale_entry(int dir_fd, const char *name, char *rel, size_t rel_len,
+                              const listing *keep, const char *root_path, ls_diag *diag)
+{
+  struct stat st;
+  if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? LS_OK : stale_error(diag, errno, "cannot stat", root_path, rel);
+  if (!S_ISDIR(st.st_mode)) {
+    if (listing_has(keep, rel) || unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT)
+      return LS_OK;
+    return stale_error(diag, errno, "cannot delete stale file", root_path, rel);
+  }
+  int sub = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (sub < 0)
+    return stale_error(diag, errno, "cannot open directory", root_path, rel);
+  int rc = remove_stale_in(sub, rel, rel_len, keep, root_path, diag);
+  close(sub);
+  if (rc == LS_OK && unlinkat(dir_fd, name, AT_REMOVEDIR) != 0 && errno != ENOTEMPTY &&
+      errno != EEXIST && errno != ENOENT)
+    rc = stale_error(diag, errno, "cannot delete directory", root_path, rel);
+  return rc;
+}
+
+/* Deletes the entries under dir_fd (relative path rel) that keep does not
+ * list; at the root, reserved names and version.ini are never touched. */
+static int remove_stale_in(int dir_fd, char *rel, size_t rel_len, const listing *keep,
+                           const char *root_path, ls_diag *diag)
+{
+  int dup_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+  if (!d) {
+    int e = errno;
+    if (dup_fd >= 0)
+      close(dup_fd);
+    return ls_diag_errno(diag, e, "cannot read directory", root_path);
+  }
+  int rc = LS_OK;
+  struct dirent *de;
+  while (rc == LS_OK && (de = readdir(d)) != NULL) {
+    const char *name = de->d_name;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+      continue;
+    if (rel_len == 0 && (ls_layout_is_reserved(name) || is_sentinel_path(name)))
+      continue;
+    int n = snprintf(rel + rel_len, PATH_MAX - rel_len, "%s%s", rel_len ? "/" : "", name);
+    if (n < 0 || (size_t)n >= PATH_MAX - rel_len)
+      rc = remove_name(dir_fd, root_path, name, diag); /* too long to be listed */
+    else
+      rc = remove_stale_entry(dir_fd, name, rel, rel_len + (size_t)n, keep, root_path, diag);
+    rel[rel_len] = '\0';
+  }
+  closedir(d);
+  return rc;
+}
+
+/* What follows the commit point: stale payload, the parked sentinel, the
+ * journal. */
+static int finish_commit(int root_fd, const char *root_path, const listing *keep,
+                         ls_diag *diag)
+{
+  char rel[PATH_MAX] = "";
+  int rc = fsync_root(root_fd, root_path, diag);
+  if (rc == LS_OK)
+    rc = remove_stale_in(root_fd, rel, 0, keep, root_path, diag);
+  if (rc == LS_OK)
+    rc = remove_name(root_fd, root_path, LS_VERSION_DISCARDED, diag);
+  if (rc == LS_OK)
+    rc = remove_journal(root_fd, root_path, diag);
+  return rc;
+}
+
+/* ---- the journal -------------------------------------------------------- */
+
+static char *journal_text(const ls_storage *s)
+{
+  json_t *files = json_array();
+  bool ok = files != NULL;
+  for (size_t i = 0; ok && i < s->count; i++)
+    ok = json_array_append_new(files, json_pack("{s:s, s:I}", "path", s->files[i].path, "size",
+                                                (json_int_t)s->files[i].size)) == 0;
+  if (!ok) {
+    json_decref(files);
+    return NULL;
+  }
+  json_t *root = json_pack("{s:i, s:s, s:s, s:o}", "format", JOURNAL_FORMAT, "id", s->id,
+                           "version", s->version, "files", files);
+  char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+  json_decref(root);
+  return text;
+}
+
+static int write_journal(ls_storage *s, ls_diag *diag)
+{
+  char *text = journal_text(s);
+  if (!text)
+    return ls_diag_set(diag, LS_ENOMEM, "%s: out of memory for the journal", s->root_path);
+  int rc = ls_write_file_atomic_at(s->root_fd, LS_DOWNLOAD_JOURNAL, text, strlen(text),
+                                   FILE_MODE, diag);
+  free(text);
+  return rc == LS_OK ? LS_OK : diag_prefix(diag, rc, s->root_path);
+}
+
+typedef struct journal {
+  char *version;
+  char **paths;
+  size_t count;
+} journal;
+
+static void journal_free(journal *j)
+{
+  for (size_t i = 0; i < j->count; i++)
+    free(j->paths[i]);
+  free(j->paths);
+  free(j->version);
+  memset(j, 0, sizeof *j);
+}
+
+static int journal_parse_files(json_t *files, journal *j)
+{
+  size_t n = json_array_size(files);
+  j->paths = calloc(n ? n : 1, sizeof *j->paths);
+  if (!j->paths)
+    return LS_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const char *path = NULL;
+    if (json_unpack(json_array_get(files, i), "{s:s}", "path", &path) != 0 ||
+        !payload_path_is_safe(path))
+      return LS_EFORMAT;
+    if (!(j->paths[j->count++] = strdup(path)))
+      return LS_ENOMEM;
+  }
+  return LS_OK;
+}
+
+static int journal_parse(const char *text, size_t len, journal *j)
+{
+  json_error_t err;
+  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+  int format = 0;
+  const char *version = NULL;
+  json_t *files = NULL;
+  int rc = LS_EFORMAT;
+  if (root &&
+      json_unpack(root, "{s:i, s:s, s:o}", "format", &format, "version", &version, "files",
+                  &files) == 0 &&
+      format == JOURNAL_FORMAT && json_is_array(files)) {
+    rc = (j->version = strdup(version)) ? journal_parse_files(files, j) : LS_ENOMEM;
+  }
+  json_decref(root);
+  if (rc != LS_OK)
+    journal_free(j);
+  return rc;
+}
+
+static int journal_read(int root_fd, journal *j)
+{
+  char *text = NULL;
+  size_t len = 0;
+  int rc = ls_read_file_at(root_fd, LS_DOWNLOAD_JOURNAL, JOURNAL_MAX, &text, &len, NULL);
+  if (rc == LS_OK)
+    rc = journal_parse(text, len, j);
+  free(text);
+  return rc;
+}
+
+/* The download had committed: version.ini names its version and the
+ * sentinel's temporary file is gone. */
+static bool sentinel_committed(int root_fd, const char *version)
+{
+  struct stat st;
+  if (fstatat(root_fd, LS_VERSION_TMP, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+    return false;
+  if (fstatat(root_fd, LS_VERSION_FILE, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+    return false;
+  char *text = NULL;
+  size_t len = 0;
+  if (ls_read_file_at(root_fd, LS_VERSION_FILE, LS_STORAGE_VERSION_INI_MAX, &text, &len,
+                      NULL) != LS_OK)
+    return false;
+  char *found = ls_version_file_parse(text, len);
+  bool same = found && strcmp(found, version) == 0;
+  free(found);
+  free(text);
+  return same;
+}
+
+/* ---- recovery ----------------------------------------------------------- */
+
+static int recover_root(int game_fd, int root_fd, const char *id, const char *root_path,
+                        ls_storage_recovery *done, ls_diag *diag)
+{
+  journal j = {0};
+  int jrc = journal_read(root_fd, &j);
+  if (jrc == LS_OK && sentinel_committed(root_fd, j.version)) {
+    qsort(j.paths, j.count, sizeof *j.paths, compare_paths);
+    listing keep = {(const char **)j.paths, j.count};
+    int rc = finish_commit(root_fd, root_path, &keep, diag);
+    if (rc == LS_OK) {
+      *done = LS_RECOVERY_COMPLETED;
+      ls_diag_set(diag, LS_OK, "%s: finished the cleanup of the committed download of version %s",
+                  root_path, j.version);
+    }
+    journal_free(&j);
+    return rc;
+  }
+  int rc = roll_back(game_fd, root_fd, id, root_path, true, diag);
+  if (rc == LS_OK) {
+    *done = LS_RECOVERY_DISCARDED;
+    if (jrc == LS_OK)
+      ls_diag_set(diag, LS_OK, "%s: discarded the interrupted download of version %s",
+                  root_path, j.version);
+    else
+      ls_diag_set(diag, LS_OK, "%s: discarded an interrupted download (unreadable journal: %s)",
+                  root_path, ls_strerror(jrc));
+  }
+  journal_free(&j);
+  return rc;
+}
+
+int ls_storage_recover(const char *game_dir, const char *id, ls_storage_recovery *done,
+                       ls_diag *diag)
+{
+  ls_storage_recovery ignored;
+  done = done ? done : &ignored;
+  *done = LS_RECOVERY_NONE;
+  if (!id_is_valid(id))
+    return ls_diag_set(diag, LS_EINVAL, "'%s' is not a game id", id ? id : "");
+  int game_fd = -1;
+  int rc = open_game_dir(game_dir, &game_fd, diag);
+  if (rc != LS_OK)
+    return rc;
+  char journal_rel[NAME_MAX + sizeof LS_DOWNLOAD_JOURNAL + 2];
+  snprintf(journal_rel, sizeof journal_rel, "%s/%s", id, LS_DOWNLOAD_JOURNAL);
+  struct stat st;
+  if (fstatat(game_fd, journal_rel, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    close(game_fd);
+    return LS_OK; /* no journal: not ours to touch */
+  }
+  char *root_path = NULL;
+  int root_fd = -1;
+  if (asprintf(&root_path, "%s/%s", game_dir, id) < 0) {
+    close(game_fd);
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  }
+  rc = open_root(game_fd, id, root_path, &root_fd, diag);
+  if (rc == LS_OK) {
+    rc = recover_root(game_fd, root_fd, id, root_path, done, diag);
+    close(root_fd);
+  } else if (rc == LS_EINVAL || rc == LS_ENOENT) {
+    rc = LS_OK; /* a symlinked root is not a game root; a vanished one has nothing left */
+  }
+  free(root_path);
+  close(game_fd);
+  return rc;
+}
+
+int ls_discard_cancelled_download(const char *game_dir, const char *id, ls_diag *diag)
+{
+  if (!id_is_valid(id))
+    return ls_diag_set(diag, LS_EINVAL, "'%s' is not a game id", id ? id : "");
+  int game_fd = -1, root_fd = -1;
+  int rc = open_game_dir(game_dir, &game_fd, diag);
+  if (rc != LS_OK)
+    return rc;
+  char *root_path = NULL;
+  if (asprintf(&root_path, "%s/%s", game_dir, id) < 0) {
+    close(game_fd);
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  }
+  rc = open_root(game_fd, id, root_path, &root_fd, diag);
+  if (rc == LS_OK) {
+    rc = discard_root(game_fd, root_fd, id, root_path, diag);
+    close(root_fd);
+  } else if (rc == LS_ENOENT) {
+    rc = LS_OK;
+  }
+  free(root_path);
+  close(game_fd);
+  return rc;
+}
+
+/* ---- begin -------------------------------------------------------------- */
+
+static int check_files(const ls_storage_file *files, size_t count, size_t *sentinel,
+                       ls_diag *diag)
+{
+  bool found = false;
+  for (size_t i = 0; i < count; i++) {
+    const char *p = files[i].path;
+    if (!p || !payload_path_is_safe(p))
+      return ls_diag_set(diag, LS_EINVAL, "unsafe payload path '%s'", p ? p : "(null)");
+    if (files[i].size > (uint64_t)INT64_MAX)
+      return ls_diag_set(diag, LS_ETOOBIG, "%s: size %llu too large", p,
+                         (unsigned long long)files[i].size);
+    if (is_sentinel_path(p)) {
+      if (files[i].size > LS_STORAGE_VERSION_INI_MAX)
+        return ls_diag_set(diag, LS_ETOOBIG, "%s: %llu bytes, more than %d", p,
+                           (unsigned long long)files[i].size, LS_STORAGE_VERSION_INI_MAX);
+      found = true;
+      *sentinel = i;
+    }
+  }
+  if (!found)
+    return ls_diag_set(diag, LS_EINVAL, "the file list has no %s", LS_VERSION_FILE);
+  return LS_OK;
+}
+
+static int check_request(const char *id, const char *version, const ls_storage_file *files,
+                         size_t count, size_t *sentinel, ls_diag *diag)
+{
+  if (!id_is_valid(id))
+    return ls_diag_set(diag, LS_EINVAL, "'%s' is not a game id", id ? id : "");
+  if (!version || !*version)
+    return ls_diag_set(diag, LS_EINVAL, "%s: empty version", id);
+  if (count > 0 && !files)
+    return ls_diag_set(diag, LS_EINVAL, "%s: no file list", id);
+  int rc = check_files(files, count, sentinel, diag);
+  return rc == LS_OK ? LS_OK : diag_prefix(diag, rc, id);
+}
+
+static int build_listing(ls_storage *s, ls_diag *diag)
+{
+  s->keep.paths = calloc(s->count, sizeof *s->keep.paths);
+  if (!s->keep.paths)
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  for (size_t i = 0; i < s->count; i++)
+    s->keep.paths[i] = s->files[i].path;
+  s->keep.count = s->count;
+  qsort(s->keep.paths, s->count, sizeof *s->keep.paths, compare_paths);
+  for (size_t i = 1; i < s->count; i++)
+    if (strcmp(s->keep.paths[i - 1], s->keep.paths[i]) == 0)
+      return ls_diag_set(diag, LS_EINVAL, "%s: '%s' is listed twice", s->id, s->keep.paths[i]);
+  return LS_OK;
+}
+
+static int storage_new(const char *game_dir, const char *id, const char *version,
+                       const ls_storage_file *files, size_t count, size_t sentinel,
+                       ls_storage **out, ls_diag *diag)
+{
+  ls_storage *s = calloc(1, sizeof *s);
+  if (!s)
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  s->game_fd = s->root_fd = -1;
+  pthread_mutex_init(&s->sentinel_lock, NULL);
+  *out = s;
+  s->id = strdup(id);
+  s->version = strdup(version);
+  s->files = calloc(count, sizeof *s->files);
+  s->sentinel_buf = calloc(1, files[sentinel].size + 1);
+  if (!s->id || !s->version || !s->files || !s->sentinel_buf ||
+      asprintf(&s->root_path, "%s/%s", game_dir, id) < 0) {
+    s->root_path = NULL;
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  }
+  s->sentinel = sentinel;
+  for (size_t i = 0; i < count; i++, s->count++) {
+    s->files[i].fd = -1;
+    s->files[i].size = files[i].size;
+    if (!(s->files[i].path = strdup(files[i].path)))
+      return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  }
+  return build_listing(s, diag);
+}
+
+static int make_root(ls_storage *s, const char *game_dir, ls_diag *diag)
+{
+  int rc = open_game_dir(game_dir, &s->game_fd, diag);
+  if (rc != LS_OK)
+    return rc;
+  if (mkdirat(s->game_fd, s->id, DIR_MODE) == 0)
+    s->root_created = true;
+  else if (errno != EEXIST)
+    return ls_diag_errno(diag, errno, "cannot create game root", s->root_path);
+  return open_subdir(s->game_fd, s->id, false, s->root_path, &s->root_fd, diag);
+}
+
+/* Parks an existing version.ini as .version.ini.discarded. */
+static int park_sentinel(ls_storage *s, ls_diag *diag)
+{
+  char shown[SHOWN_MAX];
+  show(shown, s->root_path, LS_VERSION_FILE);
+  int rc = remove_name(s->root_fd, s->root_path, LS_VERSION_TMP, diag);
+  if (rc != LS_OK)
+    return rc;
+  struct stat st;
+  if (fstatat(s->root_fd, LS_VERSION_FILE, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? LS_OK : ls_diag_errno(diag, errno, "cannot stat", shown);
+  rc = remove_name(s->root_fd, s->root_path, LS_VERSION_DISCARDED, diag);
+  if (rc != LS_OK)
+    return rc;
+  if (renameat(s->root_fd, LS_VERSION_FILE, s->root_fd, LS_VERSION_DISCARDED) != 0)
+    return ls_diag_errno(diag, errno, "cannot park", shown);
+  return fsync_root(s->root_fd, s->root_path, diag);
+}
+
+/* Sizes an open payload file and pre-allocates it. fallocate(2) rather than
+ * posix_fallocate: glibc emulates the latter by writing a byte per block
+ * where the file system lacks fallocate; we fall back to the sparse size. */
+static int size_payload_file(int fd, uint64_t size, const char *shown, ls_diag *diag)
+{
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return ls_diag_errno(diag, errno, "cannot stat", shown);
+  if (!S_ISREG(st.st_mode))
+    return ls_diag_set(diag, LS_EINVAL, "%s is not a regular file", shown);
+  if ((uint64_t)st.st_size != size && ftruncate(fd, (off_t)size) != 0)
+    return ls_diag_errno(diag, errno, "cannot resize", shown);
+  if (size > 0 && fallocate(fd, 0, 0, (off_t)size) != 0 && errno != EOPNOTSUPP &&
+      errno != ENOSYS)
+    return ls_diag_errno(diag, errno, "cannot pre-allocate", shown);
+  return LS_OK;
+}
+
+static int create_payload_file(ls_storage *s, slot *f, ls_diag *diag)
+{
+  char shown[SHOWN_MAX];
+  show(shown, s->root_path, f->path);
+  int dir_fd = -1;
+  const char *base = NULL;
+  int rc = open_parent(s->root_fd, s->root_path, f->path, true, &dir_fd, &base, diag);
+  if (rc != LS_OK)
+    return rc;
+  f->fd = openat(dir_fd, base, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
+  if (f->fd < 0)
+    rc = open_failure(dir_fd, base, errno, "cannot create", shown, diag);
+  close(dir_fd);
+  return rc == LS_OK ? size_payload_file(f->fd, f->size, shown, diag) : rc;
+}
+
+static int create_payload(ls_storage *s, ls_diag *diag)
+{
+  for (size_t i = 0; i < s->count; i++) {
+    if (i == s->sentinel)
+      continue;
+    int rc = create_payload_file(s, &s->files[i], diag);
+    if (rc != LS_OK)
+      return rc;
+  }
+  return LS_OK;
+}
+
+/* After a begin failure: roll back what was started, keeping the first
+ * diag (a cleanup failure is appended). */
+static void undo_begin(ls_storage *s, bool journal_written, ls_diag *diag)
+{
+  if (!journal_written) {
+    if (s->root_created && s->root_fd >= 0)
+      remove_root_if_empty(s->game_fd, s->id);
+    return;
+  }
+  ls_diag cleanup = {""};
+  if (roll_back(s->game_fd, s->root_fd, s->id, s->root_path, true, &cleanup) != LS_OK && diag) {
+    size_t used = strlen(diag->text);
+    snprintf(diag->text + used, sizeof diag->text - used, " (rollback failed: %s)",
+             cleanup.text);
+  }
+}
+
+int ls_storage_begin(const char *game_dir, const char *id, const char *version,
+                     const ls_storage_file *files, size_t count, ls_storage **out,
+                     ls_diag *diag)
+{
+  *out = NULL;
+  size_t sentinel = 0;
+  int rc = check_request(id, version, files, count, &sentinel, diag);
+  if (rc == LS_OK)
+    rc = ls_storage_recover(game_dir, id, NULL, diag);
+  if (rc != LS_OK)
+    return rc;
+  ls_storage *s = NULL;
+  rc = storage_new(game_dir, id, version, files, count, sentinel, &s, diag);
+  if (rc == LS_OK)
+    rc = make_root(s, game_dir, diag);
+  bool journal_written = false;
+  if (rc == LS_OK)
+    journal_written = (rc = write_journal(s, diag)) == LS_OK;
+  if (rc == LS_OK)
+    rc = park_sentinel(s, diag);
+  if (rc == LS_OK)
+    rc = create_payload(s, diag);
+  if (rc != LS_OK) {
+    if (s)
+      undo_begin(s, journal_written, diag);
+    ls_storage_free(s);
+    return rc;
+  }
+  *out = s;
+  return LS_OK;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+int ls_storage_write(ls_storage *s, size_t file_index, uint64_t offset, const void *data,
+                     size_t len, ls_diag *diag)
+{
+  if (file_index >= s->count)
+    return ls_diag_set(diag, LS_EINVAL, "%s: no file #%zu in this download", s->root_path,
+                       file_index);
+  const slot *f = &s->files[file_index];
+  if (offset > f->size || len > f->size - offset)
+    return ls_diag_set(diag, LS_EINVAL, "%s/%s: %zu bytes at offset %llu pass its size of %llu",
+                       s->root_path, f->path, len, (unsigned long long)offset,
+                       (unsigned long long)f->size);
+  if (file_index == s->sentinel) {
+    pthread_mutex_lock(&s->sentinel_lock);
+    memcpy(s->sentinel_buf + offset, data, len);
+    pthread_mutex_unlock(&s->sentinel_lock);
+    return LS_OK;
+  }
+  int e = pwrite_all(f->fd, data, len, offset);
+  if (e) {
+    char shown[SHOWN_MAX];
+    show(shown, s->root_path, f->path);
+    return ls_diag_errno(diag, e, "cannot write", shown);
+  }
+  return LS_OK;
+}
+
+/* ---- commit ------------------------------------------------------------- */
+
+/* Every directory that holds a payload file, the root included. */
+static int sync_payload_dirs(ls_storage *s, ls_diag *diag)
+{
+  const char *prev = NULL;
+  size_t prev_len = 0;
+  for (size_t i = 0; i < s->keep.count; i++) { /* sorted: equal parents are adjacent */
+    const char *p = s->keep.paths[i];
+    const char *slash = strrchr(p, '/');
+    size_t len = slash ? (size_t)(slash - p) : 0;
+    if (prev && len == prev_len && strncmp(p, prev, len) == 0)
+      continue;
+    /* The root and every ancestor too: a directory made by begin is an entry
+     * of its parent. */
+    for (size_t end = 0; end <= len; end++) {
+      if (end != 0 && end != len && p[end] != '/')
+        continue;
+      int fd = -1;
+      int rc = open_rel_dir(s->root_fd, s->root_path, p, end, false, &fd, diag);
+      if (rc != LS_OK)
+        return rc;
+      rc = fsync(fd) == 0 ? LS_OK : ls_diag_errno(diag, errno, "cannot fsync a directory of", p);
+      close(fd);
+      if (rc != LS_OK)
+        return rc;
+    }
+    prev = p;
+    prev_len = len;
+  }
+  return LS_OK;
+}
+
+static int sync_payload(ls_storage *s, ls_diag *diag)
+{
+  for (size_t i = 0; i < s->count; i++) {
+    if (s->files[i].fd >= 0 && fsync(s->files[i].fd) != 0) {
+      char shown[SHOWN_MAX];
+      show(shown, s->root_path, s->files[i].path);
+      return ls_diag_errno(diag, errno, "cannot fsync", shown);
+    }
+  }
+  return sync_payload_dirs(s, diag);
+}
+
+static int check_sentinel_version(ls_storage *s, ls_diag *diag)
+{
+  size_t len = s->files[s->sentinel].size;
+  char *found = ls_version_file_parse((const char *)s->sentinel_buf, len);
+  bool same = found && strcmp(found, s->version) == 0;
+  int rc = same ? LS_OK
+                : ls_diag_set(diag, LS_EPROTO, "%s/%s names version '%s', not the expected '%s'",
+                              s->root_path, LS_VERSION_FILE, found ? found : "(unknown)",
+                              s->version);
+  free(found);
+  return rc;
+}
+
+/* Writes version.ini through .version.ini.tmp; the rename is the commit. */
+static int write_sentinel(ls_storage *s, ls_diag *diag)
+{
+  char shown[SHOWN_MAX];
+  show(shown, s->root_path, LS_VERSION_TMP);
+  int fd = openat(s->root_fd, LS_VERSION_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                  FILE_MODE);
+  if (fd < 0)
+    return open_failure(s->root_fd, LS_VERSION_TMP, errno, "cannot create", shown, diag);
+  int e = pwrite_all(fd, s->sentinel_buf, s->files[s->sentinel].size, 0);
+  if (!e && fsync(fd) != 0)
+    e = errno;
+  if (close(fd) != 0 && !e)
+    e = errno;
+  if (e) {
+    unlinkat(s->root_fd, LS_VERSION_TMP, 0);
+    return ls_diag_errno(diag, e, "cannot write", shown);
+  }
+  if (renameat(s->root_fd, LS_VERSION_TMP, s->root_fd, LS_VERSION_FILE) != 0) {
+    e = errno;
+    unlinkat(s->root_fd, LS_VERSION_TMP, 0);
+    return ls_diag_set(diag, ls_err_from_errno(e), "cannot rename %s to %s: %s", shown,
+                       LS_VERSION_FILE, strerror(e));
+  }
+  s->committed = true;
+  return LS_OK;
+}
+
+int ls_storage_commit(ls_storage *s, ls_diag *diag)
+{
+  if (diag)
+    diag->text[0] = '\0';
+  if (s->committed)
+    return ls_diag_set(diag, LS_ESTATE, "%s: the download is already committed", s->root_path);
+  int rc = sync_payload(s, diag);
+  if (rc == LS_OK)
+    rc = check_sentinel_version(s, diag);
+  if (rc == LS_OK)
+    rc = write_sentinel(s, diag);
+  if (rc != LS_OK)
+    return rc;
+  ls_diag cleanup = {""};
+  if (finish_commit(s->root_fd, s->root_path, &s->keep, &cleanup) != LS_OK)
+    ls_diag_set(diag, LS_OK, "committed, but the cleanup failed (recovery will finish it): %s",
+                cleanup.text);
+  return LS_OK;
+}
+
+/* ---- abort and free ----------------------------------------------------- */
+
+int ls_storage_abort(ls_storage *s, bool discard_payload, ls_diag *diag)
+{
+  if (!s)
+    return LS_OK;
+  if (s->committed)
+    return ls_diag_set(diag, LS_ESTATE, "%s: the download is committed: nothing to abort",
+                       s->root_path);
+  return roll_back(s->game_fd, s->root_fd, s->id, s->root_path, discard_payload, diag);
+}
+
+void ls_storage_free(ls_storage *s)
+{
+  if (!s)
+    return;
+  for (size_t i = 0; i < s->count; i++) {
+    if (s->files[i].fd >= 0)
+      close(s->files[i].fd);
+    free(s->files[i].path);
+  }
+  if (s->root_fd >= 0)
+    close(s->root_fd);
+  if (s->game_fd >= 0)
+    close(s->game_fd);
+  pthread_mutex_destroy(&s->sentinel_lock);
+  free(s->keep.paths);
+  free(s->files);
+  free(s->sentinel_buf);
+  free(s->root_path);
+  free(s->version);
+  free(s->id);
+  free(s);
+}
