@@ -62,6 +62,7 @@ typedef struct fetch {
   uint8_t *buf;
   size_t got;
   bool is_data;          /* the answer was FileData */
+  bool orphan;           /* the download ended without it: just free it */
   ls_request *req;
   struct fetch *next;
 } fetch;
@@ -141,6 +142,21 @@ static void on_progress(uv_timer_t *t)
   emit(d, "game-download-progress",
        json_pack("{s:I, s:I, s:I}", "bytes", (json_int_t)d->done_bytes, "total_bytes",
                  (json_int_t)d->total, "bytes_per_sec", (json_int_t)d->rate));
+}
+
+/* Ends every request in flight without waiting for them: a cancel must not
+ * wait for a peer that no longer answers (its stream would close only when
+ * the connection dies). Each request frees its own state when it ends. */
+static void abandon_fetches(download *d)
+{
+  fetch *f = d->fetches;
+  d->fetches = NULL;
+  while (f) {
+    fetch *next = f->next;
+    f->orphan = true;
+    ls_request_cancel(f->req);
+    f = next;
+  }
 }
 
 /* ---- worker jobs ------------------------------------------------------------ */
@@ -269,6 +285,8 @@ static void on_chunk_response(ls_request *req, const ls_msg *msg, void *user)
 {
   fetch *f = user;
   (void)req;
+  if (f->orphan)
+    return;
   f->is_data = msg->type == LS_MSG_FILE_DATA &&
                msg->range.length == f->d->chunks[f->chunk].len;
 }
@@ -276,6 +294,8 @@ static void on_chunk_response(ls_request *req, const ls_msg *msg, void *user)
 static int on_chunk_bytes(ls_request *req, const uint8_t *data, size_t len, void *user)
 {
   fetch *f = user;
+  if (f->orphan)
+    return 0;
   chunk *c = &f->d->chunks[f->chunk];
   if (c->state != CH_FETCHING || f->got + len > c->len) {
     ls_request_cancel(req); /* another copy won, or too many bytes */
@@ -291,6 +311,11 @@ static void check_run(uv_work_t *work);
 static void on_chunk_done(ls_request *req, int err, const char *diag, void *user)
 {
   fetch *f = user;
+  if (f->orphan) {
+    free(f->buf);
+    free(f);
+    return;
+  }
   download *d = f->d;
   chunk *c = &d->chunks[f->chunk];
   (void)req;
@@ -469,6 +494,8 @@ static void after_refresh(void *user)
  * the game's local state, end the operation, report. */
 static void maybe_end(download *d)
 {
+  if (d->phase == PH_RUNNING && d->end_err && d->fetches)
+    abandon_fetches(d);
   if (d->phase != PH_RUNNING || d->fetches || d->jobs)
     return;
   if (!d->end_err && !all_done(d))
@@ -717,8 +744,7 @@ void ls_downloads_cancel(ls_peer *p, const ls_command *cmd)
     d->end_err = LS_ECANCELED;
     snprintf(d->end_diag, sizeof d->end_diag, "cancelled");
   }
-  for (fetch *f = d->fetches; f; f = f->next)
-    ls_request_cancel(f->req);
+  abandon_fetches(d);
   ls_rt_reply_ok(p, cmd->tag, "cancel", json_pack("{s:s}", "id", d->id));
   maybe_end(d);
 }
@@ -729,8 +755,7 @@ void ls_downloads_close_all(ls_peer *p)
     d->closing = true;
     if (!d->end_err)
       d->end_err = LS_ECANCELED;
-    for (fetch *f = d->fetches; f; f = f->next)
-      ls_request_cancel(f->req);
+    abandon_fetches(d);
     maybe_end(d);
   }
 }

@@ -579,6 +579,8 @@ int ls_storage_recover(const char *game_dir, const char *id, ls_storage_recovery
     close(root_fd);
   } else if (rc == LS_EINVAL || rc == LS_ENOENT) {
     rc = LS_OK; /* a symlinked root is not a game root; a vanished one has nothing left */
+    if (diag)
+      diag->text[0] = '\0';
   }
   free(root_path);
   close(game_fd);

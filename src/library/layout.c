@@ -16,8 +16,11 @@ static const char *const discard_survivors[] = {
   LS_SOFTLAN_MARKER, LS_SYNC_DIR, NULL,
 };
 
+/* The ".tmp" names are what atomic writes of the journal and the intent log
+ * leave behind after a crash mid-write. */
 static const char *const transients[] = {
-  LS_VERSION_TMP, LS_VERSION_DISCARDED, LS_DOWNLOAD_JOURNAL, NULL,
+  LS_VERSION_TMP, LS_VERSION_DISCARDED, LS_DOWNLOAD_JOURNAL, LS_DOWNLOAD_JOURNAL ".tmp",
+  LS_INTENT_FILE ".tmp", NULL,
 };
 
 bool ls_layout_survives_discard(const char *name)

@@ -1,0 +1,299 @@
+/* Tests downloads whose timing matters, between lanspread-peer-cli processes
+ * in network namespaces with tbf-shaped links (tests/common/netns.h):
+ * cancel at 5%, 50% and 95% of a fresh download, cancel of an update, a
+ * seeder killed mid-download, the downloader killed and restarted, and a
+ * cancel while the only seeder's link is down. Skipped where namespaces
+ * cannot be made. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "netns.h"
+#include "peerproc.h"
+#include "testutil.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T_MS 60000
+#define PORT "47400"
+#define GAME_SIZE "48M"   /* at 40 Mbit/s: about 10 s */
+#define RATE_MBIT 40
+
+typedef struct net {
+  ls_netns *ns;
+  char *root;
+  char catalog[4096];
+  peerproc *peers[3];
+} net;
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void generate_sized(net *n, int host, const char *size, const char *version,
+                           bool installed)
+{
+  char *argv[] = {(char *)pp_program("lanspread-gen"), "--game-dir",
+                  (char *)t_path("%s/h%d", n->root, host), "--games", "1", "--id-prefix", "g",
+                  "--archives", "3", "--size", (char *)size, "--version", (char *)version,
+                  "--catalog", n->catalog, "--quiet", installed ? "--installed" : NULL, NULL};
+  assert_int_equal(pp_run(argv, T_MS), 0);
+}
+
+static void generate(net *n, int host, const char *version, bool installed)
+{
+  generate_sized(n, host, GAME_SIZE, version, installed);
+}
+
+static net *make_net(int hosts)
+{
+  char why[256];
+  ls_netns *ns = ls_netns_create(hosts, why, sizeof why);
+  if (!ns) {
+    print_message("skipped: %s\n", why);
+    return NULL;
+  }
+  net *n = calloc(1, sizeof *n);
+  n->ns = ns;
+  n->root = t_tempdir();
+  snprintf(n->catalog, sizeof n->catalog, "%s/catalog.json", n->root);
+  return n;
+}
+
+static peerproc *start(net *n, int host, int seeders)
+{
+  char listen[64], peer_args[2][64];
+  snprintf(listen, sizeof listen, "%s:" PORT, ls_netns_addr(n->ns, host));
+  char *argv[24] = {(char *)pp_program("lanspread-peer-cli"), "--game-dir",
+                    strdup(t_path("%s/h%d", n->root, host)), "--state-dir",
+                    strdup(t_path("%s/s%d", n->root, host)), "--catalog", n->catalog,
+                    "--listen", listen, "--no-mdns", "--serve"};
+  int k = 11;
+  for (int i = 0; i < seeders; i++) {
+    snprintf(peer_args[i], sizeof peer_args[i], "%s:" PORT, ls_netns_addr(n->ns, i));
+    argv[k++] = "--peer";
+    argv[k++] = peer_args[i];
+  }
+  argv[k] = NULL;
+  t_mkdir(n->root, t_path("h%d", host));
+  peerproc *p = ls_netns_start(n->ns, host, argv);
+  free(argv[2]);
+  free(argv[4]);
+  json_decref(pp_expect(p, "ready", NULL, T_MS));
+  n->peers[host] = p;
+  return p;
+}
+
+static void stop_net(net *n)
+{
+  for (int i = 0; i < 3; i++)
+    if (n->peers[i]) {
+      pp_send(n->peers[i], "quit");
+      assert_int_equal(pp_wait(n->peers[i], T_MS), 0);
+    }
+  ls_netns_destroy(n->ns);
+  free(n);
+}
+
+static void assert_ok(json_t *r)
+{
+  if (!json_is_true(json_object_get(r, "ok")))
+    fail_msg("failed: %s", json_string_value(json_object_get(r, "error")));
+  json_decref(r);
+}
+
+/* Sends `download g0001` and reads events until progress reaches `at` (a
+ * fraction of the total); returns the fraction seen, or -1 when the
+ * download ended first. */
+static double download_until(peerproc *d, double at)
+{
+  pp_send(d, "download g0001");
+  for (;;) {
+    json_t *ev = pp_next(d, T_MS);
+    if (!ev)
+      fail_msg("the downloader went quiet");
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    double frac = -2;
+    if (strcmp(type, "game-download-progress") == 0)
+      frac = (double)json_integer_value(json_object_get(ev, "bytes")) /
+             (double)json_integer_value(json_object_get(ev, "total_bytes"));
+    bool ended = strcmp(type, "game-download-finished") == 0 ||
+                 strcmp(type, "game-download-failed") == 0;
+    json_decref(ev);
+    if (ended)
+      return -1;
+    if (frac >= at)
+      return frac;
+  }
+}
+
+static bool exists(const char *path)
+{
+  struct stat st;
+  return lstat(path, &st) == 0;
+}
+
+static void cancel_fresh_download_at(void **state)
+{
+  (void)state;
+  net *n = make_net(2);
+  if (!n)
+    skip();
+  /* 5% must be more than the requests in flight (8 x 1 MiB), or the tail
+   * of the download would finish before a cancel at 95% arrives. */
+  generate_sized(n, 0, "192M", "1.0", false);
+  assert_int_equal(ls_netns_shape(n->ns, 0, 100, 0), 0);
+  start(n, 0, 0);
+  peerproc *d = start(n, 1, 1);
+  assert_ok(pp_command(d, "wait-peers 1 20", T_MS));
+  const double points[] = {0.05, 0.50, 0.95};
+  for (int i = 0; i < 3; i++) {
+    double seen = download_until(d, points[i]);
+    if (seen < 0)
+      fail_msg("the download ended before %.0f%%", points[i] * 100);
+    double t0 = now_s();
+    assert_ok(pp_command(d, "cancel g0001", T_MS));
+    json_decref(pp_expect(d, "game-download-cancelled", NULL, T_MS));
+    print_message("cancel at %.0f%%: done in %.3f s\n", seen * 100, now_s() - t0);
+    /* A fresh download cancelled leaves no game root at all. */
+    assert_false(exists(t_path("%s/h1/g0001", n->root)));
+    json_t *r = pp_command(d, "games", T_MS);
+    json_t *g = json_array_get(json_object_get(r, "games"), 0);
+    assert_false(json_is_true(json_object_get(g, "downloaded")));
+    json_decref(r);
+  }
+  stop_net(n);
+}
+
+static void cancel_update_keeps_the_install(void **state)
+{
+  (void)state;
+  net *n = make_net(2);
+  if (!n)
+    skip();
+  generate(n, 0, "2.0", false);
+  generate(n, 1, "1.0", true); /* installed 1.0 here, 2.0 at the seeder */
+  assert_int_equal(ls_netns_shape(n->ns, 0, RATE_MBIT, 0), 0);
+  t_write(n->root, "h1/g0001/.lanspread.json", "{\"op\":\"none\"}");
+  start(n, 0, 0);
+  peerproc *d = start(n, 1, 1);
+  assert_ok(pp_command(d, "wait-peers 1 20", T_MS));
+  assert_true(download_until(d, 0.5) > 0);
+  assert_ok(pp_command(d, "cancel g0001", T_MS));
+  json_decref(pp_expect(d, "game-download-cancelled", NULL, T_MS));
+  /* Settles as local-only: local/ and the install state stay, the rest goes. */
+  assert_true(exists(t_path("%s/h1/g0001/local/README.txt", n->root)));
+  assert_true(exists(t_path("%s/h1/g0001/.lanspread.json", n->root)));
+  assert_false(exists(t_path("%s/h1/g0001/version.ini", n->root)));
+  assert_false(exists(t_path("%s/h1/g0001/g0001.part01.eti", n->root)));
+  assert_false(exists(t_path("%s/h1/g0001/.version.ini.discarded", n->root)));
+  json_t *r = pp_command(d, "games", T_MS);
+  json_t *g = json_array_get(json_object_get(r, "games"), 0);
+  assert_true(json_is_true(json_object_get(g, "installed")));
+  assert_false(json_is_true(json_object_get(g, "downloaded")));
+  json_decref(r);
+  stop_net(n);
+}
+
+static void seeder_killed_mid_download(void **state)
+{
+  (void)state;
+  net *n = make_net(3);
+  if (!n)
+    skip();
+  generate(n, 0, "1.0", false);
+  generate(n, 1, "1.0", false);
+  assert_int_equal(ls_netns_shape(n->ns, 0, RATE_MBIT, 0), 0);
+  assert_int_equal(ls_netns_shape(n->ns, 1, RATE_MBIT, 0), 0);
+  start(n, 0, 0);
+  start(n, 1, 0);
+  n->peers[2] = NULL;
+  peerproc *d = start(n, 2, 2);
+  assert_ok(pp_command(d, "wait-peers 2 20", T_MS));
+  assert_true(download_until(d, 0.3) > 0);
+  pp_signal(n->peers[0], SIGKILL);
+  assert_int_equal(pp_wait(n->peers[0], T_MS), 128 + SIGKILL);
+  n->peers[0] = NULL;
+  json_t *r = pp_command(d, "wait game-download-finished g0001 60", T_MS);
+  assert_ok(r);
+  const char *names[] = {"g0001.part01.eti", "g0001.part02.eti", "g0001.part03.eti",
+                         "version.ini"};
+  for (int i = 0; i < 4; i++) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s/h1/g0001/%s' '%s/h2/g0001/%s'", n->root, names[i],
+             n->root, names[i]);
+    assert_int_equal(system(cmd), 0);
+  }
+  stop_net(n);
+}
+
+static void downloader_killed_and_restarted(void **state)
+{
+  (void)state;
+  net *n = make_net(2);
+  if (!n)
+    skip();
+  generate(n, 0, "1.0", false);
+  assert_int_equal(ls_netns_shape(n->ns, 0, RATE_MBIT, 0), 0);
+  start(n, 0, 0);
+  peerproc *d = start(n, 1, 1);
+  assert_ok(pp_command(d, "wait-peers 1 20", T_MS));
+  assert_true(download_until(d, 0.4) > 0);
+  pp_signal(d, SIGKILL);
+  assert_int_equal(pp_wait(d, T_MS), 128 + SIGKILL);
+  assert_true(exists(t_path("%s/h1/g0001/.lanspread.download", n->root))); /* mid-download */
+  d = start(n, 1, 1); /* startup recovery runs before the first scan */
+  assert_false(exists(t_path("%s/h1/g0001", n->root)));
+  json_t *r = pp_command(d, "games", T_MS);
+  json_t *g = json_array_get(json_object_get(r, "games"), 0);
+  assert_true(!g || !json_is_true(json_object_get(g, "downloaded")));
+  json_decref(r);
+  stop_net(n);
+}
+
+static void cancel_with_the_seeder_unreachable(void **state)
+{
+  (void)state;
+  net *n = make_net(2);
+  if (!n)
+    skip();
+  generate(n, 0, "1.0", false);
+  assert_int_equal(ls_netns_shape(n->ns, 0, RATE_MBIT, 0), 0);
+  start(n, 0, 0);
+  peerproc *d = start(n, 1, 1);
+  assert_ok(pp_command(d, "wait-peers 1 20", T_MS));
+  assert_true(download_until(d, 0.2) > 0);
+  assert_int_equal(ls_netns_link(n->ns, 0, false), 0); /* the cable is pulled */
+  double t0 = now_s();
+  assert_ok(pp_command(d, "cancel g0001", T_MS));
+  json_decref(pp_expect(d, "game-download-cancelled", NULL, T_MS));
+  double took = now_s() - t0;
+  print_message("cancel with the seeder unreachable took %.3f s\n", took);
+  assert_true(took < 1.0);
+  assert_false(exists(t_path("%s/h1/g0001", n->root)));
+  assert_int_equal(ls_netns_link(n->ns, 0, true), 0);
+  stop_net(n);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(cancel_fresh_download_at),
+    cmocka_unit_test(cancel_update_keeps_the_install),
+    cmocka_unit_test(seeder_killed_mid_download),
+    cmocka_unit_test(downloader_killed_and_restarted),
+    cmocka_unit_test(cancel_with_the_seeder_unreachable),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

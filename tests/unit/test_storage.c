@@ -1,0 +1,817 @@
+/* Tests the download storage (download/storage.h) on real files: discard of
+ * cancelled downloads, begin/write/commit from several threads, the
+ * version-sentinel transaction, rollback, journal-based startup recovery,
+ * a full disk (tmpfs) and symbolic-link safety. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include "core/fs.h"
+#include "download/storage.h"
+#include "library/layout.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static bool exists(const char *path)
+{
+  struct stat st;
+  return lstat(path, &st) == 0;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+  char *data = NULL;
+  ls_diag diag = {""};
+  if (ls_read_file_at(AT_FDCWD, path, (size_t)1 << 30, &data, len, &diag) != LS_OK)
+    fail_msg("%s", diag.text);
+  return data;
+}
+
+static void assert_content(const char *path, const char *expected)
+{
+  size_t len = 0;
+  char *data = slurp(path, &len);
+  assert_int_equal(len, strlen(expected));
+  assert_memory_equal(data, expected, len);
+  free(data);
+}
+
+static void assert_bytes(const char *path, const unsigned char *expected, size_t size)
+{
+  size_t len = 0;
+  char *data = slurp(path, &len);
+  assert_int_equal(len, size);
+  assert_memory_equal(data, expected, size);
+  free(data);
+}
+
+static unsigned char *random_bytes(size_t size, unsigned seed)
+{
+  unsigned char *b = malloc(size ? size : 1);
+  assert_non_null(b);
+  for (size_t i = 0; i < size; i++)
+    b[i] = (unsigned char)(rand_r(&seed) >> 7);
+  return b;
+}
+
+static void write_whole(ls_storage *s, size_t index, const void *data, size_t len)
+{
+  ls_diag diag = {""};
+  int rc = ls_storage_write(s, index, 0, data, len, &diag);
+  if (rc != LS_OK)
+    fail_msg("write of file #%zu: %s", index, diag.text);
+}
+
+static ls_storage *begin_ok(const char *game_dir, const char *id, const char *version,
+                            const ls_storage_file *files, size_t count)
+{
+  ls_storage *s = NULL;
+  ls_diag diag = {""};
+  int rc = ls_storage_begin(game_dir, id, version, files, count, &s, &diag);
+  if (rc != LS_OK)
+    fail_msg("begin: %s (%s)", diag.text, ls_strerror(rc));
+  assert_non_null(s);
+  return s;
+}
+
+static void commit_ok(ls_storage *s)
+{
+  ls_diag diag = {"x"};
+  int rc = ls_storage_commit(s, &diag);
+  if (rc != LS_OK)
+    fail_msg("commit: %s", diag.text);
+  assert_string_equal(diag.text, ""); /* no cleanup warning */
+}
+
+/* A listing of a tree (path, type, size, mode, mtime, content) to prove that
+ * it was left byte-for-byte alone. */
+static FILE *snap_out;
+static size_t snap_base_len;
+
+static int snap_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void)flag;
+  (void)ftw;
+  fprintf(snap_out, "%s %o %lld %lld.%09ld", path + snap_base_len, (unsigned)st->st_mode,
+          (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+  if (S_ISREG(st->st_mode)) {
+    size_t len = 0;
+    char *data = slurp(path, &len);
+    fputc(' ', snap_out);
+    fwrite(data, 1, len, snap_out);
+    free(data);
+  } else if (S_ISLNK(st->st_mode)) {
+    char target[4096];
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    fprintf(snap_out, " -> %.*s", (int)(n > 0 ? n : 0), target);
+  }
+  fputc('\n', snap_out);
+  return 0;
+}
+
+static char *snapshot(const char *dir)
+{
+  char *text = NULL;
+  size_t len = 0;
+  snap_out = open_memstream(&text, &len);
+  snap_base_len = strlen(dir);
+  assert_int_equal(nftw(dir, snap_entry, 16, FTW_PHYS), 0);
+  fclose(snap_out);
+  return text;
+}
+
+/* An installed game at version 1.0: sentinel, payload, install state and
+ * foreign markers. */
+static void make_installed_game(const char *root)
+{
+  t_write(root, "version.ini", "1.0\n");
+  t_write(root, "game.eti", "old archive");
+  t_write(root, "sub/part2.eti", "old part 2");
+  t_write(root, "local/game.exe", "installed exe");
+  t_write(root, "local/data/save.dat", "save game");
+  t_write(root, ".lanspread.json", "{\"intent\":\"none\"}");
+  t_write(root, ".local.backup/.lanspread_owned", "");
+  t_write(root, ".local.backup/old.exe", "backup exe");
+  t_write(root, ".local.installing/.lanspread_owned", "");
+  t_write(root, ".softlan_game_installed", "softlan");
+  t_write(root, ".sync/state", "sync state");
+}
+
+static void assert_install_state_intact(const char *root)
+{
+  assert_content(t_path("%s/local/game.exe", root), "installed exe");
+  assert_content(t_path("%s/local/data/save.dat", root), "save game");
+  assert_content(t_path("%s/.lanspread.json", root), "{\"intent\":\"none\"}");
+  assert_content(t_path("%s/.local.backup/.lanspread_owned", root), "");
+  assert_content(t_path("%s/.local.backup/old.exe", root), "backup exe");
+  assert_content(t_path("%s/.local.installing/.lanspread_owned", root), "");
+  assert_content(t_path("%s/.softlan_game_installed", root), "softlan");
+  assert_content(t_path("%s/.sync/state", root), "sync state");
+}
+
+static void assert_no_transients(const char *root)
+{
+  assert_false(exists(t_path("%s/%s", root, LS_VERSION_TMP)));
+  assert_false(exists(t_path("%s/%s", root, LS_VERSION_DISCARDED)));
+  assert_false(exists(t_path("%s/%s", root, LS_DOWNLOAD_JOURNAL)));
+}
+
+/* ---- discard (the seed's two tests) ------------------------------------- */
+
+static void discard_cancelled_download_removes_peer_owned_payload(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/fresh", dir);
+  t_write(root, "a.eti", "partial a");
+  t_write(root, "b.eti", "partial b");
+  t_write(root, "nested/deeper/c.eti", "partial c");
+  t_write(root, LS_VERSION_TMP, "2.0");
+  t_write(root, LS_DOWNLOAD_JOURNAL, "{}");
+  assert_int_equal(ls_discard_cancelled_download(dir, "fresh", NULL), LS_OK);
+  assert_false(exists(root));
+  /* A missing root is nothing to discard. */
+  assert_int_equal(ls_discard_cancelled_download(dir, "fresh", NULL), LS_OK);
+  /* The id must be a direct child. */
+  assert_int_equal(ls_discard_cancelled_download(dir, "../x", NULL), LS_EINVAL);
+  assert_int_equal(ls_discard_cancelled_download(dir, "..", NULL), LS_EINVAL);
+  assert_int_equal(ls_discard_cancelled_download(dir, "", NULL), LS_EINVAL);
+}
+
+static void discard_cancelled_download_preserves_local_install_state(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/upd", dir);
+  make_installed_game(root);
+  t_write(root, LS_VERSION_DISCARDED, "1.0\n");
+  t_write(root, "new.eti", "partial new");
+  assert_int_equal(ls_discard_cancelled_download(dir, "upd", NULL), LS_OK);
+  assert_install_state_intact(root);
+  assert_false(exists(t_path("%s/version.ini", root)));
+  assert_false(exists(t_path("%s/game.eti", root)));
+  assert_false(exists(t_path("%s/new.eti", root)));
+  assert_false(exists(t_path("%s/sub", root)));
+  assert_no_transients(root);
+}
+
+/* ---- a full download from several threads ------------------------------- */
+
+typedef struct chunk {
+  size_t file;
+  uint64_t offset;
+  size_t len;
+} chunk;
+
+typedef struct writer {
+  ls_storage *s;
+  const chunk *chunks;
+  size_t count;
+  size_t first, step;
+  unsigned char *const *sources;
+  atomic_int *failures;
+} writer;
+
+static void *write_chunks(void *arg)
+{
+  writer *w = arg;
+  for (size_t i = w->first; i < w->count; i += w->step) {
+    const chunk *c = &w->chunks[i];
+    ls_diag diag = {""};
+    if (ls_storage_write(w->s, c->file, c->offset, w->sources[c->file] + c->offset, c->len,
+                         &diag) != LS_OK)
+      atomic_fetch_add(w->failures, 1);
+  }
+  return NULL;
+}
+
+/* Cuts every file into chunks of `size` bytes, shuffles them, and writes them
+ * from `threads` threads. */
+static void write_shuffled(ls_storage *s, const ls_storage_file *files, size_t nfiles,
+                           unsigned char *const *sources, size_t size, int threads)
+{
+  size_t count = 0;
+  for (size_t f = 0; f < nfiles; f++)
+    count += (size_t)((files[f].size + size - 1) / size);
+  chunk *chunks = calloc(count, sizeof *chunks);
+  assert_non_null(chunks);
+  size_t n = 0;
+  for (size_t f = 0; f < nfiles; f++)
+    for (uint64_t off = 0; off < files[f].size; off += size)
+      chunks[n++] = (chunk){f, off, (size_t)(files[f].size - off < size ? files[f].size - off : size)};
+  unsigned seed = 42;
+  for (size_t i = count; i > 1; i--) {
+    size_t j = (size_t)rand_r(&seed) % i;
+    chunk tmp = chunks[i - 1];
+    chunks[i - 1] = chunks[j];
+    chunks[j] = tmp;
+  }
+  atomic_int failures = 0;
+  pthread_t tids[16];
+  writer ws[16];
+  for (int t = 0; t < threads; t++) {
+    ws[t] = (writer){s, chunks, count, (size_t)t, (size_t)threads, sources, &failures};
+    assert_int_equal(pthread_create(&tids[t], NULL, write_chunks, &ws[t]), 0);
+  }
+  for (int t = 0; t < threads; t++)
+    pthread_join(tids[t], NULL);
+  assert_int_equal(atomic_load(&failures), 0);
+  free(chunks);
+}
+
+static void full_download_from_threads_then_commit(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/game", dir);
+  make_installed_game(root);
+  t_write(root, "olddir/stale.eti", "stale");
+  t_symlink("/etc/passwd", root, "stale-link");
+  const char *version_ini = "[game]\nversion=2.10\n";
+  ls_storage_file files[] = {
+    {"data1.eti", 300 * 1024 + 17},
+    {"sub/dir/data2.eti", 200 * 1024},
+    {"version.ini", strlen(version_ini)},
+    {"sub/data3.eti", 77 * 1024 + 1},
+  };
+  unsigned char *sources[4] = {
+    random_bytes(files[0].size, 1), random_bytes(files[1].size, 2),
+    (unsigned char *)strdup(version_ini), random_bytes(files[3].size, 3),
+  };
+  ls_storage *s = begin_ok(dir, "game", "2.10", files, 4);
+  assert_true(exists(t_path("%s/%s", root, LS_DOWNLOAD_JOURNAL)));
+  assert_content(t_path("%s/%s", root, LS_VERSION_DISCARDED), "1.0\n");
+  assert_false(exists(t_path("%s/version.ini", root)));
+  write_shuffled(s, files, 4, sources, 3 * 1024, 4);
+  /* version.ini is not on disk before the commit. */
+  assert_false(exists(t_path("%s/version.ini", root)));
+  commit_ok(s);
+  ls_storage_free(s);
+
+  for (size_t i = 0; i < 4; i++)
+    assert_bytes(t_path("%s/%s", root, files[i].path), sources[i], (size_t)files[i].size);
+  assert_no_transients(root);
+  assert_false(exists(t_path("%s/game.eti", root)));
+  assert_false(exists(t_path("%s/sub/part2.eti", root)));
+  assert_false(exists(t_path("%s/olddir", root)));
+  assert_false(exists(t_path("%s/stale-link", root)));
+  assert_true(exists("/etc/passwd"));
+  assert_install_state_intact(root);
+  for (size_t i = 0; i < 4; i++)
+    free(sources[i]);
+}
+
+static void concurrent_writes_to_one_file_land_correctly(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  ls_storage_file files[] = {{"one.eti", 1024 * 1024 + 333}, {"version.ini", 3}};
+  unsigned char *sources[2] = {random_bytes(files[0].size, 9), (unsigned char *)strdup("7.0")};
+  ls_storage *s = begin_ok(dir, "one", "7.0", files, 2);
+  write_shuffled(s, files, 2, sources, 1000, 8);
+  commit_ok(s);
+  ls_storage_free(s);
+  assert_bytes(t_path("%s/one/one.eti", dir), sources[0], (size_t)files[0].size);
+  assert_content(t_path("%s/one/version.ini", dir), "7.0");
+  free(sources[0]);
+  free(sources[1]);
+}
+
+static void writes_past_the_end_are_refused(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  ls_storage_file files[] = {{"a.eti", 10}, {"version.ini", 3}, {"empty.eti", 0}};
+  ls_storage *s = begin_ok(dir, "g", "1.0", files, 3);
+  ls_diag diag = {""};
+  char buf[16] = "0123456789abcdef";
+  assert_int_equal(ls_storage_write(s, 0, 0, buf, 11, &diag), LS_EINVAL);
+  assert_non_null(strstr(diag.text, "a.eti"));
+  assert_int_equal(ls_storage_write(s, 0, 8, buf, 3, NULL), LS_EINVAL);
+  assert_int_equal(ls_storage_write(s, 0, 11, buf, 0, NULL), LS_EINVAL);
+  assert_int_equal(ls_storage_write(s, 0, UINT64_MAX, buf, 2, NULL), LS_EINVAL);
+  assert_int_equal(ls_storage_write(s, 1, 0, buf, 4, NULL), LS_EINVAL);
+  assert_int_equal(ls_storage_write(s, 2, 0, buf, 1, NULL), LS_EINVAL);
+  assert_int_equal(ls_storage_write(s, 3, 0, buf, 1, NULL), LS_EINVAL);
+  assert_int_equal(ls_storage_write(s, 0, 7, buf, 3, NULL), LS_OK);
+  assert_int_equal(ls_storage_write(s, 0, 10, buf, 0, NULL), LS_OK);
+  assert_int_equal(ls_storage_abort(s, true, NULL), LS_OK);
+  ls_storage_free(s);
+  assert_false(exists(t_path("%s/g", dir)));
+}
+
+/* ---- begin: validation, reuse of existing files ------------------------- */
+
+static void begin_refuses_unsafe_file_lists(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  const char *bad[] = {"/abs.eti", "../up.eti", "a/../b.eti", "a//b.eti", "a/./b.eti",
+                       "dir/", "", "local/evil.exe", ".sync/x", ".lanspread.download",
+                       ".version.ini.tmp", ".lanspread.json"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ls_storage_file files[] = {{bad[i], 4}, {"version.ini", 3}};
+    ls_storage *s = NULL;
+    ls_diag diag = {""};
+    assert_int_equal(ls_storage_begin(dir, "g", "1.0", files, 2, &s, &diag), LS_EINVAL);
+    assert_null(s);
+  }
+  ls_storage_file dup[] = {{"a.eti", 4}, {"version.ini", 3}, {"a.eti", 4}};
+  ls_storage *s = NULL;
+  assert_int_equal(ls_storage_begin(dir, "g", "1.0", dup, 3, &s, NULL), LS_EINVAL);
+  ls_storage_file no_sentinel[] = {{"a.eti", 4}, {"sub/version.ini", 3}};
+  assert_int_equal(ls_storage_begin(dir, "g", "1.0", no_sentinel, 2, &s, NULL), LS_EINVAL);
+  ls_storage_file huge_sentinel[] = {{"version.ini", LS_STORAGE_VERSION_INI_MAX + 1}};
+  assert_int_equal(ls_storage_begin(dir, "g", "1.0", huge_sentinel, 1, &s, NULL), LS_ETOOBIG);
+  ls_storage_file ok[] = {{"version.ini", 3}};
+  assert_int_equal(ls_storage_begin(dir, "a/b", "1.0", ok, 1, &s, NULL), LS_EINVAL);
+  assert_int_equal(ls_storage_begin(dir, "..", "1.0", ok, 1, &s, NULL), LS_EINVAL);
+  assert_int_equal(ls_storage_begin(dir, "g", "", ok, 1, &s, NULL), LS_EINVAL);
+  assert_null(s);
+  assert_false(exists(t_path("%s/g", dir))); /* nothing created */
+}
+
+static void begin_keeps_content_of_right_sized_files(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/g", dir);
+  t_write(root, "same.eti", "0123456789");
+  t_write(root, "longer.eti", "0123456789");
+  t_write(root, "shorter.eti", "0123456789");
+  ls_storage_file files[] = {
+    {"same.eti", 10}, {"longer.eti", 4}, {"shorter.eti", 12}, {"version.ini", 3}};
+  ls_storage *s = begin_ok(dir, "g", "1.0", files, 4);
+  assert_content(t_path("%s/same.eti", root), "0123456789");
+  struct stat st;
+  assert_int_equal(stat(t_path("%s/longer.eti", root), &st), 0);
+  assert_int_equal(st.st_size, 4);
+  assert_int_equal(stat(t_path("%s/shorter.eti", root), &st), 0);
+  assert_int_equal(st.st_size, 12);
+  /* Writes never truncate: a write in the middle keeps the rest. */
+  assert_int_equal(ls_storage_write(s, 0, 2, "ab", 2, NULL), LS_OK);
+  assert_content(t_path("%s/same.eti", root), "01ab456789");
+  write_whole(s, 3, "1.0", 3);
+  commit_ok(s);
+  ls_storage_free(s);
+  assert_content(t_path("%s/version.ini", root), "1.0");
+}
+
+static void commit_refuses_a_version_ini_of_another_version(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  ls_storage_file files[] = {{"a.eti", 2}, {"version.ini", 3}};
+  ls_storage *s = begin_ok(dir, "g", "2.0", files, 2);
+  write_whole(s, 0, "aa", 2);
+  write_whole(s, 1, "1.0", 3);
+  ls_diag diag = {""};
+  assert_int_equal(ls_storage_commit(s, &diag), LS_EPROTO);
+  assert_non_null(strstr(diag.text, "'1.0'"));
+  assert_false(exists(t_path("%s/g/version.ini", dir)));
+  assert_int_equal(ls_storage_abort(s, true, NULL), LS_OK);
+  ls_storage_free(s);
+  assert_false(exists(t_path("%s/g", dir)));
+}
+
+/* ---- the version-sentinel transaction and rollback ---------------------- */
+
+static void update_parks_the_old_sentinel_until_commit(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/g", dir);
+  make_installed_game(root);
+  ls_storage_file files[] = {{"game.eti", 5}, {"version.ini", 4}};
+  ls_storage *s = begin_ok(dir, "g", "2.0", files, 2);
+  assert_content(t_path("%s/%s", root, LS_VERSION_DISCARDED), "1.0\n");
+  assert_false(exists(t_path("%s/version.ini", root)));
+  write_whole(s, 0, "new!!", 5);
+  write_whole(s, 1, "2.0\n", 4);
+  assert_true(exists(t_path("%s/%s", root, LS_VERSION_DISCARDED)));
+  commit_ok(s);
+  /* Committed: abort refuses and touches nothing. */
+  assert_int_equal(ls_storage_abort(s, true, NULL), LS_ESTATE);
+  ls_storage_free(s);
+  assert_content(t_path("%s/version.ini", root), "2.0\n");
+  assert_content(t_path("%s/game.eti", root), "new!!");
+  assert_false(exists(t_path("%s/sub", root)));
+  assert_no_transients(root);
+  assert_install_state_intact(root);
+}
+
+static void update_abort_rolls_back_and_discards(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/g", dir);
+  make_installed_game(root);
+  ls_storage_file files[] = {{"game.eti", 5}, {"more/new.eti", 3}, {"version.ini", 4}};
+  ls_storage *s = begin_ok(dir, "g", "2.0", files, 3);
+  assert_true(exists(t_path("%s/%s", root, LS_VERSION_DISCARDED)));
+  write_whole(s, 0, "new!!", 5);
+  write_whole(s, 2, "2.0\n", 4);
+  t_write(root, LS_VERSION_TMP, "2.0\n"); /* as if a commit had started */
+  ls_diag diag = {""};
+  assert_int_equal(ls_storage_abort(s, true, &diag), LS_OK);
+  ls_storage_free(s);
+  assert_no_transients(root);
+  assert_false(exists(t_path("%s/version.ini", root))); /* not restored */
+  assert_false(exists(t_path("%s/game.eti", root)));
+  assert_false(exists(t_path("%s/more", root)));
+  assert_install_state_intact(root);
+}
+
+static void abort_without_discard_keeps_the_payload(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/g", dir);
+  t_write(root, "version.ini", "1.0");
+  ls_storage_file files[] = {{"a.eti", 3}, {"version.ini", 3}};
+  ls_storage *s = begin_ok(dir, "g", "2.0", files, 2);
+  write_whole(s, 0, "abc", 3);
+  assert_int_equal(ls_storage_abort(s, false, NULL), LS_OK);
+  ls_storage_free(s);
+  assert_no_transients(root);
+  assert_false(exists(t_path("%s/version.ini", root)));
+  assert_content(t_path("%s/a.eti", root), "abc");
+  assert_int_equal(ls_storage_abort(NULL, true, NULL), LS_OK);
+}
+
+/* ---- startup recovery --------------------------------------------------- */
+
+static ls_storage_recovery recover_ok(const char *dir, const char *id)
+{
+  ls_storage_recovery done = LS_RECOVERY_NONE;
+  ls_diag diag = {""};
+  int rc = ls_storage_recover(dir, id, &done, &diag);
+  if (rc != LS_OK)
+    fail_msg("recover: %s", diag.text);
+  return done;
+}
+
+static void recovery_discards_a_download_crashed_after_begin(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  ls_storage_file files[] = {{"a.eti", 4096}, {"d/b.eti", 10}, {"version.ini", 3}};
+  ls_storage_free(begin_ok(dir, "fresh", "1.0", files, 3)); /* crash */
+  assert_true(exists(t_path("%s/fresh/%s", dir, LS_DOWNLOAD_JOURNAL)));
+  assert_int_equal(recover_ok(dir, "fresh"), LS_RECOVERY_DISCARDED);
+  assert_false(exists(t_path("%s/fresh", dir)));
+  assert_int_equal(recover_ok(dir, "fresh"), LS_RECOVERY_NONE);
+}
+
+static void recovery_discards_an_update_crashed_after_some_writes(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/g", dir);
+  make_installed_game(root);
+  ls_storage_file files[] = {{"game.eti", 6}, {"new.eti", 6}, {"version.ini", 3}};
+  ls_storage *s = begin_ok(dir, "g", "2.0", files, 3);
+  write_whole(s, 0, "half..", 6);
+  write_whole(s, 2, "2.0", 3); /* buffered only: lost in the crash */
+  ls_storage_free(s);
+  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_DISCARDED);
+  assert_no_transients(root);
+  assert_false(exists(t_path("%s/version.ini", root)));
+  assert_false(exists(t_path("%s/game.eti", root)));
+  assert_false(exists(t_path("%s/new.eti", root)));
+  assert_install_state_intact(root);
+}
+
+static void recovery_discards_a_download_crashed_before_the_rename(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  ls_storage_file files[] = {{"a.eti", 3}, {"version.ini", 3}};
+  ls_storage *s = begin_ok(dir, "g", "2.0", files, 2);
+  write_whole(s, 0, "abc", 3);
+  ls_storage_free(s);
+  t_write(dir, "g/" LS_VERSION_TMP, "2.0"); /* crash between tmp write and rename */
+  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_DISCARDED);
+  assert_false(exists(t_path("%s/g", dir)));
+}
+
+static void recovery_finishes_a_committed_download(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/g", dir);
+  make_installed_game(root);
+  ls_storage_file files[] = {{"game.eti", 6}, {"x/new.eti", 6}, {"version.ini", 4}};
+  ls_storage *s = begin_ok(dir, "g", "2.0", files, 3);
+  write_whole(s, 0, "new v2", 6);
+  write_whole(s, 1, "more!!", 6);
+  ls_storage_free(s);
+  /* The crash happened after the version.ini rename, before the cleanup. */
+  t_write(root, "version.ini", "2.0\n");
+  assert_true(exists(t_path("%s/%s", root, LS_VERSION_DISCARDED)));
+  assert_true(exists(t_path("%s/sub/part2.eti", root)));
+  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_COMPLETED);
+  assert_no_transients(root);
+  assert_content(t_path("%s/version.ini", root), "2.0\n");
+  assert_content(t_path("%s/game.eti", root), "new v2");
+  assert_content(t_path("%s/x/new.eti", root), "more!!");
+  assert_false(exists(t_path("%s/sub", root))); /* stale, not in the manifest */
+  assert_install_state_intact(root);
+}
+
+static void recovery_leaves_roots_without_a_journal_alone(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  make_installed_game(t_path("%s/installed", dir));
+  t_write(dir, "partial/a.eti", "half a payload");
+  t_write(dir, "partial/" LS_VERSION_DISCARDED, "0.9");
+  t_write(dir, "partial/" LS_VERSION_TMP, "1.0");
+  t_mkdir(dir, "empty");
+  char *before = snapshot(dir);
+  assert_int_equal(recover_ok(dir, "installed"), LS_RECOVERY_NONE);
+  assert_int_equal(recover_ok(dir, "partial"), LS_RECOVERY_NONE);
+  assert_int_equal(recover_ok(dir, "empty"), LS_RECOVERY_NONE);
+  assert_int_equal(recover_ok(dir, "absent"), LS_RECOVERY_NONE);
+  char *after = snapshot(dir);
+  assert_string_equal(before, after);
+  free(before);
+  free(after);
+}
+
+static void recovery_discards_a_root_with_an_unreadable_journal(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  t_write(dir, "g/a.eti", "a");
+  t_write(dir, "g/local/x", "installed");
+  t_write(dir, "g/" LS_DOWNLOAD_JOURNAL, "{not json");
+  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_DISCARDED);
+  assert_false(exists(t_path("%s/g/a.eti", dir)));
+  assert_false(exists(t_path("%s/g/%s", dir, LS_DOWNLOAD_JOURNAL)));
+  assert_content(t_path("%s/g/local/x", dir), "installed");
+}
+
+static void begin_settles_a_leftover_journal_first(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  ls_storage_file files[] = {{"a.eti", 3}, {"stale.eti", 3}, {"version.ini", 3}};
+  ls_storage *s = begin_ok(dir, "g", "1.0", files, 3);
+  write_whole(s, 0, "abc", 3);
+  ls_storage_free(s); /* crash */
+  ls_storage_file again[] = {{"a.eti", 3}, {"version.ini", 3}};
+  s = begin_ok(dir, "g", "1.0", again, 2);
+  assert_false(exists(t_path("%s/g/stale.eti", dir)));
+  write_whole(s, 0, "xyz", 3);
+  write_whole(s, 1, "1.0", 3);
+  commit_ok(s);
+  ls_storage_free(s);
+  assert_content(t_path("%s/g/a.eti", dir), "xyz");
+  assert_no_transients(t_path("%s/g", dir));
+}
+
+/* ---- a full disk -------------------------------------------------------- */
+
+typedef struct tmpfs_fixture {
+  char *mnt;
+  bool mounted;
+} tmpfs_fixture;
+
+static int mount_small_tmpfs(void **state)
+{
+  tmpfs_fixture *fx = calloc(1, sizeof *fx);
+  fx->mnt = strdup(t_path("%s/mnt", t_tempdir()));
+  mkdir(fx->mnt, 0755);
+  fx->mounted = mount("tmpfs", fx->mnt, "tmpfs", 0, "size=1m") == 0;
+  *state = fx;
+  return 0;
+}
+
+static int unmount_small_tmpfs(void **state)
+{
+  tmpfs_fixture *fx = *state;
+  if (fx->mounted)
+    umount2(fx->mnt, MNT_DETACH);
+  free(fx->mnt);
+  free(fx);
+  return 0;
+}
+
+static void full_disk_fails_with_enospc_and_rolls_back(void **state)
+{
+  tmpfs_fixture *fx = *state;
+  if (!fx->mounted)
+    skip(); /* mount -t tmpfs needs CAP_SYS_ADMIN */
+  t_write(fx->mnt, "g/local/game.exe", "installed");
+  ls_storage_file files[] = {{"small.eti", 1000}, {"big.eti", 4 << 20}, {"version.ini", 3}};
+  ls_storage *s = NULL;
+  ls_diag diag = {""};
+  int rc = ls_storage_begin(fx->mnt, "g", "1.0", files, 3, &s, &diag);
+  if (rc == LS_OK) { /* a file system without pre-allocation: the writes fail */
+    unsigned char *big = random_bytes(4 << 20, 5);
+    rc = ls_storage_write(s, 1, 0, big, 4 << 20, &diag);
+    free(big);
+    assert_int_equal(ls_storage_abort(s, true, NULL), LS_OK);
+    ls_storage_free(s);
+  }
+  assert_int_equal(rc, LS_ENOSPC);
+  assert_null(strstr(diag.text, "rollback failed"));
+  assert_non_null(strstr(diag.text, "No space left on device"));
+  assert_non_null(strstr(diag.text, t_path("%s/g/big.eti", fx->mnt)));
+  assert_content(t_path("%s/g/local/game.exe", fx->mnt), "installed");
+  assert_false(exists(t_path("%s/g/small.eti", fx->mnt)));
+  assert_false(exists(t_path("%s/g/big.eti", fx->mnt)));
+  assert_no_transients(t_path("%s/g", fx->mnt));
+
+  /* A fresh download: nothing of the root is left. */
+  assert_int_equal(ls_storage_begin(fx->mnt, "h", "1.0", files, 3, &s, &diag), LS_ENOSPC);
+  assert_false(exists(t_path("%s/h", fx->mnt)));
+}
+
+static void full_disk_at_commit_fails_and_abort_cleans_up(void **state)
+{
+  tmpfs_fixture *fx = *state;
+  if (!fx->mounted)
+    skip();
+  ls_storage_file files[] = {{"a.eti", 64 * 1024}, {"version.ini", 3}};
+  ls_storage *s = begin_ok(fx->mnt, "g", "1.0", files, 2);
+  unsigned char *a = random_bytes(64 * 1024, 6);
+  write_whole(s, 0, a, 64 * 1024);
+  write_whole(s, 1, "1.0", 3);
+  free(a);
+  /* Someone else fills the disk. */
+  int fd = open(t_path("%s/filler", fx->mnt), O_WRONLY | O_CREAT, 0644);
+  assert_true(fd >= 0);
+  char block[4096] = {0};
+  while (write(fd, block, sizeof block) > 0)
+    ;
+  close(fd);
+  ls_diag diag = {""};
+  assert_int_equal(ls_storage_commit(s, &diag), LS_ENOSPC);
+  assert_non_null(strstr(diag.text, LS_VERSION_TMP));
+  assert_non_null(strstr(diag.text, "No space left on device"));
+  assert_int_equal(ls_storage_abort(s, true, &diag), LS_OK);
+  ls_storage_free(s);
+  assert_false(exists(t_path("%s/g", fx->mnt)));
+}
+
+/* ---- symbolic links ----------------------------------------------------- */
+
+static void symlinked_game_root_is_refused(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  const char *outside = t_tempdir();
+  t_write(outside, "keep.eti", "outside");
+  t_symlink(outside, dir, "g");
+  ls_storage_file files[] = {{"a.eti", 3}, {"version.ini", 3}};
+  ls_storage *s = NULL;
+  ls_diag diag = {""};
+  assert_int_equal(ls_storage_begin(dir, "g", "1.0", files, 2, &s, &diag), LS_EINVAL);
+  assert_non_null(strstr(diag.text, "symbolic link"));
+  assert_null(s);
+  assert_int_equal(ls_discard_cancelled_download(dir, "g", NULL), LS_EINVAL);
+  t_write(outside, LS_DOWNLOAD_JOURNAL, "{}");
+  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_NONE);
+  assert_content(t_path("%s/keep.eti", outside), "outside");
+  assert_true(exists(t_path("%s/%s", outside, LS_DOWNLOAD_JOURNAL)));
+  assert_false(exists(t_path("%s/a.eti", outside)));
+}
+
+static void symlinked_payload_directory_is_refused(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  const char *elsewhere = t_tempdir();
+  t_write(elsewhere, "mine.txt", "not yours");
+  t_write(dir, "g/version.ini", "1.0");
+  t_symlink(elsewhere, dir, "g/data");
+  ls_storage_file files[] = {{"data/a.eti", 3}, {"version.ini", 3}};
+  ls_storage *s = NULL;
+  ls_diag diag = {""};
+  assert_int_equal(ls_storage_begin(dir, "g", "2.0", files, 2, &s, &diag), LS_EINVAL);
+  assert_null(s);
+  assert_non_null(strstr(diag.text, "g/data is a symbolic link"));
+  assert_false(exists(t_path("%s/a.eti", elsewhere)));
+  assert_content(t_path("%s/mine.txt", elsewhere), "not yours");
+  /* The failed begin rolled back: the link went as a link, the root with it. */
+  assert_false(exists(t_path("%s/g", dir)));
+
+  /* A symlinked file is refused too. */
+  t_symlink(t_path("%s/mine.txt", elsewhere), dir, "h/a.eti");
+  ls_storage_file one[] = {{"a.eti", 3}, {"version.ini", 3}};
+  assert_int_equal(ls_storage_begin(dir, "h", "1.0", one, 2, &s, &diag), LS_EINVAL);
+  assert_content(t_path("%s/mine.txt", elsewhere), "not yours");
+}
+
+static void discard_deletes_a_symlink_not_its_target(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  const char *outside = t_tempdir();
+  t_write(outside, "precious/file.txt", "precious");
+  t_write(dir, "g/a.eti", "a");
+  t_symlink(t_path("%s/precious", outside), dir, "g/link");
+  t_symlink(t_path("%s/precious", outside), dir, "g/sub/deeper-link");
+  assert_int_equal(ls_discard_cancelled_download(dir, "g", NULL), LS_OK);
+  assert_false(exists(t_path("%s/g", dir)));
+  assert_content(t_path("%s/precious/file.txt", outside), "precious");
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(discard_cancelled_download_removes_peer_owned_payload),
+    cmocka_unit_test(discard_cancelled_download_preserves_local_install_state),
+    cmocka_unit_test(full_download_from_threads_then_commit),
+    cmocka_unit_test(concurrent_writes_to_one_file_land_correctly),
+    cmocka_unit_test(writes_past_the_end_are_refused),
+    cmocka_unit_test(begin_refuses_unsafe_file_lists),
+    cmocka_unit_test(begin_keeps_content_of_right_sized_files),
+    cmocka_unit_test(commit_refuses_a_version_ini_of_another_version),
+    cmocka_unit_test(update_parks_the_old_sentinel_until_commit),
+    cmocka_unit_test(update_abort_rolls_back_and_discards),
+    cmocka_unit_test(abort_without_discard_keeps_the_payload),
+    cmocka_unit_test(recovery_discards_a_download_crashed_after_begin),
+    cmocka_unit_test(recovery_discards_an_update_crashed_after_some_writes),
+    cmocka_unit_test(recovery_discards_a_download_crashed_before_the_rename),
+    cmocka_unit_test(recovery_finishes_a_committed_download),
+    cmocka_unit_test(recovery_leaves_roots_without_a_journal_alone),
+    cmocka_unit_test(recovery_discards_a_root_with_an_unreadable_journal),
+    cmocka_unit_test(begin_settles_a_leftover_journal_first),
+    cmocka_unit_test_setup_teardown(full_disk_fails_with_enospc_and_rolls_back,
+                                    mount_small_tmpfs, unmount_small_tmpfs),
+    cmocka_unit_test_setup_teardown(full_disk_at_commit_fails_and_abort_cleans_up,
+                                    mount_small_tmpfs, unmount_small_tmpfs),
+    cmocka_unit_test(symlinked_game_root_is_refused),
+    cmocka_unit_test(symlinked_payload_directory_is_refused),
+    cmocka_unit_test(discard_deletes_a_symlink_not_its_target),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
