@@ -5,8 +5,10 @@
  * sequence that refreshes the game's local state before the operation ends.
  *
  * Planner: one shared queue of chunks (1 MiB, the protocol's hash unit).
- * Each source keeps up to MAX_INFLIGHT requests in flight and takes the next
- * chunk when one finishes, so a faster peer takes more chunks. When the
+ * Each source keeps about INFLIGHT_SECONDS of its measured rate requested
+ * (1 to MAX_INFLIGHT chunks) and takes the next chunk when one finishes, so
+ * a faster peer takes more chunks, and a slow one holds few: its chunks,
+ * which a seeder sends side by side, still finish in about a second. When the
  * queue is empty, an idle source duplicates the oldest chunk still in flight
  * elsewhere (end game); the first copy to arrive wins and the other request
  * is cancelled. Every chunk is hashed and compared with the manifest before
@@ -27,6 +29,7 @@
 #include <string.h>
 
 #define MAX_INFLIGHT 8
+#define INFLIGHT_SECONDS 0.75 /* keep about this much of a peer's rate requested */
 #define MAX_SOURCES 32
 #define MAX_SOURCE_FAILURES 3
 #define MAX_CHUNK_ATTEMPTS 6
@@ -53,6 +56,8 @@ typedef struct source {
   char peer_id[LS_PROTO_PEER_ID_LEN + 1];
   unsigned inflight, failures;
   bool dropped;
+  uint64_t bytes, rate_bytes; /* verified bytes from it; at the last tick */
+  double rate;                /* smoothed bytes per second */
 } source;
 
 typedef struct fetch {
@@ -128,14 +133,24 @@ static void emit(download *d, const char *type, json_t *fields)
   ls_rt_emit(d->p, obj);
 }
 
+static double smooth(double old, uint64_t bytes, double secs)
+{
+  double sample = (double)bytes / secs;
+  return old ? 0.7 * old + 0.3 * sample : sample;
+}
+
 static void on_progress(uv_timer_t *t)
 {
   download *d = t->data;
   uint64_t now = uv_hrtime();
   double secs = (double)(now - d->rate_ns) / 1e9;
   if (secs > 0) {
-    double sample = (double)(d->done_bytes - d->rate_bytes) / secs;
-    d->rate = d->rate ? 0.7 * d->rate + 0.3 * sample : sample; /* smoothed */
+    d->rate = smooth(d->rate, d->done_bytes - d->rate_bytes, secs);
+    for (int s = 0; s < d->nsources; s++) {
+      source *src = &d->sources[s];
+      src->rate = smooth(src->rate, src->bytes - src->rate_bytes, secs);
+      src->rate_bytes = src->bytes;
+    }
   }
   d->rate_bytes = d->done_bytes;
   d->rate_ns = now;
@@ -388,13 +403,23 @@ static bool any_source(const download *d)
   return false;
 }
 
+/* How many requests a source may have in flight: about INFLIGHT_SECONDS of
+ * its measured rate, half the maximum until there is a measurement. */
+static unsigned inflight_limit(const source *src)
+{
+  if (src->rate <= 0)
+    return MAX_INFLIGHT / 2;
+  unsigned n = (unsigned)(src->rate * INFLIGHT_SECONDS / LS_CHUNK_SIZE) + 1;
+  return n > MAX_INFLIGHT ? MAX_INFLIGHT : n;
+}
+
 static void pump(download *d)
 {
   if (d->phase != PH_RUNNING || d->end_err)
     return;
   for (int s = 0; s < d->nsources; s++) {
     source *src = &d->sources[s];
-    while (!src->dropped && src->inflight < MAX_INFLIGHT) {
+    while (!src->dropped && src->inflight < inflight_limit(src)) {
       long idx = pick_chunk(d, s);
       if (idx < 0 || !start_fetch(d, s, idx))
         break;
@@ -443,6 +468,7 @@ static void check_done(job *j)
   } else {
     c->state = CH_DONE;
     d->done_bytes += c->len;
+    d->sources[f->src].bytes += c->len;
   }
   free(f->buf);
   free(f);

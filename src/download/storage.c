@@ -846,6 +846,9 @@ int ls_storage_write(ls_storage *s, size_t file_index, uint64_t offset, const vo
     show(shown, s->root_path, f->path);
     return ls_diag_errno(diag, e, "cannot write", shown);
   }
+  /* Start writeback now, so the commit's fsync finds little left to do
+   * (a 512 MiB download otherwise waits ~0.6 s for it at the end). */
+  sync_file_range(f->fd, (off64_t)offset, (off64_t)len, SYNC_FILE_RANGE_WRITE);
   return LS_OK;
 }
 

@@ -203,12 +203,45 @@ static void corrupt_seeder_is_caught(void **state)
   stop_all(s);
 }
 
+static void full_disk_fails_cleanly(void **state)
+{
+  (void)state;
+  swarm *s = make_swarm(1, "24M");
+  /* The downloader's game directory is a 4 MiB tmpfs. */
+  t_mkdir(s->root, "h3");
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=4m lanspread-test '%s/h3' 2>/dev/null",
+           s->root);
+  if (system(cmd) != 0) {
+    stop_all(s);
+    print_message("skipped: cannot mount a tmpfs here\n");
+    skip();
+  }
+  peerproc *d = start(s, 3, 1);
+  assert_ok(pp_command(d, "wait-peers 1 20", T_MS));
+  pp_send(d, "download g0001");
+  json_t *failed = pp_expect(d, "game-download-failed", NULL, T_MS);
+  const char *error = json_string_value(json_object_get(failed, "error"));
+  print_message("full disk: %s\n", error);
+  assert_non_null(strstr(error, "No space left on device"));
+  json_decref(failed);
+  struct stat st;
+  assert_int_equal(stat(t_path("%s/h3/g0001", s->root), &st), -1); /* nothing left */
+  pp_send(d, "quit");
+  assert_int_equal(pp_wait(d, T_MS), 0);
+  s->peers[3] = NULL;
+  snprintf(cmd, sizeof cmd, "umount '%s/h3'", s->root);
+  assert_int_equal(system(cmd), 0);
+  stop_all(s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(from_one_seeder),
     cmocka_unit_test(from_three_seeders),
     cmocka_unit_test(corrupt_seeder_is_caught),
+    cmocka_unit_test(full_disk_fails_cleanly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

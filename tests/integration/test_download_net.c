@@ -162,6 +162,12 @@ static void cancel_fresh_download_at(void **state)
     double seen = download_until(d, points[i]);
     if (seen < 0)
       fail_msg("the download ended before %.0f%%", points[i] * 100);
+    if (i == 1) { /* set-game-dir is refused while the download runs */
+      json_t *r = pp_command(d, t_path("set-game-dir %s", n->root), T_MS);
+      assert_true(json_is_false(json_object_get(r, "ok")));
+      assert_non_null(strstr(json_string_value(json_object_get(r, "error")), "operation"));
+      json_decref(r);
+    }
     double t0 = now_s();
     assert_ok(pp_command(d, "cancel g0001", T_MS));
     json_decref(pp_expect(d, "game-download-cancelled", NULL, T_MS));
@@ -286,9 +292,50 @@ static void cancel_with_the_seeder_unreachable(void **state)
   stop_net(n);
 }
 
+static void from_three_seeders_in_namespaces(void **state)
+{
+  (void)state;
+  net *n = make_net(4);
+  if (!n)
+    skip();
+  for (int i = 0; i < 3; i++)
+    generate(n, i, "1.0", false);
+  for (int i = 0; i < 3; i++)
+    start(n, i, 0);
+  char *root_d = strdup(t_path("%s/h3", n->root));
+  /* host 3 downloads from the three others */
+  char listen[64], peers[3][64];
+  snprintf(listen, sizeof listen, "%s:" PORT, ls_netns_addr(n->ns, 3));
+  for (int i = 0; i < 3; i++)
+    snprintf(peers[i], sizeof peers[i], "%s:" PORT, ls_netns_addr(n->ns, i));
+  char *argv[] = {(char *)pp_program("lanspread-peer-cli"), "--game-dir", root_d,
+                  "--state-dir", (char *)t_path("%s/s3", n->root), "--catalog", n->catalog,
+                  "--listen", listen, "--no-mdns", "--peer", peers[0], "--peer", peers[1],
+                  "--peer", peers[2], NULL};
+  t_mkdir(n->root, "h3");
+  peerproc *d = ls_netns_start(n->ns, 3, argv);
+  json_decref(pp_expect(d, "ready", NULL, T_MS));
+  assert_ok(pp_command(d, "wait-peers 3 20", T_MS));
+  assert_ok(pp_command(d, "download g0001", T_MS));
+  assert_ok(pp_command(d, "wait game-download-finished g0001 60", T_MS));
+  const char *names[] = {"g0001.part01.eti", "g0001.part02.eti", "g0001.part03.eti",
+                         "version.ini"};
+  for (int i = 0; i < 4; i++) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s/h0/g0001/%s' '%s/g0001/%s'", n->root, names[i],
+             root_d, names[i]);
+    assert_int_equal(system(cmd), 0);
+  }
+  pp_send(d, "quit");
+  assert_int_equal(pp_wait(d, T_MS), 0);
+  free(root_d);
+  stop_net(n);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test(from_three_seeders_in_namespaces),
     cmocka_unit_test(cancel_fresh_download_at),
     cmocka_unit_test(cancel_update_keeps_the_install),
     cmocka_unit_test(seeder_killed_mid_download),
