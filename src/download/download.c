@@ -296,6 +296,24 @@ static void chunk_failed(download *d, int s, chunk *c, const char *why)
   }
 }
 
+/* The chunk is won: its other copies are cancelled and forgotten at once,
+ * so a copy stuck at a slow or silent peer never holds up the end. */
+static void drop_other_copies(download *d, uint32_t idx)
+{
+  for (fetch **q = &d->fetches; *q;) {
+    fetch *o = *q;
+    if (o->chunk != idx) {
+      q = &o->next;
+      continue;
+    }
+    *q = o->next;
+    o->orphan = true;
+    d->sources[o->src].inflight--;
+    d->chunks[idx].copies--;
+    ls_request_cancel(o->req);
+  }
+}
+
 static void on_chunk_response(ls_request *req, const ls_msg *msg, void *user)
 {
   fetch *f = user;
@@ -340,9 +358,7 @@ static void on_chunk_done(ls_request *req, int err, const char *diag, void *user
   bool complete = err == LS_OK && f->is_data && f->got == c->len;
   if (c->state == CH_FETCHING && complete && !d->end_err && d->phase == PH_RUNNING) {
     c->state = CH_CHECKING; /* the first complete copy wins */
-    for (fetch *o = d->fetches; o; o = o->next)
-      if (o->chunk == f->chunk)
-        ls_request_cancel(o->req);
+    drop_other_copies(d, f->chunk);
     if (queue_job(d, f, JOB_CHECK, check_run) == LS_OK) {
       pump(d);
       return;
@@ -506,9 +522,11 @@ static void after_refresh(void *user)
   ls_peer *p = d->p;
   if (p->monitor)
     ls_monitor_end_operation(p->monitor, d->id);
-  if (d->end_err == LS_OK)
+  if (d->end_err == LS_OK) {
     emit(d, "game-download-finished", json_pack("{s:s, s:I}", "version", d->version,
                                                 "bytes", (json_int_t)d->total));
+    ls_installs_after_download(p, d->id); /* install, or update when installed */
+  }
   else if (d->end_err == LS_ECANCELED)
     emit(d, "game-download-cancelled", NULL);
   else

@@ -1998,6 +1998,15 @@ void ls_quic_stream_stop_sending(ls_quic_stream *s, uint64_t app_error_code)
 
 void ls_quic_stream_reset(ls_quic_stream *s, uint64_t app_error_code)
 {
+  if (!s->dead && !s->reset_pending && s->sent == 0 && s->fin_queued) {
+    /* Nothing is on the wire yet: a RESET_STREAM as the stream's first
+     * frame leaves it open forever at both ends under ngtcp2 0.12. Send the
+     * request as queued and refuse the answer instead. */
+    if (!s->err)
+      s->err = LS_ECANCELED;
+    ls_quic_stream_stop_sending(s, app_error_code);
+    return;
+  }
   stream_schedule_reset(s, app_error_code, LS_ECANCELED);
 }
 

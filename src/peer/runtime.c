@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "download/storage.h"
+#include "install/unpack.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -331,6 +332,11 @@ static void run_command(ls_peer *p, const ls_command *cmd)
   case LS_CMD_CANCEL_DOWNLOAD:
     ls_downloads_cancel(p, cmd);
     break;
+  case LS_CMD_INSTALL_GAME:
+  case LS_CMD_UNINSTALL_GAME:
+  case LS_CMD_REMOVE_DOWNLOADED_GAME:
+    ls_installs_run(p, cmd);
+    break;
   default:
     ls_rt_reply_error(p, cmd->tag, name, "not implemented");
     break;
@@ -410,6 +416,8 @@ static void free_peer(ls_peer *p)
     free(q);
   }
   ls_links_free(p);
+  if (p->unpacker.unpack)
+    ls_unpacker_libarchive_free(&p->unpacker);
   ls_peerdb_free(p->peerdb);
   ls_identity_free(p->identity);
   ls_catalog_free(p->catalog);
@@ -454,6 +462,8 @@ static int open_everything(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
     rc = ls_parse_host_port(c->listen ? c->listen : "0.0.0.0:0", &p->listen_addr, diag);
   if (rc == LS_OK && (p->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
     rc = ls_diag_errno(diag, errno, "cannot create", "an eventfd");
+  if (rc == LS_OK)
+    rc = ls_unpacker_libarchive(&p->unpacker, c->unpacker, diag);
   return rc;
 }
 
@@ -493,6 +503,7 @@ static void recover_downloads(ls_peer *p)
 static int start_services(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
 {
   recover_downloads(p);
+  ls_installs_recover(p);
   int rc = start_monitor(p, p->game_dir, false, &p->monitor, diag);
   ls_node_config nc = {
     .loop = &p->loop, .bind_addr = (struct sockaddr *)&p->listen_addr,

@@ -7,6 +7,7 @@
 
 #include <lanspread/peer.h>
 
+#include "install/unpacker.h"
 #include "library/monitor.h"
 #include "net/identity.h"
 #include "net/mdns.h"
@@ -33,6 +34,7 @@ struct ls_peer {
 
   ls_catalog *catalog;
   ls_identity *identity;
+  ls_unpacker unpacker;     /* libarchive, with the --unpacker command as fallback */
   void (*on_event)(void *user, const ls_event *event);
   void *user;
 
@@ -107,6 +109,14 @@ void ls_gets_start(ls_peer *p, const ls_command *cmd);
 /* The same, then (when the list arrived) ls_downloads_start for all files. */
 void ls_gets_then_download(ls_peer *p, const ls_command *cmd);
 void ls_gets_close_all(ls_peer *p);
+
+/* ---- installs.c ---- */
+/* InstallGame, UninstallGame, RemoveDownloadedGame. */
+void ls_installs_run(ls_peer *p, const ls_command *cmd);
+/* The automatic install after a finished download. */
+void ls_installs_after_download(ls_peer *p, const char *id);
+/* Startup recovery of interrupted install transactions, every catalog root. */
+void ls_installs_recover(ls_peer *p);
 
 /* ---- download/download.c ---- */
 /* Downloads every file of the manifest already in PeerGameDB. */

@@ -166,7 +166,9 @@ static void bad_commands_get_error_replies(void **state)
   pp_send(p, "   \t ");
   assert_error_reply(p, "frobnicate", "frobnicate", "unknown command");
   assert_error_reply(p, "games extra", "games", "usage: games");
-  assert_error_reply(p, "install alpha", "install", "not implemented");
+  assert_error_reply(p, "install gamma", "install", "not downloaded");
+  assert_error_reply(p, "uninstall alpha", "uninstall", "not installed");
+  assert_error_reply(p, "remove beta", "remove", "installed: uninstall it first");
   assert_error_reply(p, "download alpha", "download", "no connected peer has alpha");
   assert_error_reply(p, "cancel alpha", "cancel", "no download of alpha");
   assert_error_reply(p, "wait-peers 3 0.3", "wait-peers", "timed out");

@@ -1,9 +1,10 @@
 /* Tests downloads whose timing matters, between lanspread-peer-cli processes
  * in network namespaces with tbf-shaped links (tests/common/netns.h):
  * cancel at 5%, 50% and 95% of a fresh download, cancel of an update, a
- * seeder killed mid-download, the downloader killed and restarted, and a
- * cancel while the only seeder's link is down. Skipped where namespaces
- * cannot be made. */
+ * seeder killed mid-download, the downloader killed and restarted, a
+ * cancel while the only seeder's link is down, and the install life cycle
+ * (automatic install, update, cancelled update, uninstall, remove). Skipped
+ * where namespaces cannot be made. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -144,6 +145,59 @@ static bool exists(const char *path)
   return lstat(path, &st) == 0;
 }
 
+/* lanspread-gen with real tar archives; the tree they extract to goes to
+ * ROOT/expect-VERSION. */
+static void generate_tar(net *n, int host, const char *size, const char *version,
+                         const char *seed)
+{
+  char *argv[] = {(char *)pp_program("lanspread-gen"), "--game-dir",
+                  strdup(t_path("%s/h%d", n->root, host)), "--games", "1", "--id-prefix", "g",
+                  "--archives", "3", "--size", (char *)size, "--version", (char *)version,
+                  "--format", "tar", "--seed", (char *)seed, "--expect-dir",
+                  strdup(t_path("%s/expect-%s", n->root, version)), "--catalog", n->catalog,
+                  "--quiet", NULL};
+  assert_int_equal(pp_run(argv, T_MS), 0);
+  free(argv[2]);
+  free(argv[18]);
+}
+
+static void assert_tree_equal(const char *a, const char *b)
+{
+  char cmd[9000];
+  snprintf(cmd, sizeof cmd, "diff -r '%s' '%s' >&2", a, b);
+  if (system(cmd) != 0)
+    fail_msg("%s and %s differ", a, b);
+}
+
+/* Reads events until WHAT-finished (returned) and fails on WHAT-failed. */
+static json_t *expect_end(peerproc *d, const char *what)
+{
+  char ok[64], bad[64];
+  snprintf(ok, sizeof ok, "%s-finished", what);
+  snprintf(bad, sizeof bad, "%s-failed", what);
+  for (;;) {
+    json_t *ev = pp_next(d, T_MS);
+    if (!ev)
+      fail_msg("no %s", ok);
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (strcmp(type, bad) == 0)
+      fail_msg("%s: %s", bad, json_string_value(json_object_get(ev, "error")));
+    if (strcmp(type, ok) == 0)
+      return ev;
+    json_decref(ev);
+  }
+}
+
+static void assert_refused(peerproc *d, const char *cmd, const char *why)
+{
+  json_t *r = pp_command(d, cmd, T_MS);
+  assert_true(json_is_false(json_object_get(r, "ok")));
+  const char *error = json_string_value(json_object_get(r, "error"));
+  if (!error || !strstr(error, why))
+    fail_msg("'%s': expected an error about '%s', got '%s'", cmd, why, error ? error : "");
+  json_decref(r);
+}
+
 static void cancel_fresh_download_at(void **state)
 {
   (void)state;
@@ -191,9 +245,12 @@ static void cancel_update_keeps_the_install(void **state)
   generate(n, 0, "2.0", false);
   generate(n, 1, "1.0", true); /* installed 1.0 here, 2.0 at the seeder */
   assert_int_equal(ls_netns_shape(n->ns, 0, RATE_MBIT, 0), 0);
-  t_write(n->root, "h1/g0001/.lanspread.json", "{\"op\":\"none\"}");
   start(n, 0, 0);
   peerproc *d = start(n, 1, 1);
+  /* Written after start-up (whose recovery would settle it): the discard of
+   * a cancelled download must keep the install state it finds. */
+  t_write(n->root, "h1/g0001/.lanspread.json", "{\"op\":\"none\"}");
+  t_write(n->root, "h1/g0001/.sync/state", "external tool");
   assert_ok(pp_command(d, "wait-peers 1 20", T_MS));
   assert_true(download_until(d, 0.5) > 0);
   assert_ok(pp_command(d, "cancel g0001", T_MS));
@@ -201,6 +258,7 @@ static void cancel_update_keeps_the_install(void **state)
   /* Settles as local-only: local/ and the install state stay, the rest goes. */
   assert_true(exists(t_path("%s/h1/g0001/local/README.txt", n->root)));
   assert_true(exists(t_path("%s/h1/g0001/.lanspread.json", n->root)));
+  assert_true(exists(t_path("%s/h1/g0001/.sync/state", n->root)));
   assert_false(exists(t_path("%s/h1/g0001/version.ini", n->root)));
   assert_false(exists(t_path("%s/h1/g0001/g0001.part01.eti", n->root)));
   assert_false(exists(t_path("%s/h1/g0001/.version.ini.discarded", n->root)));
@@ -332,6 +390,65 @@ static void from_three_seeders_in_namespaces(void **state)
   stop_net(n);
 }
 
+/* The install life cycle: download, automatic install, update from a newer
+ * peer (first cancelled, then completed), uninstall, remove. */
+static void download_install_update_uninstall_remove(void **state)
+{
+  (void)state;
+  net *n = make_net(3);
+  if (!n)
+    skip();
+  generate_tar(n, 0, "6M", "1.0", "11");
+  generate_tar(n, 1, GAME_SIZE, "2.0", "22");
+  assert_int_equal(ls_netns_shape(n->ns, 1, RATE_MBIT, 0), 0);
+  start(n, 0, 0);
+  peerproc *d = start(n, 2, 2); /* knows both seeders; host 1 is not up yet */
+  char *game = strdup(t_path("%s/h2/g0001", n->root));
+  assert_ok(pp_command(d, "wait-peers 1 20", T_MS));
+
+  /* Download, then the automatic install: local/ is what the archives hold. */
+  assert_refused(d, "install g0001", "not downloaded");
+  pp_send(d, "download g0001");
+  json_decref(expect_end(d, "game-download"));
+  json_decref(expect_end(d, "game-install"));
+  assert_tree_equal(t_path("%s/expect-1.0/g0001", n->root), t_path("%s/local", game));
+  assert_false(exists(t_path("%s/.lanspread.json", game)));
+  assert_false(exists(t_path("%s/.local.installing", game)));
+  assert_refused(d, "remove g0001", "uninstall it first");
+
+  /* A newer version appears; cancelling its download keeps the install. */
+  start(n, 1, 0);
+  assert_ok(pp_command(d, "wait-peers 2 30", T_MS));
+  assert_true(download_until(d, 0.5) > 0);
+  assert_ok(pp_command(d, "cancel g0001", T_MS));
+  json_decref(pp_expect(d, "game-download-cancelled", NULL, T_MS));
+  assert_tree_equal(t_path("%s/expect-1.0/g0001", n->root), t_path("%s/local", game));
+  assert_false(exists(t_path("%s/version.ini", game)));
+  assert_false(exists(t_path("%s/g0001.part01.eti", game)));
+
+  /* Downloading it again updates the install. */
+  pp_send(d, "download g0001");
+  json_decref(expect_end(d, "game-download"));
+  json_t *ev = expect_end(d, "game-install");
+  json_decref(ev);
+  assert_tree_equal(t_path("%s/expect-2.0/g0001", n->root), t_path("%s/local", game));
+  assert_false(exists(t_path("%s/.local.backup", game)));
+
+  /* Uninstall keeps the download; remove then deletes the root. */
+  assert_ok(pp_command(d, "uninstall g0001", T_MS));
+  json_decref(expect_end(d, "game-uninstall"));
+  assert_false(exists(t_path("%s/local", game)));
+  assert_true(exists(t_path("%s/version.ini", game)));
+  assert_refused(d, "uninstall g0001", "not installed");
+  assert_refused(d, "remove nosuchgame", "not a game of the catalog");
+  assert_ok(pp_command(d, "remove g0001", T_MS));
+  json_decref(expect_end(d, "game-remove"));
+  assert_false(exists(game));
+  assert_refused(d, "remove g0001", "not downloaded");
+  free(game);
+  stop_net(n);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -341,6 +458,7 @@ int main(void)
     cmocka_unit_test(seeder_killed_mid_download),
     cmocka_unit_test(downloader_killed_and_restarted),
     cmocka_unit_test(cancel_with_the_seeder_unreachable),
+    cmocka_unit_test(download_install_update_uninstall_remove),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -335,6 +335,7 @@ static request *start_request(world *w, ls_quic_conn *c, int i, uint8_t *out, si
   r->hash_only = hash_only;
   sha256_init(&r->sha);
   assert_int_equal(ls_quic_open_stream(c, &s), 0);
+  r->stream = s;
   ls_quic_stream_set_user(s, r);
   assert_int_equal(ls_quic_stream_write(s, out, len, 1, NULL, NULL), 0);
   return r;
@@ -396,6 +397,27 @@ static void test_echo(void **state)
   ls_quic_conn *c = connect_ok(w, NULL);
   request *r = start_request(w, c, 0, pattern(100000, 1), 100000, 0);
   assert_true(run_until(w, &w->nreqs_done, 1, 10));
+  check_echo(r);
+  world_free(w);
+}
+
+/* A request reset before any of it was sent still closes, on both ends. */
+static void test_reset_before_first_send(void **state)
+{
+  (void)state;
+  world *w = world_new(NULL);
+  ls_quic_conn *c = connect_ok(w, NULL);
+  request *rs[3];
+  for (int i = 0; i < 3; i++) {
+    rs[i] = start_request(w, c, i, pattern(104, (unsigned)i), 104, 0);
+    ls_quic_stream_reset(rs[i]->stream, 0x20);
+  }
+  assert_true(run_until(w, &w->nreqs_done, 3, 5));
+  for (int i = 0; i < 3; i++)
+    assert_true(rs[i]->closed);
+  /* the connection still carries a request afterwards */
+  request *r = start_request(w, c, 3, pattern(1000, 9), 1000, 0);
+  assert_true(run_until(w, &w->nreqs_done, 4, 5));
   check_echo(r);
   world_free(w);
 }
@@ -675,6 +697,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_handshake_peer_ids),
     cmocka_unit_test(test_echo),
+    cmocka_unit_test(test_reset_before_first_send),
     cmocka_unit_test(test_concurrent_streams),
     cmocka_unit_test(test_many_sequential_streams),
     cmocka_unit_test(test_file_256mib),
