@@ -296,24 +296,6 @@ static void chunk_failed(download *d, int s, chunk *c, const char *why)
   }
 }
 
-/* The chunk is won: its other copies are cancelled and forgotten at once,
- * so a copy stuck at a slow or silent peer never holds up the end. */
-static void drop_other_copies(download *d, uint32_t idx)
-{
-  for (fetch **q = &d->fetches; *q;) {
-    fetch *o = *q;
-    if (o->chunk != idx) {
-      q = &o->next;
-      continue;
-    }
-    *q = o->next;
-    o->orphan = true;
-    d->sources[o->src].inflight--;
-    d->chunks[idx].copies--;
-    ls_request_cancel(o->req);
-  }
-}
-
 static void on_chunk_response(ls_request *req, const ls_msg *msg, void *user)
 {
   fetch *f = user;
@@ -358,7 +340,9 @@ static void on_chunk_done(ls_request *req, int err, const char *diag, void *user
   bool complete = err == LS_OK && f->is_data && f->got == c->len;
   if (c->state == CH_FETCHING && complete && !d->end_err && d->phase == PH_RUNNING) {
     c->state = CH_CHECKING; /* the first complete copy wins */
-    drop_other_copies(d, f->chunk);
+    for (fetch *o = d->fetches; o; o = o->next)
+      if (o->chunk == f->chunk)
+        ls_request_cancel(o->req); /* ends later, through on_chunk_done */
     if (queue_job(d, f, JOB_CHECK, check_run) == LS_OK) {
       pump(d);
       return;
@@ -538,7 +522,10 @@ static void after_refresh(void *user)
  * the game's local state, end the operation, report. */
 static void maybe_end(download *d)
 {
-  if (d->phase == PH_RUNNING && d->end_err && d->fetches)
+  /* The losing copies of the last chunks, like every request at a cancel
+   * or failure, are not waited for: a silent peer must not hold the end. */
+  bool complete = d->done_bytes == d->total;
+  if (d->phase == PH_RUNNING && (d->end_err || complete) && d->fetches)
     abandon_fetches(d);
   if (d->phase != PH_RUNNING || d->fetches || d->jobs)
     return;

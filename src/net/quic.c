@@ -1998,8 +1998,9 @@ void ls_quic_stream_stop_sending(ls_quic_stream *s, uint64_t app_error_code)
 
 void ls_quic_stream_reset(ls_quic_stream *s, uint64_t app_error_code)
 {
-  if (!s->dead && !s->reset_pending && s->sent == 0 && s->fin_queued) {
-    /* Nothing is on the wire yet: a RESET_STREAM as the stream's first
+  if (!s->dead && !s->reset_pending && s->sent == 0 && s->fin_queued &&
+      ngtcp2_conn_is_local_stream(s->conn->conn, s->id)) {
+    /* Our stream, nothing on the wire yet: a RESET_STREAM as its first
      * frame leaves it open forever at both ends under ngtcp2 0.12. Send the
      * request as queued and refuse the answer instead. */
     if (!s->err)
