@@ -29,6 +29,7 @@ typedef struct install_op {
   uint64_t tag;
   bool reply;              /* a command waits for the answer (not an auto install) */
   _Atomic uint64_t done, total; /* written by the worker, read by the timer */
+  uint64_t reported;       /* bytes of the last progress event */
   int rc;
   ls_diag diag;
 } install_op;
@@ -56,10 +57,12 @@ static bool on_worker_progress(void *user, uint64_t done, uint64_t total)
 static void on_progress(uv_timer_t *t)
 {
   install_op *op = t->data;
-  uint64_t total = atomic_load(&op->total);
-  if (total)
-    emit(op, "progress", json_pack("{s:I, s:I}", "bytes", (json_int_t)atomic_load(&op->done),
-                                   "total_bytes", (json_int_t)total));
+  uint64_t total = atomic_load(&op->total), done = atomic_load(&op->done);
+  if (!total || (done == op->reported && done == total))
+    return; /* nothing yet, or 100% already said */
+  op->reported = done;
+  emit(op, "progress",
+       json_pack("{s:I, s:I}", "bytes", (json_int_t)done, "total_bytes", (json_int_t)total));
 }
 
 static void run_op(uv_work_t *work)
