@@ -29,7 +29,7 @@ typedef struct cli {
   bool awaiting_wait;     /* a wait or wait-peers is running */
 
   /* waits (waits.c) */
-  json_t *history;        /* [[type, id], ...] printed and not yet consumed */
+  json_t *history;        /* {"TYPE\x1fID": count} printed, not yet consumed */
   cli_wait *waits;
   long long peer_count;
 } cli;

@@ -9,6 +9,7 @@
 #include "core/fs.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,7 +219,7 @@ static int run(cli *c)
     return 1;
   }
   uv_loop_init(&c->loop);
-  c->history = json_array();
+  c->history = json_object();
   uv_signal_init(&c->loop, &c->sigint);
   uv_signal_init(&c->loop, &c->sigterm);
   uv_poll_init(&c->loop, &c->events, ls_peer_event_fd(c->peer));
@@ -241,6 +242,10 @@ static int run(cli *c)
 int main(int argc, char **argv)
 {
   signal(SIGPIPE, SIG_IGN);
+  /* Downloads hold 1 MiB chunk buffers on several threads; mapped
+   * individually they go back to the system when freed, so a long-running
+   * peer does not keep the high-water mark of every arena. */
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   cli c = {0};
   parse_args(argc, argv, &c);
   int rc = run(&c);

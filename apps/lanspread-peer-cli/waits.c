@@ -5,14 +5,17 @@
  * also when it was printed before the wait was typed (so a script never
  * misses an event it waits for), else by the next matching event, else by
  * a timeout error. wait-peers is answered once at least N peers are
- * connected. */
+ * connected. Events carry nothing a wait needs besides type and id, so the
+ * unconsumed ones are kept as a count per (type, id): memory stays bounded
+ * by the number of distinct pairs however long the session runs. */
 #include "cli.h"
 #include "output.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define HISTORY_MAX 4096
+#define KEY_SEP '\x1f' /* history keys are TYPE KEY_SEP ID */
 
 struct cli_wait {
   cli_wait *next;
@@ -23,17 +26,39 @@ struct cli_wait {
   double timeout_s;
 };
 
+static void history_key(char *key, size_t size, const char *type, const char *id)
+{
+  snprintf(key, size, "%s%c%s", type, KEY_SEP, id ? id : "");
+}
+
+/* Counts one more unconsumed event of (type, id). */
+static void history_add(cli *c, const char *type, const char *id)
+{
+  char key[512];
+  history_key(key, sizeof key, type, id);
+  json_int_t n = json_integer_value(json_object_get(c->history, key));
+  json_object_set_new(c->history, key, json_integer(n + 1));
+}
+
+/* Consumes one event of `type` (for `id`, or any id when id is NULL). */
 static bool history_take(cli *c, const char *type, const char *id)
 {
-  size_t i;
-  json_t *e;
-  json_array_foreach(c->history, i, e) {
-    const char *t = json_string_value(json_array_get(e, 0));
-    const char *eid = json_string_value(json_array_get(e, 1));
-    if (strcmp(t, type) == 0 && (!id || (eid && strcmp(eid, id) == 0))) {
-      json_array_remove(c->history, i);
-      return true;
-    }
+  char want[512];
+  history_key(want, sizeof want, type, id);
+  size_t type_len = strlen(type);
+  const char *key;
+  json_t *count;
+  json_object_foreach(c->history, key, count) {
+    bool match = id ? strcmp(key, want) == 0
+                    : strncmp(key, type, type_len) == 0 && key[type_len] == KEY_SEP;
+    if (!match)
+      continue;
+    json_int_t n = json_integer_value(count);
+    if (n > 1)
+      json_object_set_new(c->history, key, json_integer(n - 1));
+    else
+      json_object_del(c->history, key);
+    return true;
   }
   return false;
 }
@@ -134,8 +159,8 @@ void cli_waits_on_event(cli *c, const ls_event *ev)
       oldest = w;
   if (oldest)
     end_wait(oldest, true);
-  else if (json_array_size(c->history) < HISTORY_MAX)
-    json_array_append_new(c->history, json_pack("[s, s?]", ev->type, ev->id));
+  else
+    history_add(c, ev->type, ev->id);
   for (cli_wait *w = c->waits, *next; w; w = next) {
     next = w->next;
     if (!w->type && c->peer_count >= w->count)

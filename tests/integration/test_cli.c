@@ -356,6 +356,23 @@ static void static_peers_share_their_libraries(void **state)
   r = pp_command(a, "wait game-files alpha 1", T_MS); /* already printed: consumed now */
   assert_true(json_is_true(json_object_get(r, "ok")));
   json_decref(r);
+  assert_error_reply(a, "wait game-files alpha 0.2", "wait", "timed out"); /* consumed */
+
+  /* Each printed event answers one wait, however many came before it. */
+  enum { GETS = 4200 };
+  for (int i = 0; i < GETS; i++)
+    pp_send(a, "get alpha");
+  for (int i = 0; i < GETS; i++)
+    json_decref(pp_expect(a, "reply", "get", T_MS));
+  r = pp_command(a, "wait game-files", T_MS); /* any id */
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  for (int i = 1; i < GETS; i++) {
+    r = pp_command(a, "wait game-files alpha 1", T_MS);
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+  }
+  assert_error_reply(a, "wait game-files alpha 0.2", "wait", "timed out");
 
   /* B vanishes without a word: A notices within the liveness bound. */
   pp_signal(b, SIGKILL);
