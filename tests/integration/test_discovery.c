@@ -2,7 +2,8 @@
  * network namespace on one bridge (tests/common/netns.h): three peers find
  * each other by mDNS alone, show the union of their libraries, notice a
  * peer killed with SIGKILL and its return, and refuse a peer that speaks
- * another protocol version. Skipped where namespaces cannot be made. */
+ * another protocol version. Skipped where namespaces cannot be made. The
+ * scenario_* functions are rows of docs/PEER_CLI_SCENARIOS.md. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -140,7 +141,7 @@ static void expect_game(json_t *games, const char *id, const char *latest, int p
   assert_int_equal(json_is_true(json_object_get(g, "downloaded")), downloaded);
 }
 
-static void three_peers_by_mdns_alone(void **state)
+static void scenario_discovery_of_three_peers(void **state)
 {
   (void)state;
   lan *l = make_lan(3);
@@ -207,7 +208,7 @@ static void three_peers_by_mdns_alone(void **state)
   stop_lan(l);
 }
 
-static void static_peers_without_mdns(void **state)
+static void scenario_static_peers_without_mdns(void **state)
 {
   (void)state;
   lan *l = make_lan(2);
@@ -243,7 +244,7 @@ static bool log_has(const lan *l, int host, const char *text)
   return found;
 }
 
-static void other_protocol_version_is_refused(void **state)
+static void scenario_unknown_protocol_version(void **state)
 {
   (void)state;
   lan *l = make_lan(2);
@@ -276,9 +277,9 @@ static void other_protocol_version_is_refused(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(three_peers_by_mdns_alone),
-    cmocka_unit_test(static_peers_without_mdns),
-    cmocka_unit_test(other_protocol_version_is_refused),
+    cmocka_unit_test(scenario_discovery_of_three_peers),
+    cmocka_unit_test(scenario_static_peers_without_mdns),
+    cmocka_unit_test(scenario_unknown_protocol_version),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

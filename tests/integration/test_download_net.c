@@ -223,7 +223,7 @@ static void assert_refused(peerproc *d, const char *cmd, const char *why)
   json_decref(r);
 }
 
-static void cancel_fresh_download_at(void **state)
+static void scenario_cancel_fresh_download(void **state)
 {
   (void)state;
   net *n = make_net(2);
@@ -261,7 +261,7 @@ static void cancel_fresh_download_at(void **state)
   stop_net(n);
 }
 
-static void cancel_update_keeps_the_install(void **state)
+static void scenario_cancel_update(void **state)
 {
   (void)state;
   net *n = make_net(2);
@@ -295,7 +295,7 @@ static void cancel_update_keeps_the_install(void **state)
   stop_net(n);
 }
 
-static void seeder_killed_mid_download(void **state)
+static void scenario_seeder_killed_mid_download(void **state)
 {
   (void)state;
   net *n = make_net(3);
@@ -327,7 +327,7 @@ static void seeder_killed_mid_download(void **state)
   stop_net(n);
 }
 
-static void downloader_killed_and_restarted(void **state)
+static void scenario_downloader_killed_and_restarted(void **state)
 {
   (void)state;
   net *n = make_net(2);
@@ -351,7 +351,7 @@ static void downloader_killed_and_restarted(void **state)
   stop_net(n);
 }
 
-static void cancel_with_the_seeder_unreachable(void **state)
+static void scenario_cancel_with_the_seeder_unreachable(void **state)
 {
   (void)state;
   net *n = make_net(2);
@@ -375,7 +375,7 @@ static void cancel_with_the_seeder_unreachable(void **state)
   stop_net(n);
 }
 
-static void from_three_seeders_in_namespaces(void **state)
+static void scenario_download_from_three_peers(void **state)
 {
   (void)state;
   net *n = make_net(4);
@@ -476,12 +476,12 @@ static void download_install_update_uninstall_remove(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(from_three_seeders_in_namespaces),
-    cmocka_unit_test(cancel_fresh_download_at),
-    cmocka_unit_test(cancel_update_keeps_the_install),
-    cmocka_unit_test(seeder_killed_mid_download),
-    cmocka_unit_test(downloader_killed_and_restarted),
-    cmocka_unit_test(cancel_with_the_seeder_unreachable),
+    cmocka_unit_test(scenario_download_from_three_peers),
+    cmocka_unit_test(scenario_cancel_fresh_download),
+    cmocka_unit_test(scenario_cancel_update),
+    cmocka_unit_test(scenario_seeder_killed_mid_download),
+    cmocka_unit_test(scenario_downloader_killed_and_restarted),
+    cmocka_unit_test(scenario_cancel_with_the_seeder_unreachable),
     cmocka_unit_test(download_install_update_uninstall_remove),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
