@@ -102,6 +102,7 @@ struct download {
   enum phase phase;
   int end_err;           /* 0 success, LS_ECANCELED, or the failure */
   char end_diag[LS_DIAG_MAX];
+  char drop_why[LS_DIAG_MAX / 2]; /* why the last source was dropped */
   bool closing;          /* the runtime is stopping */
   uv_timer_t progress;
   uint64_t rate_bytes, rate_ns;
@@ -275,6 +276,7 @@ static void drop_source(download *d, int s, const char *why)
   if (d->sources[s].dropped)
     return;
   d->sources[s].dropped = true;
+  snprintf(d->drop_why, sizeof d->drop_why, "%s", why);
   ls_rt_log("download of %s: dropping peer %.16s: %s", d->id, d->sources[s].peer_id, why);
 }
 
@@ -428,8 +430,10 @@ static void pump(download *d)
   if (!any_source(d) && !all_done(d) && !d->end_err) {
     d->end_err = LS_EIO;
     snprintf(d->end_diag, sizeof d->end_diag,
-             "no peer can supply the rest of %s %s (%llu of %llu bytes done)", d->id, d->version,
-             (unsigned long long)d->done_bytes, (unsigned long long)d->total);
+             "no peer can supply the rest of %s %s (%llu of %llu bytes done; last peer "
+             "dropped: %s)",
+             d->id, d->version, (unsigned long long)d->done_bytes,
+             (unsigned long long)d->total, d->drop_why);
   }
 }
 
