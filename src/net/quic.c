@@ -651,6 +651,17 @@ static void stream_schedule_reset(ls_quic_stream *s, uint64_t code, int err)
 {
   if (s->dead || s->reset_pending)
     return;
+  if (s->sent == 0 && s->fin_queued && ngtcp2_conn_is_local_stream(s->conn->conn, s->id)) {
+    /* Our stream, nothing on the wire yet: a RESET_STREAM as its first
+     * frame leaves it open forever at both ends under ngtcp2 0.12. Send the
+     * request as queued and refuse the answer instead. */
+    if (!s->err)
+      s->err = err;
+    s->stop_sending_pending = 1;
+    s->stop_sending_code = code;
+    mark_dirty(s->conn);
+    return;
+  }
   s->reset_pending = 1;
   s->reset_code = code;
   if (!s->err)
@@ -1998,16 +2009,6 @@ void ls_quic_stream_stop_sending(ls_quic_stream *s, uint64_t app_error_code)
 
 void ls_quic_stream_reset(ls_quic_stream *s, uint64_t app_error_code)
 {
-  if (!s->dead && !s->reset_pending && s->sent == 0 && s->fin_queued &&
-      ngtcp2_conn_is_local_stream(s->conn->conn, s->id)) {
-    /* Our stream, nothing on the wire yet: a RESET_STREAM as its first
-     * frame leaves it open forever at both ends under ngtcp2 0.12. Send the
-     * request as queued and refuse the answer instead. */
-    if (!s->err)
-      s->err = LS_ECANCELED;
-    ls_quic_stream_stop_sending(s, app_error_code);
-    return;
-  }
   stream_schedule_reset(s, app_error_code, LS_ECANCELED);
 }
 
