@@ -6,6 +6,7 @@
  * descriptor, opened with O_NOFOLLOW; only the unpacker gets path strings. */
 #include "install/transaction.h"
 
+#include "core/array.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "library/layout.h"
@@ -634,14 +635,10 @@ static void archives_free(archive_list *l)
 
 static int archives_push(archive_list *l, const char *rel, uint64_t size)
 {
-  if (l->count == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    archive *items = realloc(l->items, cap * sizeof *items);
-    if (!items)
-      return LS_ENOMEM;
-    l->items = items;
-    l->cap = cap;
-  }
+  archive *items = ls_array_reserve(l->items, &l->cap, l->count + 1, sizeof *items);
+  if (!items)
+    return LS_ENOMEM;
+  l->items = items;
   char *copy = strdup(rel);
   if (!copy)
     return LS_ENOMEM;

@@ -15,6 +15,7 @@
  *   with realpath(dest_dir) (never chdir: the process is multi-threaded). */
 #include "install/unpack.h"
 
+#include "core/array.h"
 #include "core/error.h"
 
 #include <archive.h>
@@ -301,14 +302,10 @@ static int scan_add(volume_scan *s, unsigned long number, const char *name)
 {
   if (s->count == MAX_VOLUMES)
     return LS_ETOOBIG;
-  if (s->count == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 16;
-    volume_entry *v = realloc(s->v, cap * sizeof *v);
-    if (!v)
-      return LS_ENOMEM;
-    s->v = v;
-    s->cap = cap;
-  }
+  volume_entry *v = ls_array_reserve(s->v, &s->cap, s->count + 1, sizeof *v);
+  if (!v)
+    return LS_ENOMEM;
+  s->v = v;
   s->v[s->count].name = strdup(name);
   if (!s->v[s->count].name)
     return LS_ENOMEM;
@@ -909,16 +906,12 @@ static void words_free(word_list *w)
 
 static int words_push(word_list *w, char *s)
 {
-  if (w->count + 2 > w->cap) {
-    size_t cap = w->cap ? w->cap * 2 : 8;
-    char **v = realloc(w->v, cap * sizeof *v);
-    if (!v) {
-      free(s);
-      return LS_ENOMEM;
-    }
-    w->v = v;
-    w->cap = cap;
+  char **v = ls_array_reserve(w->v, &w->cap, w->count + 2, sizeof *v); /* + the NULL */
+  if (!v) {
+    free(s);
+    return LS_ENOMEM;
   }
+  w->v = v;
   w->v[w->count++] = s;
   w->v[w->count] = NULL;
   return LS_OK;

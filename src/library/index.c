@@ -13,6 +13,7 @@
  * i64 mtime_ns. Anything that does not parse exactly is rejected whole. */
 #include "library/index.h"
 
+#include "core/array.h"
 #include "core/error.h"
 #include "core/fs.h"
 
@@ -109,14 +110,11 @@ int ls_index_put(ls_index *index, ls_index_game *entry)
   if (found) {
     ls_index_game_clear(&index->games[pos]);
   } else {
-    if (index->count == index->cap) {
-      size_t cap = index->cap ? index->cap * 2 : 64;
-      ls_index_game *games = realloc(index->games, cap * sizeof *games);
-      if (!games)
-        return LS_ENOMEM;
-      index->games = games;
-      index->cap = cap;
-    }
+    ls_index_game *games =
+      ls_array_reserve(index->games, &index->cap, index->count + 1, sizeof *games);
+    if (!games)
+      return LS_ENOMEM;
+    index->games = games;
     memmove(&index->games[pos + 1], &index->games[pos],
             (index->count - pos) * sizeof *index->games);
     index->count++;

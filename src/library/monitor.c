@@ -8,6 +8,7 @@
  * touched only on the loop thread. */
 #include "library/monitor.h"
 
+#include "core/array.h"
 #include "core/error.h"
 #include "library/index.h"
 #include "library/layout.h"
@@ -121,14 +122,10 @@ static int idset_add(idset *s, const char *id)
 {
   if (idset_has(s, id))
     return LS_OK;
-  if (s->count == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 8;
-    char **ids = realloc(s->ids, cap * sizeof *ids);
-    if (!ids)
-      return LS_ENOMEM;
-    s->ids = ids;
-    s->cap = cap;
-  }
+  char **ids = ls_array_reserve(s->ids, &s->cap, s->count + 1, sizeof *ids);
+  if (!ids)
+    return LS_ENOMEM;
+  s->ids = ids;
   if (!(s->ids[s->count] = strdup(id)))
     return LS_ENOMEM;
   s->count++;

@@ -2,6 +2,7 @@
  * entries, walking a payload only when the index cannot vouch for it. */
 #include "library/library.h"
 
+#include "core/array.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "library/index.h"
@@ -39,14 +40,10 @@ typedef struct walk {
 static int add_dir(walk *w, const char *path, const struct stat *st)
 {
   ls_index_game *e = w->entry;
-  if (e->dir_count == w->dir_cap) {
-    size_t cap = w->dir_cap ? w->dir_cap * 2 : 4;
-    ls_index_dir *dirs = realloc(e->dirs, cap * sizeof *dirs);
-    if (!dirs)
-      return LS_ENOMEM;
-    e->dirs = dirs;
-    w->dir_cap = cap;
-  }
+  ls_index_dir *dirs = ls_array_reserve(e->dirs, &w->dir_cap, e->dir_count + 1, sizeof *dirs);
+  if (!dirs)
+    return LS_ENOMEM;
+  e->dirs = dirs;
   char *copy = strdup(path);
   if (!copy)
     return LS_ENOMEM;
@@ -60,14 +57,11 @@ static int add_file(walk *w, const char *path, const struct stat *st)
   if (e->file_count >= MAX_FILES_PER_GAME)
     return ls_diag_set(w->diag, LS_ETOOBIG, "%s: more than %d payload files", e->id,
                        MAX_FILES_PER_GAME);
-  if (e->file_count == w->file_cap) {
-    size_t cap = w->file_cap ? w->file_cap * 2 : 16;
-    ls_index_file *files = realloc(e->files, cap * sizeof *files);
-    if (!files)
-      return LS_ENOMEM;
-    e->files = files;
-    w->file_cap = cap;
-  }
+  ls_index_file *files =
+    ls_array_reserve(e->files, &w->file_cap, e->file_count + 1, sizeof *files);
+  if (!files)
+    return LS_ENOMEM;
+  e->files = files;
   char *copy = strdup(path);
   if (!copy)
     return LS_ENOMEM;
@@ -308,14 +302,10 @@ static void prune_index(ls_index *index, const ls_catalog *catalog, const ls_lib
 
 static int append_game(ls_library *lib, size_t *cap, ls_local_game *game)
 {
-  if (lib->count == *cap) {
-    size_t ncap = *cap ? *cap * 2 : 64;
-    ls_local_game *games = realloc(lib->games, ncap * sizeof *games);
-    if (!games)
-      return LS_ENOMEM;
-    lib->games = games;
-    *cap = ncap;
-  }
+  ls_local_game *games = ls_array_reserve(lib->games, cap, lib->count + 1, sizeof *games);
+  if (!games)
+    return LS_ENOMEM;
+  lib->games = games;
   lib->games[lib->count++] = *game;
   return LS_OK;
 }
