@@ -9,25 +9,22 @@
  * ls_fsync_tree costs after our extraction (bsdtar never fsyncs). The
  * temporary directory is removed at the end, on failure and on
  * SIGINT/SIGTERM/SIGHUP. */
-#include "install/unpack.h"
+#include "benchkit.h"
 #include "core/fs.h"
+#include "install/unpack.h"
 
 #include <lanspread/error.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,69 +45,6 @@ typedef struct bench_result {
   double ours_s[MAX_REPEAT];
   double fsync_s[MAX_REPEAT];
 } bench_result;
-
-/* ---- cleanup, also from signal handlers (async-signal-safe only) -------- */
-
-static char g_work[PATH_MAX];
-static volatile sig_atomic_t g_cleanup_armed;
-static volatile sig_atomic_t g_child_pid;
-
-static void remove_tree(const char *path)
-{
-  pid_t pid = fork();
-  if (pid == 0) {
-    char *const argv[] = {"rm", "-rf", "--", (char *)path, NULL};
-    execv("/bin/rm", argv);
-    _exit(127);
-  }
-  if (pid > 0)
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
-}
-
-static void cleanup(void)
-{
-  if (g_cleanup_armed) {
-    g_cleanup_armed = 0;
-    remove_tree(g_work);
-  }
-}
-
-static void on_signal(int sig)
-{
-  pid_t child = (pid_t)g_child_pid;
-  if (child > 0) {
-    kill(child, SIGTERM);
-    while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
-    }
-  }
-  cleanup();
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-static void install_signal_handlers(void)
-{
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, PROG ": ");
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  exit(1); /* atexit runs cleanup() */
-}
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -134,18 +68,6 @@ static void print_help(void)
          RATIO_TARGET);
 }
 
-static unsigned long parse_count(const char *opt, const char *s, unsigned long max)
-{
-  char *end = NULL;
-  errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (errno || !*s || *end || v == 0 || v > max) {
-    fprintf(stderr, PROG ": %s: '%s' is not a number from 1 to %lu\n", opt, s, max);
-    exit(2);
-  }
-  return v;
-}
-
 static void parse_options(int argc, char **argv, bench_options *o)
 {
   static const struct option longs[] = {{"size", required_argument, NULL, 's'},
@@ -158,56 +80,14 @@ static void parse_options(int argc, char **argv, bench_options *o)
   while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
     switch (c) {
     case 's': o->size = optarg; break;
-    case 'a': o->archives = parse_count("--archives", optarg, MAX_ARCHIVES); break;
-    case 'r': o->repeat = parse_count("--repeat", optarg, MAX_REPEAT); break;
+    case 'a': o->archives = bench_parse_count("--archives", optarg, 1, MAX_ARCHIVES); break;
+    case 'r': o->repeat = bench_parse_count("--repeat", optarg, 1, MAX_REPEAT); break;
     case 'h': print_help(); exit(0);
-    default: fprintf(stderr, "Try '" PROG " --help'.\n"); exit(2);
+    default: bench_usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (optind != argc) {
-    fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
-    exit(2);
-  }
-}
-
-/* ---- processes ---------------------------------------------------------- */
-
-static int run(char *const argv[])
-{
-  pid_t pid = fork();
-  if (pid < 0)
-    die("fork: %s", strerror(errno));
-  if (pid == 0) {
-    execvp(argv[0], argv);
-    fprintf(stderr, PROG ": cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  g_child_pid = pid;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR)
-      die("waitpid: %s", strerror(errno));
-  g_child_pid = 0;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void gen_path(char *out, size_t cap)
-{
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n < 0)
-    die("readlink /proc/self/exe: %s", strerror(errno));
-  self[n] = '\0';
-  snprintf(out, cap, "%s/" GEN_NAME, dirname(self));
-  if (access(out, X_OK) != 0)
-    die("%s not found (build the tools target)", out);
+  if (optind != argc)
+    bench_usage_error("unexpected argument '%s'", argv[optind]);
 }
 
 static void generate(const char *gen, const char *dir, const char *format,
@@ -217,8 +97,8 @@ static void generate(const char *gen, const char *dir, const char *format,
   snprintf(archives, sizeof archives, "%lu", o->archives);
   char *const argv[] = {(char *)gen, "--game-dir", (char *)dir, "--format", (char *)format,
                         "--archives", archives, "--size", (char *)o->size, "--quiet", NULL};
-  if (run(argv) != 0)
-    die("%s failed", gen);
+  if (bench_run(argv, false) != 0)
+    bench_die("%s failed", gen);
 }
 
 /* ---- one measurement ---------------------------------------------------- */
@@ -227,7 +107,7 @@ static void fresh_dest(const char *dest)
 {
   ls_diag diag = {{0}};
   if (ls_rmtree_at(AT_FDCWD, dest, &diag) != LS_OK || ls_mkdir_p(dest, 0, &diag) != LS_OK)
-    die("%s", diag.text);
+    bench_die("%s", diag.text);
   sync(); /* no dirty pages from the previous run */
   struct timespec settle = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
   nanosleep(&settle, NULL);
@@ -238,20 +118,20 @@ static char *archive_path(const char *games, unsigned long i)
   static char path[PATH_MAX + 64];
   if (snprintf(path, sizeof path, "%s/game0001/game0001.part%02lu.eti", games, i + 1) >=
       (int)sizeof path)
-    die("%s: path too long", games);
+    bench_die("%s: path too long", games);
   return path;
 }
 
 static double time_bsdtar(const char *games, const char *dest, unsigned long archives)
 {
   fresh_dest(dest);
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (unsigned long i = 0; i < archives; i++) {
     char *const argv[] = {"bsdtar", "-xf", archive_path(games, i), "-C", (char *)dest, NULL};
-    if (run(argv) != 0)
-      die("bsdtar -xf %s failed", archive_path(games, i));
+    if (bench_run(argv, false) != 0)
+      bench_die("bsdtar -xf %s failed", archive_path(games, i));
   }
-  return now_s() - t0;
+  return bench_now_s() - t0;
 }
 
 static double time_ours(ls_unpacker *u, const char *games, const char *dest,
@@ -259,40 +139,18 @@ static double time_ours(ls_unpacker *u, const char *games, const char *dest,
 {
   fresh_dest(dest);
   ls_diag diag = {{0}};
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (unsigned long i = 0; i < archives; i++)
     if (u->unpack(u->self, archive_path(games, i), dest, NULL, NULL, &diag) != LS_OK)
-      die("%s", diag.text);
-  double t1 = now_s();
+      bench_die("%s", diag.text);
+  double t1 = bench_now_s();
   if (ls_fsync_tree(dest, &diag) != LS_OK)
-    die("%s", diag.text);
-  *fsync_s = now_s() - t1;
+    bench_die("%s", diag.text);
+  *fsync_s = bench_now_s() - t1;
   return t1 - t0;
 }
 
 /* ---- statistics and report ---------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double minimum(const double *v, unsigned long n)
-{
-  double m = v[0];
-  for (unsigned long i = 1; i < n; i++)
-    m = v[i] < m ? v[i] : m;
-  return m;
-}
-
-static double median(const double *v, unsigned long n)
-{
-  double s[MAX_REPEAT];
-  memcpy(s, v, n * sizeof *v);
-  qsort(s, n, sizeof *s, cmp_double);
-  return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 static uint64_t payload_bytes(const char *games, unsigned long archives)
 {
@@ -300,26 +158,27 @@ static uint64_t payload_bytes(const char *games, unsigned long archives)
   for (unsigned long i = 0; i < archives; i++) {
     struct stat st;
     if (stat(archive_path(games, i), &st) != 0)
-      die("stat %s: %s", archive_path(games, i), strerror(errno));
+      bench_die("stat %s: %s", archive_path(games, i), strerror(errno));
     total += (uint64_t)st.st_size;
   }
   return total;
 }
 
-static bool bench_format(const char *gen, const char *format, const bench_options *o)
+static bool bench_format(const char *gen, const char *work, const char *format,
+                         const bench_options *o)
 {
   char games[PATH_MAX + 32], dest[PATH_MAX + 32];
-  snprintf(games, sizeof games, "%s/%s", g_work, format);
-  snprintf(dest, sizeof dest, "%s/dest", g_work);
+  snprintf(games, sizeof games, "%s/%s", work, format);
+  snprintf(dest, sizeof dest, "%s/dest", work);
   generate(gen, games, format, o);
   double mb = (double)payload_bytes(games, o->archives) / 1e6;
   ls_unpacker u;
   ls_diag diag = {{0}};
   if (ls_unpacker_libarchive(&u, NULL, &diag) != LS_OK)
-    die("%s", diag.text);
+    bench_die("%s", diag.text);
   bench_result *r = calloc(1, sizeof *r);
   if (!r)
-    die("out of memory");
+    bench_die("out of memory");
   printf("%s: %.0f MB in %lu archives\n", format, mb, o->archives);
   for (unsigned long i = 0; i < o->repeat; i++) {
     if (i % 2 == 0) {
@@ -334,14 +193,14 @@ static bool bench_format(const char *gen, const char *format, const bench_option
            r->fsync_s[i]);
     fflush(stdout);
   }
-  double b = median(r->bsdtar_s, o->repeat), ours = median(r->ours_s, o->repeat);
-  double bb = minimum(r->bsdtar_s, o->repeat), ob = minimum(r->ours_s, o->repeat);
+  double b = bench_median(r->bsdtar_s, o->repeat), ours = bench_median(r->ours_s, o->repeat);
+  double bb = bench_min(r->bsdtar_s, o->repeat), ob = bench_min(r->ours_s, o->repeat);
   double ratio = bb / ob;
   printf("  median: bsdtar %.1f MB/s, ours %.1f MB/s, ratio %.2f\n", mb / b, mb / ours, b / ours);
   printf("  best:   bsdtar %.1f MB/s, ours %.1f MB/s, ratio %.2f (target >= %.2f): %s\n",
          mb / bb, mb / ob, ratio, RATIO_TARGET, ratio >= RATIO_TARGET ? "PASS" : "MISS");
   printf("  ls_fsync_tree after our extraction: median %.2f s (not in the ratio)\n",
-         median(r->fsync_s, o->repeat));
+         bench_median(r->fsync_s, o->repeat));
   free(r);
   ls_unpacker_libarchive_free(&u);
   ls_rmtree_at(AT_FDCWD, games, NULL);
@@ -350,18 +209,17 @@ static bool bench_format(const char *gen, const char *format, const bench_option
 
 int main(int argc, char **argv)
 {
+  bench_init(PROG);
   bench_options o;
   parse_options(argc, argv, &o);
-  char gen[PATH_MAX];
-  gen_path(gen, sizeof gen);
+  char gen[PATH_MAX], work[PATH_MAX];
+  bench_sibling(GEN_NAME, gen, sizeof gen);
   const char *tmp = getenv("TMPDIR");
-  snprintf(g_work, sizeof g_work, "%s/bench_install-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp(g_work))
-    die("mkdtemp %s: %s", g_work, strerror(errno));
-  g_cleanup_armed = 1;
-  atexit(cleanup);
-  install_signal_handlers();
-  bool ok = bench_format(gen, "tar", &o);
-  ok = bench_format(gen, "zip", &o) && ok;
+  snprintf(work, sizeof work, "%s/" PROG "-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(work))
+    bench_die("mkdtemp %s: %s", work, strerror(errno));
+  bench_remove_at_exit(work);
+  bool ok = bench_format(gen, work, "tar", &o);
+  ok = bench_format(gen, work, "zip", &o) && ok;
   return ok ? 0 : 1;
 }

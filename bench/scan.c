@@ -6,6 +6,7 @@
  * median and min of each and checks the targets (cold <= 1.5 x find, warm
  * <= 100 ms, no payload file stat'ed on a warm rescan). The temporary
  * directory is removed at the end, on failure and on SIGINT/SIGTERM/SIGHUP. */
+#include "benchkit.h"
 #include "library/index.h"
 #include "library/library.h"
 
@@ -16,10 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,8 +25,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define PROG "bench_scan"
@@ -74,92 +70,6 @@ typedef struct bench_result {
   unsigned stat_failures; /* warm rescans that stat'ed payload files */
 } bench_result;
 
-/* ---- cleanup, also from signal handlers (async-signal-safe only) -------- */
-
-static char g_cleanup_dir[PATH_MAX];
-static volatile sig_atomic_t g_cleanup_armed;
-static volatile sig_atomic_t g_child_pid;
-
-/* rm -rf PATH with fork + execv: async-signal-safe, so the signal handler
- * can use it too. */
-static void remove_tree(const char *path)
-{
-  pid_t pid = fork();
-  if (pid == 0) {
-    char *const argv[] = {"rm", "-rf", "--", (char *)path, NULL};
-    execv("/bin/rm", argv);
-    _exit(127);
-  }
-  if (pid > 0) {
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
-  }
-}
-
-static void cleanup(void)
-{
-  if (g_cleanup_armed) {
-    g_cleanup_armed = 0;
-    remove_tree(g_cleanup_dir);
-  }
-}
-
-static void on_signal(int sig)
-{
-  pid_t child = (pid_t)g_child_pid;
-  if (child > 0) {
-    kill(child, SIGTERM);
-    while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
-    }
-  }
-  cleanup();
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-static void install_signal_handlers(void)
-{
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, PROG ": ");
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  exit(1); /* atexit runs cleanup() */
-}
-
-static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void usage_error(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, PROG ": ");
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-  exit(2);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-  void *p = calloc(n ? n : 1, size);
-  if (!p)
-    die("out of memory");
-  return p;
-}
-
 /* ---- options ------------------------------------------------------------ */
 
 static void print_help(void)
@@ -198,17 +108,6 @@ static void print_help(void)
     RATIO_TARGET, WARM_TARGET_MS);
 }
 
-static unsigned long parse_count(const char *opt, const char *s, unsigned long min,
-                                 unsigned long max)
-{
-  char *end;
-  errno = 0;
-  unsigned long v = (*s >= '0' && *s <= '9') ? strtoul(s, &end, 10) : 0;
-  if (*s < '0' || *s > '9' || errno == ERANGE || *end != '\0' || v < min || v > max)
-    usage_error("%s: '%s' is not an integer from %lu to %lu", opt, s, min, max);
-  return v;
-}
-
 static void parse_args(int argc, char **argv, bench_options *o)
 {
   static const struct option longopts[] = {
@@ -224,65 +123,28 @@ static void parse_args(int argc, char **argv, bench_options *o)
   int c;
   while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
     switch (c) {
-    case 'g': o->games = parse_count("--games", optarg, 1, 1000000); break;
-    case 'f': o->files = parse_count("--files", optarg, 0, 9999); break;
-    case 'r': o->repeat = parse_count("--repeat", optarg, 1, MAX_REPEAT); break;
+    case 'g': o->games = bench_parse_count("--games", optarg, 1, 1000000); break;
+    case 'f': o->files = bench_parse_count("--files", optarg, 0, 9999); break;
+    case 'r': o->repeat = bench_parse_count("--repeat", optarg, 1, MAX_REPEAT); break;
     case 'k': o->keep = optarg; break;
     case 'h': print_help(); exit(0);
-    case ':': usage_error("%s needs a value", argv[optind - 1]);
-    default: usage_error("unknown option '%s'", argv[optind - 1]);
+    case ':': bench_usage_error("%s needs a value", argv[optind - 1]);
+    default: bench_usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
   if (optind < argc)
-    usage_error("unexpected argument '%s'", argv[optind]);
+    bench_usage_error("unexpected argument '%s'", argv[optind]);
   if (o->keep && !*o->keep)
-    usage_error("--keep: empty path");
+    bench_usage_error("--keep: empty path");
 }
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static double now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median_of(const double *v, size_t n)
-{
-  double *s = xcalloc(n, sizeof *s);
-  memcpy(s, v, n * sizeof *s);
-  qsort(s, n, sizeof *s, compare_doubles);
-  double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-  free(s);
-  return m;
-}
-
-static double min_of(const double *v, size_t n)
-{
-  double m = v[0];
-  for (size_t i = 1; i < n; i++)
-    m = v[i] < m ? v[i] : m;
-  return m;
-}
-
-static void join_path(char *out, size_t cap, const char *dir, const char *name)
-{
-  if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap)
-    die("path too long: %s/%s", dir, name);
-}
 
 static bool dir_is_empty(const char *path)
 {
   DIR *d = opendir(path);
   if (!d)
-    die("cannot open directory %s: %s", path, strerror(errno));
+    bench_die("cannot open directory %s: %s", path, strerror(errno));
   struct dirent *de;
   bool empty = true;
   while (empty && (de = readdir(d)) != NULL)
@@ -308,49 +170,20 @@ static const char *fs_type_name(const char *path)
 
 /* ---- children ----------------------------------------------------------- */
 
-/* Runs argv (PATH lookup), stdout to /dev/null when quiet_stdout; returns its
- * wall time in ms. Dies unless it exits with status 0. */
-static double run_child(char *const argv[], bool quiet_stdout)
+static double now_ms(void)
 {
-  double start = now_ms();
-  pid_t pid = fork();
-  if (pid < 0)
-    die("cannot fork: %s", strerror(errno));
-  if (pid == 0) {
-    if (quiet_stdout) {
-      int fd = open("/dev/null", O_WRONLY);
-      if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
-        _exit(126);
-    }
-    execvp(argv[0], argv);
-    fprintf(stderr, PROG ": cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  g_child_pid = pid;
-  int status;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR)
-      die("waitpid: %s", strerror(errno));
-  }
-  g_child_pid = 0;
-  double ms = now_ms() - start;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    die("%s failed (%s %d)", argv[0], WIFEXITED(status) ? "exit status" : "signal",
-        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-  return ms;
+  return bench_now_s() * 1e3;
 }
 
-/* lanspread-gen in the directory of this executable. */
-static void find_generator(char *out, size_t cap)
+/* Runs argv quietly; returns its wall time in ms. Dies unless it exits 0. */
+static double run_child(char *const argv[])
 {
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n < 0)
-    die("cannot read /proc/self/exe: %s", strerror(errno));
-  self[n] = '\0';
-  join_path(out, cap, dirname(self), GEN_NAME);
-  if (access(out, X_OK) != 0)
-    die("cannot run %s: %s (build the " GEN_NAME " target)", out, strerror(errno));
+  double start = now_ms();
+  int status = bench_run(argv, true);
+  if (status != 0)
+    bench_die("%s failed (%s %d)", argv[0], status > 128 ? "signal" : "exit status",
+              status > 128 ? status - 128 : status);
+  return now_ms() - start;
 }
 
 /* ---- work directory ----------------------------------------------------- */
@@ -358,7 +191,7 @@ static void find_generator(char *out, size_t cap)
 static void make_dir(const char *path)
 {
   if (mkdir(path, 0755) != 0 && errno != EEXIST)
-    die("cannot create directory %s: %s", path, strerror(errno));
+    bench_die("cannot create directory %s: %s", path, strerror(errno));
 }
 
 static void create_temp_work_dir(bench_paths *p)
@@ -366,21 +199,20 @@ static void create_temp_work_dir(bench_paths *p)
   const char *tmp = getenv("TMPDIR");
   if (!tmp || !*tmp)
     tmp = "/tmp";
-  join_path(p->work, sizeof p->work, tmp, "lanspread-bench-scan.XXXXXX");
+  bench_join_path(p->work, sizeof p->work, tmp, "lanspread-bench-scan.XXXXXX");
   if (!mkdtemp(p->work))
-    die("cannot create a directory in %s: %s", tmp, strerror(errno));
-  snprintf(g_cleanup_dir, sizeof g_cleanup_dir, "%s", p->work);
-  g_cleanup_armed = 1;
+    bench_die("cannot create a directory in %s: %s", tmp, strerror(errno));
+  bench_remove_at_exit(p->work);
 }
 
 static void write_marker(const bench_paths *p, const char *content)
 {
   int fd = open(p->marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
-    die("cannot create %s: %s", p->marker, strerror(errno));
+    bench_die("cannot create %s: %s", p->marker, strerror(errno));
   size_t len = strlen(content);
   if (write(fd, content, len) != (ssize_t)len || close(fd) != 0)
-    die("cannot write %s: %s", p->marker, strerror(errno));
+    bench_die("cannot write %s: %s", p->marker, strerror(errno));
 }
 
 /* What the marker of a --keep directory says once its library is complete. */
@@ -414,11 +246,11 @@ static bool prepare_kept_work_dir(const bench_options *o, bench_paths *p)
     if (kept_library_matches(o, p))
       return true;
     write_marker(p, "");
-    remove_tree(p->games);
+    bench_remove_tree(p->games);
     return false;
   }
   if (!dir_is_empty(p->work))
-    die("--keep %s: the directory is not empty and was not made by " PROG, p->work);
+    bench_die("--keep %s: the directory is not empty and was not made by " PROG, p->work);
   write_marker(p, "");
   return false;
 }
@@ -427,14 +259,14 @@ static void state_dir_path(const bench_paths *p, unsigned long run, char *out, s
 {
   char name[32];
   snprintf(name, sizeof name, "state-%lu", run + 1);
-  join_path(out, cap, p->work, name);
+  bench_join_path(out, cap, p->work, name);
 }
 
 /* A fresh, empty state dir for cold run `run`. */
 static void fresh_state_dir(const bench_paths *p, unsigned long run, char *out, size_t cap)
 {
   state_dir_path(p, run, out, cap);
-  remove_tree(out);
+  bench_remove_tree(out);
   make_dir(out);
 }
 
@@ -452,7 +284,7 @@ static double generate_library(const bench_options *o, const bench_paths *p)
     (char *)p->gen, "--game-dir", (char *)p->games, "--games", games, "--archives", files,
     "--size", size, "--sparse", "--catalog", (char *)p->catalog, "--quiet", NULL,
   };
-  double ms = run_child(argv, true);
+  double ms = run_child(argv);
   if (access(p->marker, F_OK) == 0) {
     char shape[128];
     library_shape(o, shape, sizeof shape);
@@ -464,13 +296,13 @@ static double generate_library(const bench_options *o, const bench_paths *p)
 static double time_find(const bench_paths *p)
 {
   char *const argv[] = {"find", (char *)p->games, "-printf", "%s\n", NULL};
-  return run_child(argv, true);
+  return run_child(argv);
 }
 
 static void check_scan(int rc, const ls_diag *diag, const char *what)
 {
   if (rc != LS_OK)
-    die("%s failed: %s (%s)", what, diag->text[0] ? diag->text : "no detail", ls_strerror(rc));
+    bench_die("%s failed: %s (%s)", what, diag->text[0] ? diag->text : "no detail", ls_strerror(rc));
 }
 
 static ls_index *open_index(const char *state_dir, bool must_be_valid)
@@ -480,7 +312,7 @@ static ls_index *open_index(const char *state_dir, bool must_be_valid)
   check_scan(ls_index_open(state_dir, &index, &diag), &diag, "ls_index_open");
   const char *why = ls_index_rejected_reason(index);
   if (must_be_valid && why)
-    die("the saved index in %s was rejected: %s", state_dir, why);
+    bench_die("the saved index in %s was rejected: %s", state_dir, why);
   return index;
 }
 
@@ -508,7 +340,7 @@ static long long file_size(const char *dir, const char *name)
 {
   char path[PATH_MAX + 64];
   struct stat st;
-  join_path(path, sizeof path, dir, name);
+  bench_join_path(path, sizeof path, dir, name);
   return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
@@ -547,7 +379,7 @@ static void measure_scans(const bench_paths *p, const ls_catalog *catalog, unsig
 
 static void print_figure(const char *name, const double *v, size_t n, const char *note)
 {
-  printf("%s median=%.2f min=%.2f   # %s\n", name, median_of(v, n), min_of(v, n), note);
+  printf("%s median=%.2f min=%.2f   # %s\n", name, bench_median(v, n), bench_min(v, n), note);
 }
 
 static void print_stats(const char *name, const ls_scan_stats *s, const char *note)
@@ -565,8 +397,8 @@ static const char *verdict(bool ok)
 static void print_report(const bench_options *o, const bench_samples *s, const bench_result *r)
 {
   size_t n = o->repeat;
-  double warm = median_of(s->warm, n), reopen = median_of(s->reopen, n);
-  double ratio = median_of(s->cold, n) / median_of(s->find, n);
+  double warm = bench_median(s->warm, n), reopen = bench_median(s->reopen, n);
+  double ratio = bench_median(s->cold, n) / bench_median(s->find, n);
   char note[160];
   printf("# figures in ms over %lu runs (hot page cache)\n", o->repeat);
   print_figure("scan.find_ms", s->find, n, "find GAME_DIR -printf '%s\\n' > /dev/null");
@@ -586,7 +418,7 @@ static void print_report(const bench_options *o, const bench_samples *s, const b
   print_stats("scan.reopen_stats", &r->reopen_stats, NULL);
   printf("scan.index_bytes=%lld\n", r->index_bytes);
   printf("ratio cold_scan/find = %.2f   # scan alone, without index open/save\n",
-         median_of(s->cold_scan, n) / median_of(s->find, n));
+         bench_median(s->cold_scan, n) / bench_median(s->find, n));
   printf("ratio cold/find = %.2f (target <= %.2f)%s\n", ratio, RATIO_TARGET,
          ratio <= RATIO_TARGET ? "" : " MISSED");
 }
@@ -599,14 +431,14 @@ static ls_catalog *load_catalog(const char *path)
   ls_diag diag = {{0}};
   int rc = ls_catalog_load_file(path, &catalog, &diag);
   if (rc != LS_OK)
-    die("cannot load the catalog: %s", diag.text[0] ? diag.text : ls_strerror(rc));
+    bench_die("cannot load the catalog: %s", diag.text[0] ? diag.text : ls_strerror(rc));
   return catalog;
 }
 
 static void check_library_shape(const bench_options *o, const bench_result *r)
 {
   if (r->games_found != o->games)
-    die("the scan found %zu games, expected %lu", r->games_found, o->games);
+    bench_die("the scan found %zu games, expected %lu", r->games_found, o->games);
 }
 
 static void run_benchmark(const bench_options *o, const bench_paths *p, bool reuse)
@@ -624,12 +456,12 @@ static void run_benchmark(const bench_options *o, const bench_paths *p, bool reu
   ls_catalog *catalog = load_catalog(p->catalog);
 
   bench_samples s = {
-    .find = xcalloc(o->repeat, sizeof(double)),
-    .cold = xcalloc(o->repeat, sizeof(double)),
-    .cold_scan = xcalloc(o->repeat, sizeof(double)),
-    .cold_save = xcalloc(o->repeat, sizeof(double)),
-    .warm = xcalloc(o->repeat, sizeof(double)),
-    .reopen = xcalloc(o->repeat, sizeof(double)),
+    .find = bench_calloc(o->repeat, sizeof(double)),
+    .cold = bench_calloc(o->repeat, sizeof(double)),
+    .cold_scan = bench_calloc(o->repeat, sizeof(double)),
+    .cold_save = bench_calloc(o->repeat, sizeof(double)),
+    .warm = bench_calloc(o->repeat, sizeof(double)),
+    .reopen = bench_calloc(o->repeat, sizeof(double)),
   };
   bench_result r = {0};
   time_find(p); /* warm-up: the page cache holds what generation left */
@@ -645,29 +477,28 @@ static void run_benchmark(const bench_options *o, const bench_paths *p, bool reu
   free(s.find), free(s.cold), free(s.cold_scan), free(s.cold_save), free(s.warm),
     free(s.reopen);
   if (r.stat_failures)
-    die("%u warm rescans stat'ed payload files (files_statted must be 0)", r.stat_failures);
+    bench_die("%u warm rescans stat'ed payload files (files_statted must be 0)", r.stat_failures);
 }
 
 static void set_work_paths(bench_paths *p)
 {
-  join_path(p->games, sizeof p->games, p->work, "games");
-  join_path(p->catalog, sizeof p->catalog, p->work, "catalog.json");
-  join_path(p->marker, sizeof p->marker, p->work, KEEP_MARKER);
+  bench_join_path(p->games, sizeof p->games, p->work, "games");
+  bench_join_path(p->catalog, sizeof p->catalog, p->work, "catalog.json");
+  bench_join_path(p->marker, sizeof p->marker, p->work, KEEP_MARKER);
 }
 
 int main(int argc, char **argv)
 {
+  bench_init(PROG);
   bench_options o;
   parse_args(argc, argv, &o);
   bench_paths p;
   memset(&p, 0, sizeof p);
-  find_generator(p.gen, sizeof p.gen);
-  install_signal_handlers();
-  atexit(cleanup);
+  bench_sibling(GEN_NAME, p.gen, sizeof p.gen);
   bool reuse = false;
   if (o.keep) {
     if ((size_t)snprintf(p.work, sizeof p.work, "%s", o.keep) >= sizeof p.work)
-      usage_error("--keep: path too long");
+      bench_usage_error("--keep: path too long");
     set_work_paths(&p);
     reuse = prepare_kept_work_dir(&o, &p);
   } else {

@@ -18,6 +18,7 @@
  * reference tool is reported as unavailable. Every child is killed and the
  * temporary directory removed at the end, on failure and on SIGINT/SIGTERM/
  * SIGHUP. */
+#include "benchkit.h"
 #include "net/identity.h"
 #include "net/quic.h"
 #include "peer/node.h"
@@ -31,7 +32,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <nettle/sha2.h>
 #include <netinet/in.h>
@@ -47,7 +47,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define PROG "bench_transfer"
@@ -56,7 +55,6 @@
 #define ARCHIVE_NAME GAME_ID ".part01.eti"
 #define KEEP_MARKER ".bench_transfer"
 #define MAX_REPEAT 100
-#define MAX_CHILDREN 16
 #define MAX_LIST 8
 #define PAYLOAD 1452u
 #define RSS_TARGET_MIB 64.0
@@ -132,127 +130,6 @@ typedef struct server {
   char peer_id[LS_PEER_ID_LEN + 1];
 } server;
 
-/* ---- cleanup, also from signal handlers (async-signal-safe only) -------- */
-
-static char g_cleanup_dir[PATH_MAX];
-static volatile sig_atomic_t g_cleanup_armed;
-static volatile pid_t g_children[MAX_CHILDREN];
-
-static void track_child(pid_t pid)
-{
-  for (size_t i = 0; i < MAX_CHILDREN; i++)
-    if (g_children[i] == 0) {
-      g_children[i] = pid;
-      return;
-    }
-}
-
-static void untrack_child(pid_t pid)
-{
-  for (size_t i = 0; i < MAX_CHILDREN; i++)
-    if (g_children[i] == pid)
-      g_children[i] = 0;
-}
-
-static void kill_children(void)
-{
-  for (size_t i = 0; i < MAX_CHILDREN; i++) {
-    pid_t pid = g_children[i];
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-      }
-      g_children[i] = 0;
-    }
-  }
-}
-
-/* rm -rf PATH with fork + execv: async-signal-safe. */
-static void remove_tree(const char *path)
-{
-  pid_t pid = fork();
-  if (pid == 0) {
-    char *const argv[] = {"rm", "-rf", "--", (char *)path, NULL};
-    execv("/bin/rm", argv);
-    _exit(127);
-  }
-  if (pid > 0) {
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
-  }
-}
-
-static void cleanup(void)
-{
-  kill_children();
-  if (g_cleanup_armed) {
-    g_cleanup_armed = 0;
-    remove_tree(g_cleanup_dir);
-  }
-}
-
-static void on_signal(int sig)
-{
-  cleanup();
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-static void install_signal_handlers(void)
-{
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-}
-
-/* In a forked child: forget the parent's cleanup duties. */
-static void become_child(void)
-{
-  g_cleanup_armed = 0;
-  for (size_t i = 0; i < MAX_CHILDREN; i++)
-    g_children[i] = 0;
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
-  signal(SIGHUP, SIG_DFL);
-  signal(SIGPIPE, SIG_DFL);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, PROG ": ");
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  exit(1); /* atexit runs cleanup() */
-}
-
-static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void usage_error(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, PROG ": ");
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-  exit(2);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-  void *p = calloc(n ? n : 1, size);
-  if (!p)
-    die("out of memory");
-  return p;
-}
-
 /* ---- options ------------------------------------------------------------ */
 
 static void print_help(void)
@@ -327,19 +204,8 @@ static uint64_t parse_size(const char *s)
   if (mul != 1)
     end++;
   if (errno || end == s || *end || v == 0 || v > (1ull << 40) / mul)
-    usage_error("--size: '%s' is not a size (1 byte to 1T)", s);
+    bench_usage_error("--size: '%s' is not a size (1 byte to 1T)", s);
   return v * mul;
-}
-
-static unsigned long parse_count(const char *opt, const char *s, unsigned long min,
-                                 unsigned long max)
-{
-  char *end;
-  errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (errno || end == s || *end || v < min || v > max)
-    usage_error("%s: '%s' is not a number from %lu to %lu", opt, s, min, max);
-  return v;
 }
 
 static size_t parse_list(const char *opt, const char *s, unsigned *out, unsigned long max)
@@ -349,11 +215,11 @@ static size_t parse_list(const char *opt, const char *s, unsigned *out, unsigned
   snprintf(buf, sizeof buf, "%s", s);
   for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     if (n == MAX_LIST)
-      usage_error("%s: at most %d values", opt, MAX_LIST);
-    out[n++] = (unsigned)parse_count(opt, tok, 1, max);
+      bench_usage_error("%s: at most %d values", opt, MAX_LIST);
+    out[n++] = (unsigned)bench_parse_count(opt, tok, 1, max);
   }
   if (!n)
-    usage_error("%s: no value", opt);
+    bench_usage_error("%s: no value", opt);
   return n;
 }
 
@@ -364,7 +230,7 @@ static void parse_write(bench_options *o, const char *s)
     if (!strcmp(s, "all") || !strcmp(s, write_names[i]))
       o->write[o->n_write++] = i;
   if (!o->n_write)
-    usage_error("--write: '%s' is not buffered, direct or all", s);
+    bench_usage_error("--write: '%s' is not buffered, direct or all", s);
 }
 
 static void parse_hash(bench_options *o, const char *s)
@@ -374,7 +240,7 @@ static void parse_hash(bench_options *o, const char *s)
     if (!strcmp(s, "all") || !strcmp(s, hash_names[i]))
       o->hash[o->n_hash++] = i;
   if (!o->n_hash)
-    usage_error("--hash: '%s' is not loop, pool, split or all", s);
+    bench_usage_error("--hash: '%s' is not loop, pool, split or all", s);
 }
 
 static int parse_cc(const char *s)
@@ -383,7 +249,7 @@ static int parse_cc(const char *s)
   for (int i = 0; i < 4; i++)
     if (!strcmp(s, cc_names[i]))
       return ids[i];
-  usage_error("--cc: '%s' is not cubic, reno, bbr or bbr2", s);
+  bench_usage_error("--cc: '%s' is not cubic, reno, bbr or bbr2", s);
 }
 
 static const char *cc_name(int cc)
@@ -413,7 +279,7 @@ static void parse_args(int argc, char **argv, bench_options *o)
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
     case O_SIZE: o->size = parse_size(optarg); break;
-    case O_REPEAT: o->repeat = parse_count("--repeat", optarg, 1, MAX_REPEAT); break;
+    case O_REPEAT: o->repeat = bench_parse_count("--repeat", optarg, 1, MAX_REPEAT); break;
     case O_KEEP: o->keep = optarg; break;
     case O_INFLIGHT: o->n_inflight = parse_list("--inflight", optarg, o->inflight, 128); break;
     case O_WORKERS: o->n_workers = parse_list("--workers", optarg, o->workers, 64); break;
@@ -425,23 +291,16 @@ static void parse_args(int argc, char **argv, bench_options *o)
     case O_NOMMSG: o->flags |= LS_QUIC_NO_MMSG; break;
     case O_TABLE: o->table = true; break;
     case O_NOREF: o->no_reference = true; break;
-    case O_TIMEOUT: o->timeout_s = (unsigned)parse_count("--timeout", optarg, 1, 3600); break;
+    case O_TIMEOUT: o->timeout_s = (unsigned)bench_parse_count("--timeout", optarg, 1, 3600); break;
     case 'h': print_help(); exit(0);
-    default: usage_error("unknown option");
+    default: bench_usage_error("unknown option");
     }
   }
   if (optind < argc)
-    usage_error("unexpected argument '%s'", argv[optind]);
+    bench_usage_error("unexpected argument '%s'", argv[optind]);
 }
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void sleep_ms(unsigned ms)
 {
@@ -450,38 +309,10 @@ static void sleep_ms(unsigned ms)
   }
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median_of(const double *v, size_t n)
-{
-  double tmp[MAX_REPEAT];
-  memcpy(tmp, v, n * sizeof *v);
-  qsort(tmp, n, sizeof *tmp, compare_doubles);
-  return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-}
-
-static double min_of(const double *v, size_t n)
-{
-  double m = v[0];
-  for (size_t i = 1; i < n; i++)
-    m = v[i] < m ? v[i] : m;
-  return m;
-}
-
-static void join_path(char *out, size_t cap, const char *dir, const char *name)
-{
-  if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap)
-    die("path too long: %s/%s", dir, name);
-}
-
 static void make_dir(const char *path)
 {
   if (mkdir(path, 0755) != 0 && errno != EEXIST)
-    die("cannot create %s: %s", path, strerror(errno));
+    bench_die("cannot create %s: %s", path, strerror(errno));
 }
 
 static long long file_size(const char *path)
@@ -512,7 +343,7 @@ static bool hash_file(const char *path, uint8_t out[SHA256_DIGEST_SIZE])
   int fd = open(path, O_RDONLY);
   if (fd < 0)
     return false;
-  uint8_t *buf = xcalloc(1, 1u << 20);
+  uint8_t *buf = bench_calloc(1, 1u << 20);
   struct sha256_ctx ctx;
   sha256_init(&ctx);
   ssize_t n;
@@ -532,24 +363,11 @@ typedef struct proc_result {
   int status;
 } proc_result;
 
-static pid_t fork_tracked(void)
-{
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0)
-    die("cannot fork: %s", strerror(errno));
-  if (pid == 0)
-    become_child();
-  else
-    track_child(pid);
-  return pid;
-}
-
 /* Starts argv with stdin from /dev/null and stdout + stderr to log; killed
  * by SIGALRM after alarm_s (0: never). */
 static pid_t spawn(char *const argv[], const char *log, unsigned alarm_s)
 {
-  pid_t pid = fork_tracked();
+  pid_t pid = bench_fork();
   if (pid == 0) {
     int in = open("/dev/null", O_RDONLY);
     int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -570,10 +388,10 @@ static proc_result reap(pid_t pid, double start)
   struct rusage ru;
   while (wait4(pid, &r.status, 0, &ru) < 0) {
     if (errno != EINTR)
-      die("wait4: %s", strerror(errno));
+      bench_die("wait4: %s", strerror(errno));
   }
-  untrack_child(pid);
-  r.wall_s = now_s() - start;
+  bench_forget_child(pid);
+  r.wall_s = bench_now_s() - start;
   r.cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
   r.rss_mib = (double)ru.ru_maxrss / 1024.0;
@@ -596,7 +414,7 @@ static void stop_process(pid_t pid)
   kill(pid, SIGTERM);
   for (int i = 0; i < 100; i++) {
     if (waitpid(pid, NULL, WNOHANG) == pid) {
-      untrack_child(pid);
+      bench_forget_child(pid);
       return;
     }
     sleep_ms(20);
@@ -604,7 +422,7 @@ static void stop_process(pid_t pid)
   kill(pid, SIGKILL);
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
   }
-  untrack_child(pid);
+  bench_forget_child(pid);
 }
 
 /* CPU seconds (user + sys) of a live process, from /proc. */
@@ -650,7 +468,7 @@ static unsigned free_port(int type)
   socklen_t len = sizeof a;
   if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
       getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-    die("cannot find a free port: %s", strerror(errno));
+    bench_die("cannot find a free port: %s", strerror(errno));
   close(fd);
   return ntohs(a.sin_port);
 }
@@ -688,7 +506,7 @@ static bool wait_listening(pid_t pid, unsigned port, bool udp)
 {
   for (int i = 0; i < 250; i++) {
     if (waitpid(pid, NULL, WNOHANG) == pid) {
-      untrack_child(pid);
+      bench_forget_child(pid);
       return false;
     }
     if (udp ? udp_port_bound(port) : tcp_port_accepts(port))
@@ -783,9 +601,9 @@ static server start_our_server(const bench_paths *p, const variant *v)
 {
   int fds[2];
   if (pipe(fds) != 0)
-    die("pipe: %s", strerror(errno));
+    bench_die("pipe: %s", strerror(errno));
   server s = {0};
-  s.pid = fork_tracked();
+  s.pid = bench_fork();
   if (s.pid == 0) {
     close(fds[0]);
     server_main(p, v, fds[1]);
@@ -796,7 +614,7 @@ static server start_our_server(const bench_paths *p, const variant *v)
   ssize_t n = poll(&pfd, 1, 60000) == 1 ? read(fds[0], line, sizeof line - 1) : -1;
   close(fds[0]);
   if (n <= 0 || sscanf(line, "%u %64s", &s.port, s.peer_id) != 2)
-    die("our server did not start (see the message above)");
+    bench_die("our server did not start (see the message above)");
   return s;
 }
 
@@ -1012,8 +830,8 @@ static void start_chunks(client *cl)
 {
   open_output(cl);
   cl->nslots = cl->v.inflight + (cl->v.hash == HASH_LOOP ? 0 : EXTRA_BUFFERS);
-  cl->slots = xcalloc(cl->nslots, sizeof *cl->slots);
-  cl->free_slots = xcalloc(cl->nslots, sizeof *cl->free_slots);
+  cl->slots = bench_calloc(cl->nslots, sizeof *cl->slots);
+  cl->free_slots = bench_calloc(cl->nslots, sizeof *cl->free_slots);
   for (size_t i = 0; i < cl->nslots; i++) {
     cl->slots[i].cl = cl;
     void *buf = NULL;
@@ -1043,7 +861,7 @@ static void manifest_response(ls_request *req, const ls_msg *msg, void *user)
   cl->path = strdup(best->path);
   cl->size = best->size;
   cl->nchunks = best->chunk_count;
-  cl->hashes = xcalloc(cl->nchunks, LS_SHA256_LEN);
+  cl->hashes = bench_calloc(cl->nchunks, LS_SHA256_LEN);
   memcpy(cl->hashes, best->sha256, cl->nchunks * LS_SHA256_LEN);
 }
 
@@ -1096,7 +914,7 @@ static void on_client_streams(ls_node *n, ls_quic_conn *conn, void *user)
 static void client_main(const bench_paths *p, const variant *v, const server *srv,
                         bool manifest_only)
 {
-  client *cl = xcalloc(1, sizeof *cl);
+  client *cl = bench_calloc(1, sizeof *cl);
   cl->p = p;
   cl->v = *v;
   cl->manifest_only = manifest_only;
@@ -1124,8 +942,8 @@ static void client_main(const bench_paths *p, const variant *v, const server *sr
 static proc_result run_our_client(const bench_paths *p, const variant *v, const server *srv,
                                   bool manifest_only, unsigned timeout_s)
 {
-  double start = now_s();
-  pid_t pid = fork_tracked();
+  double start = bench_now_s();
+  pid_t pid = bench_fork();
   if (pid == 0) {
     alarm(timeout_s);
     client_main(p, v, srv, manifest_only);
@@ -1210,10 +1028,10 @@ static void measure_ours(const bench_options *o, const bench_paths *p, const var
   char why[PATH_MAX + 128];
   if (r.status != 0) {
     describe_status(r.status, why, sizeof why);
-    die("our transfer failed: client %s (see the message above)", why);
+    bench_die("our transfer failed: client %s (see the message above)", why);
   }
   if (!output_matches(p->out_file, o->size, want, why, sizeof why))
-    die("our transfer is wrong: %s", why);
+    bench_die("our transfer is wrong: %s", why);
   unlink(p->out_file);
   series_add(s, &r, srv_cpu, proc_hwm_mib(srv->pid));
 }
@@ -1230,7 +1048,7 @@ static void measure_reference(const bench_options *o, const bench_paths *p, char
     unlink(check);
   double cpu0 = proc_cpu_s(srv_pid);
   g_drops0 = udp_rcvbuf_errors();
-  double start = now_s();
+  double start = bench_now_s();
   proc_result r = reap(spawn(argv, log, o->timeout_s), start);
   double srv_cpu = proc_cpu_s(srv_pid) - cpu0;
   if (r.status != 0) {
@@ -1260,7 +1078,7 @@ static bool make_certificate(const bench_paths *p, char *why, size_t cap)
                           "ec_paramgen_curve:P-256", "-nodes", "-keyout", (char *)p->key,
                           "-out", (char *)p->cert, "-days", "2", "-subj", "/CN=localhost",
                           "-addext", subj_alt, NULL};
-    if (reap(spawn(argv, log, 30), now_s()).status == 0)
+    if (reap(spawn(argv, log, 30), bench_now_s()).status == 0)
       return true;
   }
   if (in_path("certtool")) {
@@ -1277,8 +1095,8 @@ static bool make_certificate(const bench_paths *p, char *why, size_t cap)
     char *const sign[] = {"certtool", "--generate-self-signed", "--load-privkey",
                           (char *)p->key, "--template", tmpl, "--outfile", (char *)p->cert,
                           NULL};
-    if (reap(spawn(gen, log, 30), now_s()).status == 0 &&
-        reap(spawn(sign, log, 30), now_s()).status == 0)
+    if (reap(spawn(gen, log, 30), bench_now_s()).status == 0 &&
+        reap(spawn(sign, log, 30), bench_now_s()).status == 0)
       return true;
   }
   snprintf(why, cap, "cannot make a certificate (needs openssl or certtool from gnutls-bin)");
@@ -1312,7 +1130,7 @@ static void write_nginx_conf(const bench_paths *p, const char *conf, unsigned po
 {
   FILE *f = fopen(conf, "w");
   if (!f)
-    die("cannot write %s: %s", conf, strerror(errno));
+    bench_die("cannot write %s: %s", conf, strerror(errno));
   fprintf(f,
           "daemon off;\nmaster_process off;\nworker_processes 1;\n"
           "pid %s/nginx.pid;\nerror_log %s/nginx-error.log;\n"
@@ -1394,7 +1212,7 @@ static void start_references(const bench_paths *p, refs *r)
   snprintf(r->url_gtls, sizeof r->url_gtls, "https://127.0.0.1:%u/" ARCHIVE_NAME, r->gtls_port);
   snprintf(r->url_nginx, sizeof r->url_nginx, "https://127.0.0.1:%u/" ARCHIVE_NAME,
            r->nginx_port);
-  join_path(r->dl_file, sizeof r->dl_file, p->out_dir, ARCHIVE_NAME);
+  bench_join_path(r->dl_file, sizeof r->dl_file, p->out_dir, ARCHIVE_NAME);
 }
 
 static void measure_references(const bench_options *o, const bench_paths *p, refs *r,
@@ -1431,13 +1249,13 @@ static void print_series(const series *s, uint64_t size)
     printf("transfer.%s unavailable: %s\n", s->name, s->unavailable[0] ? s->unavailable : "not run");
     return;
   }
-  double wall = median_of(s->wall, s->n), best = min_of(s->wall, s->n);
+  double wall = bench_median(s->wall, s->n), best = bench_min(s->wall, s->n);
   printf("transfer.%s wall_s=%.2f MB_s=%.0f cpu_s=%.2f rss_MiB=%.1f server_cpu_s=%.2f "
          "server_rss_MiB=%.1f udp_drops=%.0f best_wall_s=%.2f best_MB_s=%.0f best_cpu_s=%.2f "
          "runs=%zu\n",
-         s->name, wall, mb_s(size, wall), median_of(s->cpu, s->n), median_of(s->rss, s->n),
-         median_of(s->srv_cpu, s->n), median_of(s->srv_rss, s->n), median_of(s->drops, s->n),
-         best, mb_s(size, best), min_of(s->cpu, s->n), s->n);
+         s->name, wall, mb_s(size, wall), bench_median(s->cpu, s->n), bench_median(s->rss, s->n),
+         bench_median(s->srv_cpu, s->n), bench_median(s->srv_rss, s->n), bench_median(s->drops, s->n),
+         best, mb_s(size, best), bench_min(s->cpu, s->n), s->n);
 }
 
 static void print_ratio(const series *ours, const series *ref, const char *target)
@@ -1446,8 +1264,8 @@ static void print_ratio(const series *ours, const series *ref, const char *targe
     printf("ratio ours/%s = unavailable\n", ref->name);
     return;
   }
-  double med = median_of(ref->wall, ref->n) / median_of(ours->wall, ours->n);
-  double best = min_of(ref->wall, ref->n) / min_of(ours->wall, ours->n);
+  double med = bench_median(ref->wall, ref->n) / bench_median(ours->wall, ours->n);
+  double best = bench_min(ref->wall, ref->n) / bench_min(ours->wall, ours->n);
   printf("ratio ours/%s = %.2f (best %.2f)%s\n", ref->name, med, best, target);
 }
 
@@ -1481,16 +1299,16 @@ static server *start_warm_server(const bench_options *o, bench_paths *p, const v
   bench_paths q = *p;
   char name[32];
   snprintf(name, sizeof name, "state-server-%u", count++);
-  join_path(q.srv_state, sizeof q.srv_state, p->work, name);
-  server *s = xcalloc(1, sizeof *s);
+  bench_join_path(q.srv_state, sizeof q.srv_state, p->work, name);
+  server *s = bench_calloc(1, sizeof *s);
   *s = start_our_server(&q, v);
-  double start = now_s();
+  double start = bench_now_s();
   proc_result r = run_our_client(p, v, s, true, o->timeout_s);
   if (r.status != 0)
-    die("our warm-up GetGame failed (see the message above)");
+    bench_die("our warm-up GetGame failed (see the message above)");
   if (count == 1)
     printf("ours: server pid %d port %u; first GetGame (hashes %llu MiB) %.2f s\n", (int)s->pid,
-           s->port, (unsigned long long)(o->size >> 20), now_s() - start);
+           s->port, (unsigned long long)(o->size >> 20), bench_now_s() - start);
   return s;
 }
 
@@ -1584,32 +1402,20 @@ static void print_setup(const bench_options *o, const variant *v)
 
 /* ---- work directory ----------------------------------------------------- */
 
-static void find_generator(char *out, size_t cap)
-{
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n < 0)
-    die("cannot read /proc/self/exe: %s", strerror(errno));
-  self[n] = '\0';
-  join_path(out, cap, dirname(self), GEN_NAME);
-  if (access(out, X_OK) != 0)
-    die("cannot run %s: %s (build the " GEN_NAME " target)", out, strerror(errno));
-}
-
 static void set_paths(bench_paths *p)
 {
-  join_path(p->games, sizeof p->games, p->work, "games");
-  join_path(p->game_root, sizeof p->game_root, p->games, GAME_ID);
-  join_path(p->source, sizeof p->source, p->game_root, ARCHIVE_NAME);
-  join_path(p->catalog, sizeof p->catalog, p->work, "catalog.json");
-  join_path(p->srv_state, sizeof p->srv_state, p->work, "state-server");
-  join_path(p->cli_games, sizeof p->cli_games, p->work, "client-games");
-  join_path(p->cli_state, sizeof p->cli_state, p->work, "state-client");
-  join_path(p->out_dir, sizeof p->out_dir, p->work, "out");
-  join_path(p->out_file, sizeof p->out_file, p->out_dir, "ours.eti");
-  join_path(p->key, sizeof p->key, p->work, "key.pem");
-  join_path(p->cert, sizeof p->cert, p->work, "cert.pem");
-  join_path(p->logs, sizeof p->logs, p->work, "logs");
+  bench_join_path(p->games, sizeof p->games, p->work, "games");
+  bench_join_path(p->game_root, sizeof p->game_root, p->games, GAME_ID);
+  bench_join_path(p->source, sizeof p->source, p->game_root, ARCHIVE_NAME);
+  bench_join_path(p->catalog, sizeof p->catalog, p->work, "catalog.json");
+  bench_join_path(p->srv_state, sizeof p->srv_state, p->work, "state-server");
+  bench_join_path(p->cli_games, sizeof p->cli_games, p->work, "client-games");
+  bench_join_path(p->cli_state, sizeof p->cli_state, p->work, "state-client");
+  bench_join_path(p->out_dir, sizeof p->out_dir, p->work, "out");
+  bench_join_path(p->out_file, sizeof p->out_file, p->out_dir, "ours.eti");
+  bench_join_path(p->key, sizeof p->key, p->work, "key.pem");
+  bench_join_path(p->cert, sizeof p->cert, p->work, "cert.pem");
+  bench_join_path(p->logs, sizeof p->logs, p->work, "logs");
 }
 
 static void prepare_work_dir(const bench_options *o, bench_paths *p)
@@ -1617,14 +1423,13 @@ static void prepare_work_dir(const bench_options *o, bench_paths *p)
   if (o->keep) {
     make_dir(o->keep);
     if (!realpath(o->keep, p->work))
-      die("cannot resolve %s: %s", o->keep, strerror(errno));
+      bench_die("cannot resolve %s: %s", o->keep, strerror(errno));
   } else {
     const char *tmp = getenv("TMPDIR");
     snprintf(p->work, sizeof p->work, "%s/" PROG ".XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(p->work))
-      die("cannot create a temporary directory: %s", strerror(errno));
-    snprintf(g_cleanup_dir, sizeof g_cleanup_dir, "%s", p->work);
-    g_cleanup_armed = 1;
+      bench_die("cannot create a temporary directory: %s", strerror(errno));
+    bench_remove_at_exit(p->work);
   }
   set_paths(p);
   make_dir(p->cli_games);
@@ -1644,12 +1449,12 @@ static void generate(const bench_options *o, const bench_paths *p)
                         "--catalog", (char *)p->catalog, "--quiet", NULL};
   char log[PATH_MAX + 32];
   snprintf(log, sizeof log, "%s/gen.log", p->logs);
-  double start = now_s();
+  double start = bench_now_s();
   proc_result r = reap(spawn(argv, log, 0), start);
   if (r.status != 0) {
     char tail[200];
     log_tail(log, tail, sizeof tail);
-    die(GEN_NAME " failed: %s", tail);
+    bench_die(GEN_NAME " failed: %s", tail);
   }
   printf("generated %s in %.1f s\n", p->source, r.wall_s);
 }
@@ -1670,15 +1475,14 @@ static void stop_servers(refs *r, server *s0, ours_case *extra, size_t n)
 
 int main(int argc, char **argv)
 {
+  bench_init(PROG);
   bench_options o;
   parse_args(argc, argv, &o);
   setvbuf(stdout, NULL, _IOLBF, 0);
   signal(SIGPIPE, SIG_IGN);
-  install_signal_handlers();
-  atexit(cleanup);
   bench_paths p;
   memset(&p, 0, sizeof p);
-  find_generator(p.gen, sizeof p.gen);
+  bench_sibling(GEN_NAME, p.gen, sizeof p.gen);
   prepare_work_dir(&o, &p);
   variant base = {.inflight = o.inflight[0], .hash = o.hash[0], .write = o.write[0],
                   .workers = o.workers[0], .cc = o.cc, .flags = o.flags};
@@ -1686,7 +1490,7 @@ int main(int argc, char **argv)
   generate(&o, &p);
   uint8_t want[SHA256_DIGEST_SIZE];
   if (!hash_file(p.source, want))
-    die("cannot read %s", p.source);
+    bench_die("cannot read %s", p.source);
 
   server *s0 = start_warm_server(&o, &p, &base);
   refs r;
@@ -1711,7 +1515,7 @@ int main(int argc, char **argv)
   }
   fflush(stdout);
 
-  ours_case *extra = xcalloc(3 * MAX_LIST + 8, sizeof *extra);
+  ours_case *extra = bench_calloc(3 * MAX_LIST + 8, sizeof *extra);
   size_t n_extra = build_extra_cases(&o, &p, &base, s0, extra);
   run_extra_cases(&o, &p, extra, n_extra, want);
   stop_servers(&r, s0, extra, n_extra);
