@@ -257,6 +257,23 @@ static void scenario_download_from_one_peer(void **state)
 
 /* ---- auto install ------------------------------------------------------- */
 
+/* The last game-install-progress event says every archive byte was
+ * extracted. */
+static void assert_install_progress_complete(json_t *events)
+{
+  json_t *last = NULL;
+  size_t i;
+  json_t *e;
+  json_array_foreach(events, i, e)
+    if (strcmp(json_string_value(json_object_get(e, "type")), "game-install-progress") == 0)
+      last = e;
+  if (!last)
+    fail_msg("no game-install-progress in: %s", pn_types(events));
+  json_int_t total = json_integer_value(json_object_get(last, "total_bytes"));
+  assert_true(total > 0);
+  assert_int_equal(json_integer_value(json_object_get(last, "bytes")), total);
+}
+
 static void scenario_auto_install(void **state)
 {
   (void)state;
@@ -277,6 +294,7 @@ static void scenario_auto_install(void **state)
   assert_string_equal(pn_last_type(ev), "game-install-finished");
   assert_order(ev, (const char *const[]){"game-download-finished", "game-install-begin",
                                          "game-install-finished", NULL});
+  assert_install_progress_complete(ev);
   json_decref(ev);
   assert_true(pn_same_tree(at(n, 1, ID "/local"), t_path("%s/" ID, expect)));
   assert_settled(at(n, 1, ID));
@@ -329,6 +347,16 @@ static void scenario_update_from_newer_peer(void **state)
   assert_string_equal(json_string_value(json_object_get(event_of(ev, "game-files"), "version")),
                       "2.0");
   json_decref(ev);
+
+  /* A cancelled update leaves the installed 1.0 as it was. */
+  assert_int_equal(ls_netns_shape(n->ns, 0, 20, 0), 0); /* 8 MiB: about 3.5 s */
+  assert_true(pn_download_until(d, ID, 0.3) > 0);
+  json_decref(pn_ok(d, "cancel " ID));
+  json_decref(pp_expect(d, "game-download-cancelled", NULL, T_MS));
+  assert_true(pn_same_tree(at(n, 1, ID "/local"), t_path("%s/" ID, e1)));
+  assert_false(pn_exists(at(n, 1, ID "/version.ini")));
+  assert_settled(at(n, 1, ID));
+  assert_int_equal(ls_netns_shape(n->ns, 0, 0, 0), 0);
 
   ev = run(d, ID, "download " ID, "game-install-finished",
            "game-install-failed", "game-download-failed", "game-download-cancelled");
