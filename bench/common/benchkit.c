@@ -142,14 +142,19 @@ int bench_run(char *const argv[], bool quiet_stdout)
 
 /* ---- errors and options ------------------------------------------------- */
 
+static void report(const char *fmt, va_list ap)
+{
+  fprintf(stderr, "%s: ", g_prog);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+}
+
 void bench_die(const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "%s: ", g_prog);
-  vfprintf(stderr, fmt, ap);
+  report(fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
   exit(1); /* atexit runs the cleanup */
 }
 
@@ -157,10 +162,9 @@ void bench_usage_error(const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "%s: ", g_prog);
-  vfprintf(stderr, fmt, ap);
+  report(fmt, ap);
   va_end(ap);
-  fprintf(stderr, "\nTry '%s --help' for more information.\n", g_prog);
+  fprintf(stderr, "Try '%s --help' for more information.\n", g_prog);
   exit(2);
 }
 
