@@ -26,8 +26,6 @@ typedef struct install_op {
   ls_peer *p;
   op_kind kind;
   char *id, *game_dir;
-  uint64_t tag;
-  bool reply;              /* a command waits for the answer (not an auto install) */
   _Atomic uint64_t done, total; /* written by the worker, read by the timer */
   uint64_t reported;       /* bytes of the last progress event */
   int rc;
@@ -135,7 +133,8 @@ static const char *precondition(const ls_peer *p, op_kind kind, const char *id)
   return NULL;
 }
 
-/* Starts an operation; a reply (when tag_reply) says whether it began. */
+/* Starts an operation; when `reply`, a command's reply says whether it
+ * began (the automatic install after a download has no command). */
 static void start_op(ls_peer *p, op_kind kind, const char *id, uint64_t tag, bool reply)
 {
   const char *name = op_names[kind];
@@ -167,8 +166,6 @@ static void start_op(ls_peer *p, op_kind kind, const char *id, uint64_t tag, boo
   }
   op->p = p;
   op->kind = kind;
-  op->tag = tag;
-  op->reply = reply;
   op->work.data = op;
   uv_timer_init(&p->loop, &op->progress);
   op->progress.data = op;
