@@ -546,6 +546,28 @@ static bool la_is_archive(void *self, const char *path)
 
 /* ==== entry checks ======================================================== */
 
+/* The next component of the path at *p, skipping empty and "." ones;
+ * false at the end. */
+static bool next_component(const char **p, const char **comp, size_t *len)
+{
+  for (;;) {
+    while (**p == '/')
+      (*p)++;
+    if (**p == '\0')
+      return false;
+    *comp = *p;
+    *len = strcspn(*p, "/");
+    *p += *len;
+    if (!(*len == 1 && (*comp)[0] == '.'))
+      return true;
+  }
+}
+
+static bool is_dotdot(const char *comp, size_t len)
+{
+  return len == 2 && comp[0] == '.' && comp[1] == '.';
+}
+
 /* "./a//b" -> "a/b"-like checks: refuses absolute names and ".." components.
  * *skip when the name is empty or only "." components (the root itself). */
 static int check_entry_name(const char *archive, const char *what, const char *name,
@@ -556,16 +578,13 @@ static int check_entry_name(const char *archive, const char *what, const char *n
     return ls_diag_set(diag, LS_EFORMAT, "%s: refused %s '%s': absolute path", archive, what,
                        name);
   bool any = false;
-  for (const char *p = name; *p;) {
-    size_t len = strcspn(p, "/");
-    if (len == 2 && p[0] == '.' && p[1] == '.')
+  const char *p = name, *comp;
+  size_t len;
+  while (next_component(&p, &comp, &len)) {
+    if (is_dotdot(comp, len))
       return ls_diag_set(diag, LS_EFORMAT, "%s: refused %s '%s': '..' in the path", archive,
                          what, name);
-    if (len > 0 && !(len == 1 && p[0] == '.'))
-      any = true;
-    p += len;
-    while (*p == '/')
-      p++;
+    any = true;
   }
   *skip = !any;
   return LS_OK;
@@ -581,29 +600,17 @@ static int check_symlink_target(const char *archive, const char *name, const cha
   if (target[0] == '/')
     return ls_diag_set(diag, LS_EFORMAT, "%s: refused symlink '%s' -> '%s': absolute target",
                        archive, name, target);
-  long depth = 0; /* components of the entry's directory */
-  for (const char *p = name; *p;) {
-    size_t len = strcspn(p, "/");
-    if (len > 0 && !(len == 1 && p[0] == '.'))
-      depth++;
-    p += len;
-    while (*p == '/')
-      p++;
-  }
-  depth--; /* the link itself */
-  for (const char *p = target; *p;) {
-    size_t len = strcspn(p, "/");
-    if (len == 2 && p[0] == '.' && p[1] == '.')
-      depth--;
-    else if (len > 0 && !(len == 1 && p[0] == '.'))
-      depth++;
+  long depth = -1; /* components of the entry's directory: the link's own is not one */
+  const char *p = name, *comp;
+  size_t len;
+  while (next_component(&p, &comp, &len))
+    depth++;
+  for (p = target; next_component(&p, &comp, &len);) {
+    depth += is_dotdot(comp, len) ? -1 : 1;
     if (depth < 0)
       return ls_diag_set(diag, LS_EFORMAT,
                          "%s: refused symlink '%s' -> '%s': target outside the destination",
                          archive, name, target);
-    p += len;
-    while (*p == '/')
-      p++;
   }
   return LS_OK;
 }
