@@ -285,6 +285,42 @@ typedef struct index_use {
   ls_monitor *monitor;
 } index_use;
 
+/* Holds libuv's one pool thread (main sets UV_THREADPOOL_SIZE=1) so that a
+ * scan job queued meanwhile cannot finish until the test releases it. */
+typedef struct pool_hold {
+  uv_work_t work;
+  uv_sem_t started, release;
+} pool_hold;
+
+static void pool_hold_run(uv_work_t *w)
+{
+  pool_hold *h = w->data;
+  uv_sem_post(&h->started);
+  uv_sem_wait(&h->release);
+}
+
+static void pool_hold_done(uv_work_t *w, int status)
+{
+  pool_hold *h = w->data;
+  (void)status;
+  uv_sem_destroy(&h->started);
+  uv_sem_destroy(&h->release);
+}
+
+static void pool_hold_start(fixture *f, pool_hold *h)
+{
+  uv_sem_init(&h->started, 0);
+  uv_sem_init(&h->release, 0);
+  h->work.data = h;
+  assert_int_equal(uv_queue_work(&f->loop, &h->work, pool_hold_run, pool_hold_done), 0);
+  uv_sem_wait(&h->started);
+}
+
+static void pool_hold_release(pool_hold *h)
+{
+  uv_sem_post(&h->release);
+}
+
 static void use_index(void *user, ls_index *index)
 {
   index_use *u = user;
@@ -303,19 +339,26 @@ static void index_is_handed_out_between_jobs(void **state)
   assert_true(now.had_index);
 
   unsigned scans = ls_monitor_get_stats(f->monitor).scans;
+  pool_hold hold;
+  pool_hold_start(f, &hold);
   ls_monitor_rescan(f->monitor, NULL);
-  uv_run(&f->loop, UV_RUN_NOWAIT); /* the job is queued; its end is not seen yet */
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* the job is queued behind the hold */
   index_use later = {.monitor = f->monitor};
   assert_int_equal(ls_monitor_with_index(f->monitor, use_index, &later), 0);
+  assert_int_equal(later.calls, 0); /* waits for the job */
+  pool_hold_release(&hold);
   run_until(f, &later.calls, 1, 3000);
   assert_int_equal(later.calls, 1);
   assert_true(later.had_index);
   assert_true(later.scans_seen > scans); /* only after the job finished */
 
+  pool_hold_start(f, &hold);
   ls_monitor_rescan(f->monitor, NULL);
   uv_run(&f->loop, UV_RUN_NOWAIT);
   index_use at_close = {0};
   assert_int_equal(ls_monitor_with_index(f->monitor, use_index, &at_close), 0);
+  assert_int_equal(at_close.calls, 0);
+  pool_hold_release(&hold);
   stop(f);
   assert_int_equal(at_close.calls, 1);
   assert_false(at_close.had_index); /* closed first: told so */
@@ -343,6 +386,7 @@ static void unusable_game_dir_is_refused(void **state)
 
 int main(void)
 {
+  setenv("UV_THREADPOOL_SIZE", "1", 1); /* read at the pool's first use: see pool_hold */
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(first_scan_is_complete_at_start),
     cmocka_unit_test(new_root_shows_up_within_a_second),
