@@ -208,3 +208,29 @@ int ls_fsync_dir(const char *path, ls_diag *diag)
   close(fd);
   return rc;
 }
+
+int ls_check_game_dir(const char *dir, ls_diag *diag)
+{
+  struct stat st;
+  if (!dir || !*dir)
+    return ls_diag_set(diag, LS_EINVAL, "no game directory given");
+  if (stat(dir, &st) != 0)
+    return ls_diag_errno(diag, errno, "game directory", dir);
+  if (!S_ISDIR(st.st_mode))
+    return ls_diag_set(diag, LS_EINVAL, "game directory %s is not a directory", dir);
+  if (access(dir, W_OK) != 0)
+    return ls_diag_errno(diag, errno, "game directory not writable:", dir);
+  return LS_OK;
+}
+
+char *ls_user_dir(const char *xdg_var, const char *fallback, const char *sub)
+{
+  const char *xdg = getenv(xdg_var), *home = getenv("HOME");
+  char buf[4096];
+  if (xdg && xdg[0] == '/')
+    snprintf(buf, sizeof buf, "%s/lanspread%s%s", xdg, sub ? "/" : "", sub ? sub : "");
+  else
+    snprintf(buf, sizeof buf, "%s/%s/lanspread%s%s", home && *home ? home : "/tmp", fallback,
+             sub ? "/" : "", sub ? sub : "");
+  return strdup(buf);
+}

@@ -28,4 +28,13 @@ int ls_rmtree_at(int dir_fd, const char *name, ls_diag *diag);
 /* fsync of a directory by path. */
 int ls_fsync_dir(const char *path, ls_diag *diag);
 
+/* A usable game directory: exists, is a directory, is writable; else a
+ * sentence saying which not. */
+int ls_check_game_dir(const char *dir, ls_diag *diag);
+
+/* $XDG_<var>/lanspread[/sub], or ~/<fallback>/lanspread[/sub] when the
+ * variable is unset or relative (the XDG base directory rules); malloc'ed,
+ * NULL when out of memory. */
+char *ls_user_dir(const char *xdg_var, const char *fallback, const char *sub);
+
 #endif

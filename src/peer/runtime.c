@@ -252,21 +252,6 @@ static int start_monitor(ls_peer *p, const char *game_dir, bool background, ls_m
   return ls_monitor_start(&mc, out, diag);
 }
 
-/* Exists, is a directory, is writable: else a sentence saying which not. */
-static int check_game_dir(const char *dir, ls_diag *diag)
-{
-  struct stat st;
-  if (!dir || !*dir)
-    return ls_diag_set(diag, LS_EINVAL, "no game directory given");
-  if (stat(dir, &st) != 0)
-    return ls_diag_errno(diag, errno, "game directory", dir);
-  if (!S_ISDIR(st.st_mode))
-    return ls_diag_set(diag, LS_EINVAL, "game directory %s is not a directory", dir);
-  if (access(dir, W_OK) != 0)
-    return ls_diag_errno(diag, errno, "game directory not writable:", dir);
-  return LS_OK;
-}
-
 static void on_old_monitor_closed(void *user)
 {
   ((ls_peer *)user)->old_monitor = NULL;
@@ -276,7 +261,7 @@ static void set_game_dir(ls_peer *p, const ls_command *cmd)
 {
   ls_diag diag;
   char *dir = cmd->path ? realpath(cmd->path, NULL) : NULL;
-  int rc = check_game_dir(dir ? dir : cmd->path, &diag);
+  int rc = ls_check_game_dir(dir ? dir : cmd->path, &diag);
   ls_monitor *m = NULL;
   if (rc == LS_OK && ls_monitor_any_busy(p->monitor))
     rc = ls_diag_set(&diag, LS_EBUSY, "an operation is running; cancel or finish it first");
@@ -451,7 +436,7 @@ static int open_everything(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
 {
   int rc = load_catalog(p, c->catalog_path, diag);
   if (rc == LS_OK)
-    rc = check_game_dir(c->game_dir, diag);
+    rc = ls_check_game_dir(c->game_dir, diag);
   if (rc == LS_OK && !(p->game_dir = realpath(c->game_dir, NULL)))
     rc = ls_diag_errno(diag, errno, "game directory", c->game_dir);
   if (rc == LS_OK)

@@ -1,0 +1,350 @@
+/* Owns the libmicrohttpd daemon (one thread per connection, so a REST call
+ * may wait for the runtime's reply and an event stream may wait for the
+ * next record), the request checks of docs/API.md "Security", the request
+ * bodies and their limit, the compiled-in page, and the SSE responses. */
+#include "http.h"
+
+#include "core/error.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_BODY (16 * 1024)
+#define MAX_CONNECTIONS 64u
+#define IDLE_TIMEOUT_S 60u
+#define KEEPALIVE_MS 15000u
+#define HOST_MAX 300
+
+extern const unsigned char ls_ui_index_html[], ls_ui_app_js[], ls_ui_style_css[];
+extern const size_t ls_ui_index_html_len, ls_ui_app_js_len, ls_ui_style_css_len;
+
+struct lsd_http {
+  lsd_app *app;
+  struct MHD_Daemon *mhd;
+  char hosts[3][HOST_MAX]; /* accepted Host values; empty when unused */
+  char url[HOST_MAX + 16];
+};
+
+typedef struct request {
+  char *body;
+  size_t len;
+  bool too_large;
+} request;
+
+/* ---- responses ----------------------------------------------------------- */
+
+static void add_common_headers(struct MHD_Response *r, const char *type)
+{
+  MHD_add_response_header(r, "Content-Type", type);
+  MHD_add_response_header(r, "Cache-Control", "no-store");
+  MHD_add_response_header(r, "X-Frame-Options", "DENY");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+  MHD_add_response_header(r, "Content-Security-Policy",
+                          "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                          "script-src 'self'; connect-src 'self'; frame-ancestors 'none'");
+}
+
+static enum MHD_Result send_bytes(struct MHD_Connection *c, unsigned status, const void *data,
+                                  size_t len, const char *type)
+{
+  struct MHD_Response *r =
+    MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+  if (!r)
+    return MHD_NO;
+  add_common_headers(r, type);
+  enum MHD_Result ok = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ok;
+}
+
+/* Sends body (stolen) as JSON. */
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *body)
+{
+  char *text = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  if (!text)
+    return MHD_NO;
+  enum MHD_Result ok = send_bytes(c, status, text, strlen(text), "application/json");
+  free(text);
+  return ok;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *code,
+                                  const char *text)
+{
+  return send_json(c, status, lsd_error_json(code, "%s", text));
+}
+
+/* The page, with the API key where it says @API_KEY@. */
+static enum MHD_Result send_page(lsd_http *h, struct MHD_Connection *c)
+{
+  static const char mark[] = "@API_KEY@";
+  const char *page = (const char *)ls_ui_index_html;
+  const char *at = strstr(page, mark);
+  if (!at)
+    return send_bytes(c, 200, page, ls_ui_index_html_len, "text/html; charset=utf-8");
+  char *text = NULL;
+  int n = asprintf(&text, "%.*s%s%s", (int)(at - page), page, h->app->api_key,
+                   at + sizeof mark - 1);
+  if (n < 0)
+    return MHD_NO;
+  enum MHD_Result ok = send_bytes(c, 200, text, (size_t)n, "text/html; charset=utf-8");
+  free(text);
+  return ok;
+}
+
+static enum MHD_Result send_static(lsd_http *h, struct MHD_Connection *c, const char *url)
+{
+  if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0)
+    return send_page(h, c);
+  if (strcmp(url, "/app.js") == 0)
+    return send_bytes(c, 200, ls_ui_app_js, ls_ui_app_js_len, "text/javascript; charset=utf-8");
+  if (strcmp(url, "/style.css") == 0)
+    return send_bytes(c, 200, ls_ui_style_css, ls_ui_style_css_len, "text/css; charset=utf-8");
+  return send_error(c, 404, "not_found", "no such page");
+}
+
+/* ---- the event stream ---------------------------------------------------- */
+
+static ssize_t read_events(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  (void)pos;
+  static const char keepalive[] = ": keep-alive\n\n";
+  long n = lsd_stream_read(cls, buf, max, KEEPALIVE_MS);
+  if (n < 0)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  if (n == 0 && max >= sizeof keepalive - 1) {
+    memcpy(buf, keepalive, sizeof keepalive - 1);
+    n = sizeof keepalive - 1;
+  }
+  return n;
+}
+
+static void close_stream(void *cls)
+{
+  lsd_stream_close(cls);
+}
+
+static enum MHD_Result send_events(lsd_http *h, struct MHD_Connection *c)
+{
+  lsd_stream *s = lsd_stream_open(h->app->hub);
+  struct MHD_Response *r =
+    s ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_events, s,
+                                          close_stream)
+      : NULL;
+  if (!r) {
+    lsd_stream_close(s);
+    return MHD_NO;
+  }
+  add_common_headers(r, "text/event-stream");
+  MHD_add_response_header(r, "Cache-Control", "no-cache");
+  enum MHD_Result ok = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  return ok;
+}
+
+/* ---- checks -------------------------------------------------------------- */
+
+static bool host_accepted(const lsd_http *h, const char *host)
+{
+  for (size_t i = 0; host && i < 3; i++)
+    if (h->hosts[i][0] && strcasecmp(h->hosts[i], host) == 0)
+      return true;
+  return false;
+}
+
+static bool origin_accepted(const lsd_http *h, const char *origin)
+{
+  return !origin || (strncmp(origin, "http://", 7) == 0 && host_accepted(h, origin + 7));
+}
+
+/* Compares in time that does not depend on where the key differs. */
+static bool key_matches(const char *want, const char *got)
+{
+  if (!got || strlen(got) != LSD_API_KEY_LEN)
+    return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < LSD_API_KEY_LEN; i++)
+    diff |= (unsigned char)(want[i] ^ got[i]);
+  return diff == 0;
+}
+
+/* The first look at a request, headers only: 0 to go on, else the answer
+ * has been queued. */
+static int check_headers(lsd_http *h, struct MHD_Connection *c, const char *url,
+                         enum MHD_Result *result)
+{
+  const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+  const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+  const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+  if (!host_accepted(h, host))
+    *result = send_error(c, 403, "bad_host", "this server answers only to its own address");
+  else if (!origin_accepted(h, origin))
+    *result = send_error(c, 403, "bad_origin", "requests from other sites are refused");
+  else if (strncmp(url, "/api/", 5) == 0 &&
+           !key_matches(h->app->api_key,
+                        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Lanspread-Key")) &&
+           !key_matches(h->app->api_key,
+                        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key")))
+    *result = send_error(c, 401, "bad_key", "missing or wrong API key (X-Lanspread-Key)");
+  else if (length && strtoull(length, NULL, 10) > MAX_BODY)
+    *result = send_error(c, 413, "too_large", "the request body is over 16 KiB");
+  else
+    return 0;
+  return 1;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static enum MHD_Result route(lsd_http *h, struct MHD_Connection *c, const char *url,
+                             const char *method, request *req)
+{
+  if (req->too_large)
+    return send_error(c, 413, "too_large", "the request body is over 16 KiB");
+  if (strncmp(url, "/api/", 5) != 0) {
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+      return send_error(c, 405, "method", "use GET");
+    return send_static(h, c, url);
+  }
+  if (strcmp(url, "/api/events") == 0)
+    return strcmp(method, "GET") == 0 ? send_events(h, c)
+                                      : send_error(c, 405, "method", "use GET");
+  json_t *body = NULL;
+  if (req->len > 0) {
+    json_error_t err;
+    body = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &err);
+    if (!json_is_object(body)) {
+      json_decref(body);
+      char text[256];
+      snprintf(text, sizeof text, "the body must be a JSON object (line %d, column %d: %s)",
+               err.line, err.column, err.text);
+      return send_error(c, 400, "bad_json", text);
+    }
+  }
+  json_t *answer = NULL;
+  int status = lsd_api_handle(h->app, method, url, body, &answer);
+  json_decref(body);
+  return send_json(c, (unsigned)status, answer);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+  (void)version;
+  lsd_http *h = cls;
+  request *req = *con_cls;
+  if (!req) {
+    enum MHD_Result result;
+    if (check_headers(h, c, url, &result))
+      return result;
+    if (!(req = calloc(1, sizeof *req)))
+      return MHD_NO;
+    *con_cls = req;
+    return MHD_YES;
+  }
+  if (*upload_data_size > 0) {
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    if (req->too_large || req->len + n > MAX_BODY) {
+      req->too_large = true;
+      return MHD_YES;
+    }
+    char *grown = realloc(req->body, req->len + n + 1);
+    if (!grown)
+      return MHD_NO;
+    memcpy(grown + req->len, upload_data, n);
+    req->body = grown;
+    req->len += n;
+    return MHD_YES;
+  }
+  return route(h, c, url, method, req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+  (void)cls;
+  (void)c;
+  (void)code;
+  request *req = *con_cls;
+  if (req) {
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+  }
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static int resolve(const char *addr, struct sockaddr_in *sin, char *host, size_t host_size,
+                   ls_diag *diag)
+{
+  const char *colon = strrchr(addr, ':');
+  if (!colon || (size_t)(colon - addr) >= host_size)
+    return ls_diag_set(diag, LS_EINVAL, "--gui '%s' is not HOST:PORT", addr);
+  snprintf(host, host_size, "%.*s", (int)(colon - addr), addr);
+  struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+  int e = getaddrinfo(host, colon + 1, &hints, &res);
+  if (e != 0)
+    return ls_diag_set(diag, LS_EINVAL, "--gui %s: %s (an IPv4 address is needed)", addr,
+                       gai_strerror(e));
+  memcpy(sin, res->ai_addr, sizeof *sin);
+  freeaddrinfo(res);
+  return LS_OK;
+}
+
+int lsd_http_start(lsd_app *app, const char *addr, lsd_http **out, ls_diag *diag)
+{
+  char host[HOST_MAX - 8];
+  struct sockaddr_in sin;
+  int rc = resolve(addr, &sin, host, sizeof host, diag);
+  if (rc != LS_OK)
+    return rc;
+  lsd_http *h = calloc(1, sizeof *h);
+  if (!h)
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  h->app = app;
+  h->mhd = MHD_start_daemon(
+    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
+    NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+    MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+    on_completed, NULL, MHD_OPTION_END);
+  if (!h->mhd) {
+    free(h);
+    return ls_diag_set(diag, LS_EIO, "cannot serve the UI on %s (address in use?); choose "
+                                     "another with --gui HOST:PORT", addr);
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+  unsigned port = info ? info->port : ntohs(sin.sin_port);
+  char ip[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &sin.sin_addr, ip, sizeof ip);
+  snprintf(h->hosts[0], HOST_MAX, "%s:%u", ip, port);
+  snprintf(h->hosts[1], HOST_MAX, "%s:%u", host, port);
+  if ((ntohl(sin.sin_addr.s_addr) >> 24) == 127)
+    snprintf(h->hosts[2], HOST_MAX, "localhost:%u", port);
+  snprintf(h->url, sizeof h->url, "http://%s/", h->hosts[0]);
+  *out = h;
+  return LS_OK;
+}
+
+const char *lsd_http_url(const lsd_http *h)
+{
+  return h->url;
+}
+
+void lsd_http_stop(lsd_http *h)
+{
+  if (!h)
+    return;
+  MHD_stop_daemon(h->mhd);
+  free(h);
+}

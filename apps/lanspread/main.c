@@ -1,0 +1,283 @@
+/* lanspread: the daemon with the local web UI (docs/API.md). Owns the
+ * command line, the defaults (config, state and game directories), the API
+ * key file, the order of start and stop, the browser, and the signals. */
+#include "app.h"
+#include "http.h"
+#include "play.h"
+
+#include "core/error.h"
+#include "core/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+static const char usage[] =
+  "Usage: lanspread [OPTION]...\n"
+  "Shares your game library with the other Lanspread peers on the LAN and\n"
+  "serves a web UI to browse, download, install and play games.\n"
+  "\n"
+  "  --gui HOST:PORT    where the web UI listens (default 127.0.0.1:8360; port 0\n"
+  "                     picks a free one). It answers only requests addressed to\n"
+  "                     that address and carrying the API key the page holds\n"
+  "  --no-browser       do not open the UI in a browser\n"
+  "  --config FILE      the settings file (default: $XDG_CONFIG_HOME/lanspread/\n"
+  "                     config.json, i.e. ~/.config/lanspread/config.json)\n"
+  "  --state-dir DIR    node identity, library index and API key (default:\n"
+  "                     $XDG_STATE_HOME/lanspread, i.e. ~/.local/state/lanspread)\n"
+  "  --catalog FILE     the catalog of known games (default: the bundled sample)\n"
+  "  --game-dir DIR     the game library for this run (else the one in the\n"
+  "                     settings; with none, the UI asks for it)\n"
+  "  --listen HOST:PORT the UDP address the peer serves on (default 0.0.0.0:0)\n"
+  "  --peer HOST:PORT   a static peer, for networks without multicast; repeat\n"
+  "                     for several (this run; the UI's list is added)\n"
+  "  --no-mdns          no mDNS discovery or advertisement: static peers only\n"
+  "  --name NAME        the name other peers see for this run (default: the\n"
+  "                     one in the settings, else the host name)\n"
+  "  --unpacker CMD     external unpacker, e.g. 'unrar x {archive} {dest}/'\n"
+  "  -h, --help         show this help\n"
+  "\n"
+  "It prints 'Lanspread UI: http://HOST:PORT/' once serving. --game-dir, --name,\n"
+  "--peer and --gui override the settings file for this run only; changes made\n"
+  "in the UI are saved to it. Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
+  "\n"
+  "Exit status: 0 after a signal, 2 for a usage error, 1 when it cannot serve\n"
+  "(address taken, unreadable settings or state directory).\n";
+
+typedef struct options {
+  const char *gui, *config, *state_dir, *catalog, *game_dir, *listen, *name, *unpacker;
+  const char *peers[LSD_MAX_STATIC_PEERS];
+  size_t peer_count;
+  bool no_browser, no_mdns;
+} options;
+
+static void die_usage(const char *fmt, const char *arg)
+{
+  fprintf(stderr, "lanspread: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\nTry 'lanspread --help'.\n");
+  exit(2);
+}
+
+static void check_option(int rc, const ls_diag *diag)
+{
+  if (rc != LS_OK)
+    die_usage("%s", diag->text);
+}
+
+static void parse_args(int argc, char **argv, options *o)
+{
+  enum { O_GUI = 1, O_NO_BROWSER, O_CONFIG, O_STATE_DIR, O_CATALOG, O_GAME_DIR, O_LISTEN,
+         O_PEER, O_NO_MDNS, O_NAME, O_UNPACKER };
+  static const struct option longopts[] = {
+    {"gui", required_argument, NULL, O_GUI},
+    {"no-browser", no_argument, NULL, O_NO_BROWSER},
+    {"config", required_argument, NULL, O_CONFIG},
+    {"state-dir", required_argument, NULL, O_STATE_DIR},
+    {"catalog", required_argument, NULL, O_CATALOG},
+    {"game-dir", required_argument, NULL, O_GAME_DIR},
+    {"listen", required_argument, NULL, O_LISTEN},
+    {"peer", required_argument, NULL, O_PEER},
+    {"no-mdns", no_argument, NULL, O_NO_MDNS},
+    {"name", required_argument, NULL, O_NAME},
+    {"unpacker", required_argument, NULL, O_UNPACKER},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+  };
+  ls_diag diag;
+  int opt;
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (opt) {
+    case O_GUI: check_option(lsd_check_host_port(optarg, &diag), &diag); o->gui = optarg; break;
+    case O_NO_BROWSER: o->no_browser = true; break;
+    case O_CONFIG: o->config = optarg; break;
+    case O_STATE_DIR: o->state_dir = optarg; break;
+    case O_CATALOG: o->catalog = optarg; break;
+    case O_GAME_DIR: o->game_dir = optarg; break;
+    case O_LISTEN: check_option(lsd_check_host_port(optarg, &diag), &diag); o->listen = optarg; break;
+    case O_PEER:
+      check_option(lsd_check_host_port(optarg, &diag), &diag);
+      if (o->peer_count == LSD_MAX_STATIC_PEERS)
+        die_usage("at most %s --peer options", "64");
+      o->peers[o->peer_count++] = optarg;
+      break;
+    case O_NO_MDNS: o->no_mdns = true; break;
+    case O_NAME: check_option(lsd_check_name(optarg, &diag), &diag); o->name = optarg; break;
+    case O_UNPACKER: o->unpacker = optarg; break;
+    case 'h': fputs(usage, stdout); exit(0);
+    default: die_usage("unknown option or missing value: '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc)
+    die_usage("unexpected argument '%s'", argv[optind]);
+}
+
+/* The settings file's values with this run's command-line overrides. */
+static int apply_overrides(lsd_settings *s, const options *o, ls_diag *diag)
+{
+  json_t *over = json_object();
+  if (o->name)
+    json_object_set_new(over, "name", json_string(o->name));
+  if (o->gui)
+    json_object_set_new(over, "gui", json_string(o->gui));
+  if (o->peer_count) {
+    json_t *peers = json_array();
+    for (size_t i = 0; i < s->static_peer_count; i++)
+      json_array_append_new(peers, json_string(s->static_peers[i]));
+    for (size_t i = 0; i < o->peer_count; i++)
+      json_array_append_new(peers, json_string(o->peers[i]));
+    json_object_set_new(over, "static_peers", peers);
+  }
+  int rc = lsd_settings_update(s, over, diag);
+  json_decref(over);
+  if (rc == LS_OK && o->game_dir) {
+    char *real = realpath(o->game_dir, NULL); /* checked when the runtime starts */
+    free(s->game_dir);
+    s->game_dir = real ? real : strdup(o->game_dir);
+  }
+  return rc;
+}
+
+/* STATE_DIR/api-key: 64 hex characters, made once, mode 0600. */
+static int load_api_key(const char *state_dir, char key[LSD_API_KEY_LEN + 1], ls_diag *diag)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "%s/api-key", state_dir);
+  char *data;
+  size_t len;
+  int rc = ls_read_file_at(AT_FDCWD, path, 256, &data, &len, diag);
+  if (rc == LS_OK) {
+    bool ok = len >= LSD_API_KEY_LEN && strspn(data, "0123456789abcdef") == LSD_API_KEY_LEN;
+    if (ok)
+      snprintf(key, LSD_API_KEY_LEN + 1, "%s", data);
+    free(data);
+    if (ok)
+      return LS_OK;
+  } else if (rc != LS_ENOENT) {
+    return rc;
+  }
+  unsigned char raw[LSD_API_KEY_LEN / 2];
+  if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+    return ls_diag_errno(diag, errno, "cannot make an API key:", "getrandom");
+  for (size_t i = 0; i < sizeof raw; i++)
+    snprintf(key + 2 * i, 3, "%02x", raw[i]);
+  return ls_write_file_atomic(path, key, LSD_API_KEY_LEN, 0600, diag);
+}
+
+/* xdg-open when a graphical session is there; otherwise the printed
+ * address is the way in. */
+static void open_browser(const char *url)
+{
+  if (!getenv("DISPLAY") && !getenv("WAYLAND_DISPLAY"))
+    return;
+  const char *path = getenv("PATH");
+  char dirs[4096], exe[4200];
+  snprintf(dirs, sizeof dirs, "%s", path ? path : "/usr/bin:/bin");
+  for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+    snprintf(exe, sizeof exe, "%s/xdg-open", d);
+    if (access(exe, X_OK) != 0)
+      continue;
+    char *const argv[] = {exe, (char *)url, NULL};
+    pid_t pid;
+    ls_diag diag;
+    if (lsd_spawn_detached(argv, "/", &pid, &diag) != LS_OK)
+      fprintf(stderr, "lanspread: could not open a browser: %s\n", diag.text);
+    return;
+  }
+}
+
+static void print_where(const lsd_app *app, const char *url, const char *state_dir)
+{
+  printf("Lanspread UI: %s\n", url);
+  printf("  settings: %s\n", app->config_path);
+  printf("  state:    %s\n", state_dir);
+  if (app->effective.game_dir)
+    printf("  games:    %s\n", app->effective.game_dir);
+  else
+    printf("  games:    not chosen yet: open the UI to choose a folder\n");
+  printf("Stop with Ctrl-C.\n");
+  fflush(stdout);
+}
+
+static int run(const options *o, sigset_t *signals)
+{
+  char *config = o->config ? strdup(o->config) : ls_user_dir("XDG_CONFIG_HOME", ".config",
+                                                             "config.json");
+  char *state_dir = o->state_dir ? strdup(o->state_dir)
+                                 : ls_user_dir("XDG_STATE_HOME", ".local/state", NULL);
+  lsd_app app = {.config_path = config};
+  pthread_mutex_init(&app.settings_lock, NULL);
+  lsd_http *http = NULL;
+  ls_diag diag;
+  int rc = lsd_settings_load(config, &app.saved, &diag);
+  if (rc == LS_OK && (rc = lsd_settings_copy(&app.effective, &app.saved)) == LS_OK)
+    rc = apply_overrides(&app.effective, o, &diag);
+  if (rc == LS_OK)
+    rc = ls_mkdir_p(state_dir, 1, &diag);
+  if (rc == LS_OK)
+    rc = load_api_key(state_dir, app.api_key, &diag);
+  if (rc == LS_OK)
+    rc = lsd_hub_create(&app.hub);
+  lsd_host_config hc = {.state_dir = state_dir, .catalog_path = o->catalog,
+                        .listen = o->listen, .mdns = !o->no_mdns, .unpacker = o->unpacker};
+  if (rc == LS_OK)
+    rc = lsd_host_create(&hc, app.hub, &app.host);
+  if (rc == LS_OK && o->catalog)
+    rc = lsd_host_load_catalog(app.host, &diag); /* a bad --catalog is a start error */
+  if (rc == LS_OK)
+    rc = lsd_http_start(&app, app.effective.gui ? app.effective.gui : LSD_DEFAULT_GUI, &http,
+                        &diag);
+  if (rc != LS_OK) {
+    fprintf(stderr, "lanspread: %s\n", diag.text[0] ? diag.text : ls_strerror(rc));
+  } else {
+    if (app.effective.game_dir && lsd_host_start(app.host, &app.effective, &diag) != LS_OK)
+      fprintf(stderr, "lanspread: the peer did not start: %s\n"
+                      "lanspread: choose a game directory in the UI\n", diag.text);
+    lsd_app_publish_status(&app);
+    print_where(&app, lsd_http_url(http), state_dir);
+    if (!o->no_browser)
+      open_browser(lsd_http_url(http));
+    int sig;
+    sigwait(signals, &sig);
+    fprintf(stderr, "lanspread: stopping\n");
+  }
+  if (app.hub)
+    lsd_hub_close(app.hub); /* event streams end, so the HTTP threads can */
+  if (app.host)
+    lsd_host_stop(app.host);
+  lsd_http_stop(http);
+  lsd_host_free(app.host);
+  lsd_hub_free(app.hub);
+  lsd_settings_free(&app.saved);
+  lsd_settings_free(&app.effective);
+  pthread_mutex_destroy(&app.settings_lock);
+  free(config);
+  free(state_dir);
+  return rc == LS_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+  options o = {0};
+  parse_args(argc, argv, &o);
+  /* Large buffers straight from mmap, so RSS falls back after a download
+   * (as in lanspread-peer-cli; measured there by scripts/soak). */
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  /* Every thread inherits the blocked signals; the main thread waits for
+   * them. A closed connection must not kill the daemon. */
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  return run(&o, &signals);
+}

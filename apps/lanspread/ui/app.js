@@ -1,0 +1,537 @@
+/*
+ * app.js: the whole behaviour of the lanspread page (docs/API.md, "The page").
+ *
+ * It owns:
+ *  - the page's copy of the daemon state: replaced by each `snapshot`
+ *    event, then changed only by `game-state`, `games`, `peers` and
+ *    `settings` events (never by guesses made here);
+ *  - view-only state the daemon does not know about: which button's POST is
+ *    in flight, which card shows an "are you sure?" question, the refusal
+ *    text of a failed POST (shown until the next game-state of that game),
+ *    and which settings fields the user has edited but not saved;
+ *  - rendering: cards are keyed by game id and updated in place, so a
+ *    progress update does not recreate the buttons under the mouse.
+ */
+'use strict';
+
+const KEY = document.querySelector('meta[name="lanspread-api-key"]').content;
+
+const ACTION_LABELS = {
+  download: 'Download', cancel: 'Cancel', install: 'Install', play: 'Play',
+  update: 'Update', uninstall: 'Uninstall', remove: 'Remove files',
+};
+const CONFIRM_QUESTIONS = {
+  uninstall: 'Really uninstall?',
+  remove: 'Really remove the downloaded files?',
+};
+const STATE_LABELS = {
+  available: 'Download', downloading: 'Downloading', installing: 'Installing',
+  downloaded: 'Install', installed: 'Play', update_available: 'Update available',
+  uninstalling: 'Uninstalling', removing: 'Removing', unavailable: 'Unavailable',
+};
+const FILTERS = {
+  all: () => true,
+  installed: (c) => c.state === 'installed' || c.state === 'update_available',
+  available: (c) => c.state === 'available',
+  updates: (c) => c.state === 'update_available',
+};
+const NO_GAMES = 'No games yet: add games to GAME_DIR or wait for peers';
+const NO_MATCH = 'No games match the search or filter.';
+
+let state = null; // {seq, setup_needed, runtime, settings, games: Map, peers}
+const view = {
+  pending: new Map(),    // game id -> action whose POST has not answered yet
+  confirming: new Map(), // game id -> action waiting for Yes/No
+  refused: new Map(),    // game id -> error text of the last refused POST
+  dirty: new Set(),      // ids of settings inputs edited since last filled
+};
+
+const $ = (sel, root) => (root || document).querySelector(sel);
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = text;
+  return node;
+}
+
+function setText(node, text) {
+  const t = text === undefined || text === null ? '' : String(text);
+  if (node.textContent !== t) node.textContent = t;
+}
+
+/* ---- talking to the daemon ------------------------------------------ */
+
+async function api(method, path, body) {
+  const opts = { method, headers: { 'X-Lanspread-Key': KEY } };
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch('/api/' + path, opts);
+  } catch (err) {
+    return { ok: false, status: 0, data: { error: 'Cannot reach lanspread (' + err.message + ')' } };
+  }
+  let data = null;
+  try { data = await res.json(); } catch (err) { data = null; }
+  if (!res.ok && !(data && data.error)) data = { error: 'Request failed (HTTP ' + res.status + ')' };
+  return { ok: res.ok, status: res.status, data };
+}
+
+function connect() {
+  const source = new EventSource('/api/events?key=' + encodeURIComponent(KEY));
+  source.addEventListener('snapshot', (ev) => handle(ev, applySnapshot));
+  source.addEventListener('game-state', (ev) => handle(ev, applyGameState));
+  source.addEventListener('games', (ev) => handle(ev, applyGames));
+  source.addEventListener('peers', (ev) => handle(ev, applyPeers));
+  source.addEventListener('settings', (ev) => handle(ev, applySettings));
+  source.onerror = () => {
+    showBanner(true);
+    // A refused connection (e.g. HTTP error) is not retried by the browser.
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+  };
+}
+
+function handle(ev, apply) {
+  let data;
+  try { data = JSON.parse(ev.data); } catch (err) { return; }
+  if (!state && apply !== applySnapshot) return; // nothing to apply it to yet
+  apply(data);
+}
+
+/* ---- applying state ------------------------------------------------- */
+
+function applySnapshot(snap) {
+  showBanner(false);
+  state = {
+    seq: snap.seq,
+    setup_needed: !!snap.setup_needed,
+    runtime: snap.runtime || {},
+    settings: snap.settings || {},
+    games: new Map(),
+    peers: snap.peers || [],
+  };
+  for (const card of snap.games || []) state.games.set(card.id, card);
+  view.refused.clear();
+  renderAll();
+}
+
+function applyGameState(card) {
+  state.games.set(card.id, card);
+  view.refused.delete(card.id);
+  renderLibrary();
+}
+
+function applyGames(data) {
+  state.games = new Map();
+  for (const card of data.games || []) state.games.set(card.id, card);
+  renderLibrary();
+}
+
+function applyPeers(data) {
+  state.peers = data.peers || [];
+  renderPeers();
+  renderHeader();
+}
+
+function applySettings(data) {
+  if (data.settings) state.settings = data.settings;
+  if (data.runtime) state.runtime = data.runtime;
+  if ('setup_needed' in data) state.setup_needed = !!data.setup_needed;
+  renderAll();
+}
+
+/* ---- formatting ------------------------------------------------------ */
+
+function formatSize(bytes) {
+  if (typeof bytes !== 'number' || !isFinite(bytes)) return '?';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes, i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  if (i === 0) return v + ' B';
+  return (v >= 100 ? v.toFixed(0) : v.toFixed(1)) + ' ' + units[i];
+}
+
+function formatSpeed(bps) {
+  const units = ['B/s', 'kB/s', 'MB/s', 'GB/s'];
+  let v = bps, i = 0;
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+  return (i === 0 ? Math.round(v) : v.toFixed(1)) + ' ' + units[i];
+}
+
+function formatEta(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return s + ' s';
+  if (s < 3600) {
+    const m = Math.floor(s / 60), r = s % 60;
+    return r ? m + ' min ' + r + ' s' : m + ' min';
+  }
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  return m ? h + ' h ' + m + ' min' : h + ' h';
+}
+
+function plural(n, one, many) {
+  return n + ' ' + (n === 1 ? one : many);
+}
+
+function versionText(card) {
+  const local = card.local_version, latest = card.latest_version;
+  if (local && latest && local !== latest) return local + ' (latest ' + latest + ')';
+  return local || latest || '?';
+}
+
+/* ---- library ---------------------------------------------------------- */
+
+function sortedGames() {
+  return Array.from(state.games.values()).sort((a, b) =>
+    (a.name || a.id).localeCompare(b.name || b.id, undefined, { sensitivity: 'base' }) ||
+    a.id.localeCompare(b.id));
+}
+
+function matches(card) {
+  const filter = FILTERS[$('#filter').value] || FILTERS.all;
+  const q = $('#search').value.trim().toLowerCase();
+  if (!filter(card)) return false;
+  return !q || (card.name || '').toLowerCase().includes(q) || card.id.toLowerCase().includes(q);
+}
+
+function renderLibrary() {
+  if (!state) return;
+  const lib = $('#library');
+  const old = new Map();
+  for (const node of lib.children) old.set(node.dataset.gameId, node);
+  let shown = 0;
+  sortedGames().forEach((card, i) => {
+    const node = old.get(card.id) || createCard(card.id);
+    old.delete(card.id);
+    updateCard(node, card);
+    node.hidden = !matches(card);
+    if (!node.hidden) shown++;
+    if (lib.children[i] !== node) lib.insertBefore(node, lib.children[i] || null);
+  });
+  for (const node of old.values()) node.remove();
+  const empty = $('#empty');
+  setText(empty, state.games.size ? NO_MATCH : NO_GAMES);
+  empty.hidden = shown > 0;
+}
+
+function cardElement(id) {
+  return $('#library').querySelector('.card[data-game-id="' + CSS.escape(id) + '"]');
+}
+
+function rerenderCard(id) {
+  const card = state && state.games.get(id);
+  const node = cardElement(id);
+  if (card && node) updateCard(node, card);
+}
+
+function createCard(id) {
+  const card = el('article', 'card');
+  card.dataset.gameId = id;
+  const head = el('header', 'card-head');
+  head.append(el('h3', 'name'), el('span', 'state'));
+  const meta = el('dl', 'meta');
+  for (const [label, cls] of [['Genre', 'genre'], ['Players', 'players'], ['Size', 'size'],
+    ['Version', 'version'], ['Peers', 'seeders']]) {
+    const row = el('div');
+    row.append(el('dt', null, label), el('dd', cls));
+    meta.append(row);
+  }
+  card.append(head, meta, el('p', 'description'), el('div', 'progress-slot'),
+    el('div', 'error-slot'), el('div', 'actions'));
+  return card;
+}
+
+function updateCard(node, card) {
+  if (node.dataset.state !== card.state) node.dataset.state = card.state;
+  setText($('.name', node), card.name || card.id);
+  setText($('.state', node), STATE_LABELS[card.state] || card.state);
+  setText($('.genre', node), card.genre || '?');
+  setText($('.players', node), card.max_players ? 'up to ' + card.max_players : '?');
+  setText($('.size', node), formatSize(card.size));
+  setText($('.version', node), versionText(card));
+  setText($('.seeders', node), card.peers ? 'on ' + plural(card.peers, 'peer', 'peers') : 'none');
+  setText($('.description', node), card.description || '');
+  updateProgress($('.progress-slot', node), card);
+  updateError($('.error-slot', node), card);
+  updateActions($('.actions', node), card);
+}
+
+function updateProgress(slot, card) {
+  const busy = card.state === 'downloading' || card.state === 'installing';
+  if (!busy) { if (slot.firstChild) slot.replaceChildren(); return; }
+  let bar = $('.progress', slot), text = $('.progress-text', slot);
+  if (!bar) {
+    bar = el('progress', 'progress');
+    text = el('p', 'progress-text');
+    slot.replaceChildren(bar, text);
+  }
+  bar.setAttribute('aria-label', card.state === 'downloading' ? 'Download progress' : 'Install progress');
+  const p = card.progress;
+  if (!p || !(p.total_bytes > 0)) {
+    bar.removeAttribute('value'); // indeterminate
+    setText(text, card.state === 'downloading' ? 'Starting download…' : 'Installing…');
+    setText(bar, text.textContent);
+    return;
+  }
+  if (bar.max !== p.total_bytes) bar.max = p.total_bytes;
+  bar.value = Math.min(p.bytes, p.total_bytes);
+  setText(text, progressText(card.state, p));
+  setText(bar, text.textContent); // fallback content, also the bar's text
+}
+
+function progressText(st, p) {
+  const pct = Math.floor((100 * p.bytes) / p.total_bytes);
+  const parts = [pct + '%', formatSize(p.bytes) + ' of ' + formatSize(p.total_bytes)];
+  if (st === 'downloading') {
+    if (p.bytes_per_sec > 0) parts.push(formatSpeed(p.bytes_per_sec));
+    if (p.eta_s > 0) parts.push(formatEta(p.eta_s) + ' left');
+  }
+  return parts.join(' · ');
+}
+
+function updateError(slot, card) {
+  const refused = view.refused.get(card.id) || null;
+  const err = card.error || null;
+  const sig = JSON.stringify([refused, err]);
+  if (slot.dataset.sig === sig) return;
+  slot.dataset.sig = sig;
+  if (!refused && !err) { slot.replaceChildren(); return; }
+  const box = el('div', 'error');
+  box.setAttribute('role', 'alert');
+  if (refused) box.append(el('p', 'error-message transient', refused));
+  if (err) {
+    box.append(el('p', 'error-message', err.message || 'Something went wrong'));
+    if (err.detail) {
+      const details = el('details');
+      details.append(el('summary', null, 'Details'), el('pre', 'error-detail', err.detail));
+      box.append(details);
+    }
+  }
+  slot.replaceChildren(box);
+}
+
+function updateActions(slot, card) {
+  const actions = card.actions || [];
+  let asking = view.confirming.get(card.id);
+  if (asking && !actions.includes(asking)) {
+    view.confirming.delete(card.id);
+    asking = undefined;
+  }
+  const pending = view.pending.get(card.id) || null;
+  const sig = JSON.stringify([actions, pending, asking || null]);
+  if (slot.dataset.sig === sig) return;
+  slot.dataset.sig = sig;
+  if (asking) { slot.replaceChildren(confirmBox(asking)); return; }
+  slot.replaceChildren(...actions.map((action, i) => {
+    const b = el('button', i === 0 ? 'primary' : null, ACTION_LABELS[action] || action);
+    b.type = 'button';
+    b.dataset.action = action;
+    b.disabled = pending === action;
+    return b;
+  }));
+}
+
+function confirmBox(action) {
+  const box = el('div', 'confirm');
+  const yes = el('button', 'danger', 'Yes');
+  const no = el('button', null, 'No');
+  yes.type = no.type = 'button';
+  yes.dataset.confirm = 'yes';
+  no.dataset.confirm = 'no';
+  box.append(el('span', 'confirm-question', CONFIRM_QUESTIONS[action] || 'Are you sure?'), yes, no);
+  return box;
+}
+
+function onLibraryClick(ev) {
+  const button = ev.target.closest('button');
+  const cardNode = button && button.closest('.card');
+  if (!cardNode || button.disabled) return;
+  const id = cardNode.dataset.gameId;
+  if (button.dataset.action) {
+    const action = button.dataset.action;
+    if (CONFIRM_QUESTIONS[action]) {
+      view.confirming.set(id, action);
+      rerenderCard(id);
+      const no = $('[data-confirm="no"]', cardNode);
+      if (no) no.focus();
+    } else {
+      runAction(id, action);
+    }
+  } else if (button.dataset.confirm) {
+    const action = view.confirming.get(id);
+    view.confirming.delete(id);
+    if (button.dataset.confirm === 'yes' && action) runAction(id, action);
+    else rerenderCard(id);
+  }
+}
+
+async function runAction(id, action) {
+  view.pending.set(id, action);
+  view.refused.delete(id);
+  rerenderCard(id);
+  const res = await api('POST', 'games/' + encodeURIComponent(id) + '/' + action, {});
+  if (view.pending.get(id) === action) view.pending.delete(id);
+  if (!res.ok) view.refused.set(id, res.data.error);
+  rerenderCard(id);
+}
+
+/* ---- peers, header, setup ------------------------------------------- */
+
+function renderPeers() {
+  const list = $('#peers');
+  const peers = state.peers.slice().sort((a, b) =>
+    (a.status === 'connected' ? 0 : 1) - (b.status === 'connected' ? 0 : 1) ||
+    (a.name || '').localeCompare(b.name || ''));
+  list.replaceChildren(...peers.map((p) => {
+    const li = el('li', 'peer');
+    li.dataset.peerId = p.peer_id;
+    li.dataset.status = p.status;
+    li.append(el('span', 'peer-name', p.name || p.peer_id),
+      el('span', 'peer-status', p.status),
+      el('span', 'peer-addr', p.addr),
+      el('span', 'peer-games', plural(p.games || 0, 'game', 'games')));
+    return li;
+  }));
+  $('#no-peers').hidden = peers.length > 0;
+}
+
+function renderHeader() {
+  const connected = state.peers.filter((p) => p.status === 'connected').length;
+  setText($('#peer-name'), state.settings.name || '');
+  setText($('#peer-count'), plural(connected, 'peer', 'peers') + ' connected');
+  const status = $('#status');
+  const error = state.runtime && state.runtime.error;
+  setText(status, error || '');
+  status.hidden = !error || state.setup_needed;
+}
+
+function renderSetup() {
+  const setup = state.setup_needed;
+  $('#setup').hidden = !setup;
+  $('#library-panel').hidden = setup;
+  $('#peers-panel').hidden = setup;
+  fillField($('#setup-game-dir'), state.settings.game_dir || '');
+  const error = state.runtime && state.runtime.error;
+  setText($('#setup-error'), error || '');
+  $('#setup-error').hidden = !error;
+}
+
+/* ---- settings ------------------------------------------------------- */
+
+function fillField(input, value) {
+  if (document.activeElement === input || view.dirty.has(input.id)) return;
+  if (input.value !== value) input.value = value;
+}
+
+function renderSettings() {
+  const s = state.settings;
+  fillField($('#game-dir'), s.game_dir || '');
+  fillField($('#name'), s.name || '');
+  fillField($('#static-peers'), (s.static_peers || []).join('\n'));
+  setText($('#config-file'), s.config_file ? 'Settings file: ' + s.config_file : '');
+}
+
+function staticPeersValue() {
+  return $('#static-peers').value.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+
+/* Sends only what differs from the daemon's settings, so saving a new name
+ * does not also re-apply an unchanged game directory. */
+function settingsBody() {
+  const s = (state && state.settings) || {};
+  const body = {};
+  const dir = $('#game-dir').value.trim();
+  if (dir !== (s.game_dir || '') || (state && state.setup_needed)) {
+    body.game_dir = dir;
+    body.create = $('#create-dir').checked;
+  }
+  const name = $('#name').value.trim();
+  if (name !== (s.name || '')) body.name = name;
+  const peers = staticPeersValue();
+  if (JSON.stringify(peers) !== JSON.stringify(s.static_peers || [])) body.static_peers = peers;
+  return body;
+}
+
+async function putSettings(body, button, message, fields) {
+  button.disabled = true;
+  setText(message, 'Saving…');
+  message.className = 'message';
+  const res = await api('PUT', 'settings', body);
+  button.disabled = false;
+  setText(message, res.ok ? 'Saved' : res.data.error);
+  message.classList.add(res.ok ? 'ok' : 'bad');
+  if (!res.ok) return;
+  for (const id of fields) view.dirty.delete(id);
+  if (state && res.data && res.data.settings) applySettings(res.data);
+}
+
+function onSaveSettings(ev) {
+  ev.preventDefault();
+  putSettings(settingsBody(), $('#save-settings'), $('#settings-message'),
+    ['game-dir', 'name', 'static-peers']);
+}
+
+function onSetupSave(ev) {
+  ev.preventDefault();
+  const body = { game_dir: $('#setup-game-dir').value.trim(), create: $('#setup-create').checked };
+  putSettings(body, $('#setup-save'), $('#setup-message'), ['setup-game-dir']);
+}
+
+/* Debounced POST /api/check-game-dir while the user types a path. */
+function watchGameDir(input, output) {
+  let timer = 0, asked = 0;
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    setText(output, '');
+    output.className = 'check';
+    const path = input.value.trim();
+    if (!path) return;
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      const res = await api('POST', 'check-game-dir', { path });
+      if (mine !== asked || input.value.trim() !== path) return; // stale answer
+      const ok = res.ok && res.data && res.data.ok;
+      setText(output, ok ? 'OK: usable game directory' : (res.data && res.data.error) || 'Not usable');
+      output.classList.add(ok ? 'ok' : 'bad');
+    }, 400);
+  });
+}
+
+/* ---- wiring ----------------------------------------------------------- */
+
+function showBanner(on) {
+  $('#banner').hidden = !on;
+}
+
+function renderAll() {
+  renderHeader();
+  renderSetup();
+  renderSettings();
+  renderPeers();
+  renderLibrary();
+}
+
+function init() {
+  $('#library').addEventListener('click', onLibraryClick);
+  $('#search').addEventListener('input', renderLibrary);
+  $('#filter').addEventListener('change', renderLibrary);
+  $('#settings-form').addEventListener('submit', onSaveSettings);
+  $('#setup-form').addEventListener('submit', onSetupSave);
+  for (const id of ['game-dir', 'name', 'static-peers', 'setup-game-dir']) {
+    document.getElementById(id).addEventListener('input', () => view.dirty.add(id));
+  }
+  watchGameDir($('#game-dir'), $('#game-dir-check'));
+  watchGameDir($('#setup-game-dir'), $('#setup-game-dir-check'));
+  if (!KEY || KEY === '@' + 'API_KEY@') {
+    const status = $('#status');
+    setText(status, 'This page has no API key: open it from the address lanspread printed.');
+    status.hidden = false;
+    return;
+  }
+  connect();
+}
+
+init();
