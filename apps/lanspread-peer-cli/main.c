@@ -78,19 +78,6 @@ static void die_usage(const char *fmt, const char *arg)
   exit(2);
 }
 
-/* $XDG_<var> or ~/<fallback>, then /lanspread[/sub]. */
-static char *default_dir(const char *xdg_var, const char *fallback, const char *sub)
-{
-  const char *xdg = getenv(xdg_var), *home = getenv("HOME");
-  char buf[4096];
-  if (xdg && xdg[0] == '/')
-    snprintf(buf, sizeof buf, "%s/lanspread%s%s", xdg, sub ? "/" : "", sub ? sub : "");
-  else
-    snprintf(buf, sizeof buf, "%s/%s/lanspread%s%s", home && *home ? home : "/tmp", fallback,
-             sub ? "/" : "", sub ? sub : "");
-  return strdup(buf);
-}
-
 static void add_static_peer(cli *c, const char *addr)
 {
   size_t n = c->config.static_peer_count;
@@ -141,11 +128,11 @@ static void parse_args(int argc, char **argv, cli *c)
   if (optind < argc)
     die_usage("unexpected argument '%s'", argv[optind]);
   if (!c->game_dir) {
-    c->game_dir = default_dir("XDG_DATA_HOME", ".local/share", "games");
+    c->game_dir = ls_user_dir("XDG_DATA_HOME", ".local/share", "games");
     c->default_game_dir = true;
   }
   if (!c->state_dir)
-    c->state_dir = default_dir("XDG_STATE_HOME", ".local/state", NULL);
+    c->state_dir = ls_user_dir("XDG_STATE_HOME", ".local/state", NULL);
   c->config.game_dir = c->game_dir;
   c->config.state_dir = c->state_dir;
 }
