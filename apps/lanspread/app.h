@@ -16,6 +16,7 @@ typedef struct lsd_app {
   lsd_hub *hub;
   lsd_host *host;
   const char *config_path;
+  const char *suggested_game_dir; /* for the setup screen */
   pthread_mutex_t settings_lock; /* one settings change at a time */
   lsd_settings saved;            /* what the config file holds */
   lsd_settings effective;        /* saved, with this run's command-line overrides */

@@ -213,7 +213,8 @@ static int run(const options *o, sigset_t *signals)
                                                              "config.json");
   char *state_dir = o->state_dir ? strdup(o->state_dir)
                                  : ls_user_dir("XDG_STATE_HOME", ".local/state", NULL);
-  lsd_app app = {.config_path = config};
+  char *suggested = ls_user_dir("XDG_DATA_HOME", ".local/share", "games");
+  lsd_app app = {.config_path = config, .suggested_game_dir = suggested};
   pthread_mutex_init(&app.settings_lock, NULL);
   lsd_http *http = NULL;
   ls_diag diag;
@@ -261,6 +262,7 @@ static int run(const options *o, sigset_t *signals)
   pthread_mutex_destroy(&app.settings_lock);
   free(config);
   free(state_dir);
+  free(suggested);
   return rc == LS_OK ? 0 : 1;
 }
 
