@@ -1,0 +1,402 @@
+/* Tests the daemon's settings file and checks (apps/lanspread/settings.c)
+ * and its page state (apps/lanspread/hub.c): cards derived from runtime
+ * events, player-facing errors, Play's path checks, and the numbered event
+ * stream with its snapshot, order, catch-up and close. Real files, real
+ * threads; the events are the JSON the runtime emits. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include "hub.h"
+#include "settings.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- settings ------------------------------------------------------------ */
+
+static void missing_config_gives_empty_settings(void **state)
+{
+  (void)state;
+  lsd_settings s;
+  ls_diag diag;
+  assert_int_equal(lsd_settings_load(t_path("%s/none.json", t_tempdir()), &s, &diag), LS_OK);
+  assert_null(s.game_dir);
+  assert_int_equal(s.static_peer_count, 0);
+  lsd_settings_free(&s);
+}
+
+static void malformed_config_names_file_line_and_column(void **state)
+{
+  (void)state;
+  char *dir = t_tempdir();
+  t_write(dir, "config.json", "{\n  \"name\": \"a\",\n  oops\n}\n");
+  lsd_settings s;
+  ls_diag diag;
+  assert_int_equal(lsd_settings_load(t_path("%s/config.json", dir), &s, &diag), LS_EFORMAT);
+  assert_non_null(strstr(diag.text, "config.json:3:"));
+  t_write(dir, "bad.json", "{\"static_peers\": [\"nohost\"]}");
+  assert_int_equal(lsd_settings_load(t_path("%s/bad.json", dir), &s, &diag), LS_EINVAL);
+  assert_non_null(strstr(diag.text, "bad.json"));
+  assert_non_null(strstr(diag.text, "nohost"));
+}
+
+static void settings_round_trip_privately(void **state)
+{
+  (void)state;
+  char *dir = t_tempdir();
+  lsd_settings s = {0};
+  json_t *in = json_pack("{s:s, s:s, s:[s, s], s:s}", "game_dir", dir, "name", "ana",
+                         "static_peers", "10.0.0.2:4000", "host.lan:5000", "gui", "127.0.0.1:9000");
+  ls_diag diag;
+  assert_int_equal(lsd_settings_update(&s, in, &diag), LS_OK);
+  json_decref(in);
+  const char *path = t_path("%s/sub/config.json", dir);
+  assert_int_equal(lsd_settings_save(path, &s, &diag), LS_OK);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  lsd_settings back;
+  assert_int_equal(lsd_settings_load(path, &back, &diag), LS_OK);
+  assert_string_equal(back.game_dir, s.game_dir);
+  assert_string_equal(back.name, "ana");
+  assert_int_equal(back.static_peer_count, 2);
+  assert_string_equal(back.static_peers[1], "host.lan:5000");
+  assert_string_equal(back.gui, "127.0.0.1:9000");
+  lsd_settings_free(&back);
+  lsd_settings_free(&s);
+}
+
+/* Each bad value is refused with a reason, and nothing of the update (not
+ * even its good fields) is taken. */
+static void bad_values_change_nothing(void **state)
+{
+  (void)state;
+  char *dir = t_tempdir();
+  t_write(dir, "file", "x");
+  const char *bad[] = {
+    "{\"game_dir\": \"relative/dir\"}",
+    "{\"game_dir\": \"/nonexistent/lanspread/games\"}",
+    "{\"game_dir\": \"%s/file\"}",
+    "{\"game_dir\": 7}",
+    "{\"name\": \"ok\", \"static_peers\": [\"1.2.3.4:99999\"]}",
+    "{\"static_peers\": \"1.2.3.4:5\"}",
+    "{\"static_peers\": [\"a b:5\"]}",
+    "{\"name\": \"tab\\there\"}",
+    "{\"gui\": \"127.0.0.1\"}",
+  };
+  lsd_settings s = {0};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char text[512];
+    snprintf(text, sizeof text, bad[i], dir);
+    json_t *obj = json_loads(text, 0, NULL);
+    assert_non_null(obj);
+    ls_diag diag = {{0}};
+    assert_int_not_equal(lsd_settings_update(&s, obj, &diag), LS_OK);
+    assert_true(diag.text[0] != '\0');
+    json_decref(obj);
+    assert_null(s.game_dir);
+    assert_null(s.name);
+    assert_int_equal(s.static_peer_count, 0);
+  }
+}
+
+static void game_dir_can_be_created_on_request(void **state)
+{
+  (void)state;
+  const char *path = t_path("%s/new/games", t_tempdir());
+  ls_diag diag;
+  assert_int_equal(lsd_check_game_dir(path, false, &diag), LS_ENOENT);
+  assert_non_null(strstr(diag.text, "create"));
+  assert_int_equal(access(path, F_OK), -1);
+  assert_int_equal(lsd_check_game_dir(path, true, &diag), LS_OK);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_true(S_ISDIR(st.st_mode));
+}
+
+/* ---- hub ----------------------------------------------------------------- */
+
+typedef struct fixture {
+  lsd_hub *hub;
+  ls_catalog *catalog;
+  char *game_dir;
+} fixture;
+
+static const char catalog_json[] =
+  "{\"games\": ["
+  "{\"id\": \"quake\", \"name\": \"Quake\", \"genre\": \"Shooter\", \"max_players\": 16,"
+  " \"launch\": \"bin/run.sh\"},"
+  "{\"id\": \"escape\", \"name\": \"Escape\", \"launch\": \"bin/run\"},"
+  "{\"id\": \"chess\", \"name\": \"Chess\"}]}";
+
+static int setup(void **state)
+{
+  fixture *f = calloc(1, sizeof *f);
+  ls_diag diag;
+  assert_int_equal(ls_catalog_load_buffer(catalog_json, strlen(catalog_json), "test", &f->catalog,
+                                          &diag),
+                   LS_OK);
+  assert_int_equal(lsd_hub_create(&f->hub), LS_OK);
+  lsd_hub_set_catalog(f->hub, f->catalog);
+  f->game_dir = t_tempdir();
+  lsd_hub_set_status(f->hub, json_pack("{s:{s:s}, s:b}", "settings", "game_dir", f->game_dir,
+                                       "setup_needed", 0));
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  fixture *f = *state;
+  lsd_hub_close(f->hub);
+  lsd_hub_free(f->hub);
+  ls_catalog_free(f->catalog);
+  free(f);
+  return 0;
+}
+
+/* Feeds one runtime event, as the runtime's callback would. */
+static void feed(fixture *f, const char *json)
+{
+  json_t *obj = json_loads(json, 0, NULL);
+  assert_non_null(obj);
+  ls_event ev = {.type = json_string_value(json_object_get(obj, "type")),
+                 .id = json_string_value(json_object_get(obj, "id")), .json = json};
+  lsd_hub_on_event(f->hub, &ev);
+  json_decref(obj);
+}
+
+static void set_game(fixture *f, const char *id, bool downloaded, bool installed,
+                     const char *local, const char *latest, int peers)
+{
+  char json[512];
+  snprintf(json, sizeof json,
+           "{\"type\": \"games-list-updated\", \"games\": [{\"id\": \"%s\", \"name\": \"n\", "
+           "\"downloaded\": %s, \"installed\": %s, \"local_version\": %s%s%s, "
+           "\"latest_version\": \"%s\", \"peers\": %d, \"size\": 1000}], \"changed\": []}",
+           id, downloaded ? "true" : "false", installed ? "true" : "false", local ? "\"" : "",
+           local ? local : "null", local ? "\"" : "", latest, peers);
+  feed(f, json);
+}
+
+static const char *card_state(fixture *f, const char *id)
+{
+  static char text[64];
+  json_t *card = lsd_hub_card(f->hub, id);
+  assert_non_null(card);
+  snprintf(text, sizeof text, "%s", json_string_value(json_object_get(card, "state")));
+  json_decref(card);
+  return text;
+}
+
+/* The card's actions joined by spaces. */
+static const char *card_actions(fixture *f, const char *id)
+{
+  static char text[128];
+  text[0] = '\0';
+  json_t *card = lsd_hub_card(f->hub, id);
+  size_t i;
+  json_t *a;
+  json_array_foreach(json_object_get(card, "actions"), i, a) {
+    strcat(text, i ? " " : "");
+    strcat(text, json_string_value(a));
+  }
+  json_decref(card);
+  return text;
+}
+
+static void cards_follow_a_download_and_install(void **state)
+{
+  fixture *f = *state;
+  set_game(f, "quake", false, false, NULL, "1.0", 2);
+  assert_string_equal(card_state(f, "quake"), "available");
+  assert_string_equal(card_actions(f, "quake"), "download");
+
+  feed(f, "{\"type\": \"game-download-begin\", \"id\": \"quake\", \"total_bytes\": 1000}");
+  feed(f, "{\"type\": \"game-download-progress\", \"id\": \"quake\", \"bytes\": 250,"
+          " \"total_bytes\": 1000, \"bytes_per_sec\": 50}");
+  assert_string_equal(card_state(f, "quake"), "downloading");
+  assert_string_equal(card_actions(f, "quake"), "cancel");
+  json_t *card = lsd_hub_card(f->hub, "quake");
+  json_t *progress = json_object_get(card, "progress");
+  assert_int_equal(json_integer_value(json_object_get(progress, "bytes")), 250);
+  assert_int_equal(json_integer_value(json_object_get(progress, "eta_s")), 15);
+  assert_string_equal(json_string_value(json_object_get(card, "genre")), "Shooter");
+  assert_int_equal(json_integer_value(json_object_get(card, "max_players")), 16);
+  json_decref(card);
+
+  feed(f, "{\"type\": \"game-download-finished\", \"id\": \"quake\"}");
+  assert_string_equal(card_state(f, "quake"), "installing"); /* the install follows */
+  assert_string_equal(card_actions(f, "quake"), "");
+  feed(f, "{\"type\": \"game-install-begin\", \"id\": \"quake\"}");
+  feed(f, "{\"type\": \"game-install-finished\", \"id\": \"quake\"}");
+  set_game(f, "quake", true, true, "1.0", "1.0", 2);
+  assert_string_equal(card_state(f, "quake"), "installed");
+  assert_string_equal(card_actions(f, "quake"), "uninstall"); /* no launch file yet */
+
+  set_game(f, "quake", true, true, "1.0", "1.1", 1);
+  assert_string_equal(card_state(f, "quake"), "update_available");
+  assert_string_equal(card_actions(f, "quake"), "update uninstall");
+  set_game(f, "quake", true, false, "1.0", "1.1", 1);
+  assert_string_equal(card_state(f, "quake"), "downloaded");
+  assert_string_equal(card_actions(f, "quake"), "install update remove");
+  set_game(f, "quake", false, false, NULL, "1.1", 0);
+  assert_string_equal(card_state(f, "quake"), "unavailable");
+}
+
+static void failures_show_in_a_players_words_and_clear(void **state)
+{
+  fixture *f = *state;
+  set_game(f, "chess", false, false, NULL, "2", 1);
+  lsd_hub_note_action(f->hub, "chess", "download");
+  feed(f, "{\"type\": \"game-download-begin\", \"id\": \"chess\", \"total_bytes\": 10}");
+  feed(f, "{\"type\": \"game-download-failed\", \"id\": \"chess\","
+          " \"error\": \"peer ab12: corrupt chunk (SHA-256 mismatch)\"}");
+  json_t *card = lsd_hub_card(f->hub, "chess");
+  json_t *err = json_object_get(card, "error");
+  assert_string_equal(json_string_value(json_object_get(err, "action")), "download");
+  assert_non_null(strstr(json_string_value(json_object_get(err, "message")), "damaged"));
+  assert_non_null(strstr(json_string_value(json_object_get(err, "detail")), "SHA-256"));
+  assert_string_equal(json_string_value(json_object_get(card, "state")), "available");
+  json_decref(card);
+
+  lsd_hub_note_action(f->hub, "chess", "download"); /* a new try clears it */
+  card = lsd_hub_card(f->hub, "chess");
+  assert_true(json_is_null(json_object_get(card, "error")));
+  json_decref(card);
+
+  lsd_hub_note_failure(f->hub, "chess", "remove", "chess: installed: uninstall it first");
+  card = lsd_hub_card(f->hub, "chess");
+  err = json_object_get(card, "error");
+  assert_string_equal(json_string_value(json_object_get(err, "message")),
+                      "The game is installed; uninstall it first.");
+  json_decref(card);
+}
+
+static void play_needs_an_executable_inside_local(void **state)
+{
+  fixture *f = *state;
+  char why[256];
+  set_game(f, "quake", true, true, "1.0", "1.0", 0);
+  assert_null(lsd_hub_launch_path(f->hub, "quake", why, sizeof why));
+  assert_non_null(strstr(why, "missing"));
+
+  t_write(f->game_dir, "quake/local/bin/run.sh", "#!/bin/sh\n");
+  assert_null(lsd_hub_launch_path(f->hub, "quake", why, sizeof why));
+  assert_non_null(strstr(why, "not an executable"));
+  chmod(t_path("%s/quake/local/bin/run.sh", f->game_dir), 0755);
+  char *path = lsd_hub_launch_path(f->hub, "quake", why, sizeof why);
+  assert_non_null(path);
+  assert_non_null(strstr(path, "/quake/local/bin/run.sh"));
+  free(path);
+  assert_string_equal(card_actions(f, "quake"), "play uninstall");
+
+  set_game(f, "escape", true, true, "1.0", "1.0", 0);
+  t_mkdir(f->game_dir, "escape/local/bin");
+  t_symlink("/bin/sh", f->game_dir, "escape/local/bin/run"); /* the catalog refuses "..": */
+  assert_null(lsd_hub_launch_path(f->hub, "escape", why, sizeof why));
+  assert_non_null(strstr(why, "outside"));
+  set_game(f, "chess", true, true, "1.0", "1.0", 0);
+  assert_null(lsd_hub_launch_path(f->hub, "chess", why, sizeof why));
+  assert_non_null(strstr(why, "names no program"));
+}
+
+/* Reads whole records until one named name arrives; returns its data. */
+static json_t *read_until(lsd_stream *s, const char *name)
+{
+  char buf[65536];
+  for (int tries = 0; tries < 1000; tries++) {
+    long n = lsd_stream_read(s, buf, sizeof buf - 1, 1000);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    char event[64];
+    assert_int_equal(sscanf(buf, "event: %63s", event), 1);
+    if (strcmp(event, name) == 0)
+      return json_loads(strstr(buf, "data: ") + 6, JSON_DISABLE_EOF_CHECK, NULL);
+  }
+  fail_msg("no %s record", name);
+  return NULL;
+}
+
+static void stream_starts_with_a_snapshot_and_keeps_order(void **state)
+{
+  fixture *f = *state;
+  set_game(f, "quake", false, false, NULL, "1.0", 1);
+  lsd_stream *s = lsd_stream_open(f->hub);
+  json_t *snap = read_until(s, "snapshot");
+  assert_int_equal(json_array_size(json_object_get(snap, "games")), 1);
+  json_decref(snap);
+
+  feed(f, "{\"type\": \"game-download-begin\", \"id\": \"quake\", \"total_bytes\": 9}");
+  char buf[8192];
+  long n = lsd_stream_read(s, buf, sizeof buf - 1, 1000);
+  buf[n] = '\0';
+  assert_non_null(strstr(buf, "event: game-download-begin\n"));
+  json_t *card = read_until(s, "game-state");
+  assert_string_equal(json_string_value(json_object_get(card, "state")), "downloading");
+  json_decref(card);
+  assert_int_equal(lsd_stream_read(s, buf, sizeof buf, 10), 0); /* nothing more: keep-alive */
+
+  /* A reader that falls more than the log behind starts over. */
+  for (int i = 0; i < 1100; i++)
+    feed(f, "{\"type\": \"peer-count\", \"count\": 1}");
+  n = lsd_stream_read(s, buf, sizeof buf - 1, 1000);
+  buf[n] = '\0';
+  assert_non_null(strstr(buf, "event: snapshot\n"));
+  lsd_stream_close(s);
+}
+
+/* Small reads get a record in pieces; closing wakes a waiting reader. */
+typedef struct reader {
+  lsd_stream *s;
+  long last;
+} reader;
+
+static void *read_until_closed(void *arg)
+{
+  reader *r = arg;
+  char buf[16];
+  while ((r->last = lsd_stream_read(r->s, buf, sizeof buf, 20000)) > 0)
+    ;
+  return NULL;
+}
+
+static void close_ends_waiting_readers(void **state)
+{
+  fixture *f = *state;
+  reader r = {.s = lsd_stream_open(f->hub)};
+  pthread_t t;
+  pthread_create(&t, NULL, read_until_closed, &r);
+  usleep(100 * 1000);
+  lsd_hub_close(f->hub);
+  pthread_join(t, NULL); /* well before the 20 s wait */
+  assert_int_equal(r.last, -1);
+  lsd_stream_close(r.s);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(missing_config_gives_empty_settings),
+    cmocka_unit_test(malformed_config_names_file_line_and_column),
+    cmocka_unit_test(settings_round_trip_privately),
+    cmocka_unit_test(bad_values_change_nothing),
+    cmocka_unit_test(game_dir_can_be_created_on_request),
+    cmocka_unit_test_setup_teardown(cards_follow_a_download_and_install, setup, teardown),
+    cmocka_unit_test_setup_teardown(failures_show_in_a_players_words_and_clear, setup, teardown),
+    cmocka_unit_test_setup_teardown(play_needs_an_executable_inside_local, setup, teardown),
+    cmocka_unit_test_setup_teardown(stream_starts_with_a_snapshot_and_keeps_order, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(close_ends_waiting_readers, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
