@@ -94,6 +94,18 @@ int ls_parse_host_port(const char *text, struct sockaddr_storage *out, ls_diag *
 
 /* ---- the table of links -------------------------------------------------- */
 
+static size_t addr_size(const struct sockaddr *addr)
+{
+  return addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static void set_addr(ls_link *l, const struct sockaddr *addr)
+{
+  memset(&l->addr, 0, sizeof l->addr);
+  memcpy(&l->addr, addr, addr_size(addr));
+  ls_format_addr(addr, l->addr_text, sizeof l->addr_text);
+}
+
 static ls_link *new_link(ls_peer *p, const struct sockaddr *addr, unsigned origin)
 {
   ls_link *l = calloc(1, sizeof *l);
@@ -101,9 +113,7 @@ static ls_link *new_link(ls_peer *p, const struct sockaddr *addr, unsigned origi
     return NULL;
   l->peer = p;
   l->origin = origin;
-  memcpy(&l->addr, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                     : sizeof(struct sockaddr_in));
-  ls_format_addr(addr, l->addr_text, sizeof l->addr_text);
+  set_addr(l, addr);
   l->next = p->links;
   p->links = l;
   return l;
@@ -411,8 +421,16 @@ void ls_links_on_peer_hello(ls_node *node, ls_quic_conn *conn, const char *peer_
     return;
   ls_link *l = find_by_id(p, peer_id, NULL);
   if (l) {
+    /* It is back, maybe restarted on another port: unless the link works,
+     * (re)connect to where it speaks from now, at the next tick. */
+    const struct sockaddr *from = ls_quic_conn_peer_addr(conn);
+    if (l->state != LINK_READY && memcmp(&l->addr, from, addr_size(from)) != 0) {
+      if (l->state != LINK_IDLE)
+        drop(l, "moved", 0);
+      set_addr(l, from);
+    }
     if (l->state == LINK_IDLE)
-      l->retry_at = p->ticks; /* it is back: reconnect at the next tick */
+      l->retry_at = p->ticks;
     return;
   }
   l = new_link(p, ls_quic_conn_peer_addr(conn), ORIGIN_INCOMING);

@@ -383,6 +383,23 @@ static void static_peers_share_their_libraries(void **state)
   r = pp_command(a, "games", T_MS);
   assert_null(find_game(json_object_get(r, "games"), "gamma"));
   json_decref(r);
+
+  /* B comes back with the same identity on another port: A links to it
+   * where it speaks from now, not where it was. */
+  unsigned port_b2 = next_port();
+  b = start_peer_at(&e, games_b, t_path("%s/state_b", e.root), port_b2, addr_a, "bob");
+  r = pp_command(a, "wait-peers 1 10", 2 * T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  r = pp_command(a, "peers", T_MS);
+  char addr_b2[32];
+  snprintf(addr_b2, sizeof addr_b2, "127.0.0.1:%u", port_b2);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(r, "peers"), 0),
+                                                        "addr")),
+                      addr_b2);
+  json_decref(r);
+  pp_send(b, "quit");
+  assert_int_equal(pp_wait(b, T_MS), 0);
   pp_send(a, "quit");
   assert_int_equal(pp_wait(a, T_MS), 0);
   free(games_b);
