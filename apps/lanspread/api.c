@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_ID 64
 
@@ -94,16 +95,35 @@ static int get_peers(lsd_app *app, json_t **out)
 
 /* ---- game commands ------------------------------------------------------- */
 
-static bool card_allows(lsd_app *app, const char *id, const char *action)
+static bool card_allows(json_t *card, const char *action)
 {
-  json_t *card = lsd_hub_card(app->hub, id);
-  bool allowed = false;
   size_t i;
   json_t *a;
-  json_array_foreach(json_object_get(card, "actions"), i, a)
-    allowed = allowed || strcmp(json_string_value(a), action) == 0;
+  json_array_foreach(json_object_get(card, "actions"), i, a) {
+    if (strcmp(json_string_value(a), action) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* Download and update fetch the latest version: refused here when this
+ * machine has it already (the runtime would fetch it again). A game that
+ * is busy or not in the library is left to the runtime, which says why. */
+static const char *refusal(lsd_app *app, const char *id, const char *action)
+{
+  bool download = strcmp(action, "download") == 0, update = strcmp(action, "update") == 0;
+  json_t *card = (download || update) ? lsd_hub_card(app->hub, id) : NULL;
+  const char *why = NULL;
+  const char *state = card ? json_string_value(json_object_get(card, "state")) : "";
+  bool here = card && (strcmp(state, "installed") == 0 || strcmp(state, "downloaded") == 0);
+  bool idle = here || (card && strcmp(state, "available") == 0);
+  if (download && here && !card_allows(card, "update"))
+    why = "this machine has the latest version already";
+  else if (update && idle && !card_allows(card, "update"))
+    why = here ? "no peer has a newer version than this machine"
+               : "it is not on this machine yet: download it";
   json_decref(card);
-  return allowed;
+  return why;
 }
 
 static int play(lsd_app *app, const char *id, json_t **out)
@@ -143,9 +163,10 @@ static int game_command(lsd_app *app, const char *id, const char *action, json_t
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
     if (strcmp(action, commands[i].action) != 0)
       continue;
-    if (strcmp(action, "update") == 0 && !card_allows(app, id, "update")) {
-      *out = lsd_error_json("refused", "no peer has a newer version of %s than this one", id);
-      lsd_hub_note_failure(app->hub, id, action, json_string_value(json_object_get(*out, "error")));
+    const char *why = refusal(app, id, action);
+    if (why) {
+      *out = lsd_error_json("refused", "%s", why);
+      lsd_hub_note_failure(app->hub, id, action, why);
       return 409;
     }
     if (commands[i].type != LS_CMD_CANCEL_DOWNLOAD)
@@ -322,9 +343,18 @@ static int check_game_dir(json_t *body, json_t **out)
     *out = lsd_error_json("bad_request", "give {\"path\": \"/absolute/dir\"}");
     return 400;
   }
+  json_t *create = json_object_get(body, "create");
+  if (create && !json_is_boolean(create)) {
+    *out = lsd_error_json("bad_request", "'create' must be true or false");
+    return 400;
+  }
   ls_diag diag;
-  if (lsd_check_game_dir(path, false, &diag) != LS_OK)
+  bool missing = access(path, F_OK) != 0;
+  lsd_dir_mode mode = json_is_true(create) ? LSD_DIR_MAY_CREATE : LSD_DIR_EXISTS;
+  if (lsd_check_game_dir(path, mode, &diag) != LS_OK)
     *out = json_pack("{s:b, s:s}", "ok", 0, "error", diag.text);
+  else if (missing)
+    *out = json_pack("{s:b, s:s}", "ok", 1, "note", "it will be created");
   else
     *out = json_pack("{s:b}", "ok", 1);
   return 200;

@@ -175,6 +175,16 @@ static bool key_matches(const char *want, const char *got)
   return diff == 0;
 }
 
+/* The key comes in a header; only the event stream may carry it in the
+ * query, since EventSource cannot set headers. */
+static bool key_given(const lsd_http *h, struct MHD_Connection *c, const char *url)
+{
+  const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Lanspread-Key");
+  if (!key && strcmp(url, "/api/events") == 0)
+    key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
+  return key_matches(h->app->api_key, key);
+}
+
 /* The first look at a request, headers only: 0 to go on, else the answer
  * has been queued. */
 static int check_headers(lsd_http *h, struct MHD_Connection *c, const char *url,
@@ -187,11 +197,7 @@ static int check_headers(lsd_http *h, struct MHD_Connection *c, const char *url,
     *result = send_error(c, 403, "bad_host", "this server answers only to its own address");
   else if (!origin_accepted(h, origin))
     *result = send_error(c, 403, "bad_origin", "requests from other sites are refused");
-  else if (strncmp(url, "/api/", 5) == 0 &&
-           !key_matches(h->app->api_key,
-                        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Lanspread-Key")) &&
-           !key_matches(h->app->api_key,
-                        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key")))
+  else if (strncmp(url, "/api/", 5) == 0 && !key_given(h, c, url))
     *result = send_error(c, 401, "bad_key", "missing or wrong API key (X-Lanspread-Key)");
   else if (length && strtoull(length, NULL, 10) > MAX_BODY)
     *result = send_error(c, 413, "too_large", "the request body is over 16 KiB");

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_CONFIG_BYTES (64 * 1024)
@@ -24,7 +25,44 @@ static bool has_control_chars(const char *s)
   return false;
 }
 
-int lsd_check_game_dir(const char *path, bool create, ls_diag *diag)
+static bool has_dot_component(const char *path)
+{
+  for (const char *p = path; (p = strchr(p, '/')) != NULL;) {
+    p++;
+    size_t n = strcspn(p, "/");
+    if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+      return true;
+  }
+  return false;
+}
+
+/* A missing game directory can be made when its nearest existing ancestor
+ * is a writable directory. */
+static int check_creatable(const char *path, ls_diag *diag)
+{
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", path);
+  for (;;) {
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+      return ls_diag_set(diag, LS_EINVAL, "%s cannot be created", path);
+    *(slash == parent ? slash + 1 : slash) = '\0';
+    struct stat st;
+    if (stat(parent, &st) != 0) {
+      if (errno == ENOENT && slash != parent)
+        continue;
+      return ls_diag_errno(diag, errno, "cannot create the game directory under", parent);
+    }
+    if (!S_ISDIR(st.st_mode))
+      return ls_diag_set(diag, LS_EINVAL, "%s cannot be created: %s is not a directory", path,
+                         parent);
+    if (access(parent, W_OK) != 0)
+      return ls_diag_errno(diag, errno, "cannot create the game directory in", parent);
+    return LS_OK;
+  }
+}
+
+int lsd_check_game_dir(const char *path, lsd_dir_mode mode, ls_diag *diag)
 {
   if (!path || !*path)
     return ls_diag_set(diag, LS_EINVAL, "choose a game directory");
@@ -33,13 +71,20 @@ int lsd_check_game_dir(const char *path, bool create, ls_diag *diag)
                        path);
   if (strlen(path) >= PATH_MAX || has_control_chars(path))
     return ls_diag_set(diag, LS_EINVAL, "'%.64s...' is not a usable path", path);
-  if (create && access(path, F_OK) != 0 && errno == ENOENT) {
-    int rc = ls_mkdir_p(path, 0, diag);
+  if (has_dot_component(path))
+    return ls_diag_set(diag, LS_EINVAL, "'%s': write the path without '.' or '..' parts", path);
+  bool missing = access(path, F_OK) != 0 && (errno == ENOENT || errno == ENOTDIR);
+  if (missing && mode == LSD_DIR_MAY_CREATE)
+    return check_creatable(path, diag);
+  if (missing && mode == LSD_DIR_CREATE) {
+    int rc = check_creatable(path, diag);
+    if (rc == LS_OK)
+      rc = ls_mkdir_p(path, 0, diag);
     if (rc != LS_OK)
       return rc;
   }
   int rc = ls_check_game_dir(path, diag);
-  if (rc == LS_ENOENT && !create)
+  if (rc == LS_ENOENT && mode == LSD_DIR_EXISTS)
     return ls_diag_set(diag, LS_ENOENT, "%s does not exist (tick 'create it' to make it)", path);
   return rc;
 }
@@ -136,9 +181,14 @@ int lsd_settings_update(lsd_settings *s, json_t *obj, ls_diag *diag)
 {
   if (!json_is_object(obj))
     return ls_diag_set(diag, LS_EINVAL, "the settings must be a JSON object");
-  bool has_dir, has_name, has_gui, create = json_is_true(json_object_get(obj, "create"));
+  json_t *create = json_object_get(obj, "create");
+  if (create && !json_is_boolean(create))
+    return ls_diag_set(diag, LS_EINVAL, "'create' must be true or false");
+  bool has_dir, has_name, has_gui;
   const char *dir, *name, *gui;
   int rc = string_field(obj, "game_dir", &has_dir, &dir, diag);
+  if (rc == LS_OK && has_dir && !dir)
+    rc = ls_diag_set(diag, LS_EINVAL, "'game_dir' cannot be cleared; choose another directory");
   if (rc == LS_OK)
     rc = string_field(obj, "name", &has_name, &name, diag);
   if (rc == LS_OK)
@@ -165,8 +215,9 @@ int lsd_settings_update(lsd_settings *s, json_t *obj, ls_diag *diag)
   if (has_gui && gui && (rc = lsd_check_host_port(gui, diag)) != LS_OK)
     return rc;
   char *real_dir = NULL;
-  if (has_dir && dir) {
-    if ((rc = lsd_check_game_dir(dir, create, diag)) != LS_OK)
+  if (has_dir) {
+    lsd_dir_mode mode = json_is_true(create) ? LSD_DIR_CREATE : LSD_DIR_EXISTS;
+    if ((rc = lsd_check_game_dir(dir, mode, diag)) != LS_OK)
       return rc;
     if (!(real_dir = realpath(dir, NULL)))
       return ls_diag_errno(diag, errno, "game directory", dir);

@@ -31,8 +31,11 @@ int lsd_settings_copy(lsd_settings *dst, const lsd_settings *src);
 void lsd_settings_free(lsd_settings *s);
 json_t *lsd_settings_json(const lsd_settings *s);
 
-/* Checks of single values. */
-int lsd_check_game_dir(const char *path, bool create, ls_diag *diag);
+/* Checks of single values. A game directory is an absolute path without
+ * '.' or '..' parts to a writable directory; with LSD_DIR_MAY_CREATE a
+ * missing one passes when it could be created, LSD_DIR_CREATE makes it. */
+typedef enum { LSD_DIR_EXISTS, LSD_DIR_MAY_CREATE, LSD_DIR_CREATE } lsd_dir_mode;
+int lsd_check_game_dir(const char *path, lsd_dir_mode mode, ls_diag *diag);
 int lsd_check_host_port(const char *addr, ls_diag *diag);
 int lsd_check_name(const char *name, ls_diag *diag);
 

@@ -91,6 +91,8 @@ static void bad_values_change_nothing(void **state)
     "{\"static_peers\": \"1.2.3.4:5\"}",
     "{\"static_peers\": [\"a b:5\"]}",
     "{\"name\": \"tab\\there\"}",
+    "{\"game_dir\": null}",
+    "{\"game_dir\": \"%s\", \"create\": \"yes\"}",
     "{\"gui\": \"127.0.0.1\"}",
   };
   lsd_settings s = {0};
@@ -114,13 +116,24 @@ static void game_dir_can_be_created_on_request(void **state)
   (void)state;
   const char *path = t_path("%s/new/games", t_tempdir());
   ls_diag diag;
-  assert_int_equal(lsd_check_game_dir(path, false, &diag), LS_ENOENT);
+  assert_int_equal(lsd_check_game_dir(path, LSD_DIR_EXISTS, &diag), LS_ENOENT);
   assert_non_null(strstr(diag.text, "create"));
-  assert_int_equal(access(path, F_OK), -1);
-  assert_int_equal(lsd_check_game_dir(path, true, &diag), LS_OK);
+  assert_int_equal(lsd_check_game_dir(path, LSD_DIR_MAY_CREATE, &diag), LS_OK);
+  assert_int_equal(access(path, F_OK), -1); /* checked, not made */
+  assert_int_equal(lsd_check_game_dir(path, LSD_DIR_CREATE, &diag), LS_OK);
   struct stat st;
   assert_int_equal(stat(path, &st), 0);
   assert_true(S_ISDIR(st.st_mode));
+
+  /* Not under a file, and never through '.' or '..'. */
+  char *dir = t_tempdir();
+  t_write(dir, "file", "x");
+  assert_int_not_equal(lsd_check_game_dir(t_path("%s/file/games", dir), LSD_DIR_MAY_CREATE, &diag),
+                       LS_OK);
+  assert_non_null(strstr(diag.text, "not a directory"));
+  assert_int_not_equal(lsd_check_game_dir(t_path("%s/../x", dir), LSD_DIR_CREATE, &diag), LS_OK);
+  assert_int_not_equal(lsd_check_game_dir(t_path("%s/./y", dir), LSD_DIR_CREATE, &diag), LS_OK);
+  assert_int_equal(access(t_path("%s/./y", dir), F_OK), -1);
 }
 
 /* ---- hub ----------------------------------------------------------------- */

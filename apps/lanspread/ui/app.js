@@ -25,8 +25,8 @@ const CONFIRM_QUESTIONS = {
   remove: 'Really remove the downloaded files?',
 };
 const STATE_LABELS = {
-  available: 'Download', downloading: 'Downloading', installing: 'Installing',
-  downloaded: 'Install', installed: 'Play', update_available: 'Update available',
+  available: 'Available', downloading: 'Downloading', installing: 'Installing',
+  downloaded: 'Downloaded', installed: 'Installed', update_available: 'Update available',
   uninstalling: 'Uninstalling', removing: 'Removing', unavailable: 'Unavailable',
 };
 const FILTERS = {
@@ -110,6 +110,7 @@ function applySnapshot(snap) {
     setup_needed: !!snap.setup_needed,
     runtime: snap.runtime || {},
     settings: snap.settings || {},
+    suggested_game_dir: snap.suggested_game_dir || '',
     games: new Map(),
     peers: snap.peers || [],
   };
@@ -140,6 +141,7 @@ function applySettings(data) {
   if (data.settings) state.settings = data.settings;
   if (data.runtime) state.runtime = data.runtime;
   if ('setup_needed' in data) state.setup_needed = !!data.setup_needed;
+  if ('suggested_game_dir' in data) state.suggested_game_dir = data.suggested_game_dir || '';
   renderAll();
 }
 
@@ -178,7 +180,7 @@ function plural(n, one, many) {
 
 function versionText(card) {
   const local = card.local_version, latest = card.latest_version;
-  if (local && latest && local !== latest) return local + ' (latest ' + latest + ')';
+  if (local && latest && local !== latest) return local + ' → ' + latest;
   return local || latest || '?';
 }
 
@@ -230,7 +232,7 @@ function rerenderCard(id) {
 function createCard(id) {
   const card = el('article', 'card');
   card.dataset.gameId = id;
-  const head = el('header', 'card-head');
+  const head = el('div', 'card-head');
   head.append(el('h3', 'name'), el('span', 'state'));
   const meta = el('dl', 'meta');
   for (const [label, cls] of [['Genre', 'genre'], ['Players', 'players'], ['Size', 'size'],
@@ -248,10 +250,13 @@ function updateCard(node, card) {
   if (node.dataset.state !== card.state) node.dataset.state = card.state;
   setText($('.name', node), card.name || card.id);
   setText($('.state', node), STATE_LABELS[card.state] || card.state);
-  setText($('.genre', node), card.genre || '?');
-  setText($('.players', node), card.max_players ? 'up to ' + card.max_players : '?');
+  setText($('.genre', node), card.genre || '—');
+  setText($('.players', node), card.max_players ? 'up to ' + card.max_players : '—');
   setText($('.size', node), formatSize(card.size));
   setText($('.version', node), versionText(card));
+  const versionTitle = 'installed: ' + (card.local_version || 'none') +
+    ', latest: ' + (card.latest_version || 'unknown');
+  if ($('.version', node).title !== versionTitle) $('.version', node).title = versionTitle;
   setText($('.seeders', node), card.peers ? 'on ' + plural(card.peers, 'peer', 'peers') : 'none');
   setText($('.description', node), card.description || '');
   updateProgress($('.progress-slot', node), card);
@@ -320,7 +325,9 @@ function updateActions(slot, card) {
     view.confirming.delete(card.id);
     asking = undefined;
   }
-  const pending = view.pending.get(card.id) || null;
+  // A pending action no longer offered needs no disabled button: leave the
+  // buttons alone when its POST answers.
+  const pending = actions.includes(view.pending.get(card.id)) ? view.pending.get(card.id) : null;
   const sig = JSON.stringify([actions, pending, asking || null]);
   if (slot.dataset.sig === sig) return;
   slot.dataset.sig = sig;
@@ -413,7 +420,10 @@ function renderSetup() {
   $('#setup').hidden = !setup;
   $('#library-panel').hidden = setup;
   $('#peers-panel').hidden = setup;
-  fillField($('#setup-game-dir'), state.settings.game_dir || '');
+  /* No directory yet: propose the usual one, to be created. */
+  const proposed = !state.settings.game_dir && state.suggested_game_dir;
+  fillField($('#setup-game-dir'), state.settings.game_dir || state.suggested_game_dir || '');
+  if (proposed && !view.dirty.has('setup-game-dir')) $('#setup-create').checked = true;
   const error = state.runtime && state.runtime.error;
   setText($('#setup-error'), error || '');
   $('#setup-error').hidden = !error;
@@ -480,8 +490,9 @@ function onSetupSave(ev) {
   putSettings(body, $('#setup-save'), $('#setup-message'), ['setup-game-dir']);
 }
 
-/* Debounced POST /api/check-game-dir while the user types a path. */
-function watchGameDir(input, output) {
+/* Debounced POST /api/check-game-dir while the user types a path; create
+ * is the "create it if missing" box next to it. */
+function watchGameDir(input, output, create) {
   let timer = 0, asked = 0;
   input.addEventListener('input', () => {
     clearTimeout(timer);
@@ -491,10 +502,11 @@ function watchGameDir(input, output) {
     if (!path) return;
     timer = setTimeout(async () => {
       const mine = ++asked;
-      const res = await api('POST', 'check-game-dir', { path });
+      const res = await api('POST', 'check-game-dir', { path, create: create.checked });
       if (mine !== asked || input.value.trim() !== path) return; // stale answer
       const ok = res.ok && res.data && res.data.ok;
-      setText(output, ok ? 'OK: usable game directory' : (res.data && res.data.error) || 'Not usable');
+      const good = (res.data && res.data.note) || 'OK: usable game directory';
+      setText(output, ok ? good : (res.data && res.data.error) || 'Not usable');
       output.classList.add(ok ? 'ok' : 'bad');
     }, 400);
   });
@@ -523,8 +535,8 @@ function init() {
   for (const id of ['game-dir', 'name', 'static-peers', 'setup-game-dir']) {
     document.getElementById(id).addEventListener('input', () => view.dirty.add(id));
   }
-  watchGameDir($('#game-dir'), $('#game-dir-check'));
-  watchGameDir($('#setup-game-dir'), $('#setup-game-dir-check'));
+  watchGameDir($('#game-dir'), $('#game-dir-check'), $('#create-dir'));
+  watchGameDir($('#setup-game-dir'), $('#setup-game-dir-check'), $('#setup-create'));
   if (!KEY || KEY === '@' + 'API_KEY@') {
     const status = $('#status');
     setText(status, 'This page has no API key: open it from the address lanspread printed.');

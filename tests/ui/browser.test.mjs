@@ -1,0 +1,433 @@
+// The lanspread page (docs/API.md, "The page") in headless Chromium driven
+// by playwright-core: a seeding lanspread-peer-cli and the daemon on
+// 127.0.0.1 (real QUIC, static peers, real files), the page clicked like a
+// person would. Screenshots of the main states go to
+// $LS_BINARY_DIR/ui-screenshots/. CTest: ui.browser. Run by hand:
+// LS_BINARY_DIR=build node --test tests/ui/browser.test.mjs
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import * as h from './harness.mjs';
+
+h.checkSetup({ browser: true });
+const { chromium } = await import('playwright-core');
+
+const BIG = 'big0001';
+const BIG_SIZE = '512M'; // a few seconds over loopback: time to see progress and cancel
+
+const card = (page, id) => page.locator(`.card[data-game-id="${id}"]`);
+const button = (page, id, action) => card(page, id).locator(`[data-action="${action}"]`);
+
+// Waits until the card of id shows `state`; returns the card locator.
+async function waitState(page, id, state, timeoutMs = 30000) {
+  const c = page.locator(`.card[data-game-id="${id}"][data-state="${state}"]`);
+  try {
+    await c.waitFor({ state: 'visible', timeout: timeoutMs * h.T });
+  } catch (e) {
+    const now = await card(page, id).getAttribute('data-state', { timeout: 1000 }).catch(() => 'no card');
+    throw new Error(`card ${id} did not reach ${state} in ${timeoutMs * h.T} ms (it is ${now})`);
+  }
+  return c;
+}
+
+// The data-action buttons of a card, in order.
+const actionsOf = (page, id) =>
+  card(page, id).locator('[data-action]').evaluateAll((bs) => bs.map((b) => b.dataset.action));
+
+async function shot(page, name) {
+  await page.screenshot({ path: h.screenshotPath(name), fullPage: true });
+}
+
+async function launchBrowser(env) {
+  const browser = await chromium.launch({ executablePath: h.CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  env.onCleanup(() => browser.close());
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  return { browser, context };
+}
+
+// A page of the daemon with its script errors and failed requests
+// collected: page.problems (script errors, console errors) and
+// page.failures (every answer >= 400, "STATUS METHOD PATH").
+async function openPage(context, url) {
+  const page = await context.newPage();
+  page.problems = [];
+  page.failures = [];
+  page.on('pageerror', (e) => page.problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    // Failed requests are judged by page.failures, which has their address.
+    if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) page.problems.push(`console: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) page.failures.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+  });
+  await page.goto(url);
+  return page;
+}
+
+// What went wrong in a page apart from the refusals the test caused on
+// purpose (`expected`: regexps of page.failures entries).
+const realProblems = (page, expected = []) => [
+  ...page.problems,
+  ...page.failures.filter((f) => !/ \/favicon\.ico$/.test(f) && !expected.some((re) => re.test(f))),
+];
+
+// ---------------------------------------------------------------------------
+
+test('two peers through the page: download, cancel, play, update, uninstall, remove, errors, tabs', { timeout: 300000 }, async (t) => {
+  await h.withEnv('browser', async (env) => {
+    const marker = env.path('played-big');
+    const markerAlpha = env.path('played-alpha');
+    const cat = env.writeCatalog([
+      { id: 'alpha', name: 'Alpha Arena', genre: 'Shooter', max_players: 8, launch: 'bin/play.sh',
+        description: 'A small playable game that gets an update' },
+      { id: BIG, name: 'Big Download', genre: 'Strategy', max_players: 16, launch: 'bin/play.sh',
+        description: 'Big enough to watch the progress bar' },
+      { id: 'broken', name: 'Broken Archive', genre: 'Puzzle', description: 'Its archive is not one' },
+    ]);
+    const seedGames = env.mkdir('seeder', 'games');
+    env.makeGame(seedGames, { id: 'alpha', version: '1.0', files: {
+      'bin/play.sh': env.playScript(markerAlpha), 'data/level.txt': 'version one\n' } });
+    env.genGame(seedGames, { id: BIG, size: BIG_SIZE, archives: 4 });
+    // plus a last archive with the launch script (archives extract in name order)
+    env.makeGame(seedGames, { id: BIG, archiveName: `${BIG}.part99.eti`,
+      files: { 'bin/play.sh': env.playScript(marker) } });
+    fs.mkdirSync(path.join(seedGames, 'broken'));
+    h.writeRandomFile(path.join(seedGames, 'broken', 'broken.part01.eti'), 256 * 1024);
+    fs.writeFileSync(path.join(seedGames, 'broken', 'version.ini'), '1.0\n');
+
+    const seeder = await env.startSeeder({ gameDir: seedGames, catalog: cat });
+    const gameDir = env.mkdir('games');
+    const d = await env.startDaemon({ catalog: cat, gameDir, peers: [seeder.addr] });
+    const { context } = await launchBrowser(env);
+    const page = await openPage(context, d.url);
+    const root = (id, ...rest) => path.join(gameDir, id, ...rest);
+
+    await t.test('the page shows the seeder and its games', async () => {
+      await page.locator(`#peers .peer[data-peer-id="${seeder.peerId}"]`).waitFor({ timeout: 20000 * h.T });
+      for (const id of ['alpha', BIG, 'broken']) await waitState(page, id, 'available', 20000);
+      assert.deepEqual(await actionsOf(page, 'alpha'), ['download']);
+      await assert.doesNotReject(button(page, 'alpha', 'download').waitFor({ timeout: 5000 }));
+      assert.match(await card(page, 'alpha').locator('.name').textContent(), /Alpha Arena/);
+      assert.equal(await page.locator('#setup').isVisible(), false);
+      assert.match(await page.locator('#peer-count').textContent(), /1 peer/);
+      await shot(page, 'available');
+    });
+
+    await t.test('requests without the key or from another origin are refused', async () => {
+      const noKey = await page.evaluate(async () => (await fetch('/api/state')).status);
+      assert.equal(noKey, 401);
+      const wrongKey = await page.evaluate(async () =>
+        (await fetch('/api/state', { headers: { 'X-Lanspread-Key': 'f'.repeat(64) } })).status);
+      assert.equal(wrongKey, 401);
+      const withKey = await page.evaluate(async () => {
+        const key = document.querySelector('meta[name="lanspread-api-key"]').content;
+        return (await fetch('/api/state', { headers: { 'X-Lanspread-Key': key } })).status;
+      });
+      assert.equal(withKey, 200);
+      const noKeyPost = await page.evaluate(async (id) =>
+        (await fetch(`/api/games/${id}/download`, { method: 'POST' })).status, BIG);
+      assert.equal(noKeyPost, 401);
+
+      // A page of another origin (another port on 127.0.0.1) that even
+      // knows the key: its requests carry its Origin and are refused.
+      const evil = http.createServer((req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/html' });
+        res.end('<!doctype html><title>evil</title><p>evil page</p>');
+      });
+      await new Promise((r) => evil.listen(0, '127.0.0.1', r));
+      env.onCleanup(() => new Promise((r) => evil.close(r)));
+      const evilPage = await context.newPage();
+      await evilPage.goto(`http://127.0.0.1:${evil.address().port}/`);
+      const target = `${d.url}api/games/${BIG}/download`;
+      const [resp] = await Promise.all([
+        evilPage.waitForResponse((r) => r.url() === target),
+        evilPage.evaluate(async ({ url, key }) => {
+          try {
+            await fetch(url, { method: 'POST', mode: 'no-cors', headers: { 'Content-Type': 'text/plain' },
+              body: '{}' });
+          } catch { /* the answer is opaque */ }
+          try { await fetch(`${url}?key=${key}`, { method: 'POST', mode: 'no-cors' }); } catch { /* ditto */ }
+        }, { url: target, key: d.key }),
+      ]);
+      assert.equal(resp.status(), 403, `cross-origin POST answered ${resp.status()}`);
+      // A form posted from there (the classic cross-site request): refused.
+      await evilPage.setContent(`<form method="post" action="${target}"><button>go</button></form>`);
+      const [nav] = await Promise.all([
+        evilPage.waitForResponse((r) => r.url() === target),
+        evilPage.click('button'),
+      ]);
+      assert.equal(nav.status(), 403, `cross-site form POST answered ${nav.status()}`);
+      await evilPage.close();
+      assert.equal((await d.card(BIG)).state, 'available', 'the refused POST started a download');
+    });
+
+    let page2;
+    await t.test('download shows progress in both tabs; cancel mid-way leaves nothing', async () => {
+      page2 = await openPage(context, d.url);
+      await waitState(page2, BIG, 'available');
+      await page.bringToFront();
+      await button(page, BIG, 'download').click();
+      const progress = card(page, BIG).locator('.progress');
+      await progress.waitFor({ timeout: 15000 * h.T });
+      await page.waitForFunction((id) => {
+        const p = document.querySelector(`.card[data-game-id="${id}"] .progress`);
+        return p && p.value > 0;
+      }, BIG, { timeout: 15000 * h.T, polling: 50 });
+      const max = Number(await progress.getAttribute('max'));
+      assert.ok(max > 512 * 1024 * 1024, `progress max ${max}`);
+      // The other tab follows.
+      await waitState(page2, BIG, 'downloading', 5000);
+      await button(page2, BIG, 'cancel').waitFor({ timeout: 5000 });
+      await button(page, BIG, 'cancel').click();
+      await waitState(page, BIG, 'available', 20000);
+      await button(page, BIG, 'download').waitFor({ timeout: 5000 });
+      await waitState(page2, BIG, 'available', 5000);
+      const c = await d.card(BIG);
+      assert.equal(c.downloaded, false, `the download finished before the cancel: ${JSON.stringify(c)}`);
+      assert.equal(fs.existsSync(root(BIG)), false, `left after cancel: ${h.listFiles(root(BIG)).join(', ')}`);
+      assert.equal(await card(page, BIG).locator('.progress').count(), 0, 'no progress bar after cancel');
+    });
+
+    await t.test('download → installed → Play; the other tab and a reload agree', async () => {
+      await page.bringToFront();
+      await button(page, BIG, 'download').click();
+      await page.waitForFunction((id) => {
+        const p = document.querySelector(`.card[data-game-id="${id}"] .progress`);
+        return p && p.value > 0;
+      }, BIG, { timeout: 15000 * h.T, polling: 50 });
+      await shot(page, 'downloading');
+      await waitState(page, BIG, 'installed', 90000);
+      await button(page, BIG, 'play').waitFor({ timeout: 5000 });
+      assert.deepEqual(await actionsOf(page, BIG), ['play', 'uninstall']);
+      assert.ok(fs.existsSync(root(BIG, 'local', 'bin', 'play.sh')));
+      assert.ok(fs.existsSync(root(BIG, 'local', BIG, 'data')));
+      await shot(page, 'installed');
+      await waitState(page2, BIG, 'installed', 5000);
+      await page2.bringToFront();
+      await button(page2, BIG, 'play').click();
+      await h.until('the marker file of play.sh', () => fs.existsSync(marker), 10000);
+      await page2.reload();
+      await waitState(page2, BIG, 'installed', 10000);
+      await button(page2, BIG, 'play').waitFor({ timeout: 5000 });
+    });
+
+    await t.test('an install that fails shows its error on the card', async () => {
+      await page.bringToFront();
+      await button(page, 'broken', 'download').click();
+      const err = card(page, 'broken').locator('.error');
+      await err.waitFor({ timeout: 30000 * h.T });
+      await waitState(page, 'broken', 'downloaded', 10000);
+      assert.ok((await err.textContent()).trim().length > 0);
+      assert.equal(await err.locator('details').count(), 1, 'the error has its detail');
+      const apiCard = await d.card('broken');
+      assert.equal(apiCard.error?.action, 'install', JSON.stringify(apiCard.error));
+      assert.ok(!(await actionsOf(page, 'broken')).includes('play'));
+      await err.locator('details summary').click();
+      await shot(page, 'card-error');
+      await card(page2, 'broken').locator('.error').waitFor({ timeout: 5000 });
+    });
+
+    await t.test('Remove files asks first; No keeps, Yes removes', async () => {
+      assert.deepEqual(await actionsOf(page, 'broken'), ['install', 'remove']);
+      await button(page, 'broken', 'remove').click();
+      await card(page, 'broken').locator('[data-confirm=no]').click();
+      await button(page, 'broken', 'remove').waitFor({ timeout: 5000 });
+      assert.ok(fs.existsSync(root('broken', 'version.ini')));
+      await button(page, 'broken', 'remove').click();
+      await card(page, 'broken').locator('[data-confirm=yes]').click();
+      await waitState(page, 'broken', 'available', 20000);
+      assert.equal(fs.existsSync(root('broken')), false, 'the game root is gone');
+      // Starting a new operation cleared the error.
+      assert.equal(await card(page, 'broken').locator('.error').count(), 0);
+    });
+
+    await t.test('no button for what cannot succeed; the API refuses it from the page', async () => {
+      // Installed: no Remove, no Download, no Install.
+      const actions = await actionsOf(page, BIG);
+      for (const a of ['remove', 'download', 'install', 'cancel']) assert.ok(!actions.includes(a), `${a} shown: ${actions}`);
+      const refused = await page.evaluate(async (id) => {
+        const key = document.querySelector('meta[name="lanspread-api-key"]').content;
+        const r = await fetch(`/api/games/${id}/remove`, { method: 'POST', headers: { 'X-Lanspread-Key': key } });
+        return { status: r.status, body: await r.json() };
+      }, BIG);
+      assert.equal(refused.status, 409);
+      assert.equal(refused.body.code, 'refused');
+      assert.ok(fs.existsSync(root(BIG, 'local')));
+    });
+
+    await t.test('Uninstall asks first, then keeps the download; Remove files deletes it', async () => {
+      // A tab in the background gets few animation frames: Playwright's
+      // click waits for them.
+      await page.bringToFront();
+      await button(page, BIG, 'uninstall').click();
+      await card(page, BIG).locator('[data-confirm=no]').click();
+      await button(page, BIG, 'uninstall').waitFor({ timeout: 5000 });
+      assert.ok(fs.existsSync(root(BIG, 'local')));
+      await button(page, BIG, 'uninstall').click();
+      await card(page, BIG).locator('[data-confirm=yes]').click();
+      await waitState(page, BIG, 'downloaded', 30000);
+      assert.equal(fs.existsSync(root(BIG, 'local')), false);
+      assert.ok(fs.existsSync(root(BIG, 'version.ini')));
+      assert.deepEqual(await actionsOf(page, BIG), ['install', 'remove']);
+      await waitState(page2, BIG, 'downloaded', 5000);
+      await page2.bringToFront();
+      await button(page2, BIG, 'remove').click();
+      await card(page2, BIG).locator('[data-confirm=yes]').click();
+      await waitState(page, BIG, 'available', 30000);
+      assert.equal(fs.existsSync(root(BIG)), false);
+    });
+
+    await t.test('a newer version on the peer: Update available, Update installs it', async () => {
+      await page.bringToFront();
+      await button(page, 'alpha', 'download').click();
+      await waitState(page, 'alpha', 'installed', 30000);
+      assert.equal(fs.readFileSync(root('alpha', 'local/data/level.txt'), 'utf8'), 'version one\n');
+      // The seeder gets 2.0 while it runs (its monitor sees the change; the
+      // daemon re-lists the peer's games every few seconds).
+      env.makeGame(seedGames, { id: 'alpha', version: '2.0', files: {
+        'bin/play.sh': env.playScript(markerAlpha), 'data/level.txt': 'version two\n' } });
+      await waitState(page, 'alpha', 'update_available', 30000);
+      await button(page, 'alpha', 'update').waitFor({ timeout: 5000 });
+      assert.match(await card(page, 'alpha').locator('.version').textContent(), /1\.0.*2\.0/);
+      await shot(page, 'update-available');
+      await button(page, 'alpha', 'update').click();
+      await h.until('alpha 2.0 installed', async () => (await d.card('alpha')).local_version === '2.0' &&
+        (await d.card('alpha')).state === 'installed', 30000);
+      await waitState(page, 'alpha', 'installed', 10000);
+      assert.equal(fs.readFileSync(root('alpha', 'local/data/level.txt'), 'utf8'), 'version two\n');
+      assert.equal(fs.readFileSync(root('alpha', 'version.ini'), 'utf8').trim(), '2.0');
+      await button(page, 'alpha', 'play').click();
+      await h.until('alpha played', () => fs.existsSync(markerAlpha), 10000);
+    });
+
+    await t.test('search and filter', async () => {
+      await page.fill('#search', 'alpha');
+      assert.equal(await card(page, 'alpha').isVisible(), true);
+      assert.equal(await card(page, BIG).isVisible(), false);
+      await page.fill('#search', '');
+      await page.selectOption('#filter', 'installed');
+      assert.equal(await card(page, 'alpha').isVisible(), true);
+      assert.equal(await card(page, BIG).isVisible(), false);
+      await page.selectOption('#filter', 'available');
+      assert.equal(await card(page, 'alpha').isVisible(), false);
+      assert.equal(await card(page, BIG).isVisible(), true);
+      await page.selectOption('#filter', 'all');
+    });
+
+    await t.test('settings: a bad game directory is refused, a new name is saved', async () => {
+      await page.bringToFront();
+      const before = await d.ok('GET', '/api/settings');
+      await page.fill('#game-dir', 'relative/games');
+      await page.locator('#game-dir-check.bad').waitFor({ timeout: 5000 * h.T });
+      await page.click('#save-settings');
+      await page.locator('#settings-message.bad').waitFor({ timeout: 5000 * h.T });
+      assert.match(await page.locator('#settings-message').textContent(), /absolute/);
+      assert.deepEqual(await d.ok('GET', '/api/settings'), before);
+      await page.fill('#game-dir', gameDir);
+      await page.fill('#name', 'browser-box');
+      await page.click('#save-settings');
+      await page.locator('#settings-message.ok').waitFor({ timeout: 10000 * h.T });
+      const after = await d.ok('GET', '/api/settings');
+      assert.equal((after.settings ?? after).name, 'browser-box');
+      assert.equal((after.settings ?? after).game_dir, gameDir);
+      assert.equal(JSON.parse(fs.readFileSync(env.path('config.json'), 'utf8')).name, 'browser-box');
+      await page.locator('#settings').scrollIntoViewIfNeeded();
+      await shot(page, 'settings');
+      // The runtime came back with the peer and the installed game.
+      await waitState(page, 'alpha', 'installed', 20000);
+      await page.locator(`#peers .peer[data-peer-id="${seeder.peerId}"][data-status="connected"]`)
+        .waitFor({ timeout: 20000 * h.T });
+    });
+
+    await t.test('no script errors and no unexpected refusals in the pages', () => {
+      // Expected: the key-less fetches (401), the refused remove (409), the
+      // bad game directory (400 on save and on its check).
+      const expected = [/^401 (GET \/api\/state|POST \/api\/games\/big0001\/download)$/,
+        /^409 POST \/api\/games\/big0001\/remove$/, /^400 PUT \/api\/settings$/];
+      assert.deepEqual(realProblems(page, expected), []);
+      assert.deepEqual(realProblems(page2), []);
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+test('first start: the setup screen, then the library', { timeout: 120000 }, async () => {
+  await h.withEnv('browser-setup', async (env) => {
+    const cat = env.writeCatalog([{ id: 'alpha', name: 'Alpha Arena' }]);
+    const seedGames = env.mkdir('seeder', 'games');
+    env.makeGame(seedGames, { id: 'alpha', files: { 'readme.txt': 'hi\n' } });
+    const seeder = await env.startSeeder({ gameDir: seedGames, catalog: cat });
+    const d = await env.startDaemon({ catalog: cat, peers: [seeder.addr] });
+    const { context } = await launchBrowser(env);
+    const page = await openPage(context, d.url);
+    await page.locator('#setup').waitFor({ timeout: 10000 * h.T });
+    assert.equal(await page.locator('#library-panel').isVisible(), false);
+    const wanted = env.path('my games');
+    await page.fill('#setup-game-dir', wanted);
+    // The page proposes to create its suggested directory: untick that, and
+    // type once more so that the check runs with the box as it is now.
+    await page.uncheck('#setup-create');
+    await page.press('#setup-game-dir', 'Space');
+    await page.press('#setup-game-dir', 'Backspace');
+    await page.locator('#setup-game-dir-check.bad').waitFor({ timeout: 5000 * h.T });
+    assert.match(await page.locator('#setup-game-dir-check').textContent(), /does not exist/);
+    await shot(page, 'setup');
+    // Without "create it": refused, nothing made.
+    await page.click('#setup-save');
+    await page.locator('#setup-message.bad').waitFor({ timeout: 5000 * h.T });
+    assert.equal(fs.existsSync(wanted), false);
+    assert.equal(await page.locator('#setup').isVisible(), true);
+    await page.check('#setup-create');
+    await page.press('#setup-game-dir', 'Space');
+    await page.press('#setup-game-dir', 'Backspace');
+    await page.locator('#setup-game-dir-check.ok').waitFor({ timeout: 5000 * h.T });
+    assert.equal(fs.existsSync(wanted), false, 'the check created the directory');
+    await page.click('#setup-save');
+    await page.locator('#setup').waitFor({ state: 'hidden', timeout: 10000 * h.T });
+    assert.ok(fs.statSync(wanted).isDirectory());
+    await waitState(page, 'alpha', 'available', 20000);
+    assert.equal(JSON.parse(fs.readFileSync(env.path('config.json'), 'utf8')).game_dir, wanted);
+    assert.deepEqual(realProblems(page, [/^400 PUT \/api\/settings$/]), []);
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+test('scripts/demo --ui: download a game through the page, Ctrl-C cleans up', { timeout: 180000 }, async (t) => {
+  const demo = path.join(h.SOURCE_DIR, 'scripts', 'demo');
+  if (!/--ui/.test(fs.readFileSync(demo, 'utf8'))) {
+    t.skip('scripts/demo has no --ui mode yet');
+    return;
+  }
+  await h.withEnv('demo-ui', async (env) => {
+    const tmp = env.mkdir('demo-tmp');
+    const p = env.spawn('demo', demo, ['--ui', '--no-browser', '--size', '16M'], {
+      env: { LS_BUILD_DIR: h.BINARY_DIR, TMPDIR: tmp }, group: true, expectCode: 130,
+    });
+    const { line } = await p.waitLine((l) => /Lanspread UI: http:\/\/\S+\/$/.test(l), 60000, 0,
+      'the "Lanspread UI: URL" line');
+    const url = line.slice(line.indexOf('http'));
+    const { context } = await launchBrowser(env);
+    const page = await openPage(context, url);
+    await waitState(page, 'game0001', 'available', 30000);
+    await button(page, 'game0001', 'download').click();
+    await waitState(page, 'game0001', 'installed', 60000);
+    assert.ok((await actionsOf(page, 'game0001')).includes('uninstall'));
+    await page.close();
+    // Ctrl-C: SIGINT to the demo's process group, as a terminal does.
+    p.signal('SIGINT');
+    const exit = await h.withTimeout(p.exited, 30000 * h.T, `the demo to stop after Ctrl-C\n${p.describe()}`);
+    assert.ok(exit.code === 0 || exit.code === 130, `demo exit ${JSON.stringify(exit)}\n${p.describe()}`);
+    p.expectCode = exit.code;
+    assert.deepEqual(fs.readdirSync(tmp), [], 'the demo left files in its TMPDIR');
+    // Nothing answers on the UI address any more, and no process of the demo is left.
+    await assert.rejects(h.httpRequest({ port: Number(new URL(url).port), path: '/', timeoutMs: 2000 }));
+    const left = fs.readdirSync('/proc').filter((x) => /^\d+$/.test(x)).filter((pid) => {
+      try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(tmp); } catch { return false; }
+    });
+    assert.deepEqual(left, [], 'processes of the demo still running');
+  });
+});
