@@ -4,6 +4,7 @@
  * callback runs on the runtime thread: it answers waiting calls, hands
  * events to the hub and asks for fresh peer lists when peers change. */
 #include "host.h"
+#include "wait.h"
 
 #include "core/error.h"
 
@@ -51,11 +52,7 @@ int lsd_host_create(const lsd_host_config *config, lsd_hub *hub, lsd_host **out)
   h->hub = hub;
   pthread_mutex_init(&h->life, NULL);
   pthread_mutex_init(&h->mu, NULL);
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  pthread_cond_init(&h->cond, &attr);
-  pthread_condattr_destroy(&attr);
+  lsd_cond_init_monotonic(&h->cond);
   *out = h;
   return LS_OK;
 }
@@ -267,9 +264,7 @@ int lsd_host_call(lsd_host *h, ls_command *cmd, json_t **reply, ls_diag *diag)
 
   pthread_mutex_lock(&h->mu);
   if (rc == LS_OK) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += CALL_TIMEOUT_S;
+    struct timespec deadline = lsd_deadline_in(CALL_TIMEOUT_S * 1000);
     while (!c.done)
       if (pthread_cond_timedwait(&h->cond, &h->mu, &deadline) != 0)
         break;

@@ -4,6 +4,7 @@
  * of Server-Sent Event records that stream readers follow. One mutex guards
  * it all; readers wait on a condition variable for the next record. */
 #include "hub.h"
+#include "wait.h"
 
 #include <lanspread/version.h>
 #include <limits.h>
@@ -51,11 +52,7 @@ int lsd_hub_create(lsd_hub **out)
   if (!h)
     return LS_ENOMEM;
   pthread_mutex_init(&h->mu, NULL);
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  pthread_cond_init(&h->cond, &attr);
-  pthread_condattr_destroy(&attr);
+  lsd_cond_init_monotonic(&h->cond);
   h->games = json_array();
   h->ops = json_object();
   h->errors = json_object();
@@ -584,17 +581,6 @@ static char *next_text(lsd_stream *s)
   return text;
 }
 
-static void deadline_in(struct timespec *ts, unsigned ms)
-{
-  clock_gettime(CLOCK_MONOTONIC, ts);
-  ts->tv_sec += ms / 1000;
-  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts->tv_nsec >= 1000000000L) {
-    ts->tv_sec++;
-    ts->tv_nsec -= 1000000000L;
-  }
-}
-
 long lsd_stream_read(lsd_stream *s, char *buf, size_t max, unsigned wait_ms)
 {
   lsd_hub *h = s->hub;
@@ -602,8 +588,7 @@ long lsd_stream_read(lsd_stream *s, char *buf, size_t max, unsigned wait_ms)
     free(s->pending);
     s->pending = NULL;
     pthread_mutex_lock(&h->mu);
-    struct timespec deadline;
-    deadline_in(&deadline, wait_ms);
+    struct timespec deadline = lsd_deadline_in(wait_ms);
     while (!h->closed && !(s->pending = next_text(s)))
       if (pthread_cond_timedwait(&h->cond, &h->mu, &deadline) != 0)
         break;
