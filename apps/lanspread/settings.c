@@ -184,8 +184,8 @@ int lsd_settings_update(lsd_settings *s, json_t *obj, ls_diag *diag)
   json_t *create = json_object_get(obj, "create");
   if (create && !json_is_boolean(create))
     return ls_diag_set(diag, LS_EINVAL, "'create' must be true or false");
-  bool has_dir, has_name, has_gui;
-  const char *dir, *name, *gui;
+  bool has_dir = false, has_name = false, has_gui = false;
+  const char *dir = NULL, *name = NULL, *gui = NULL;
   int rc = string_field(obj, "game_dir", &has_dir, &dir, diag);
   if (rc == LS_OK && has_dir && !dir)
     rc = ls_diag_set(diag, LS_EINVAL, "'game_dir' cannot be cleared; choose another directory");
