@@ -176,7 +176,8 @@ static int load_api_key(const char *state_dir, char key[LSD_API_KEY_LEN + 1], ls
  * address is the way in. */
 static void open_browser(const char *url)
 {
-  if (!getenv("DISPLAY") && !getenv("WAYLAND_DISPLAY"))
+  const char *x11 = getenv("DISPLAY"), *wayland = getenv("WAYLAND_DISPLAY");
+  if (!(x11 && *x11) && !(wayland && *wayland))
     return;
   const char *path = getenv("PATH");
   char dirs[4096], exe[4200];

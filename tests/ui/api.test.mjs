@@ -476,6 +476,26 @@ test('the address taken → exit status 1', { timeout: 60000 }, async () => {
   });
 });
 
+test('the UI opens in a browser when there is a graphical session, and not without one', { timeout: 60000 }, async () => {
+  await h.withEnv('browser', async (env) => {
+    // A stand-in xdg-open that records the address it was asked to open.
+    const bin = env.mkdir('bin');
+    const opened = env.path('opened');
+    fs.writeFileSync(path.join(bin, 'xdg-open'), `#!/bin/sh\necho "$1" >> '${opened}'\n`, { mode: 0o755 });
+    const PATH = `${bin}:${process.env.PATH}`;
+    const cat = catalog(env);
+    const headless = await env.startDaemon({ name: 'headless', catalog: cat, browser: true,
+      stateDir: env.path('state1'), config: env.path('c1.json'),
+      env: { PATH, DISPLAY: '', WAYLAND_DISPLAY: '' } });
+    const d = await env.startDaemon({ catalog: cat, browser: true, env: { PATH, DISPLAY: ':0' } });
+    await h.until('xdg-open was run with the UI address', () => fs.existsSync(opened), 10000);
+    await h.sleep(500);
+    // Only the daemon with a display asked for a browser.
+    assert.deepEqual(fs.readFileSync(opened, 'utf8').trim().split('\n'), [d.url]);
+    assert.notEqual(headless.url, d.url);
+  });
+});
+
 // ---------------------------------------------------------------------------
 
 test('games: download, install, play, uninstall, remove, cancel, refusals, peers', { timeout: 180000 }, async (t) => {

@@ -578,11 +578,11 @@ export class Env {
 
   // The daemon. Options: config, stateDir, catalog, gameDir (null: no
   // --game-dir), peers, gui (default 127.0.0.1:0), listen, name, extra args,
-  // expectFail (resolve the Proc when it exits instead of serving).
+  // env, browser (true: no --no-browser).
   async startDaemon({ name = 'lanspread', config = this.path('config.json'), stateDir = this.path('state'),
     catalog, gameDir, peers = [], gui = '127.0.0.1:0', listen = '127.0.0.1:0', args: extra = [],
-    env, noMdns = true } = {}) {
-    const args = ['--no-browser'];
+    env, noMdns = true, browser = false } = {}) {
+    const args = browser ? [] : ['--no-browser'];
     if (gui !== null) args.push('--gui', gui);
     if (config !== null) args.push('--config', config);
     if (stateDir !== null) args.push('--state-dir', stateDir);
