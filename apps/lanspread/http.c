@@ -5,10 +5,10 @@
 #include "http.h"
 
 #include "core/error.h"
+#include "net/addr.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,20 +290,20 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- start and stop ------------------------------------------------------ */
 
+/* The address to bind (IPv4) and the host part as written, which the
+ * Host check accepts too. */
 static int resolve(const char *addr, struct sockaddr_in *sin, char *host, size_t host_size,
                    ls_diag *diag)
 {
+  struct sockaddr_storage ss;
+  int rc = ls_parse_host_port(addr, &ss, diag);
+  if (rc != LS_OK)
+    return rc;
+  if (ss.ss_family != AF_INET)
+    return ls_diag_set(diag, LS_EINVAL, "--gui %s: an IPv4 address is needed", addr);
+  memcpy(sin, &ss, sizeof *sin);
   const char *colon = strrchr(addr, ':');
-  if (!colon || (size_t)(colon - addr) >= host_size)
-    return ls_diag_set(diag, LS_EINVAL, "--gui '%s' is not HOST:PORT", addr);
   snprintf(host, host_size, "%.*s", (int)(colon - addr), addr);
-  struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
-  int e = getaddrinfo(host, colon + 1, &hints, &res);
-  if (e != 0)
-    return ls_diag_set(diag, LS_EINVAL, "--gui %s: %s (an IPv4 address is needed)", addr,
-                       gai_strerror(e));
-  memcpy(sin, res->ai_addr, sizeof *sin);
-  freeaddrinfo(res);
   return LS_OK;
 }
 
@@ -331,9 +331,8 @@ int lsd_http_start(lsd_app *app, const char *addr, lsd_http **out, ls_diag *diag
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
   unsigned port = info ? info->port : ntohs(sin.sin_port);
-  char ip[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &sin.sin_addr, ip, sizeof ip);
-  snprintf(h->hosts[0], HOST_MAX, "%s:%u", ip, port);
+  sin.sin_port = htons((uint16_t)port);
+  ls_format_addr((struct sockaddr *)&sin, h->hosts[0], HOST_MAX);
   snprintf(h->hosts[1], HOST_MAX, "%s:%u", host, port);
   if ((ntohl(sin.sin_addr.s_addr) >> 24) == 127)
     snprintf(h->hosts[2], HOST_MAX, "localhost:%u", port);

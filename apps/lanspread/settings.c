@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "net/addr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -91,20 +92,8 @@ int lsd_check_game_dir(const char *path, lsd_dir_mode mode, ls_diag *diag)
 
 int lsd_check_host_port(const char *addr, ls_diag *diag)
 {
-  const char *colon = addr ? strrchr(addr, ':') : NULL;
-  if (!colon || colon == addr || strlen(addr) > 255)
-    return ls_diag_set(diag, LS_EINVAL, "'%s' is not HOST:PORT", addr ? addr : "");
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (!colon[1] || *end || port < 0 || port > 65535)
-    return ls_diag_set(diag, LS_EINVAL, "'%s': the port must be a number from 0 to 65535",
-                       addr);
-  for (const char *p = addr; p < colon; p++)
-    if (!(*p == '.' || *p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
-          (*p >= 'A' && *p <= 'Z')))
-      return ls_diag_set(diag, LS_EINVAL, "'%s' is not HOST:PORT (an IPv4 address or host name)",
-                         addr);
-  return LS_OK;
+  struct sockaddr_storage ss;
+  return ls_parse_host_port(addr ? addr : "", &ss, diag);
 }
 
 int lsd_check_name(const char *name, ls_diag *diag)

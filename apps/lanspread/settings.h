@@ -31,7 +31,8 @@ int lsd_settings_copy(lsd_settings *dst, const lsd_settings *src);
 void lsd_settings_free(lsd_settings *s);
 json_t *lsd_settings_json(const lsd_settings *s);
 
-/* Checks of single values. A game directory is an absolute path without
+/* Checks of single values. HOST:PORT is checked (and a name resolved) as
+ * the runtime will. A game directory is an absolute path without
  * '.' or '..' parts to a writable directory; with LSD_DIR_MAY_CREATE a
  * missing one passes when it could be created, LSD_DIR_CREATE makes it. */
 typedef enum { LSD_DIR_EXISTS, LSD_DIR_MAY_CREATE, LSD_DIR_CREATE } lsd_dir_mode;

@@ -12,10 +12,9 @@
 #include "peer/runtime.h"
 
 #include "core/error.h"
+#include "net/addr.h"
 #include "peer/request.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,56 +40,6 @@ struct ls_link {
   unsigned missed, failures;
   unsigned retry_at;               /* tick */
 };
-
-/* ---- addresses --------------------------------------------------------- */
-
-void ls_format_addr(const struct sockaddr *sa, char *out, size_t len)
-{
-  char host[INET6_ADDRSTRLEN] = "?";
-  unsigned port = 0;
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    port = ntohs(in->sin_port);
-    snprintf(out, len, "%s:%u", host, port);
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    port = ntohs(in6->sin6_port);
-    snprintf(out, len, "[%s]:%u", host, port);
-  } else {
-    snprintf(out, len, "?");
-  }
-}
-
-int ls_parse_host_port(const char *text, struct sockaddr_storage *out, ls_diag *diag)
-{
-  char host[256];
-  const char *colon = strrchr(text, ':');
-  if (!colon || colon == text || !colon[1])
-    return ls_diag_set(diag, LS_EINVAL, "'%s' is not HOST:PORT", text);
-  size_t hlen = (size_t)(colon - text);
-  if (text[0] == '[' && colon[-1] == ']') {
-    text++;
-    hlen -= 2;
-  }
-  if (hlen >= sizeof host)
-    return ls_diag_set(diag, LS_EINVAL, "'%s': host name too long", text);
-  memcpy(host, text, hlen);
-  host[hlen] = '\0';
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end || port < 0 || port > 65535)
-    return ls_diag_set(diag, LS_EINVAL, "'%s': port must be 0 to 65535", colon + 1);
-  struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV}, *res;
-  int e = getaddrinfo(host, colon + 1, &hints, &res);
-  if (e != 0)
-    return ls_diag_set(diag, LS_EINVAL, "cannot resolve '%s': %s", host, gai_strerror(e));
-  memset(out, 0, sizeof *out);
-  memcpy(out, res->ai_addr, res->ai_addrlen);
-  freeaddrinfo(res);
-  return LS_OK;
-}
 
 /* ---- the table of links -------------------------------------------------- */
 

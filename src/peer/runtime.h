@@ -9,6 +9,7 @@
 
 #include "install/unpacker.h"
 #include "library/monitor.h"
+#include "net/addr.h"
 #include "net/identity.h"
 #include "net/mdns.h"
 #include "peer/node.h"
@@ -100,9 +101,6 @@ void ls_links_on_mdns_lost(void *user, const char *peer_id);
 ls_quic_conn *ls_links_conn_of(const ls_peer *p, const char *peer_id);
 /* How many peers are connected. */
 size_t ls_links_ready_count(const ls_peer *p);
-/* Parses "HOST:PORT" (IPv4, or [IPv6]:PORT, or a host name). */
-int ls_parse_host_port(const char *text, struct sockaddr_storage *out, ls_diag *diag);
-void ls_format_addr(const struct sockaddr *sa, char *out, size_t len);
 
 /* ---- gets.c ---- */
 void ls_gets_start(ls_peer *p, const ls_command *cmd);

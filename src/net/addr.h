@@ -1,0 +1,15 @@
+/* Socket addresses as text: "HOST:PORT" with HOST an IPv4 address, an
+ * [IPv6] address or a host name. */
+#ifndef LS_NET_ADDR_H
+#define LS_NET_ADDR_H
+
+#include <lanspread/error.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Parses and resolves text; a name that does not resolve is refused. */
+int ls_parse_host_port(const char *text, struct sockaddr_storage *out, ls_diag *diag);
+/* "1.2.3.4:5" or "[::1]:5" ("?" for other families). */
+void ls_format_addr(const struct sockaddr *sa, char *out, size_t len);
+
+#endif
