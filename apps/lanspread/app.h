@@ -27,7 +27,8 @@ typedef struct lsd_app {
  * HTTP status and sets *out to the JSON answer. */
 int lsd_api_handle(lsd_app *app, const char *method, const char *path, json_t *body,
                    json_t **out);
-/* api.c: {"settings", "runtime", "setup_needed"}, also handed to the hub. */
+/* api.c: {"settings", "runtime", "setup_needed", "suggested_game_dir"}, also
+ * handed to the hub. */
 json_t *lsd_app_status(lsd_app *app);
 void lsd_app_publish_status(lsd_app *app);
 /* An error answer: {"error", "code"}. */

@@ -28,7 +28,6 @@ struct lsd_hub {
   pthread_cond_t cond;
   bool closed;
   const ls_catalog *catalog;
-  char *game_dir;
   json_t *games;   /* the runtime's merged library (array) */
   json_t *ops;     /* id -> {"kind", "bytes", "total_bytes", "bytes_per_sec"} */
   json_t *errors;  /* id -> {"action", "message", "detail"} */
@@ -83,7 +82,6 @@ void lsd_hub_free(lsd_hub *h)
   json_decref(h->actions);
   json_decref(h->peers);
   json_decref(h->status);
-  free(h->game_dir);
   pthread_cond_destroy(&h->cond);
   pthread_mutex_destroy(&h->mu);
   free(h);
@@ -145,12 +143,14 @@ static char *launch_path_locked(lsd_hub *h, const char *id, char *why, size_t wh
     snprintf(why, why_size, "the catalog names no program to start for %s", cg->name);
     return NULL;
   }
-  if (!json_is_true(json_object_get(g, "installed")) || !h->game_dir) {
+  const char *game_dir =
+    json_string_value(json_object_get(json_object_get(h->status, "settings"), "game_dir"));
+  if (!json_is_true(json_object_get(g, "installed")) || !game_dir) {
     snprintf(why, why_size, "%s is not installed", cg->name);
     return NULL;
   }
   char local[PATH_MAX], wanted[PATH_MAX];
-  int n_local = snprintf(local, sizeof local, "%s/%s/local", h->game_dir, id);
+  int n_local = snprintf(local, sizeof local, "%s/%s/local", game_dir, id);
   int n_wanted = snprintf(wanted, sizeof wanted, "%.*s/%s", n_local, local, cg->launch);
   if (n_local >= (int)sizeof local || n_wanted >= (int)sizeof wanted) {
     snprintf(why, why_size, "the path of %s is too long", cg->launch);
@@ -393,6 +393,17 @@ static void apply_game_event(lsd_hub *h, const char *type, const char *id, json_
   publish_card(h, id);
 }
 
+/* Replaces the library; the page hears of it only when it changed (the
+ * same list comes back from every GET /api/games). */
+static void replace_games(lsd_hub *h, json_t *games)
+{
+  bool same = json_equal(h->games, games);
+  json_decref(h->games);
+  h->games = games;
+  if (!same)
+    publish_games(h);
+}
+
 void lsd_hub_on_event(lsd_hub *h, const ls_event *ev)
 {
   json_t *obj = json_loads(ev->json, 0, NULL);
@@ -402,11 +413,8 @@ void lsd_hub_on_event(lsd_hub *h, const ls_event *ev)
   publish(h, ev->type, json_incref(obj));
   if (strcmp(ev->type, "games-list-updated") == 0) {
     json_t *games = json_object_get(obj, "games");
-    if (json_is_array(games)) {
-      json_decref(h->games);
-      h->games = json_incref(games);
-      publish_games(h);
-    }
+    if (json_is_array(games))
+      replace_games(h, json_incref(games));
   } else if (ev->id && strncmp(ev->type, "game-", 5) == 0) {
     apply_game_event(h, ev->type, ev->id, obj);
   }
@@ -417,9 +425,7 @@ void lsd_hub_on_event(lsd_hub *h, const ls_event *ev)
 void lsd_hub_set_games(lsd_hub *h, json_t *games)
 {
   pthread_mutex_lock(&h->mu);
-  json_decref(h->games);
-  h->games = games;
-  publish_games(h);
+  replace_games(h, games);
   pthread_mutex_unlock(&h->mu);
 }
 
@@ -449,9 +455,11 @@ void lsd_hub_set_peers(lsd_hub *h, json_t *peers)
       json_array_append_new(peers, gone);
     }
   }
+  bool same = json_equal(h->peers, peers); /* a refresh after every event */
   json_decref(h->peers);
   h->peers = peers;
-  publish(h, "peers", json_pack("{s:O}", "peers", peers));
+  if (!same)
+    publish(h, "peers", json_pack("{s:O}", "peers", peers));
   pthread_mutex_unlock(&h->mu);
 }
 
@@ -460,10 +468,6 @@ void lsd_hub_set_status(lsd_hub *h, json_t *status)
   pthread_mutex_lock(&h->mu);
   json_decref(h->status);
   h->status = status;
-  const char *dir = json_string_value(json_object_get(json_object_get(status, "settings"),
-                                                      "game_dir"));
-  free(h->game_dir);
-  h->game_dir = dir ? strdup(dir) : NULL;
   publish(h, "settings", json_incref(status));
   pthread_mutex_unlock(&h->mu);
 }

@@ -25,8 +25,8 @@ void lsd_hub_set_catalog(lsd_hub *hub, const ls_catalog *catalog);
 void lsd_hub_on_event(lsd_hub *hub, const ls_event *ev);
 void lsd_hub_set_games(lsd_hub *hub, json_t *games);    /* steals */
 void lsd_hub_set_peers(lsd_hub *hub, json_t *peers);    /* steals */
-/* {"settings", "runtime", "setup_needed"}; steals. Also tells the hub the
- * game directory. */
+/* {"settings", "runtime", "setup_needed", "suggested_game_dir"}; steals.
+ * Play and the cards read the game directory from its settings. */
 void lsd_hub_set_status(lsd_hub *hub, json_t *status);
 /* A command was accepted or refused: remember which action the next
  * failure of that game belongs to, or show the refusal on the card. */

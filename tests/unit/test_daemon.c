@@ -360,6 +360,21 @@ static void stream_starts_with_a_snapshot_and_keeps_order(void **state)
   json_decref(card);
   assert_int_equal(lsd_stream_read(s, buf, sizeof buf, 10), 0); /* nothing more: keep-alive */
 
+  /* The same library or peer list again (as every refresh brings) is no news. */
+  lsd_hub_set_games(f->hub, json_loads("[{\"id\": \"quake\", \"name\": \"n\", \"downloaded\": false,"
+                                       " \"installed\": false, \"local_version\": null,"
+                                       " \"latest_version\": \"1.0\", \"peers\": 1, \"size\": 1000}]",
+                                       0, NULL));
+  lsd_hub_set_peers(f->hub, json_array());
+  assert_int_equal(lsd_stream_read(s, buf, sizeof buf, 10), 0);
+  lsd_hub_set_peers(f->hub, json_pack("[{s:s, s:s, s:s, s:i}]", "peer_id", "p1", "name", "bob",
+                                      "addr", "10.0.0.2:1", "games", 1));
+  json_t *peers = read_until(s, "peers");
+  assert_string_equal(json_string_value(json_object_get(
+                        json_array_get(json_object_get(peers, "peers"), 0), "status")),
+                      "connected");
+  json_decref(peers);
+
   /* A reader that falls more than the log behind starts over. */
   for (int i = 0; i < 1100; i++)
     feed(f, "{\"type\": \"peer-count\", \"count\": 1}");
