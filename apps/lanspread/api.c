@@ -106,22 +106,22 @@ static bool card_allows(json_t *card, const char *action)
   return false;
 }
 
-/* Download and update fetch the latest version: refused here when this
- * machine has it already (the runtime would fetch it again). A game that
- * is busy or not in the library is left to the runtime, which says why. */
+/* Download and update fetch the latest version, which the card's actions
+ * already judge: an idle card that offers neither is refused here (the
+ * runtime would fetch the same version again). A busy game, or one not in
+ * the library, is left to the runtime, which says why. */
 static const char *refusal(lsd_app *app, const char *id, const char *action)
 {
   bool download = strcmp(action, "download") == 0, update = strcmp(action, "update") == 0;
   json_t *card = (download || update) ? lsd_hub_card(app->hub, id) : NULL;
+  bool idle = card && json_is_null(json_object_get(card, "progress")) &&
+              !card_allows(card, "cancel") && json_array_size(json_object_get(card, "actions"));
+  bool offered = card_allows(card, "update") || (download && card_allows(card, "download"));
   const char *why = NULL;
-  const char *state = card ? json_string_value(json_object_get(card, "state")) : "";
-  bool here = card && (strcmp(state, "installed") == 0 || strcmp(state, "downloaded") == 0);
-  bool idle = here || (card && strcmp(state, "available") == 0);
-  if (download && here && !card_allows(card, "update"))
-    why = "this machine has the latest version already";
-  else if (update && idle && !card_allows(card, "update"))
-    why = here ? "no peer has a newer version than this machine"
-               : "it is not on this machine yet: download it";
+  if (idle && !offered)
+    why = download                           ? "this machine has the latest version already"
+          : card_allows(card, "download")    ? "it is not on this machine yet: download it"
+                                             : "no peer has a newer version than this machine";
   json_decref(card);
   return why;
 }
