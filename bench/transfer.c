@@ -21,8 +21,8 @@
 #include "benchkit.h"
 #include "net/identity.h"
 #include "net/quic.h"
-#include "peer/node.h"
-#include "peer/request.h"
+#include "node/node.h"
+#include "node/request.h"
 #include "proto/proto.h"
 
 #include <lanspread/catalog.h>

@@ -5,7 +5,7 @@
 #include "http.h"
 
 #include "core/error.h"
-#include "net/addr.h"
+#include "core/addr.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>

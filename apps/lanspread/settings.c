@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "net/addr.h"
+#include "core/addr.h"
 
 #include <errno.h>
 #include <fcntl.h>

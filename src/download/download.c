@@ -22,7 +22,7 @@
 #include "core/error.h"
 #include "download/storage.h"
 #include "library/hashing.h"
-#include "peer/request.h"
+#include "node/request.h"
 
 #include <stdio.h>
 #include <stdlib.h>

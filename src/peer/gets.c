@@ -5,7 +5,7 @@
  * arrived keep their list in PeerGameDB but are not counted as sources. */
 #include "peer/runtime.h"
 
-#include "peer/request.h"
+#include "node/request.h"
 
 #include <stdlib.h>
 #include <string.h>

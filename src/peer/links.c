@@ -12,8 +12,8 @@
 #include "peer/runtime.h"
 
 #include "core/error.h"
-#include "net/addr.h"
-#include "peer/request.h"
+#include "core/addr.h"
+#include "node/request.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,10 +9,10 @@
 
 #include "install/unpacker.h"
 #include "library/monitor.h"
-#include "net/addr.h"
+#include "core/addr.h"
 #include "net/identity.h"
 #include "net/mdns.h"
-#include "peer/node.h"
+#include "node/node.h"
 #include "peer/peerdb.h"
 
 #include <jansson.h>

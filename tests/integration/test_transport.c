@@ -12,9 +12,9 @@
 
 #include "library/hashing.h"
 #include "net/identity.h"
-#include "peer/node.h"
-#include "peer/request.h"
-#include "peer/stream_handler.h"
+#include "node/node.h"
+#include "node/request.h"
+#include "node/stream_handler.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* Socket addresses as text: "HOST:PORT" with HOST an IPv4 address, an
  * [IPv6] address or a host name. */
-#ifndef LS_NET_ADDR_H
-#define LS_NET_ADDR_H
+#ifndef LS_CORE_ADDR_H
+#define LS_CORE_ADDR_H
 
 #include <lanspread/error.h>
 #include <stddef.h>

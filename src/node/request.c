@@ -1,9 +1,9 @@
-/* Owns one client request's stream state (peer/request.h). The struct
+/* Owns one client request's stream state (node/request.h). The struct
  * lives until its stream closes, which may be after on_done. */
-#include "peer/request.h"
+#include "node/request.h"
 
 #include "core/error.h"
-#include "peer/stream_handler.h"
+#include "node/stream_handler.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* Owns the text form of socket addresses: "HOST:PORT" parsed (numeric or a
  * name, resolved) and printed, for every "--listen", "--peer" and "--gui". */
-#include "net/addr.h"
+#include "core/addr.h"
 
 #include "core/error.h"
 

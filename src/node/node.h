@@ -2,12 +2,12 @@
  * and the routing of every stream to its handler (request server for
  * streams peers open, ls_request for streams we open). The peer runtime
  * builds discovery and downloads on top of it. Loop thread only. */
-#ifndef LS_PEER_NODE_H
-#define LS_PEER_NODE_H
+#ifndef LS_NODE_NODE_H
+#define LS_NODE_NODE_H
 
 #include "library/monitor.h"
 #include "net/quic.h"
-#include "peer/serve.h"
+#include "node/serve.h"
 
 typedef struct ls_node ls_node;
 

@@ -1,8 +1,8 @@
 /* The request client: one request on a new stream of a ready connection,
  * its response frame, and for FileData the raw bytes that follow
  * (docs/PROTOCOL.md). Loop thread only. */
-#ifndef LS_PEER_REQUEST_H
-#define LS_PEER_REQUEST_H
+#ifndef LS_NODE_REQUEST_H
+#define LS_NODE_REQUEST_H
 
 #include "net/quic.h"
 #include "proto/proto.h"

@@ -1,10 +1,10 @@
 /* Owns a node's endpoint and request server, and routes endpoint callbacks:
  * connection events to the runtime, stream events to each stream's
- * ls_stream_handler (peer/node.h). */
-#include "peer/node.h"
+ * ls_stream_handler (node/node.h). */
+#include "node/node.h"
 
 #include "core/error.h"
-#include "peer/stream_handler.h"
+#include "node/stream_handler.h"
 
 #include <stdlib.h>
 

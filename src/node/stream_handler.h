@@ -2,8 +2,8 @@
  * or a request client (we opened it). Each stream's user data points at an
  * ls_stream_handler, the first member of that side's per-stream state, so
  * one set of endpoint callbacks can route every stream to its owner. */
-#ifndef LS_PEER_STREAM_HANDLER_H
-#define LS_PEER_STREAM_HANDLER_H
+#ifndef LS_NODE_STREAM_HANDLER_H
+#define LS_NODE_STREAM_HANDLER_H
 
 #include "net/quic.h"
 

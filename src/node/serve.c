@@ -1,11 +1,11 @@
-/* Owns the request server (peer/serve.h): per-stream request state, the
+/* Owns the request server (node/serve.h): per-stream request state, the
  * per-connection count of bad requests, and the GetGame hashing jobs. */
-#include "peer/serve.h"
+#include "node/serve.h"
 
 #include "core/error.h"
 #include "library/hashing.h"
 #include "library/index.h"
-#include "peer/stream_handler.h"
+#include "node/stream_handler.h"
 #include "proto/proto.h"
 
 #include <errno.h>

@@ -8,8 +8,8 @@
  * whole. Paths are resolved beneath the game root without following any
  * symlink, and only payload files of a downloaded catalog game are served.
  * Loop thread only. */
-#ifndef LS_PEER_SERVE_H
-#define LS_PEER_SERVE_H
+#ifndef LS_NODE_SERVE_H
+#define LS_NODE_SERVE_H
 
 #include "library/monitor.h"
 #include "net/quic.h"
