@@ -42,18 +42,24 @@ void lsd_app_publish_status(lsd_app *app)
 /* ---- runtime calls ------------------------------------------------------- */
 
 /* Sends cmd and turns the outcome into an HTTP status: ok_status when the
- * runtime accepted, 409 with its reason when it refused. */
-static int call(lsd_app *app, ls_command *cmd, int ok_status, json_t **reply, json_t **out)
+ * runtime accepted, 409 with its reason when it refused. *code (may be
+ * NULL) gets the refusal's LS_E* code. */
+static int call(lsd_app *app, ls_command *cmd, int ok_status, int *code, json_t **reply,
+                json_t **out)
 {
   ls_diag diag;
   json_t *r = NULL;
   int rc = lsd_host_call(app->host, cmd, &r, &diag);
   if (rc != LS_OK) {
+    if (code)
+      *code = rc;
     *out = lsd_error_json(rc == LS_ESTATE ? "setup_needed" : "timeout", "%s", diag.text);
     return rc == LS_ESTATE ? 409 : 504;
   }
   if (!json_is_true(json_object_get(r, "ok"))) {
     const char *why = json_string_value(json_object_get(r, "error"));
+    if (code)
+      *code = ls_error_from_name(json_string_value(json_object_get(r, "code")));
     *out = lsd_error_json("refused", "%s", why ? why : "refused by the runtime");
     json_decref(r);
     return 409;
@@ -69,7 +75,7 @@ static int get_games(lsd_app *app, json_t **out)
 {
   ls_command cmd = {.type = LS_CMD_LIST_GAMES};
   json_t *reply;
-  int status = call(app, &cmd, 200, &reply, out);
+  int status = call(app, &cmd, 200, NULL, &reply, out);
   if (status != 200)
     return status;
   lsd_hub_set_games(app->hub, json_deep_copy(json_object_get(reply, "games")));
@@ -82,7 +88,7 @@ static int get_peers(lsd_app *app, json_t **out)
 {
   ls_command cmd = {.type = LS_CMD_LIST_PEERS};
   json_t *reply;
-  int status = call(app, &cmd, 200, &reply, out);
+  int status = call(app, &cmd, 200, NULL, &reply, out);
   if (status != 200)
     return status;
   json_t *peers = json_object_get(reply, "peers");
@@ -139,7 +145,7 @@ static int play(lsd_app *app, const char *id, json_t **out)
   int rc = lsd_play_start(path, &pid, &diag);
   free(path);
   if (rc != LS_OK) {
-    lsd_hub_note_failure(app->hub, id, "play", diag.text);
+    lsd_hub_note_failure(app->hub, id, "play", rc, diag.text);
     *out = lsd_error_json("failed", "%s", diag.text);
     return 500;
   }
@@ -166,15 +172,17 @@ static int game_command(lsd_app *app, const char *id, const char *action, json_t
     const char *why = refusal(app, id, action);
     if (why) {
       *out = lsd_error_json("refused", "%s", why);
-      lsd_hub_note_failure(app->hub, id, action, why);
+      lsd_hub_note_failure(app->hub, id, action, LS_ESTATE, why);
       return 409;
     }
     if (commands[i].type != LS_CMD_CANCEL_DOWNLOAD)
       lsd_hub_note_action(app->hub, id, action);
     ls_command cmd = {.type = commands[i].type, .id = id};
-    int status = call(app, &cmd, commands[i].ok_status, NULL, out);
+    int code = LS_OK;
+    int status = call(app, &cmd, commands[i].ok_status, &code, NULL, out);
     if (status == 409 || status == 504)
-      lsd_hub_note_failure(app->hub, id, action, json_string_value(json_object_get(*out, "error")));
+      lsd_hub_note_failure(app->hub, id, action, code,
+                           json_string_value(json_object_get(*out, "error")));
     else
       *out = json_pack("{s:b, s:s}", "ok", 1, "id", id);
     return status;
@@ -269,7 +277,7 @@ static int apply_to_runtime(lsd_app *app, const lsd_settings *next, json_t **out
   }
   if (running && move) {
     ls_command cmd = {.type = LS_CMD_SET_GAME_DIR, .path = next->game_dir};
-    int status = call(app, &cmd, 200, NULL, out);
+    int status = call(app, &cmd, 200, NULL, NULL, out);
     return status == 200 ? 0 : status;
   }
   return 0;

@@ -227,15 +227,17 @@ static void on_reply(lsd_host *h, const ls_event *ev)
 static void on_event(void *user, const ls_event *ev)
 {
   lsd_host *h = user;
-  if (strcmp(ev->type, "reply") == 0) {
+  if (ev->kind == LS_EVENT_REPLY) {
     on_reply(h, ev);
     return;
   }
   lsd_hub_on_event(h->hub, ev);
   /* Peer lists carry game counts: ask again when peers or games change. */
   ls_peer *peer = h->peer;
-  if (peer && (strncmp(ev->type, "peer-", 5) == 0 ||
-               strcmp(ev->type, "games-list-updated") == 0))
+  bool peers_changed = ev->kind == LS_EVENT_PEER_CONNECTED ||
+                       ev->kind == LS_EVENT_PEER_DISCONNECTED || ev->kind == LS_EVENT_PEER_COUNT ||
+                       ev->kind == LS_EVENT_GAMES_LIST_UPDATED;
+  if (peer && peers_changed)
     refresh(h, peer, LS_CMD_LIST_PEERS);
 }
 

@@ -133,7 +133,7 @@ static void close_stream(void *cls)
 
 static enum MHD_Result send_events(lsd_http *h, struct MHD_Connection *c)
 {
-  lsd_stream *s = lsd_stream_open(h->app->hub);
+  lsd_stream *s = lsd_stream_open(lsd_hub_log(h->app->hub));
   struct MHD_Response *r =
     s ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_events, s,
                                           close_stream)

@@ -1,49 +1,31 @@
 /* Owns the web UI's state (see hub.h): the runtime's last library and peer
- * list, per game the running operation, its progress, the action it serves
- * and the last error; the settings and runtime status; and the numbered log
- * of Server-Sent Event records that stream readers follow. One mutex guards
- * it all; readers wait on a condition variable for the next record. */
+ * list, per game the last error and the action it belongs to, and the
+ * settings and runtime status; and the order in which changes become
+ * records of the event log (records.c). Cards are cards.c's. One mutex
+ * guards the state; records are appended while it is held, so a snapshot
+ * and the sequence number it includes always agree. */
 #include "hub.h"
-#include "wait.h"
 
-#include <lanspread/version.h>
-#include <limits.h>
+#include "cards.h"
+
+#include <lanspread/error.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-#define LOG_SIZE 1024 /* records a slow reader may fall behind before a new snapshot */
-
-typedef struct record {
-  uint64_t seq;
-  char *text; /* "event: NAME\nid: SEQ\ndata: JSON\n\n" */
-} record;
 
 struct lsd_hub {
   pthread_mutex_t mu;
-  pthread_cond_t cond;
-  bool closed;
   const ls_catalog *catalog;
   json_t *games;   /* the runtime's merged library (array) */
-  json_t *ops;     /* id -> {"kind", "bytes", "total_bytes", "bytes_per_sec"} */
-  json_t *errors;  /* id -> {"action", "message", "detail"} */
+  json_t *errors;  /* id -> {"action", "message", "detail", "code"} */
   json_t *actions; /* id -> the action the running operation serves */
   json_t *peers;   /* array; entries carry "status" */
   json_t *status;  /* {"settings", "runtime", "setup_needed"} */
-  uint64_t seq;
-  record log[LOG_SIZE];
+  lsd_log log;
 };
 
-struct lsd_stream {
-  lsd_hub *hub;
-  uint64_t next; /* the next record to send; 0: a snapshot first */
-  char *pending;
-  size_t pending_len, pending_off;
-};
+static json_t *snapshot_for_stream(void *user, uint64_t *seq);
 
 int lsd_hub_create(lsd_hub **out)
 {
@@ -51,9 +33,8 @@ int lsd_hub_create(lsd_hub **out)
   if (!h)
     return LS_ENOMEM;
   pthread_mutex_init(&h->mu, NULL);
-  lsd_cond_init_monotonic(&h->cond);
+  lsd_log_init(&h->log, snapshot_for_stream, h);
   h->games = json_array();
-  h->ops = json_object();
   h->errors = json_object();
   h->actions = json_object();
   h->peers = json_array();
@@ -64,61 +45,29 @@ int lsd_hub_create(lsd_hub **out)
 
 void lsd_hub_close(lsd_hub *h)
 {
-  pthread_mutex_lock(&h->mu);
-  h->closed = true;
-  pthread_cond_broadcast(&h->cond);
-  pthread_mutex_unlock(&h->mu);
+  lsd_log_close(&h->log);
 }
 
 void lsd_hub_free(lsd_hub *h)
 {
   if (!h)
     return;
-  for (size_t i = 0; i < LOG_SIZE; i++)
-    free(h->log[i].text);
+  lsd_log_destroy(&h->log);
   json_decref(h->games);
-  json_decref(h->ops);
   json_decref(h->errors);
   json_decref(h->actions);
   json_decref(h->peers);
   json_decref(h->status);
-  pthread_cond_destroy(&h->cond);
   pthread_mutex_destroy(&h->mu);
   free(h);
 }
 
-/* ---- the log ------------------------------------------------------------- */
-
-static char *format_record(const char *name, uint64_t seq, json_t *data)
+lsd_log *lsd_hub_log(lsd_hub *h)
 {
-  char *json = json_dumps(data, JSON_COMPACT);
-  char *text = NULL;
-  if (json && asprintf(&text, "event: %s\nid: %llu\ndata: %s\n\n", name,
-                       (unsigned long long)seq, json) < 0)
-    text = NULL;
-  free(json);
-  return text;
+  return &h->log;
 }
 
-/* Appends a record (steals data). Caller holds the mutex. */
-static void publish(lsd_hub *h, const char *name, json_t *data)
-{
-  if (!data)
-    return;
-  uint64_t seq = h->seq + 1;
-  char *text = format_record(name, seq, data);
-  json_decref(data);
-  if (!text)
-    return;
-  record *r = &h->log[seq % LOG_SIZE];
-  free(r->text);
-  r->seq = seq;
-  r->text = text;
-  h->seq = seq;
-  pthread_cond_broadcast(&h->cond);
-}
-
-/* ---- cards --------------------------------------------------------------- */
+/* ---- cards ------------------------------------------------------------------ */
 
 static json_t *find_game(lsd_hub *h, const char *id)
 {
@@ -131,160 +80,22 @@ static json_t *find_game(lsd_hub *h, const char *id)
   return NULL;
 }
 
-static char *launch_path_locked(lsd_hub *h, const char *id, char *why, size_t why_size)
+static const char *game_dir_locked(lsd_hub *h)
 {
-  const ls_catalog_game *cg = h->catalog ? ls_catalog_find(h->catalog, id) : NULL;
-  json_t *g = find_game(h, id);
-  if (!cg || !g) {
-    snprintf(why, why_size, "%s is not in the library", id);
-    return NULL;
-  }
-  if (!cg->launch) {
-    snprintf(why, why_size, "the catalog names no program to start for %s", cg->name);
-    return NULL;
-  }
-  const char *game_dir =
-    json_string_value(json_object_get(json_object_get(h->status, "settings"), "game_dir"));
-  if (!json_is_true(json_object_get(g, "installed")) || !game_dir) {
-    snprintf(why, why_size, "%s is not installed", cg->name);
-    return NULL;
-  }
-  char local[PATH_MAX], wanted[PATH_MAX];
-  int n_local = snprintf(local, sizeof local, "%s/%s/local", game_dir, id);
-  int n_wanted = snprintf(wanted, sizeof wanted, "%.*s/%s", n_local, local, cg->launch);
-  if (n_local >= (int)sizeof local || n_wanted >= (int)sizeof wanted) {
-    snprintf(why, why_size, "the path of %s is too long", cg->launch);
-    return NULL;
-  }
-  char *real_local = realpath(local, NULL), *real = realpath(wanted, NULL);
-  size_t n = real_local ? strlen(real_local) : 0;
-  struct stat st;
-  char *path = NULL;
-  if (!real_local || !real)
-    snprintf(why, why_size, "%s is missing from the installed files", cg->launch);
-  else if (strncmp(real, real_local, n) != 0 || real[n] != '/')
-    snprintf(why, why_size, "%s points outside the game's local/ folder", cg->launch);
-  else if (stat(real, &st) != 0 || !S_ISREG(st.st_mode) || access(real, X_OK) != 0)
-    snprintf(why, why_size, "%s is not an executable file", cg->launch);
-  else
-    path = real, real = NULL;
-  free(real_local);
-  free(real);
-  return path;
+  return json_string_value(json_object_get(json_object_get(h->status, "settings"), "game_dir"));
 }
 
-/* Words a player understands for a failure, from the runtime's detail. */
-static const char *player_message(const char *action, const char *detail)
+static const ls_catalog_game *catalog_game(lsd_hub *h, json_t *g)
 {
-  static const struct {
-    const char *needle, *message;
-  } hints[] = {
-    {"SHA-256", "A peer sent damaged data. Try again; another peer may have a good copy."},
-    {"corrupt", "A peer sent damaged data. Try again; another peer may have a good copy."},
-    {"space", "There is not enough free disk space for this game."},
-    {"no connected peer", "No peer that has this game is online right now."},
-    {"no peer", "No peer that has this game is reachable right now."},
-    {"unreachable", "The peers sharing this game stopped answering."},
-    {"disconnect", "The peers sharing this game went away."},
-    {"busy", "Another operation on this game is still running."},
-    {"running", "Another operation is still running; wait for it to finish."},
-    {"unpack", "The game's archives could not be unpacked on this machine."},
-    {"archive", "The game's archives could not be unpacked on this machine."},
-    {"installed", "The game is installed; uninstall it first."},
-    {"not downloaded", "The game's files are not on this machine."},
-  };
-  for (size_t i = 0; detail && i < sizeof hints / sizeof hints[0]; i++)
-    if (strstr(detail, hints[i].needle))
-      return hints[i].message;
-  if (strcmp(action, "download") == 0 || strcmp(action, "update") == 0)
-    return "The download failed.";
-  if (strcmp(action, "install") == 0)
-    return "The installation failed.";
-  if (strcmp(action, "uninstall") == 0)
-    return "Uninstalling failed.";
-  if (strcmp(action, "remove") == 0)
-    return "Removing the files failed.";
-  if (strcmp(action, "play") == 0)
-    return "The game could not be started.";
-  return "That did not work.";
-}
-
-static const char *op_state(const char *kind)
-{
-  if (strcmp(kind, "download") == 0)
-    return "downloading";
-  if (strcmp(kind, "install") == 0)
-    return "installing";
-  if (strcmp(kind, "uninstall") == 0)
-    return "uninstalling";
-  return "removing";
-}
-
-static json_t *progress_json(json_t *op)
-{
-  json_int_t bytes = json_integer_value(json_object_get(op, "bytes"));
-  json_int_t total = json_integer_value(json_object_get(op, "total_bytes"));
-  json_int_t bps = json_integer_value(json_object_get(op, "bytes_per_sec"));
-  json_int_t eta = bps > 0 && total > bytes ? (total - bytes + bps - 1) / bps : 0;
-  return json_pack("{s:I, s:I, s:I, s:I}", "bytes", bytes, "total_bytes", total,
-                   "bytes_per_sec", bps, "eta_s", eta);
+  const char *id = json_string_value(json_object_get(g, "id"));
+  return h->catalog && id ? ls_catalog_find(h->catalog, id) : NULL;
 }
 
 static json_t *card_locked(lsd_hub *h, json_t *g)
 {
   const char *id = json_string_value(json_object_get(g, "id"));
-  const ls_catalog_game *cg = h->catalog ? ls_catalog_find(h->catalog, id) : NULL;
-  bool downloaded = json_is_true(json_object_get(g, "downloaded"));
-  bool installed = json_is_true(json_object_get(g, "installed"));
-  const char *local = json_string_value(json_object_get(g, "local_version"));
-  const char *latest = json_string_value(json_object_get(g, "latest_version"));
-  json_int_t peers = json_integer_value(json_object_get(g, "peers"));
-  bool newer = (downloaded || installed) && peers > 0 && latest &&
-               ls_version_cmp(latest, local) > 0;
-  char why[256];
-  char *launch = installed ? launch_path_locked(h, id, why, sizeof why) : NULL;
-  bool playable = launch != NULL;
-  free(launch);
-
-  json_t *op = json_object_get(h->ops, id);
-  const char *kind = op ? json_string_value(json_object_get(op, "kind")) : NULL;
-  const char *state;
-  json_t *actions = json_array();
-  if (kind) {
-    state = op_state(kind);
-    if (strcmp(kind, "download") == 0)
-      json_array_append_new(actions, json_string("cancel"));
-  } else if (installed) {
-    state = newer ? "update_available" : "installed";
-    if (newer)
-      json_array_append_new(actions, json_string("update"));
-    if (playable)
-      json_array_append_new(actions, json_string("play"));
-    json_array_append_new(actions, json_string("uninstall"));
-  } else if (downloaded) {
-    state = "downloaded";
-    json_array_append_new(actions, json_string("install"));
-    if (newer)
-      json_array_append_new(actions, json_string("update"));
-    json_array_append_new(actions, json_string("remove"));
-  } else if (peers > 0) {
-    state = "available";
-    json_array_append_new(actions, json_string("download"));
-  } else {
-    state = "unavailable";
-  }
-  bool with_progress = kind && (strcmp(kind, "download") == 0 || strcmp(kind, "install") == 0);
-  json_t *card = json_deep_copy(g);
-  json_object_set_new(card, "genre", cg && cg->genre ? json_string(cg->genre) : json_null());
-  json_object_set_new(card, "description",
-                      cg && cg->description ? json_string(cg->description) : json_null());
-  json_object_set_new(card, "max_players", json_integer(cg ? cg->max_players : 0));
-  json_object_set_new(card, "state", json_string(state));
-  json_object_set_new(card, "progress", with_progress ? progress_json(op) : json_null());
-  json_t *err = json_object_get(h->errors, id);
-  json_object_set(card, "error", err ? err : json_null());
-  json_object_set_new(card, "actions", actions);
-  return card;
+  return lsd_card_new(g, catalog_game(h, g), json_object_get(h->errors, id),
+                      game_dir_locked(h));
 }
 
 static json_t *cards_locked(lsd_hub *h)
@@ -301,12 +112,7 @@ static void publish_card(lsd_hub *h, const char *id)
 {
   json_t *g = find_game(h, id);
   if (g)
-    publish(h, "game-state", card_locked(h, g));
-}
-
-static void publish_games(lsd_hub *h)
-{
-  publish(h, "games", json_pack("{s:o}", "games", cards_locked(h)));
+    lsd_log_append(&h->log, "game-state", card_locked(h, g));
 }
 
 /* ---- inputs -------------------------------------------------------------- */
@@ -318,32 +124,13 @@ void lsd_hub_set_catalog(lsd_hub *h, const ls_catalog *catalog)
   pthread_mutex_unlock(&h->mu);
 }
 
-static void set_op(lsd_hub *h, const char *id, const char *kind, json_t *ev)
-{
-  if (!kind) {
-    json_object_del(h->ops, id);
-    return;
-  }
-  json_t *op = json_object_get(h->ops, id);
-  if (!op || strcmp(json_string_value(json_object_get(op, "kind")), kind) != 0) {
-    op = json_pack("{s:s, s:I, s:I, s:I}", "kind", kind, "bytes", (json_int_t)0,
-                   "total_bytes", (json_int_t)0, "bytes_per_sec", (json_int_t)0);
-    json_object_set_new(h->ops, id, op);
-  }
-  const char *fields[] = {"bytes", "total_bytes", "bytes_per_sec"};
-  for (size_t i = 0; ev && i < 3; i++) {
-    json_t *v = json_object_get(ev, fields[i]);
-    if (json_is_integer(v))
-      json_object_set(op, fields[i], v);
-  }
-}
-
-static void set_error(lsd_hub *h, const char *id, const char *action, const char *detail)
+static void set_error(lsd_hub *h, const char *id, const char *action, int code,
+                      const char *detail)
 {
   json_object_set_new(h->errors, id,
-                      json_pack("{s:s, s:s, s:s}", "action", action, "message",
-                                player_message(action, detail), "detail",
-                                detail ? detail : ""));
+                      json_pack("{s:s, s:s, s:s, s:s}", "action", action, "message",
+                                lsd_player_message(action, code), "detail",
+                                detail ? detail : "", "code", ls_error_name(code)));
 }
 
 static const char *action_of(lsd_hub *h, const char *id, const char *fallback)
@@ -352,45 +139,75 @@ static const char *action_of(lsd_hub *h, const char *id, const char *fallback)
   return a ? a : fallback;
 }
 
-/* The operation an event of a game starts, continues or ends. */
-static void apply_game_event(lsd_hub *h, const char *type, const char *id, json_t *ev)
+/* How a game event changes a card: the action a failure belongs to when
+ * no command named one, and whether the event begins an operation, reports
+ * its progress, or ends it. */
+enum role { BEGINS, PROGRESSES, SUCCEEDS, FAILS, OTHER };
+
+static enum role role_of(ls_event_kind kind, const char **action)
 {
-  const char *detail = json_string_value(json_object_get(ev, "error"));
-  if (strcmp(type, "game-download-begin") == 0) {
-    json_object_del(h->errors, id);
-    set_op(h, id, "download", ev);
-  } else if (strcmp(type, "game-download-progress") == 0) {
-    set_op(h, id, "download", ev);
-  } else if (strcmp(type, "game-download-finished") == 0) {
-    set_op(h, id, "install", NULL); /* the automatic install follows */
-  } else if (strcmp(type, "game-download-failed") == 0) {
-    set_op(h, id, NULL, NULL);
-    set_error(h, id, action_of(h, id, "download"), detail);
-  } else if (strcmp(type, "game-download-cancelled") == 0) {
-    set_op(h, id, NULL, NULL);
-    json_object_del(h->errors, id);
-  } else if (strcmp(type, "game-install-begin") == 0 ||
-             strcmp(type, "game-install-progress") == 0) {
-    set_op(h, id, "install", ev);
-  } else if (strcmp(type, "game-uninstall-begin") == 0) {
-    set_op(h, id, "uninstall", NULL);
-  } else if (strcmp(type, "game-remove-begin") == 0) {
-    set_op(h, id, "remove", NULL);
-  } else if (strstr(type, "-finished")) {
-    set_op(h, id, NULL, NULL);
-    json_object_del(h->errors, id);
-  } else if (strstr(type, "-failed")) {
-    set_op(h, id, NULL, NULL);
-    const char *action = strncmp(type, "game-install", 12) == 0     ? "install"
-                         : strncmp(type, "game-uninstall", 14) == 0 ? "uninstall"
-                                                                     : "remove";
-    set_error(h, id, action, detail);
-  } else {
-    return; /* game-files: nothing the page shows */
+  static const struct {
+    ls_event_kind kind;
+    const char *action;
+    enum role role;
+  } table[] = {
+    {LS_EVENT_DOWNLOAD_BEGIN, "download", BEGINS},
+    {LS_EVENT_DOWNLOAD_PROGRESS, "download", PROGRESSES},
+    {LS_EVENT_DOWNLOAD_FINISHED, "download", SUCCEEDS},
+    {LS_EVENT_DOWNLOAD_CANCELLED, "download", SUCCEEDS},
+    {LS_EVENT_DOWNLOAD_FAILED, "download", FAILS},
+    {LS_EVENT_INSTALL_BEGIN, "install", BEGINS},
+    {LS_EVENT_INSTALL_PROGRESS, "install", PROGRESSES},
+    {LS_EVENT_INSTALL_FINISHED, "install", SUCCEEDS},
+    {LS_EVENT_INSTALL_FAILED, "install", FAILS},
+    {LS_EVENT_UNINSTALL_BEGIN, "uninstall", BEGINS},
+    {LS_EVENT_UNINSTALL_FINISHED, "uninstall", SUCCEEDS},
+    {LS_EVENT_UNINSTALL_FAILED, "uninstall", FAILS},
+    {LS_EVENT_REMOVE_BEGIN, "remove", BEGINS},
+    {LS_EVENT_REMOVE_FINISHED, "remove", SUCCEEDS},
+    {LS_EVENT_REMOVE_FAILED, "remove", FAILS},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+    if (table[i].kind == kind) {
+      *action = table[i].action;
+      return table[i].role;
+    }
+  return OTHER;
+}
+
+/* Progress events carry the operation's numbers: the card shows them
+ * until the runtime's next library. */
+static void take_progress(json_t *g, json_t *ev)
+{
+  json_t *op = json_object_get(g, "operation");
+  const char *fields[] = {"bytes", "total_bytes", "bytes_per_sec"};
+  for (size_t i = 0; json_is_object(op) && i < 3; i++) {
+    json_t *v = json_object_get(ev, fields[i]);
+    if (json_is_integer(v))
+      json_object_set(op, fields[i], v);
   }
-  if (strstr(type, "-finished") || strstr(type, "-failed") || strstr(type, "-cancelled"))
-    json_object_del(h->actions, id);
-  publish_card(h, id);
+}
+
+static void apply_game_event(lsd_hub *h, const ls_event *ev, json_t *obj)
+{
+  const char *action = NULL;
+  enum role role = role_of(ev->kind, &action);
+  if (role == OTHER)
+    return; /* game-files: nothing the page shows */
+  if (role == PROGRESSES) {
+    json_t *g = find_game(h, ev->id);
+    if (g)
+      take_progress(g, obj);
+  } else if (role == FAILS) {
+    set_error(h, ev->id, action_of(h, ev->id, action), ev->code,
+              json_string_value(json_object_get(obj, "error")));
+    json_object_del(h->actions, ev->id);
+  } else {
+    json_object_del(h->errors, ev->id);
+    if (role == SUCCEEDS)
+      json_object_del(h->actions, ev->id);
+  }
+  publish_card(h, ev->id);
 }
 
 /* Replaces the library; the page hears of it only when it changed (the
@@ -401,7 +218,7 @@ static void replace_games(lsd_hub *h, json_t *games)
   json_decref(h->games);
   h->games = games;
   if (!same)
-    publish_games(h);
+    lsd_log_append(&h->log, "games", json_pack("{s:o}", "games", cards_locked(h)));
 }
 
 void lsd_hub_on_event(lsd_hub *h, const ls_event *ev)
@@ -410,13 +227,13 @@ void lsd_hub_on_event(lsd_hub *h, const ls_event *ev)
   if (!obj)
     return;
   pthread_mutex_lock(&h->mu);
-  publish(h, ev->type, json_incref(obj));
-  if (strcmp(ev->type, "games-list-updated") == 0) {
+  lsd_log_append(&h->log, ev->type, json_incref(obj));
+  if (ev->kind == LS_EVENT_GAMES_LIST_UPDATED) {
     json_t *games = json_object_get(obj, "games");
     if (json_is_array(games))
       replace_games(h, json_incref(games));
-  } else if (ev->id && strncmp(ev->type, "game-", 5) == 0) {
-    apply_game_event(h, ev->type, ev->id, obj);
+  } else if (ev->id) {
+    apply_game_event(h, ev, obj);
   }
   pthread_mutex_unlock(&h->mu);
   json_decref(obj);
@@ -459,7 +276,7 @@ void lsd_hub_set_peers(lsd_hub *h, json_t *peers)
   json_decref(h->peers);
   h->peers = peers;
   if (!same)
-    publish(h, "peers", json_pack("{s:O}", "peers", peers));
+    lsd_log_append(&h->log, "peers", json_pack("{s:O}", "peers", peers));
   pthread_mutex_unlock(&h->mu);
 }
 
@@ -468,7 +285,7 @@ void lsd_hub_set_status(lsd_hub *h, json_t *status)
   pthread_mutex_lock(&h->mu);
   json_decref(h->status);
   h->status = status;
-  publish(h, "settings", json_incref(status));
+  lsd_log_append(&h->log, "settings", json_incref(status));
   pthread_mutex_unlock(&h->mu);
 }
 
@@ -481,10 +298,11 @@ void lsd_hub_note_action(lsd_hub *h, const char *id, const char *action)
   pthread_mutex_unlock(&h->mu);
 }
 
-void lsd_hub_note_failure(lsd_hub *h, const char *id, const char *action, const char *detail)
+void lsd_hub_note_failure(lsd_hub *h, const char *id, const char *action, int code,
+                          const char *detail)
 {
   pthread_mutex_lock(&h->mu);
-  set_error(h, id, action, detail);
+  set_error(h, id, action, code, detail);
   publish_card(h, id);
   pthread_mutex_unlock(&h->mu);
 }
@@ -494,7 +312,11 @@ void lsd_hub_note_failure(lsd_hub *h, const char *id, const char *action, const 
 bool lsd_hub_any_busy(lsd_hub *h)
 {
   pthread_mutex_lock(&h->mu);
-  bool busy = json_object_size(h->ops) > 0;
+  bool busy = false;
+  size_t i;
+  json_t *g;
+  json_array_foreach(h->games, i, g)
+    busy = busy || json_is_object(json_object_get(g, "operation"));
   pthread_mutex_unlock(&h->mu);
   return busy;
 }
@@ -502,9 +324,19 @@ bool lsd_hub_any_busy(lsd_hub *h)
 static json_t *snapshot_locked(lsd_hub *h)
 {
   json_t *snap = json_deep_copy(h->status);
-  json_object_set_new(snap, "seq", json_integer((json_int_t)h->seq));
+  json_object_set_new(snap, "seq", json_integer((json_int_t)lsd_log_last(&h->log)));
   json_object_set_new(snap, "games", cards_locked(h));
   json_object_set(snap, "peers", h->peers);
+  return snap;
+}
+
+static json_t *snapshot_for_stream(void *user, uint64_t *seq)
+{
+  lsd_hub *h = user;
+  pthread_mutex_lock(&h->mu);
+  json_t *snap = snapshot_locked(h);
+  *seq = (uint64_t)json_integer_value(json_object_get(snap, "seq"));
+  pthread_mutex_unlock(&h->mu);
   return snap;
 }
 
@@ -544,74 +376,11 @@ json_t *lsd_hub_peers(lsd_hub *h)
 char *lsd_hub_launch_path(lsd_hub *h, const char *id, char *why, size_t why_size)
 {
   pthread_mutex_lock(&h->mu);
-  char *path = launch_path_locked(h, id, why, why_size);
+  json_t *g = find_game(h, id);
+  char *path = lsd_launch_path(game_dir_locked(h), g ? catalog_game(h, g) : NULL, g, why,
+                               why_size);
+  if (!g)
+    snprintf(why, why_size, "%s is not in the library", id);
   pthread_mutex_unlock(&h->mu);
   return path;
-}
-
-/* ---- streams ------------------------------------------------------------- */
-
-lsd_stream *lsd_stream_open(lsd_hub *h)
-{
-  lsd_stream *s = calloc(1, sizeof *s);
-  if (s)
-    s->hub = h;
-  return s;
-}
-
-void lsd_stream_close(lsd_stream *s)
-{
-  if (s)
-    free(s->pending);
-  free(s);
-}
-
-/* The next record's text for s (malloc'ed), or NULL when there is none.
- * Caller holds the mutex. */
-static char *next_text(lsd_stream *s)
-{
-  lsd_hub *h = s->hub;
-  if (s->next == 0 || h->seq - s->next + 1 > LOG_SIZE) { /* new, or fell behind */
-    json_t *snap = snapshot_locked(h);
-    char *text = format_record("snapshot", h->seq, snap);
-    json_decref(snap);
-    s->next = h->seq + 1;
-    return text;
-  }
-  if (s->next > h->seq)
-    return NULL;
-  char *text = strdup(h->log[s->next % LOG_SIZE].text);
-  s->next++;
-  return text;
-}
-
-long lsd_stream_read(lsd_stream *s, char *buf, size_t max, unsigned wait_ms)
-{
-  lsd_hub *h = s->hub;
-  if (s->pending_off == s->pending_len) {
-    free(s->pending);
-    s->pending = NULL;
-    pthread_mutex_lock(&h->mu);
-    struct timespec deadline = lsd_deadline_in(wait_ms);
-    while (!h->closed && !(s->pending = next_text(s)))
-      if (pthread_cond_timedwait(&h->cond, &h->mu, &deadline) != 0)
-        break;
-    bool closed = h->closed;
-    pthread_mutex_unlock(&h->mu);
-    if (closed) {
-      free(s->pending);
-      s->pending = NULL;
-      return -1;
-    }
-    s->pending_off = 0;
-    s->pending_len = s->pending ? strlen(s->pending) : 0;
-    if (!s->pending)
-      return 0;
-  }
-  size_t n = s->pending_len - s->pending_off;
-  if (n > max)
-    n = max;
-  memcpy(buf, s->pending + s->pending_off, n);
-  s->pending_off += n;
-  return (long)n;
 }

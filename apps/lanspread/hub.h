@@ -1,10 +1,13 @@
 /* The page's state and its event stream. The hub is the one owner of what
- * the web UI shows: the runtime's library and peers, each game's running
- * operation and last error, the settings and the runtime's status. Runtime
- * events go in (lsd_hub_on_event, on the runtime thread); numbered records
- * for Server-Sent Events come out (lsd_hub_read, on HTTP threads). */
+ * the web UI shows: the runtime's library (each game with the state,
+ * actions and operation the runtime gives it) and peers, each game's last
+ * error, the settings and the runtime's status. Runtime events go in
+ * (lsd_hub_on_event, on the runtime thread); numbered records for
+ * Server-Sent Events come out (records.h, on HTTP threads). */
 #ifndef LSD_HUB_H
 #define LSD_HUB_H
+
+#include "records.h"
 
 #include <jansson.h>
 #include <lanspread/catalog.h>
@@ -31,7 +34,8 @@ void lsd_hub_set_status(lsd_hub *hub, json_t *status);
 /* A command was accepted or refused: remember which action the next
  * failure of that game belongs to, or show the refusal on the card. */
 void lsd_hub_note_action(lsd_hub *hub, const char *id, const char *action);
-void lsd_hub_note_failure(lsd_hub *hub, const char *id, const char *action, const char *detail);
+void lsd_hub_note_failure(lsd_hub *hub, const char *id, const char *action, int code,
+                          const char *detail);
 
 /* True while an operation (download, install, ...) runs on any game. */
 bool lsd_hub_any_busy(lsd_hub *hub);
@@ -45,14 +49,7 @@ json_t *lsd_hub_peers(lsd_hub *hub);
  * absolute path inside its local/ (malloc'ed), or NULL with a reason. */
 char *lsd_hub_launch_path(lsd_hub *hub, const char *id, char *why, size_t why_size);
 
-/* Event stream. A reader starts at a snapshot and then gets every record
- * in order; one that fell more than the log behind gets a new snapshot. */
-typedef struct lsd_stream lsd_stream;
-lsd_stream *lsd_stream_open(lsd_hub *hub);
-/* Copies up to max bytes of SSE text into buf, waiting up to wait_ms for
- * the next record; 0 means nothing came (send a keep-alive), -1 that the
- * hub closed. */
-long lsd_stream_read(lsd_stream *s, char *buf, size_t max, unsigned wait_ms);
-void lsd_stream_close(lsd_stream *s);
+/* The event stream's log (records.h): streams open on it. */
+lsd_log *lsd_hub_log(lsd_hub *hub);
 
 #endif

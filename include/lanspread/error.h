@@ -23,10 +23,17 @@ enum {
   LS_ENOSPC = -13,      /* no space left on device */
   LS_EACCES = -14,      /* permission denied */
   LS_ESTATE = -15,      /* not allowed in the current state */
+  LS_ECORRUPT = -16,    /* data failed its SHA-256 check */
+  LS_ENOPEER = -17,     /* no connected peer has it or can supply it */
 };
 
 /* A human-readable description of an error code; never NULL. */
 const char *ls_strerror(int err);
+/* The code's name, "LS_ENOSPC" for LS_ENOSPC ("LS_OK" for 0): what events
+ * and replies carry in their "code" field. "LS_EUNKNOWN" for other values. */
+const char *ls_error_name(int err);
+/* The code of a name ls_error_name returns; LS_EINVAL for any other text. */
+int ls_error_from_name(const char *name);
 
 /* Detail of a failure: what, where and why, in one sentence. */
 #define LS_DIAG_MAX 512

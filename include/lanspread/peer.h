@@ -1,5 +1,5 @@
-/* The Lanspread peer runtime: discovery, serving, the local library and (in
- * later versions) downloads and installs, on a thread of its own.
+/* The Lanspread peer runtime: discovery, serving, the local library,
+ * downloads and installs, on a thread of its own.
  *
  * Start a peer with ls_peer_start, send it commands from any thread with
  * ls_peer_send, and receive its events either by callback (called on the
@@ -9,9 +9,11 @@
  * runtime thread.
  *
  * Every command is answered by exactly one event of type "reply" carrying
- * the command's tag. Events are JSON objects (see BRIEF section 9 for the
- * types and fields); ls_event gives the type, game id and tag without
- * parsing. */
+ * the command's tag. Events are JSON objects (docs/CLI.md lists every type
+ * and field); ls_event gives the kind, game id, tag and error code without
+ * parsing. The "games" reply and games-list-updated carry, per game, its
+ * state, the running operation and the actions whose commands can succeed
+ * now, so an embedder derives none of them. */
 #ifndef LANSPREAD_PEER_H
 #define LANSPREAD_PEER_H
 
@@ -22,10 +24,43 @@
 
 typedef struct ls_peer ls_peer;
 
+/* Every event type; ls_event_kind_name gives the name its JSON carries in
+ * "type" (docs/CLI.md lists each with its fields). */
+typedef enum ls_event_kind {
+  LS_EVENT_REPLY,                 /* "reply": the answer to one command */
+  LS_EVENT_GAMES_LIST_UPDATED,    /* "games-list-updated" */
+  LS_EVENT_GAME_FILES,            /* "game-files" */
+  LS_EVENT_DOWNLOAD_BEGIN,        /* "game-download-begin" */
+  LS_EVENT_DOWNLOAD_PROGRESS,     /* "game-download-progress" */
+  LS_EVENT_DOWNLOAD_FINISHED,     /* "game-download-finished" */
+  LS_EVENT_DOWNLOAD_FAILED,       /* "game-download-failed" */
+  LS_EVENT_DOWNLOAD_CANCELLED,    /* "game-download-cancelled" */
+  LS_EVENT_INSTALL_BEGIN,         /* "game-install-begin" */
+  LS_EVENT_INSTALL_PROGRESS,      /* "game-install-progress" */
+  LS_EVENT_INSTALL_FINISHED,      /* "game-install-finished" */
+  LS_EVENT_INSTALL_FAILED,        /* "game-install-failed" */
+  LS_EVENT_UNINSTALL_BEGIN,       /* "game-uninstall-begin" */
+  LS_EVENT_UNINSTALL_FINISHED,    /* "game-uninstall-finished" */
+  LS_EVENT_UNINSTALL_FAILED,      /* "game-uninstall-failed" */
+  LS_EVENT_REMOVE_BEGIN,          /* "game-remove-begin" */
+  LS_EVENT_REMOVE_FINISHED,       /* "game-remove-finished" */
+  LS_EVENT_REMOVE_FAILED,         /* "game-remove-failed" */
+  LS_EVENT_PEER_CONNECTED,        /* "peer-connected" */
+  LS_EVENT_PEER_DISCONNECTED,     /* "peer-disconnected" */
+  LS_EVENT_PEER_COUNT,            /* "peer-count" */
+  LS_EVENT_KIND_COUNT
+} ls_event_kind;
+
+/* "games-list-updated" for LS_EVENT_GAMES_LIST_UPDATED; "?" out of range. */
+const char *ls_event_kind_name(ls_event_kind kind);
+
 typedef struct ls_event {
-  const char *type;  /* "reply", "games-list-updated", "peer-connected", ... */
+  ls_event_kind kind;
+  const char *type;  /* ls_event_kind_name(kind) */
   const char *id;    /* the game id of a game event, else NULL */
   uint64_t tag;      /* replies: the tag of the command answered */
+  int code;          /* a failure event or a refused reply: its LS_E* code
+                        (the JSON's "code" carries its name); else LS_OK */
   const char *json;  /* the whole event, one JSON object without newline */
 } ls_event;
 

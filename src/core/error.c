@@ -6,27 +6,54 @@
 #include <stdio.h>
 #include <string.h>
 
+/* One row per code: its name and its description. */
+static const struct {
+  int code;
+  const char *name, *text;
+} errors[] = {
+  {LS_OK, "LS_OK", "success"},
+  {LS_ENOMEM, "LS_ENOMEM", "out of memory"},
+  {LS_EINVAL, "LS_EINVAL", "invalid argument"},
+  {LS_EIO, "LS_EIO", "input/output error"},
+  {LS_ENOENT, "LS_ENOENT", "not found"},
+  {LS_EFORMAT, "LS_EFORMAT", "malformed input"},
+  {LS_EBUSY, "LS_EBUSY", "busy: an operation is already running"},
+  {LS_ECANCELED, "LS_ECANCELED", "cancelled"},
+  {LS_EPROTO, "LS_EPROTO", "protocol error"},
+  {LS_ETOOBIG, "LS_ETOOBIG", "too big"},
+  {LS_EUNSUPPORTED, "LS_EUNSUPPORTED", "not supported"},
+  {LS_ETIMEDOUT, "LS_ETIMEDOUT", "timed out"},
+  {LS_EEXIST, "LS_EEXIST", "already exists"},
+  {LS_ENOSPC, "LS_ENOSPC", "no space left on device"},
+  {LS_EACCES, "LS_EACCES", "permission denied"},
+  {LS_ESTATE, "LS_ESTATE", "not allowed in the current state"},
+  {LS_ECORRUPT, "LS_ECORRUPT", "data failed its SHA-256 check"},
+  {LS_ENOPEER, "LS_ENOPEER", "no connected peer can supply it"},
+};
+#define ERROR_COUNT (sizeof errors / sizeof errors[0])
+
 const char *ls_strerror(int err)
 {
-  switch (err) {
-  case LS_OK: return "success";
-  case LS_ENOMEM: return "out of memory";
-  case LS_EINVAL: return "invalid argument";
-  case LS_EIO: return "input/output error";
-  case LS_ENOENT: return "not found";
-  case LS_EFORMAT: return "malformed input";
-  case LS_EBUSY: return "busy: an operation is already running";
-  case LS_ECANCELED: return "cancelled";
-  case LS_EPROTO: return "protocol error";
-  case LS_ETOOBIG: return "too big";
-  case LS_EUNSUPPORTED: return "not supported";
-  case LS_ETIMEDOUT: return "timed out";
-  case LS_EEXIST: return "already exists";
-  case LS_ENOSPC: return "no space left on device";
-  case LS_EACCES: return "permission denied";
-  case LS_ESTATE: return "not allowed in the current state";
-  default: return "unknown error";
-  }
+  for (size_t i = 0; i < ERROR_COUNT; i++)
+    if (errors[i].code == err)
+      return errors[i].text;
+  return "unknown error";
+}
+
+const char *ls_error_name(int err)
+{
+  for (size_t i = 0; i < ERROR_COUNT; i++)
+    if (errors[i].code == err)
+      return errors[i].name;
+  return "LS_EUNKNOWN";
+}
+
+int ls_error_from_name(const char *name)
+{
+  for (size_t i = 0; name && i < ERROR_COUNT; i++)
+    if (strcmp(errors[i].name, name) == 0)
+      return errors[i].code;
+  return LS_EINVAL;
 }
 
 int ls_diag_set(ls_diag *diag, int err, const char *fmt, ...)

@@ -1,8 +1,9 @@
-/* Owns GetGame / FetchLatestFromPeers: asking every connected peer that
- * advertises a game's latest version for its file list (with chunk hashes),
- * keeping each peer's list in PeerGameDB, and reporting one merged list as
- * the game-files event. Peers whose list differs from the first one that
- * arrived keep their list in PeerGameDB but are not counted as sources. */
+/* Owns file listings and the GetGame / FetchLatestFromPeers commands. A
+ * listing asks every connected peer that advertises a game's latest version
+ * for its file list (with chunk hashes), keeps each peer's list in
+ * PeerGameDB, and reports the first list that arrived as the game-files
+ * event; peers whose list differs keep it in PeerGameDB but do not count as
+ * agreeing. Downloads start with a listing too (downloads.c). */
 #include "peer/runtime.h"
 
 #include "node/request.h"
@@ -10,83 +11,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SOURCES 64
+#define MAX_ASKED 64
 
-typedef struct get_op get_op;
-struct get_op {
-  get_op *next;
+struct ls_listing {
+  ls_listing *next;
   ls_peer *peer;
-  uint64_t tag;
-  const char *cmd;        /* "get" or "fetch-latest" */
   char *id, *version;
   unsigned pending, agreeing;
-  ls_msg manifest;        /* the first GameFiles of the latest version */
-  bool closed;            /* the runtime is closing: nothing more to report */
-  bool then_download;     /* a download waits for this list */
+  ls_msg manifest;        /* the first GameFiles of the version */
+  bool abandoned;         /* nothing more to report; freed by the last request */
+  ls_listing_done done;
+  void *user;
 };
 
-typedef struct get_req {
-  get_op *op;
+typedef struct list_req {
+  ls_listing *l;
   char peer_id[LS_PROTO_PEER_ID_LEN + 1];
-} get_req;
+} list_req;
 
-static void finish(get_op *op);
-
-static void unlink_op(get_op *op)
+static void unlink_listing(ls_listing *l)
 {
-  for (get_op **q = &op->peer->gets; *q; q = &(*q)->next)
-    if (*q == op) {
-      *q = op->next;
+  for (ls_listing **q = &l->peer->listings; *q; q = &(*q)->next)
+    if (*q == l) {
+      *q = l->next;
       return;
     }
 }
 
-static void free_op(get_op *op)
+static void free_listing(ls_listing *l)
 {
-  ls_msg_clear(&op->manifest);
-  free(op->id);
-  free(op->version);
-  free(op);
-}
-
-static void copy_manifest(get_op *op, const ls_msg *msg)
-{
-  char *json;
-  size_t len;
-  if (ls_msg_encode(msg, &json, &len, NULL) == LS_OK) {
-    ls_msg_decode(json, len, LS_DIR_RESPONSE, &op->manifest, NULL);
-    free(json);
-  }
-}
-
-static void on_files(ls_request *req, const ls_msg *msg, void *user)
-{
-  get_req *r = user;
-  get_op *op = r->op;
-  (void)req;
-  if (op->closed || msg->type != LS_MSG_GAME_FILES ||
-      strcmp(msg->game_files.version, op->version) != 0)
-    return;
-  ls_peerdb_set_files(op->peer->peerdb, r->peer_id, &msg->game_files);
-  if (op->manifest.type == LS_MSG_NONE)
-    copy_manifest(op, msg);
-  if (op->manifest.type != LS_MSG_NONE && ls_msg_equal(&op->manifest, msg))
-    op->agreeing++;
-  else
-    ls_rt_log("peer %.16s lists %s %s differently from the others", r->peer_id, op->id,
-              op->version);
-}
-
-static void on_files_done(ls_request *req, int err, const char *diag, void *user)
-{
-  get_req *r = user;
-  get_op *op = r->op;
-  (void)req;
-  if (err != LS_OK && !op->closed)
-    ls_rt_log("file list of %s from peer %.16s failed: %s", op->id, r->peer_id, diag);
-  free(r);
-  if (--op->pending == 0)
-    finish(op);
+  ls_msg_clear(&l->manifest);
+  free(l->id);
+  free(l->version);
+  free(l);
 }
 
 static json_t *files_json(const ls_msg_game_files *gf)
@@ -98,50 +55,68 @@ static json_t *files_json(const ls_msg_game_files *gf)
   return files;
 }
 
-static void finish(get_op *op)
+static void finish(ls_listing *l)
 {
-  ls_peer *p = op->peer;
-  if (op->closed) {
-    free_op(op);
+  if (l->abandoned) {
+    free_listing(l);
     return;
   }
-  unlink_op(op);
-  if (op->manifest.type == LS_MSG_GAME_FILES) {
-    const ls_msg_game_files *gf = &op->manifest.game_files;
-    ls_rt_emit(p, json_pack("{s:s, s:s, s:s, s:o}", "type", "game-files", "id", op->id,
-                            "version", gf->version, "files", files_json(gf)));
+  unlink_listing(l);
+  bool have = l->manifest.type == LS_MSG_GAME_FILES;
+  if (have) {
+    const ls_msg_game_files *gf = &l->manifest.game_files;
+    ls_rt_emit_game(l->peer, LS_EVENT_GAME_FILES, l->id,
+                    json_pack("{s:s, s:o}", "version", gf->version, "files", files_json(gf)));
   }
-  if (op->then_download && op->manifest.type == LS_MSG_GAME_FILES) {
-    ls_command cmd = {.type = LS_CMD_DOWNLOAD_GAME_FILES, .id = op->id, .tag = op->tag};
-    ls_downloads_start(p, &cmd);
-  } else if (op->manifest.type == LS_MSG_GAME_FILES) {
-    const ls_msg_game_files *gf = &op->manifest.game_files;
-    ls_rt_reply_ok(p, op->tag, op->cmd,
-                   json_pack("{s:s, s:s, s:I, s:I}", "id", op->id, "version", gf->version,
-                             "files", (json_int_t)gf->file_count, "peers",
-                             (json_int_t)op->agreeing));
-  } else {
-    ls_rt_reply_error(p, op->tag, op->cmd, "no peer sent the file list of %s %s", op->id,
-                      op->version);
-  }
-  free_op(op);
+  l->done(l->user, l->version, have ? &l->manifest : NULL, l->agreeing);
+  free_listing(l);
 }
 
-static unsigned ask_sources(get_op *op)
+static void on_files(ls_request *req, const ls_msg *msg, void *user)
 {
-  const char *ids[MAX_SOURCES];
-  size_t n = ls_peerdb_peers_with(op->peer->peerdb, op->id, op->version, ids, MAX_SOURCES);
+  list_req *r = user;
+  ls_listing *l = r->l;
+  (void)req;
+  if (l->abandoned || msg->type != LS_MSG_GAME_FILES ||
+      strcmp(msg->game_files.version, l->version) != 0)
+    return;
+  ls_peerdb_set_files(l->peer->peerdb, r->peer_id, &msg->game_files);
+  if (l->manifest.type == LS_MSG_NONE && ls_msg_copy(&l->manifest, msg) != LS_OK)
+    return;
+  if (ls_msg_equal(&l->manifest, msg))
+    l->agreeing++;
+  else
+    ls_rt_log("peer %.16s lists %s %s differently from the others", r->peer_id, l->id,
+              l->version);
+}
+
+static void on_files_done(ls_request *req, int err, const char *diag, void *user)
+{
+  list_req *r = user;
+  ls_listing *l = r->l;
+  (void)req;
+  if (err != LS_OK && !l->abandoned)
+    ls_rt_log("file list of %s from peer %.16s failed: %s", l->id, r->peer_id, diag);
+  free(r);
+  if (--l->pending == 0)
+    finish(l);
+}
+
+static unsigned ask_peers(ls_listing *l)
+{
+  const char *ids[MAX_ASKED];
+  size_t n = ls_peerdb_peers_with(l->peer->peerdb, l->id, l->version, ids, MAX_ASKED);
   static const ls_request_callbacks cb = {on_files, NULL, on_files_done};
   ls_msg msg = {.type = LS_MSG_GET_GAME};
-  msg.game.id = op->id;
+  msg.game.id = l->id;
   unsigned asked = 0;
   for (size_t i = 0; i < n; i++) {
-    ls_quic_conn *conn = ls_links_conn_of(op->peer, ids[i]);
-    get_req *r = conn ? calloc(1, sizeof *r) : NULL;
+    ls_quic_conn *conn = ls_links_conn_of(l->peer, ids[i]);
+    list_req *r = conn ? calloc(1, sizeof *r) : NULL;
     ls_request *req;
     if (!r)
       continue;
-    r->op = op;
+    r->l = l;
     memcpy(r->peer_id, ids[i], sizeof r->peer_id);
     if (ls_request_start(conn, &msg, &cb, r, &req, NULL) == LS_OK)
       asked++;
@@ -151,56 +126,80 @@ static unsigned ask_sources(get_op *op)
   return asked;
 }
 
-static void start_get(ls_peer *p, const ls_command *cmd, bool then_download);
-
-void ls_gets_start(ls_peer *p, const ls_command *cmd)
+int ls_listing_start(ls_peer *p, const char *id, const char *version, ls_listing_done done,
+                     void *user, ls_listing **out)
 {
-  start_get(p, cmd, false);
+  ls_listing *l = calloc(1, sizeof *l);
+  if (!l || !(l->id = strdup(id)) || !(l->version = strdup(version))) {
+    if (l)
+      free_listing(l);
+    return LS_ENOMEM;
+  }
+  l->peer = p;
+  l->done = done;
+  l->user = user;
+  l->next = p->listings;
+  p->listings = l;
+  if (out)
+    *out = l;
+  l->pending = 1; /* held while asking, so no early finish */
+  l->pending += ask_peers(l);
+  if (--l->pending == 0)
+    finish(l);
+  return LS_OK;
 }
 
-void ls_gets_then_download(ls_peer *p, const ls_command *cmd)
+void ls_listing_abandon(ls_listing *l)
 {
-  start_get(p, cmd, true);
-}
-
-static void start_get(ls_peer *p, const ls_command *cmd, bool then_download)
-{
-  const char *name = then_download ? "download"
-                     : cmd->type == LS_CMD_FETCH_LATEST ? "fetch-latest" : "get";
-  if (!cmd->id || !ls_catalog_find(p->catalog, cmd->id)) {
-    ls_rt_reply_error(p, cmd->tag, name, "'%s' is not a game of the catalog",
-                      cmd->id ? cmd->id : "");
-    return;
-  }
-  ls_peerdb_game_view view = ls_peerdb_view(p->peerdb, cmd->id);
-  if (!view.latest_version) {
-    ls_rt_reply_error(p, cmd->tag, name, "no connected peer has %s", cmd->id);
-    return;
-  }
-  get_op *op = calloc(1, sizeof *op);
-  if (!op || !(op->id = strdup(cmd->id)) || !(op->version = strdup(view.latest_version))) {
-    if (op)
-      free_op(op);
-    ls_rt_reply_error(p, cmd->tag, name, "out of memory");
-    return;
-  }
-  op->peer = p;
-  op->tag = cmd->tag;
-  op->cmd = name;
-  op->then_download = then_download;
-  op->next = p->gets;
-  p->gets = op;
-  op->pending = 1; /* held while asking, so no early finish */
-  op->pending += ask_sources(op);
-  if (--op->pending == 0)
-    finish(op);
+  unlink_listing(l);
+  l->abandoned = true; /* freed by its last request's end */
 }
 
 void ls_gets_close_all(ls_peer *p)
 {
-  while (p->gets) {
-    get_op *op = p->gets;
-    p->gets = op->next;
-    op->closed = true; /* freed by its last request's end */
+  while (p->listings)
+    ls_listing_abandon(p->listings);
+  for (ls_op *op = p->ops, *next; op; op = next) {
+    next = op->next;
+    if (op->kind == LS_OP_GET)
+      ls_ops_end(p, op); /* its listing will not answer */
+  }
+}
+
+/* ---- the get and fetch-latest commands ---------------------------------- */
+
+static void get_done(void *user, const char *version, const ls_msg *manifest,
+                     unsigned agreeing)
+{
+  ls_op *op = user;
+  ls_peer *p = op->peer;
+  if (manifest) {
+    const ls_msg_game_files *gf = &manifest->game_files;
+    ls_rt_reply_ok(p, op->tag, op->cmd,
+                   json_pack("{s:s, s:s, s:I, s:I}", "id", op->id, "version", gf->version,
+                             "files", (json_int_t)gf->file_count, "peers",
+                             (json_int_t)agreeing));
+  } else {
+    ls_rt_reply_error(p, op->tag, op->cmd, LS_ENOPEER, "no peer sent the file list of %s %s",
+                      op->id, version);
+  }
+  ls_ops_end(p, op);
+}
+
+void ls_gets_run(ls_peer *p, const ls_command *cmd)
+{
+  const char *name = cmd->type == LS_CMD_FETCH_LATEST ? "fetch-latest" : "get";
+  if (ls_ops_admit(p, LS_OP_GET, name, cmd->id, cmd->tag, true) != LS_OK)
+    return;
+  ls_peerdb_game_view view = ls_peerdb_view(p->peerdb, cmd->id);
+  if (!view.latest_version) {
+    ls_rt_reply_error(p, cmd->tag, name, LS_ENOPEER, "no connected peer has %s", cmd->id);
+    return;
+  }
+  ls_op *op = ls_ops_begin(p, LS_OP_GET, name, cmd->id, cmd->tag);
+  if (!op || ls_listing_start(p, cmd->id, view.latest_version, get_done, op, NULL) != LS_OK) {
+    if (op)
+      ls_ops_end(p, op);
+    ls_rt_reply_error(p, cmd->tag, name, LS_ENOMEM, "out of memory");
   }
 }

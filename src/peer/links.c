@@ -102,8 +102,8 @@ ls_quic_conn *ls_links_conn_of(const ls_peer *p, const char *peer_id)
 
 static void emit_peer_count(ls_peer *p)
 {
-  ls_rt_emit(p, json_pack("{s:s, s:I}", "type", "peer-count", "count",
-                          (json_int_t)ls_links_ready_count(p)));
+  ls_rt_emit(p, LS_EVENT_PEER_COUNT,
+             json_pack("{s:I}", "count", (json_int_t)ls_links_ready_count(p)));
 }
 
 /* A ready peer is announced once its games are known, so that whoever waits
@@ -113,8 +113,9 @@ static void announce(ls_link *l)
   if (l->announced)
     return;
   l->announced = true;
-  ls_rt_emit(l->peer, json_pack("{s:s, s:s, s:s, s:s}", "type", "peer-connected", "peer_id",
-                                l->peer_id, "addr", l->addr_text, "name", l->name));
+  ls_rt_emit(l->peer, LS_EVENT_PEER_CONNECTED,
+             json_pack("{s:s, s:s, s:s}", "peer_id", l->peer_id, "addr", l->addr_text, "name",
+                       l->name));
   emit_peer_count(l->peer);
 }
 
@@ -151,8 +152,9 @@ static void drop(ls_link *l, const char *reason, unsigned min_retry_ticks)
   if (!was_ready)
     return;
   ls_rt_log("peer %.16s at %s disconnected: %s", l->peer_id, l->addr_text, reason);
-  ls_rt_emit(p, json_pack("{s:s, s:s, s:s, s:s}", "type", "peer-disconnected", "peer_id",
-                          l->peer_id, "addr", l->addr_text, "reason", reason));
+  ls_rt_emit(p, LS_EVENT_PEER_DISCONNECTED,
+             json_pack("{s:s, s:s, s:s}", "peer_id", l->peer_id, "addr", l->addr_text, "reason",
+                       reason));
   emit_peer_count(p);
   ls_rt_emit_games(p, NULL);
 }

@@ -1,6 +1,7 @@
 /* Owns the peer runtime's lifecycle (include/lanspread/peer.h): start-up on
- * the caller's thread, the runtime thread and its loop, the command and
- * event queues, command dispatch, SetGameDir, and the orderly shutdown. */
+ * the caller's thread, the runtime thread and its loop, the command queue,
+ * command dispatch, SetGameDir, and the orderly shutdown. Events are
+ * events.c's. */
 #include "peer/runtime.h"
 
 #include "core/error.h"
@@ -17,146 +18,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* One queued command or event. */
+/* One queued command; its strings are copies. */
 struct queued {
   queued *next;
-  ls_command cmd;       /* commands: strings below are the copies */
+  ls_command cmd;
   char *id, *path;
   char **files;
-  ls_event *event;      /* events */
 };
-
-/* An event as handed out: ls_event first, so ls_event_free can cast. */
-typedef struct event_item {
-  ls_event ev;
-  char *json, *type, *id;
-} event_item;
-
-void ls_rt_log(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("lanspread: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-/* ---- events ---------------------------------------------------------- */
-
-void ls_event_free(ls_event *event)
-{
-  event_item *e = (event_item *)event;
-  if (!e)
-    return;
-  free(e->json);
-  free(e->type);
-  free(e->id);
-  free(e);
-}
-
-static event_item *make_event(json_t *obj)
-{
-  event_item *e = calloc(1, sizeof *e);
-  const char *type = json_string_value(json_object_get(obj, "type"));
-  const char *id = json_string_value(json_object_get(obj, "id"));
-  json_t *tag = json_object_get(obj, "tag");
-  if (!e)
-    return NULL;
-  e->ev.tag = tag ? (uint64_t)json_integer_value(tag) : 0;
-  json_object_del(obj, "tag"); /* the tag travels beside the JSON */
-  e->json = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
-  e->type = strdup(type ? type : "");
-  e->id = id && strcmp(e->type, "reply") != 0 ? strdup(id) : NULL;
-  if (!e->json || !e->type) {
-    ls_event_free(&e->ev);
-    return NULL;
-  }
-  e->ev.type = e->type;
-  e->ev.id = e->id;
-  e->ev.json = e->json;
-  return e;
-}
-
-void ls_rt_emit(ls_peer *p, json_t *obj)
-{
-  event_item *e = obj ? make_event(obj) : NULL;
-  json_decref(obj);
-  if (!e)
-    return;
-  if (p->on_event) {
-    p->on_event(p->user, &e->ev);
-    ls_event_free(&e->ev);
-    return;
-  }
-  queued *q = calloc(1, sizeof *q);
-  if (!q) {
-    ls_event_free(&e->ev);
-    return;
-  }
-  q->event = &e->ev;
-  uv_mutex_lock(&p->lock);
-  if (p->events_tail)
-    p->events_tail->next = q;
-  else
-    p->events = q;
-  p->events_tail = q;
-  uint64_t one = 1;
-  (void)!write(p->event_fd, &one, sizeof one);
-  uv_mutex_unlock(&p->lock);
-}
-
-ls_event *ls_peer_next_event(ls_peer *p)
-{
-  uv_mutex_lock(&p->lock);
-  queued *q = p->events;
-  if (q) {
-    p->events = q->next;
-    if (!p->events)
-      p->events_tail = NULL;
-  }
-  if (!p->events) {
-    uint64_t n;
-    (void)!read(p->event_fd, &n, sizeof n); /* not readable until the next event */
-  }
-  uv_mutex_unlock(&p->lock);
-  ls_event *ev = q ? q->event : NULL;
-  free(q);
-  return ev;
-}
-
-int ls_peer_event_fd(const ls_peer *p)
-{
-  return p->event_fd;
-}
-
-static json_t *reply_base(uint64_t tag, const char *cmd, bool ok)
-{
-  return json_pack("{s:s, s:s, s:b, s:I}", "type", "reply", "cmd", cmd, "ok", ok, "tag",
-                   (json_int_t)tag);
-}
-
-void ls_rt_reply_ok(ls_peer *p, uint64_t tag, const char *cmd, json_t *fields)
-{
-  json_t *obj = reply_base(tag, cmd, true);
-  if (fields) {
-    json_object_update(obj, fields);
-    json_decref(fields);
-  }
-  ls_rt_emit(p, obj);
-}
-
-void ls_rt_reply_error(ls_peer *p, uint64_t tag, const char *cmd, const char *fmt, ...)
-{
-  char text[LS_DIAG_MAX];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
-  va_end(ap);
-  json_t *obj = reply_base(tag, cmd, false);
-  json_object_set_new(obj, "error", json_string(text));
-  ls_rt_emit(p, obj);
-}
 
 /* ---- commands --------------------------------------------------------- */
 
@@ -263,7 +131,7 @@ static void set_game_dir(ls_peer *p, const ls_command *cmd)
   char *dir = cmd->path ? realpath(cmd->path, NULL) : NULL;
   int rc = ls_check_game_dir(dir ? dir : cmd->path, &diag);
   ls_monitor *m = NULL;
-  if (rc == LS_OK && ls_monitor_any_busy(p->monitor))
+  if (rc == LS_OK && ls_ops_any_exclusive(p))
     rc = ls_diag_set(&diag, LS_EBUSY, "an operation is running; cancel or finish it first");
   if (rc == LS_OK && p->old_monitor)
     rc = ls_diag_set(&diag, LS_EBUSY, "the previous game directory is still closing; retry");
@@ -275,7 +143,7 @@ static void set_game_dir(ls_peer *p, const ls_command *cmd)
     if (m)
       ls_monitor_close(m, NULL, NULL);
     free(dir);
-    ls_rt_reply_error(p, cmd->tag, "set-game-dir", "%s", diag.text);
+    ls_rt_reply_error(p, cmd->tag, "set-game-dir", rc, "%s", diag.text);
     return;
   }
   p->old_monitor = p->monitor;
@@ -303,16 +171,13 @@ static void run_command(ls_peer *p, const ls_command *cmd)
     break;
   case LS_CMD_GET_GAME:
   case LS_CMD_FETCH_LATEST:
-    ls_gets_start(p, cmd);
+    ls_gets_run(p, cmd);
     break;
   case LS_CMD_SET_GAME_DIR:
     set_game_dir(p, cmd);
     break;
   case LS_CMD_DOWNLOAD_GAME_FILES:
-    if (cmd->files) /* the caller chose files from a list it already has */
-      ls_downloads_start(p, cmd);
-    else /* everything, from a fresh list of the latest version */
-      ls_gets_then_download(p, cmd);
+    ls_downloads_run(p, cmd);
     break;
   case LS_CMD_CANCEL_DOWNLOAD:
     ls_downloads_cancel(p, cmd);
@@ -323,7 +188,7 @@ static void run_command(ls_peer *p, const ls_command *cmd)
     ls_installs_run(p, cmd);
     break;
   default:
-    ls_rt_reply_error(p, cmd->tag, name, "not implemented");
+    ls_rt_reply_error(p, cmd->tag, name, LS_EUNSUPPORTED, "not implemented");
     break;
   }
 }
@@ -376,6 +241,7 @@ static void begin_close(ls_peer *p)
 {
   p->closing = true;
   ls_downloads_close_all(p);
+  ls_installs_close_all(p);
   if (p->mdns)
     ls_mdns_stop(p->mdns); /* synchronous: no discovery callback after this */
   p->mdns = NULL;
@@ -395,11 +261,7 @@ static void runtime_main(void *arg)
 
 static void free_peer(ls_peer *p)
 {
-  for (queued *q = p->events, *next; q; q = next) {
-    next = q->next;
-    ls_event_free(q->event);
-    free(q);
-  }
+  ls_rt_events_free(p);
   ls_links_free(p);
   if (p->unpacker.unpack)
     ls_unpacker_libarchive_free(&p->unpacker);

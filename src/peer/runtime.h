@@ -1,7 +1,10 @@
 /* Internals of the peer runtime shared by its files: runtime.c (lifecycle,
- * queues, commands), links.c (connections to other peers, liveness),
- * views.c (the JSON of games and peers). Loop thread only, except the two
- * queues, which have their own lock. */
+ * the command queue, dispatch, SetGameDir), events.c (events and replies),
+ * ops.c (the list of operations and the checks that admit them), links.c
+ * (connections to other peers, liveness), gets.c (file lists), downloads.c
+ * (downloads on top of the download engine), installs.c (install,
+ * uninstall, remove), views.c (the JSON of games and peers). Loop thread
+ * only, except the two queues, which have their own lock. */
 #ifndef LS_PEER_RUNTIME_H
 #define LS_PEER_RUNTIME_H
 
@@ -25,6 +28,9 @@
 
 typedef struct ls_link ls_link;
 typedef struct queued queued;
+typedef struct ls_event_node ls_event_node;
+typedef struct ls_op ls_op;
+typedef struct ls_listing ls_listing;
 
 struct ls_peer {
   /* configuration, fixed after start (game_dir changes with SetGameDir) */
@@ -49,7 +55,7 @@ struct ls_peer {
   /* queues shared with other threads */
   uv_mutex_t lock;
   queued *commands, *commands_tail;
-  queued *events, *events_tail;
+  ls_event_node *events, *events_tail;
   int event_fd;
   bool stopping;            /* guarded by lock */
 
@@ -61,19 +67,67 @@ struct ls_peer {
   uint32_t library_rev;     /* advertised in TXT; bumped on local changes */
   ls_peerdb *peerdb;
   ls_link *links;
-  struct get_op *gets;      /* GetGame / FetchLatest in flight (gets.c) */
-  struct download *downloads; /* downloads running (download/download.c) */
-  bool closing;
+  ls_op *ops;               /* every operation running (ops.c) */
+  ls_listing *listings;     /* file lists being asked for (gets.c) */
+  bool closing;             /* loop thread only; workers get their own flags */
 };
 
-/* ---- runtime.c ---- */
-/* Queues (or calls back) one event; takes the reference to obj. */
-void ls_rt_emit(ls_peer *p, json_t *obj);
-/* The reply to a command: {"type":"reply","cmd":CMD,"ok":true,...fields}. */
+/* ---- events.c ---- */
+/* Each takes the reference to fields (a JSON object, may be NULL). */
+void ls_rt_emit(ls_peer *p, ls_event_kind kind, json_t *fields);
+/* {"type", "id", ...fields}. */
+void ls_rt_emit_game(ls_peer *p, ls_event_kind kind, const char *id, json_t *fields);
+/* {"type", "id", "error", "code": ls_error_name(code)}. */
+void ls_rt_emit_failure(ls_peer *p, ls_event_kind kind, const char *id, int code,
+                        const char *error);
+/* The reply to a command: {"type":"reply","cmd":CMD,"ok":true,...fields}, or
+ * "ok":false with "error" and "code". */
 void ls_rt_reply_ok(ls_peer *p, uint64_t tag, const char *cmd, json_t *fields);
-void ls_rt_reply_error(ls_peer *p, uint64_t tag, const char *cmd, const char *fmt, ...)
-  __attribute__((format(printf, 4, 5)));
+void ls_rt_reply_error(ls_peer *p, uint64_t tag, const char *cmd, int code, const char *fmt, ...)
+  __attribute__((format(printf, 5, 6)));
 void ls_rt_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Frees events nobody took (after the loop stopped). */
+void ls_rt_events_free(ls_peer *p);
+
+/* ---- ops.c: the one list of operations ---- */
+typedef enum ls_op_kind {
+  LS_OP_GET,       /* get / fetch-latest: a file list; any number per game */
+  LS_OP_DOWNLOAD,  /* the others are exclusive: one per game at a time */
+  LS_OP_INSTALL,
+  LS_OP_UNINSTALL,
+  LS_OP_REMOVE,
+} ls_op_kind;
+
+struct ls_op {
+  ls_op *next;
+  ls_peer *peer;
+  ls_op_kind kind;
+  char *id;
+  uint64_t tag;             /* the command's; 0 for the automatic install */
+  const char *cmd;          /* the command name its reply carries */
+  uint64_t bytes, total_bytes, bytes_per_sec; /* progress, when it has one */
+  bool cancellable;         /* a download that has not begun ending */
+  void *impl;               /* the state of the file that runs it */
+};
+
+/* The one place for the checks every game command makes: the id is a game
+ * of the catalog and, for an exclusive kind, no exclusive operation runs on
+ * it. On refusal the command's reply says why (when tag_reply) and the
+ * code is returned. */
+int ls_ops_admit(ls_peer *p, ls_op_kind kind, const char *cmd, const char *id, uint64_t tag,
+                 bool tag_reply);
+/* Registers an operation (NULL: out of memory). An exclusive one holds the
+ * monitor's operation gate for id, and the games view changes: a
+ * games-list-updated follows. */
+ls_op *ls_ops_begin(ls_peer *p, ls_op_kind kind, const char *cmd, const char *id, uint64_t tag);
+/* Unregisters and frees op; an exclusive one releases the gate (the monitor
+ * rescans id) and a games-list-updated follows. */
+void ls_ops_end(ls_peer *p, ls_op *op);
+/* The exclusive operation running on id, or NULL. */
+ls_op *ls_ops_find(const ls_peer *p, const char *id);
+bool ls_ops_any_exclusive(const ls_peer *p);
+/* {"kind", "bytes", "total_bytes", "bytes_per_sec"}. */
+json_t *ls_ops_json(const ls_op *op);
 
 /* ---- views.c ---- */
 json_t *ls_rt_games_json(const ls_peer *p);
@@ -102,26 +156,37 @@ ls_quic_conn *ls_links_conn_of(const ls_peer *p, const char *peer_id);
 /* How many peers are connected. */
 size_t ls_links_ready_count(const ls_peer *p);
 
-/* ---- gets.c ---- */
-void ls_gets_start(ls_peer *p, const ls_command *cmd);
-/* The same, then (when the list arrived) ls_downloads_start for all files. */
-void ls_gets_then_download(ls_peer *p, const ls_command *cmd);
+/* ---- gets.c: file lists from the peers ---- */
+/* Asks every connected peer advertising `version` of id for its file list
+ * (kept in PeerGameDB), emits game-files with the first list, then calls
+ * done with it (NULL when no peer sent one) and how many peers sent the
+ * same list. done is not called after ls_listing_abandon or at shutdown. */
+typedef void (*ls_listing_done)(void *user, const char *version, const ls_msg *manifest,
+                                unsigned agreeing);
+int ls_listing_start(ls_peer *p, const char *id, const char *version, ls_listing_done done,
+                     void *user, ls_listing **out);
+void ls_listing_abandon(ls_listing *listing);
+/* GetGame / FetchLatestFromPeers. */
+void ls_gets_run(ls_peer *p, const ls_command *cmd);
+/* Stopping: no listing reports anything any more. */
 void ls_gets_close_all(ls_peer *p);
+
+/* ---- downloads.c ---- */
+/* DownloadGameFiles: a fresh file list first unless the command names
+ * files; then the download engine; the automatic install after it. */
+void ls_downloads_run(ls_peer *p, const ls_command *cmd);
+void ls_downloads_cancel(ls_peer *p, const ls_command *cmd);
+/* Stopping: nothing rolled back (the journal stays for startup recovery). */
+void ls_downloads_close_all(ls_peer *p);
 
 /* ---- installs.c ---- */
 /* InstallGame, UninstallGame, RemoveDownloadedGame. */
 void ls_installs_run(ls_peer *p, const ls_command *cmd);
-/* The automatic install after a finished download. */
+/* The automatic install (or update) after a finished download. */
 void ls_installs_after_download(ls_peer *p, const char *id);
+/* Stopping: extractions in flight stop at their next file. */
+void ls_installs_close_all(ls_peer *p);
 /* Startup recovery of interrupted install transactions, every catalog root. */
 void ls_installs_recover(ls_peer *p);
-
-/* ---- download/download.c ---- */
-/* Downloads every file of the manifest already in PeerGameDB. */
-void ls_downloads_start(ls_peer *p, const ls_command *cmd);
-void ls_downloads_cancel(ls_peer *p, const ls_command *cmd);
-/* Stopping: requests cancelled, no rollback (the journal stays for startup
- * recovery); each download frees itself once nothing is in flight. */
-void ls_downloads_close_all(ls_peer *p);
 
 #endif

@@ -1,13 +1,60 @@
 /* Owns the JSON views of the runtime's state: the merged game library (local
  * library + PeerGameDB, one entry per catalog game present anywhere) and
- * the list of peers (BRIEF section 9). */
+ * the list of peers (docs/CLI.md). */
 #include "peer/runtime.h"
 
 #include <lanspread/version.h>
 #include <string.h>
 
+/* What a game is now, from its local state, the latest version known and
+ * its running operation: the one rule of "update available" and of which
+ * commands can succeed, so no embedder derives them. */
+typedef struct game_facts {
+  bool downloaded, installed, update_available;
+  size_t peers;
+  const ls_op *op;
+} game_facts;
+
+static const char *game_state(const game_facts *g)
+{
+  static const char *const busy[] = {
+    [LS_OP_DOWNLOAD] = "downloading", [LS_OP_INSTALL] = "installing",
+    [LS_OP_UNINSTALL] = "uninstalling", [LS_OP_REMOVE] = "removing",
+  };
+  if (g->op)
+    return busy[g->op->kind];
+  if (g->installed)
+    return g->update_available ? "update_available" : "installed";
+  if (g->downloaded)
+    return "downloaded";
+  return g->peers ? "available" : "unavailable";
+}
+
+/* The actions a user may take: "update" is a download of a newer version
+ * over what is here. */
+static json_t *game_actions(const game_facts *g)
+{
+  json_t *a = json_array();
+  if (g->op) {
+    if (g->op->cancellable)
+      json_array_append_new(a, json_string("cancel"));
+  } else if (g->installed) {
+    if (g->update_available)
+      json_array_append_new(a, json_string("update"));
+    json_array_append_new(a, json_string("uninstall"));
+  } else if (g->downloaded) {
+    json_array_append_new(a, json_string("install"));
+    if (g->update_available)
+      json_array_append_new(a, json_string("update"));
+    json_array_append_new(a, json_string("remove"));
+  } else if (g->peers) {
+    json_array_append_new(a, json_string("download"));
+  }
+  return a;
+}
+
 /* The entry of one catalog game. */
-static json_t *game_json(const ls_catalog_game *cg, const ls_local_game *local,
+static json_t *game_json(const ls_peer *p, const ls_catalog_game *cg, const ls_local_game *local,
                          ls_peerdb_game_view remote)
 {
   const char *local_version = local && local->downloaded ? local->version : NULL;
@@ -18,11 +65,18 @@ static json_t *game_json(const ls_catalog_game *cg, const ls_local_game *local,
                   : remote.latest_version                           ? remote.latest_size
                   : local                                           ? local->size
                                                                     : 0;
-  return json_pack("{s:s, s:s, s:b, s:b, s:s?, s:s?, s:I, s:I}", "id", cg->id, "name",
-                   cg->name, "downloaded", local && local->downloaded, "installed",
-                   local && local->installed, "local_version", local_version,
-                   "latest_version", latest, "peers", (json_int_t)remote.peers, "size",
-                   (json_int_t)size);
+  game_facts g = {.downloaded = local && local->downloaded,
+                  .installed = local && local->installed,
+                  .peers = remote.peers,
+                  .op = ls_ops_find(p, cg->id)};
+  g.update_available = (g.downloaded || g.installed) && remote.peers && latest &&
+                       ls_version_cmp(latest, local_version) > 0;
+  return json_pack("{s:s, s:s, s:b, s:b, s:s?, s:s?, s:I, s:I, s:s, s:b, s:o, s:o}", "id",
+                   cg->id, "name", cg->name, "downloaded", g.downloaded, "installed",
+                   g.installed, "local_version", local_version, "latest_version", latest,
+                   "peers", (json_int_t)remote.peers, "size", (json_int_t)size, "state",
+                   game_state(&g), "update_available", g.update_available, "actions",
+                   game_actions(&g), "operation", g.op ? ls_ops_json(g.op) : json_null());
 }
 
 json_t *ls_rt_games_json(const ls_peer *p)
@@ -33,8 +87,8 @@ json_t *ls_rt_games_json(const ls_peer *p)
     const ls_catalog_game *cg = ls_catalog_at(p->catalog, i);
     const ls_local_game *local = ls_library_find(lib, cg->id);
     ls_peerdb_game_view remote = ls_peerdb_view(p->peerdb, cg->id);
-    if (local || remote.peers)
-      json_array_append_new(games, game_json(cg, local, remote));
+    if (local || remote.peers || ls_ops_find(p, cg->id))
+      json_array_append_new(games, game_json(p, cg, local, remote));
   }
   return games;
 }
@@ -53,6 +107,7 @@ json_t *ls_rt_peers_json(const ls_peer *p)
 
 void ls_rt_emit_games(ls_peer *p, json_t *changed)
 {
-  ls_rt_emit(p, json_pack("{s:s, s:o, s:o}", "type", "games-list-updated", "games",
-                          ls_rt_games_json(p), "changed", changed ? changed : json_array()));
+  ls_rt_emit(p, LS_EVENT_GAMES_LIST_UPDATED,
+             json_pack("{s:o, s:o}", "games", ls_rt_games_json(p), "changed",
+                       changed ? changed : json_array()));
 }

@@ -1082,3 +1082,16 @@ bool ls_msg_equal(const ls_msg *a, const ls_msg *b)
     return true;
   }
 }
+
+int ls_msg_copy(ls_msg *dst, const ls_msg *src)
+{
+  char *json;
+  size_t len;
+  *dst = (ls_msg){.type = LS_MSG_NONE};
+  int rc = ls_msg_encode(src, &json, &len, NULL);
+  if (rc != LS_OK)
+    return rc;
+  rc = ls_msg_decode(json, len, ls_msg_type_dir(src->type), dst, NULL);
+  free(json);
+  return rc;
+}

@@ -178,28 +178,46 @@ static int teardown(void **state)
   return 0;
 }
 
-/* Feeds one runtime event, as the runtime's callback would. */
+/* Feeds one runtime event, as the runtime's callback would: its kind from
+ * its type, its code from its "code". */
 static void feed(fixture *f, const char *json)
 {
   json_t *obj = json_loads(json, 0, NULL);
   assert_non_null(obj);
-  ls_event ev = {.type = json_string_value(json_object_get(obj, "type")),
+  const char *type = json_string_value(json_object_get(obj, "type"));
+  ls_event ev = {.kind = LS_EVENT_KIND_COUNT, .type = type,
                  .id = json_string_value(json_object_get(obj, "id")), .json = json};
+  for (int k = 0; k < LS_EVENT_KIND_COUNT; k++)
+    if (strcmp(ls_event_kind_name((ls_event_kind)k), type) == 0)
+      ev.kind = (ls_event_kind)k;
+  assert_int_not_equal(ev.kind, LS_EVENT_KIND_COUNT);
+  const char *code = json_string_value(json_object_get(obj, "code"));
+  ev.code = code ? ls_error_from_name(code) : LS_OK;
   lsd_hub_on_event(f->hub, &ev);
   json_decref(obj);
 }
 
-static void set_game(fixture *f, const char *id, bool downloaded, bool installed,
-                     const char *local, const char *latest, int peers)
+/* A games-list-updated with one entry as the runtime writes it: its state,
+ * actions (a JSON array) and operation (a JSON object or null) included. */
+static const char *game_entry(const char *id, bool installed, const char *state,
+                              const char *actions, const char *operation)
 {
-  char json[512];
+  static char json[1024];
   snprintf(json, sizeof json,
-           "{\"type\": \"games-list-updated\", \"games\": [{\"id\": \"%s\", \"name\": \"n\", "
-           "\"downloaded\": %s, \"installed\": %s, \"local_version\": %s%s%s, "
-           "\"latest_version\": \"%s\", \"peers\": %d, \"size\": 1000}], \"changed\": []}",
-           id, downloaded ? "true" : "false", installed ? "true" : "false", local ? "\"" : "",
-           local ? local : "null", local ? "\"" : "", latest, peers);
-  feed(f, json);
+           "{\"id\": \"%s\", \"name\": \"n\", \"downloaded\": %s, \"installed\": %s, "
+           "\"local_version\": \"1.0\", \"latest_version\": \"1.0\", \"peers\": 1, "
+           "\"size\": 1000, \"state\": \"%s\", \"update_available\": false, "
+           "\"actions\": %s, \"operation\": %s}",
+           id, installed ? "true" : "false", installed ? "true" : "false", state, actions,
+           operation);
+  return json;
+}
+
+static void set_game(fixture *f, const char *id, bool installed, const char *state,
+                     const char *actions, const char *operation)
+{
+  feed(f, t_path("{\"type\": \"games-list-updated\", \"games\": [%s], \"changed\": []}",
+                 game_entry(id, installed, state, actions, operation)));
 }
 
 static const char *card_state(fixture *f, const char *id)
@@ -228,14 +246,18 @@ static const char *card_actions(fixture *f, const char *id)
   return text;
 }
 
-static void cards_follow_a_download_and_install(void **state)
+/* The card is the runtime's entry plus the catalog's fields, the progress
+ * of the running operation (from progress events between libraries) and
+ * Play; the hub derives no state of its own. */
+static void cards_follow_the_runtimes_view(void **state)
 {
   fixture *f = *state;
-  set_game(f, "quake", false, false, NULL, "1.0", 2);
+  set_game(f, "quake", false, "available", "[\"download\"]", "null");
   assert_string_equal(card_state(f, "quake"), "available");
   assert_string_equal(card_actions(f, "quake"), "download");
 
-  feed(f, "{\"type\": \"game-download-begin\", \"id\": \"quake\", \"total_bytes\": 1000}");
+  set_game(f, "quake", false, "downloading", "[\"cancel\"]",
+           "{\"kind\": \"download\", \"bytes\": 0, \"total_bytes\": 1000, \"bytes_per_sec\": 0}");
   feed(f, "{\"type\": \"game-download-progress\", \"id\": \"quake\", \"bytes\": 250,"
           " \"total_bytes\": 1000, \"bytes_per_sec\": 50}");
   assert_string_equal(card_state(f, "quake"), "downloading");
@@ -247,40 +269,51 @@ static void cards_follow_a_download_and_install(void **state)
   assert_string_equal(json_string_value(json_object_get(card, "genre")), "Shooter");
   assert_int_equal(json_integer_value(json_object_get(card, "max_players")), 16);
   json_decref(card);
+  assert_true(lsd_hub_any_busy(f->hub));
 
-  feed(f, "{\"type\": \"game-download-finished\", \"id\": \"quake\"}");
-  assert_string_equal(card_state(f, "quake"), "installing"); /* the install follows */
-  assert_string_equal(card_actions(f, "quake"), "");
-  feed(f, "{\"type\": \"game-install-begin\", \"id\": \"quake\"}");
-  feed(f, "{\"type\": \"game-install-finished\", \"id\": \"quake\"}");
-  set_game(f, "quake", true, true, "1.0", "1.0", 2);
-  assert_string_equal(card_state(f, "quake"), "installed");
+  set_game(f, "quake", false, "uninstalling", "[]",
+           "{\"kind\": \"uninstall\", \"bytes\": 0, \"total_bytes\": 0, \"bytes_per_sec\": 0}");
+  card = lsd_hub_card(f->hub, "quake");
+  assert_true(json_is_null(json_object_get(card, "progress"))); /* no bar for an uninstall */
+  json_decref(card);
+
+  set_game(f, "quake", true, "installed", "[\"uninstall\"]", "null");
+  assert_false(lsd_hub_any_busy(f->hub));
   assert_string_equal(card_actions(f, "quake"), "uninstall"); /* no launch file yet */
-
-  set_game(f, "quake", true, true, "1.0", "1.1", 1);
+  t_write(f->game_dir, "quake/local/bin/run.sh", "#!/bin/sh\n");
+  chmod(t_path("%s/quake/local/bin/run.sh", f->game_dir), 0755);
+  set_game(f, "quake", true, "update_available", "[\"update\", \"uninstall\"]", "null");
   assert_string_equal(card_state(f, "quake"), "update_available");
-  assert_string_equal(card_actions(f, "quake"), "update uninstall");
-  set_game(f, "quake", true, false, "1.0", "1.1", 1);
-  assert_string_equal(card_state(f, "quake"), "downloaded");
-  assert_string_equal(card_actions(f, "quake"), "install update remove");
-  set_game(f, "quake", false, false, NULL, "1.1", 0);
-  assert_string_equal(card_state(f, "quake"), "unavailable");
+  assert_string_equal(card_actions(f, "quake"), "update play uninstall");
+  set_game(f, "quake", true, "installing", "[]",
+           "{\"kind\": \"install\", \"bytes\": 5, \"total_bytes\": 10, \"bytes_per_sec\": 0}");
+  assert_string_equal(card_actions(f, "quake"), ""); /* no Play while it changes */
 }
 
 static void failures_show_in_a_players_words_and_clear(void **state)
 {
   fixture *f = *state;
-  set_game(f, "chess", false, false, NULL, "2", 1);
-  lsd_hub_note_action(f->hub, "chess", "download");
+  set_game(f, "chess", false, "available", "[\"download\"]", "null");
+  lsd_hub_note_action(f->hub, "chess", "update");
   feed(f, "{\"type\": \"game-download-begin\", \"id\": \"chess\", \"total_bytes\": 10}");
   feed(f, "{\"type\": \"game-download-failed\", \"id\": \"chess\","
-          " \"error\": \"peer ab12: corrupt chunk (SHA-256 mismatch)\"}");
+          " \"error\": \"peer ab12: corrupt chunk (SHA-256 mismatch)\", \"code\": \"LS_ECORRUPT\"}");
   json_t *card = lsd_hub_card(f->hub, "chess");
   json_t *err = json_object_get(card, "error");
-  assert_string_equal(json_string_value(json_object_get(err, "action")), "download");
+  assert_string_equal(json_string_value(json_object_get(err, "action")), "update");
+  assert_string_equal(json_string_value(json_object_get(err, "code")), "LS_ECORRUPT");
   assert_non_null(strstr(json_string_value(json_object_get(err, "message")), "damaged"));
   assert_non_null(strstr(json_string_value(json_object_get(err, "detail")), "SHA-256"));
-  assert_string_equal(json_string_value(json_object_get(card, "state")), "available");
+  json_decref(card);
+
+  /* The words come from the code, never from the sentence. */
+  feed(f, "{\"type\": \"game-install-failed\", \"id\": \"chess\","
+          " \"error\": \"corrupt SHA-256 space busy\", \"code\": \"LS_EFORMAT\"}");
+  card = lsd_hub_card(f->hub, "chess");
+  err = json_object_get(card, "error");
+  assert_string_equal(json_string_value(json_object_get(err, "action")), "install");
+  assert_string_equal(json_string_value(json_object_get(err, "message")),
+                      "The game's archives could not be unpacked on this machine.");
   json_decref(card);
 
   lsd_hub_note_action(f->hub, "chess", "download"); /* a new try clears it */
@@ -288,11 +321,15 @@ static void failures_show_in_a_players_words_and_clear(void **state)
   assert_true(json_is_null(json_object_get(card, "error")));
   json_decref(card);
 
-  lsd_hub_note_failure(f->hub, "chess", "remove", "chess: installed: uninstall it first");
+  lsd_hub_note_failure(f->hub, "chess", "remove", LS_ESTATE, "chess: installed: uninstall it first");
   card = lsd_hub_card(f->hub, "chess");
   err = json_object_get(card, "error");
   assert_string_equal(json_string_value(json_object_get(err, "message")),
                       "The game is installed; uninstall it first.");
+  json_decref(card);
+  feed(f, "{\"type\": \"game-remove-finished\", \"id\": \"chess\"}");
+  card = lsd_hub_card(f->hub, "chess");
+  assert_true(json_is_null(json_object_get(card, "error")));
   json_decref(card);
 }
 
@@ -300,7 +337,7 @@ static void play_needs_an_executable_inside_local(void **state)
 {
   fixture *f = *state;
   char why[256];
-  set_game(f, "quake", true, true, "1.0", "1.0", 0);
+  set_game(f, "quake", true, "installed", "[\"uninstall\"]", "null");
   assert_null(lsd_hub_launch_path(f->hub, "quake", why, sizeof why));
   assert_non_null(strstr(why, "missing"));
 
@@ -314,12 +351,12 @@ static void play_needs_an_executable_inside_local(void **state)
   free(path);
   assert_string_equal(card_actions(f, "quake"), "play uninstall");
 
-  set_game(f, "escape", true, true, "1.0", "1.0", 0);
+  set_game(f, "escape", true, "installed", "[\"uninstall\"]", "null");
   t_mkdir(f->game_dir, "escape/local/bin");
   t_symlink("/bin/sh", f->game_dir, "escape/local/bin/run"); /* the catalog refuses "..": */
   assert_null(lsd_hub_launch_path(f->hub, "escape", why, sizeof why));
   assert_non_null(strstr(why, "outside"));
-  set_game(f, "chess", true, true, "1.0", "1.0", 0);
+  set_game(f, "chess", true, "installed", "[\"uninstall\"]", "null");
   assert_null(lsd_hub_launch_path(f->hub, "chess", why, sizeof why));
   assert_non_null(strstr(why, "names no program"));
 }
@@ -344,15 +381,26 @@ static json_t *read_until(lsd_stream *s, const char *name)
 static void stream_starts_with_a_snapshot_and_keeps_order(void **state)
 {
   fixture *f = *state;
-  set_game(f, "quake", false, false, NULL, "1.0", 1);
-  lsd_stream *s = lsd_stream_open(f->hub);
+  set_game(f, "quake", false, "available", "[\"download\"]", "null");
+  lsd_stream *s = lsd_stream_open(lsd_hub_log(f->hub));
   json_t *snap = read_until(s, "snapshot");
   assert_int_equal(json_array_size(json_object_get(snap, "games")), 1);
   json_decref(snap);
 
-  feed(f, "{\"type\": \"game-download-begin\", \"id\": \"quake\", \"total_bytes\": 9}");
+  const char *op = "{\"kind\": \"download\", \"bytes\": 0, \"total_bytes\": 9, "
+                   "\"bytes_per_sec\": 0}";
+  set_game(f, "quake", false, "downloading", "[\"cancel\"]", op);
   char buf[8192];
   long n = lsd_stream_read(s, buf, sizeof buf - 1, 1000);
+  buf[n] = '\0';
+  assert_non_null(strstr(buf, "event: games-list-updated\n")); /* the raw event first */
+  json_t *games = read_until(s, "games");
+  assert_string_equal(json_string_value(json_object_get(
+                        json_array_get(json_object_get(games, "games"), 0), "state")),
+                      "downloading");
+  json_decref(games);
+  feed(f, "{\"type\": \"game-download-begin\", \"id\": \"quake\", \"total_bytes\": 9}");
+  n = lsd_stream_read(s, buf, sizeof buf - 1, 1000);
   buf[n] = '\0';
   assert_non_null(strstr(buf, "event: game-download-begin\n"));
   json_t *card = read_until(s, "game-state");
@@ -361,9 +409,8 @@ static void stream_starts_with_a_snapshot_and_keeps_order(void **state)
   assert_int_equal(lsd_stream_read(s, buf, sizeof buf, 10), 0); /* nothing more: keep-alive */
 
   /* The same library or peer list again (as every refresh brings) is no news. */
-  lsd_hub_set_games(f->hub, json_loads("[{\"id\": \"quake\", \"name\": \"n\", \"downloaded\": false,"
-                                       " \"installed\": false, \"local_version\": null,"
-                                       " \"latest_version\": \"1.0\", \"peers\": 1, \"size\": 1000}]",
+  lsd_hub_set_games(f->hub, json_loads(t_path("[%s]", game_entry("quake", false, "downloading",
+                                                                 "[\"cancel\"]", op)),
                                        0, NULL));
   lsd_hub_set_peers(f->hub, json_array());
   assert_int_equal(lsd_stream_read(s, buf, sizeof buf, 10), 0);
@@ -402,7 +449,7 @@ static void *read_until_closed(void *arg)
 static void close_ends_waiting_readers(void **state)
 {
   fixture *f = *state;
-  reader r = {.s = lsd_stream_open(f->hub)};
+  reader r = {.s = lsd_stream_open(lsd_hub_log(f->hub))};
   pthread_t t;
   pthread_create(&t, NULL, read_until_closed, &r);
   usleep(100 * 1000);
@@ -420,7 +467,7 @@ int main(void)
     cmocka_unit_test(settings_round_trip_privately),
     cmocka_unit_test(bad_values_change_nothing),
     cmocka_unit_test(game_dir_can_be_created_on_request),
-    cmocka_unit_test_setup_teardown(cards_follow_a_download_and_install, setup, teardown),
+    cmocka_unit_test_setup_teardown(cards_follow_the_runtimes_view, setup, teardown),
     cmocka_unit_test_setup_teardown(failures_show_in_a_players_words_and_clear, setup, teardown),
     cmocka_unit_test_setup_teardown(play_needs_an_executable_inside_local, setup, teardown),
     cmocka_unit_test_setup_teardown(stream_starts_with_a_snapshot_and_keeps_order, setup,

@@ -1,0 +1,28 @@
+/* The cards of the web UI: one per game of the runtime's library, built
+ * from the runtime's entry (its state, actions and running operation), the
+ * catalog's fields, the last error in a player's words, and Play, which
+ * only the daemon offers. Pure functions: the hub calls them under its
+ * lock. */
+#ifndef LSD_CARDS_H
+#define LSD_CARDS_H
+
+#include <jansson.h>
+#include <lanspread/catalog.h>
+#include <stddef.h>
+
+/* A new card for game (the runtime's entry); cg may be NULL (no catalog
+ * yet), error is the hub's {"action", "message", "detail"} or NULL. */
+json_t *lsd_card_new(json_t *game, const ls_catalog_game *cg, json_t *error,
+                     const char *game_dir);
+
+/* The words a player reads for a failure of action with error code
+ * (LS_E*): never NULL. */
+const char *lsd_player_message(const char *action, int code);
+
+/* The launch file of installed game id (a catalog launch path inside
+ * GAME_DIR/ID/local/, regular and executable) as a malloc'ed absolute
+ * path, or NULL with the reason in why. */
+char *lsd_launch_path(const char *game_dir, const ls_catalog_game *cg, json_t *game, char *why,
+                      size_t why_size);
+
+#endif
