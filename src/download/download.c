@@ -89,6 +89,7 @@ struct ls_download {
 
 static void pump(ls_download *d);
 static void maybe_end(ls_download *d);
+static void drop_source(ls_download *d, int s, int err, const char *why);
 
 /* ---- small helpers --------------------------------------------------------- */
 
@@ -238,16 +239,6 @@ static long pick_chunk(ls_download *d, int s)
 
 /* ---- sources ------------------------------------------------------------------- */
 
-static void drop_source(ls_download *d, int s, int err, const char *why)
-{
-  if (d->sources[s].dropped)
-    return;
-  d->sources[s].dropped = true;
-  d->drop_err = err;
-  snprintf(d->drop_why, sizeof d->drop_why, "%.*s", (int)sizeof d->drop_why - 1, why);
-  log_line(d, "download of %s: dropping peer %.16s: %s", d->id, d->sources[s].name, why);
-}
-
 static bool any_source(const ls_download *d)
 {
   for (int s = 0; s < d->nsources; s++)
@@ -318,6 +309,23 @@ static void stop_all_fetches(ls_download *d)
 {
   while (d->fetches)
     stop_fetch(d, d->fetches);
+}
+
+/* A dropped source gets no more requests, and those it holds stop: their
+ * chunks go back to the queue for the others. */
+static void drop_source(ls_download *d, int s, int err, const char *why)
+{
+  if (d->sources[s].dropped)
+    return;
+  d->sources[s].dropped = true;
+  d->drop_err = err;
+  snprintf(d->drop_why, sizeof d->drop_why, "%.*s", (int)sizeof d->drop_why - 1, why);
+  log_line(d, "download of %s: dropping peer %.16s: %s", d->id, d->sources[s].name, why);
+  for (ls_fetch *f = d->fetches, *next; f; f = next) {
+    next = f->next;
+    if (f->src == s)
+      stop_fetch(d, f);
+  }
 }
 
 static bool start_fetch(ls_download *d, int s, long idx)
