@@ -79,9 +79,9 @@ typedef struct index_waiter {
 
 struct ls_monitor {
   uv_loop_t *loop;
-  char *game_dir;
+  char *game_dir, *state_dir;
   const ls_catalog *catalog;
-  ls_index *index;
+  ls_index *index;    /* NULL until the first job opened it */
   ls_library library;
   unsigned debounce_ms, fallback_ms;
   ls_monitor_change_cb on_change;
@@ -99,6 +99,9 @@ struct ls_monitor {
   bool full_pending, deep_pending;
   bool save_pending;  /* the index changed outside a scan job */
   scan_job *job;      /* the running job, or NULL */
+  bool deferred;      /* no job before ls_monitor_start_scanning */
+  uv_work_t final_save; /* at close, on the pool: the index's last save */
+  bool saving, saved;
   index_waiter *waiters, *waiters_tail;
 
   bool closing;
@@ -224,6 +227,14 @@ static int add_extra_results(scan_job *job)
 static void scan_job_run(uv_work_t *work)
 {
   scan_job *job = work->data;
+  ls_monitor *m = job->monitor;
+  /* The index belongs to the running job: a monitor started in the
+   * background opens it here, off the loop. */
+  if (!m->index && ls_index_open(m->state_dir, &m->index, &job->diag) != LS_OK) {
+    for (size_t i = 0; i < job->count; i++)
+      job->results[i].rc = LS_ENOMEM;
+    return;
+  }
   int dir_fd = open(job->monitor->game_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) {
     ls_diag_errno(&job->diag, errno, "cannot open game directory", job->monitor->game_dir);
@@ -418,10 +429,11 @@ static scan_job *take_pending(ls_monitor *m)
 
 static void on_job_done(uv_work_t *work, int status);
 
-/* Hands the index to everyone waiting for it; loop thread, no job running. */
+/* Hands the index to everyone waiting for it; loop thread, no job running,
+ * and the index opened (or the monitor closing: they get NULL). */
 static void serve_waiters(ls_monitor *m)
 {
-  while (m->waiters && !m->job) {
+  while (m->waiters && !m->job && (m->index || m->closing)) {
     index_waiter *w = m->waiters;
     m->waiters = w->next;
     if (!m->waiters)
@@ -433,7 +445,7 @@ static void serve_waiters(ls_monitor *m)
 
 static void start_job(ls_monitor *m)
 {
-  if (m->job || m->closing)
+  if (m->job || m->closing || m->deferred)
     return; /* on_job_done starts the next one */
   serve_waiters(m);
   scan_job *job = take_pending(m);
@@ -580,7 +592,7 @@ const ls_library *ls_monitor_library(const ls_monitor *m)
 
 int ls_monitor_with_index(ls_monitor *m, ls_monitor_index_fn fn, void *user)
 {
-  if (!m->job) {
+  if (!m->job && (m->index || m->closing)) {
     fn(user, m->closing ? NULL : m->index);
     return LS_OK;
   }
@@ -597,6 +609,14 @@ int ls_monitor_with_index(ls_monitor *m, ls_monitor_index_fn fn, void *user)
   return LS_OK;
 }
 
+void ls_monitor_start_scanning(ls_monitor *m)
+{
+  if (!m->deferred)
+    return;
+  m->deferred = false;
+  schedule(m, 0);
+}
+
 void ls_monitor_index_changed(ls_monitor *m)
 {
   m->save_pending = true;
@@ -610,16 +630,18 @@ ls_monitor_stats ls_monitor_get_stats(const ls_monitor *m)
 
 /* ---- start and close ------------------------------------------------------ */
 
-static int first_scan(ls_monitor *m, const char *state_dir, bool in_background, ls_diag *diag)
+/* In the background the first job opens the index and scans everything;
+ * otherwise both happen here, on the caller's thread. */
+static int first_scan(ls_monitor *m, bool in_background, ls_diag *diag)
 {
-  int rc = ls_index_open(state_dir, &m->index, diag);
-  if (rc == LS_OK && in_background) {
+  if (in_background) {
     struct stat st;
     if (stat(m->game_dir, &st) != 0)
       return ls_diag_errno(diag, errno, "cannot open game directory", m->game_dir);
-    m->full_pending = true; /* the first job scans everything */
+    m->full_pending = true;
     return LS_OK;
   }
+  int rc = ls_index_open(m->state_dir, &m->index, diag);
   if (rc == LS_OK)
     rc = ls_scan_local_library(m->game_dir, m->catalog, m->index, false, &m->library, NULL,
                                diag);
@@ -654,7 +676,7 @@ static int start_handles(ls_monitor *m, ls_diag *diag)
   if (e != 0)
     return ls_diag_set(diag, LS_EIO, "cannot watch %s: %s", m->game_dir, uv_strerror(e));
   uv_timer_start(&m->fallback, on_fallback, m->fallback_ms, m->fallback_ms);
-  if (m->full_pending)
+  if (m->full_pending && !m->deferred)
     schedule(m, 0); /* the background first scan; its results set the watches */
   else
     watch_existing_roots(m);
@@ -665,17 +687,21 @@ int ls_monitor_start(const ls_monitor_config *config, ls_monitor **out, ls_diag 
 {
   *out = NULL;
   ls_monitor *m = calloc(1, sizeof *m);
-  if (!m || !(m->game_dir = strdup(config->game_dir))) {
+  if (!m || !(m->game_dir = strdup(config->game_dir)) ||
+      !(m->state_dir = strdup(config->state_dir))) {
+    if (m)
+      free(m->game_dir);
     free(m);
     return ls_diag_set(diag, LS_ENOMEM, "out of memory");
   }
+  m->deferred = config->scan_in_background && config->defer_first_scan;
   m->loop = config->loop;
   m->catalog = config->catalog;
   m->debounce_ms = config->debounce_ms ? config->debounce_ms : DEFAULT_DEBOUNCE_MS;
   m->fallback_ms = config->fallback_scan_ms ? config->fallback_scan_ms : DEFAULT_FALLBACK_MS;
   m->on_change = config->on_change;
   m->user = config->user;
-  int rc = first_scan(m, config->state_dir, config->scan_in_background, diag);
+  int rc = first_scan(m, config->scan_in_background, diag);
   if (rc == LS_OK)
     rc = start_handles(m, diag);
   if (rc != LS_OK && m->debounce.loop) {
@@ -686,6 +712,7 @@ int ls_monitor_start(const ls_monitor_config *config, ls_monitor **out, ls_diag 
     ls_library_clear(&m->library);
     ls_index_free(m->index);
     free(m->game_dir);
+    free(m->state_dir);
     free(m);
     return rc;
   }
@@ -697,7 +724,6 @@ static void monitor_free(ls_monitor *m)
 {
   void (*done)(void *) = m->close_done;
   void *user = m->close_user;
-  ls_index_save(m->index, NULL); /* hashes stored since the last job */
   ls_library_clear(&m->library);
   ls_index_free(m->index);
   idset_clear(&m->pending);
@@ -705,16 +731,45 @@ static void monitor_free(ls_monitor *m)
   idset_clear(&m->active);
   idset_clear(&m->forced);
   free(m->game_dir);
+  free(m->state_dir);
   free(m);
   if (done)
     done(user);
 }
 
+/* The last save (hashes stored since the last job), on the pool. */
+static void final_save_run(uv_work_t *work)
+{
+  ls_monitor *m = work->data;
+  ls_diag diag;
+  if (ls_index_save(m->index, &diag) != LS_OK)
+    fprintf(stderr, "lanspread: library index not saved: %s\n", diag.text);
+}
+
+static void final_save_done(uv_work_t *work, int status)
+{
+  ls_monitor *m = work->data;
+  (void)status;
+  m->saving = false;
+  maybe_finish(m);
+}
+
+static bool start_final_save(ls_monitor *m)
+{
+  m->saved = true;
+  m->final_save.data = m;
+  m->saving = uv_queue_work(m->loop, &m->final_save, final_save_run, final_save_done) == 0;
+  return m->saving;
+}
+
 /* Frees the monitor once closing and nothing is left open or running. */
 static void maybe_finish(ls_monitor *m)
 {
-  if (m->closing && m->open_handles == 0 && !m->job)
-    monitor_free(m);
+  if (!m->closing || m->open_handles || m->job || m->saving)
+    return;
+  if (m->index && !m->saved && start_final_save(m))
+    return;
+  monitor_free(m);
 }
 
 static void on_monitor_handle_closed(uv_handle_t *handle)

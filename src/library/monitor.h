@@ -33,18 +33,26 @@ typedef struct ls_monitor_config {
   unsigned debounce_ms;          /* 0: default 150 */
   unsigned fallback_scan_ms;     /* 0: default 300000 */
   bool scan_in_background;       /* see ls_monitor_start */
+  /* With scan_in_background: no job (and no index file read) before
+   * ls_monitor_start_scanning, e.g. until the monitor that owned the index
+   * before (another game directory) has saved it and closed. */
+  bool defer_first_scan;
   ls_monitor_change_cb on_change;
   void *user;
 } ls_monitor_config;
 
 /* Opens the index and runs the first scan: synchronously, so that
  * ls_monitor_library() is complete as soon as this returns, or with
- * scan_in_background on a worker, the library then starting empty and
- * filling through on_change (for a running loop that must not block). */
+ * scan_in_background on a worker (the index is opened there too), the
+ * library then starting empty and filling through on_change (for a running
+ * loop that must not touch the disk). */
 int ls_monitor_start(const ls_monitor_config *config, ls_monitor **out, ls_diag *diag);
+/* Lets a monitor started with defer_first_scan begin. */
+void ls_monitor_start_scanning(ls_monitor *monitor);
 
-/* Stops watching; `done` runs on the loop once every handle is closed and
- * every worker job has returned, after which the monitor is freed. */
+/* Stops watching; `done` runs on the loop once every handle is closed,
+ * every worker job has returned and the index's last save (on a worker)
+ * is done, after which the monitor is freed. */
 void ls_monitor_close(ls_monitor *monitor, void (*done)(void *user), void *user);
 
 const ls_library *ls_monitor_library(const ls_monitor *monitor);

@@ -110,19 +110,25 @@ static void on_library_change(void *user, const ls_library *lib, const char *con
     ls_mdns_set_revision(p->mdns, ++p->library_rev); /* peers re-list us */
 }
 
+/* In the background (SetGameDir) the first scan waits until the old
+ * monitor, which owns the index file until it closed, is gone. */
 static int start_monitor(ls_peer *p, const char *game_dir, bool background, ls_monitor **out,
                          ls_diag *diag)
 {
   ls_monitor_config mc = {
     .loop = &p->loop, .game_dir = game_dir, .state_dir = p->state_dir, .catalog = p->catalog,
-    .scan_in_background = background, .on_change = on_library_change, .user = p,
+    .scan_in_background = background, .defer_first_scan = background,
+    .on_change = on_library_change, .user = p,
   };
   return ls_monitor_start(&mc, out, diag);
 }
 
 static void on_old_monitor_closed(void *user)
 {
-  ((ls_peer *)user)->old_monitor = NULL;
+  ls_peer *p = user;
+  p->old_monitor = NULL;
+  if (p->monitor && !p->closing)
+    ls_monitor_start_scanning(p->monitor); /* the index is the new one's now */
 }
 
 static void set_game_dir(ls_peer *p, const ls_command *cmd)

@@ -10,12 +10,14 @@
 #include "testutil.h"
 
 #include "core/fs.h"
+#include "library/index.h"
 #include "library/monitor.h"
 
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DEBOUNCE_MS 100
@@ -329,6 +331,11 @@ static void use_index(void *user, ls_index *index)
   u->scans_seen = u->monitor ? ls_monitor_get_stats(u->monitor).scans : 0;
 }
 
+static void grab_index(void *user, ls_index *index)
+{
+  *(ls_index **)user = index;
+}
+
 static void index_is_handed_out_between_jobs(void **state)
 {
   (void)state;
@@ -362,6 +369,66 @@ static void index_is_handed_out_between_jobs(void **state)
   stop(f);
   assert_int_equal(at_close.calls, 1);
   assert_false(at_close.had_index); /* closed first: told so */
+}
+
+/* SetGameDir's order: a monitor of another game directory sharing the
+ * state directory reads the index only once the old monitor has saved it
+ * (on close, with what it stored last) and is gone; one owner at a time. */
+static void index_passes_to_the_next_monitor_after_the_old_closed(void **state)
+{
+  (void)state;
+  fixture *f = start(0);
+  /* What the old monitor stores after its last job goes out in its final save. */
+  index_use old_use = {0};
+  const uint8_t hash[32] = {1, 2, 3};
+  ls_monitor_with_index(f->monitor, use_index, &old_use);
+  assert_true(old_use.had_index);
+  ls_index *old_index = NULL;
+  ls_monitor_with_index(f->monitor, grab_index, &old_index);
+  assert_non_null(old_index);
+  struct stat st;
+  assert_int_equal(stat(t_path("%s/g2/a.eti", f->dir), &st), 0);
+  ls_stamp stamp = ls_stamp_of(&st);
+  assert_int_equal(ls_index_set_hashes(old_index, "g2", "a.eti", stamp, 4, hash, 1), LS_OK);
+
+  fixture next = {0}; /* counts the new monitor's changes */
+  char *dir2 = t_tempdir();
+  t_write(dir2, "g1/version.ini", "7.0");
+  ls_monitor_config cfg = {
+    .loop = &f->loop, .game_dir = dir2, .state_dir = f->state, .catalog = f->catalog,
+    .debounce_ms = DEBOUNCE_MS, .scan_in_background = true, .defer_first_scan = true,
+    .on_change = on_change, .user = &next,
+  };
+  ls_monitor *m2;
+  ls_diag diag;
+  assert_int_equal(ls_monitor_start(&cfg, &m2, &diag), LS_OK);
+  index_use early = {0};
+  assert_int_equal(ls_monitor_with_index(m2, use_index, &early), LS_OK);
+  run_until(f, NULL, 0, 300);
+  assert_int_equal(ls_monitor_get_stats(m2).scans, 0); /* deferred: nothing read */
+  assert_int_equal(early.calls, 0);                    /* no index yet */
+  assert_int_equal(ls_monitor_library(m2)->count, 0);
+
+  ls_monitor_close(f->monitor, on_closed, f);
+  while (!f->closed)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  ls_index *saved;
+  assert_int_equal(ls_index_open(f->state, &saved, &diag), LS_OK);
+  const uint8_t *got;
+  uint32_t count;
+  assert_int_equal(ls_index_get_hashes(saved, "g2", "a.eti", stamp, 4, &got, &count), LS_OK);
+  ls_index_free(saved);
+
+  ls_monitor_start_scanning(m2);
+  f->monitor = m2;
+  run_until(f, &next.changes, 1, 3000);
+  assert_int_equal(next.changes, 1);
+  assert_string_equal(ls_library_find(ls_monitor_library(m2), "g1")->version, "7.0");
+  run_until(f, &early.calls, 1, 3000);
+  assert_int_equal(early.calls, 1);
+  assert_true(early.had_index); /* the opened index, after the first job */
+  f->closed = false;
+  stop(f);
 }
 
 static void unusable_game_dir_is_refused(void **state)
@@ -398,6 +465,7 @@ int main(void)
     cmocka_unit_test(close_while_scanning_is_clean),
     cmocka_unit_test(index_is_handed_out_between_jobs),
     cmocka_unit_test(refresh_runs_while_busy),
+    cmocka_unit_test(index_passes_to_the_next_monitor_after_the_old_closed),
     cmocka_unit_test(unusable_game_dir_is_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
