@@ -65,7 +65,7 @@ static void run_wait(cli *c, char **args, size_t n)
     id = args[1];
   }
   if (timeout < 0) {
-    out_reply_error("wait", "TIMEOUT_S must be a number of seconds (0 < T <= 86400)");
+    out_reply_error("wait", LS_EINVAL, "TIMEOUT_S must be a number of seconds (0 < T <= 86400)");
     return;
   }
   cli_wait_start(c, type, id, timeout);
@@ -77,7 +77,7 @@ static void run_wait_peers(cli *c, char **args, size_t n)
   long long count = strtoll(args[0], &end, 10);
   double timeout = n == 2 ? parse_seconds(args[1]) : DEFAULT_WAIT_S;
   if (*end || count < 0 || timeout < 0) {
-    out_reply_error("wait-peers", "usage: wait-peers N [TIMEOUT_S]");
+    out_reply_error("wait-peers", LS_EINVAL, "usage: wait-peers N [TIMEOUT_S]");
     return;
   }
   cli_wait_peers_start(c, count, timeout);
@@ -109,12 +109,12 @@ static void dispatch(cli *c, char **words, size_t n)
 {
   const command_spec *spec = find_spec(words[0]);
   if (!spec) {
-    out_reply_error(words[0], "unknown command '%s'; try 'help'", words[0]);
+    out_reply_error(words[0], LS_EINVAL, "unknown command '%s'; try 'help'", words[0]);
     return;
   }
   int nargs = (int)n - 1;
   if (nargs < spec->min_args || nargs > spec->max_args) {
-    out_reply_error(spec->name, "usage: %s", spec->usage);
+    out_reply_error(spec->name, LS_EINVAL, "usage: %s", spec->usage);
     return;
   }
   if (spec->type < 0) {
@@ -128,7 +128,7 @@ static void dispatch(cli *c, char **words, size_t n)
     cmd.id = words[1];
   int rc = ls_peer_send(c->peer, &cmd);
   if (rc != LS_OK)
-    out_reply_error(spec->name, "%s", ls_strerror(rc));
+    out_reply_error(spec->name, rc, "%s", ls_strerror(rc));
   else
     c->awaiting_tag = cmd.tag;
 }
@@ -179,7 +179,7 @@ static void run_line(cli *c, const char *line)
   }
   char buf[4096];
   if (strlen(line) >= sizeof buf) {
-    out_reply_error("", "command line too long (at most %zu bytes)", sizeof buf - 1);
+    out_reply_error("", LS_ETOOBIG, "command line too long (at most %zu bytes)", sizeof buf - 1);
     return;
   }
   strcpy(buf, line);

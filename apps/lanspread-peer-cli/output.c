@@ -1,6 +1,8 @@
 /* Owns stdout: every line the CLI prints goes through here. */
 #include "output.h"
 
+#include <lanspread/error.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,12 +29,13 @@ void out_reply_ok(const char *cmd, json_t *fields)
   out_line(obj);
 }
 
-void out_reply_error(const char *cmd, const char *fmt, ...)
+void out_reply_error(const char *cmd, int code, const char *fmt, ...)
 {
   char text[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  out_line(json_pack("{s:s, s:s, s:b, s:s}", "type", "reply", "cmd", cmd, "ok", 0, "error", text));
+  out_line(json_pack("{s:s, s:s, s:b, s:s, s:s}", "type", "reply", "cmd", cmd, "ok", 0, "error",
+                     text, "code", ls_error_name(code)));
 }

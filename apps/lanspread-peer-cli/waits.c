@@ -85,10 +85,10 @@ static void end_wait(cli_wait *w, bool ok)
   else if (ok)
     out_reply_ok(cmd, json_pack("{s:I}", "count", (json_int_t)c->peer_count));
   else if (w->type)
-    out_reply_error(cmd, "timed out after %g s waiting for %s%s%s", w->timeout_s, w->type,
+    out_reply_error(cmd, LS_ETIMEDOUT, "timed out after %g s waiting for %s%s%s", w->timeout_s, w->type,
                     w->id ? " " : "", w->id ? w->id : "");
   else
-    out_reply_error(cmd, "timed out after %g s: %lld of %lld peers connected", w->timeout_s,
+    out_reply_error(cmd, LS_ETIMEDOUT, "timed out after %g s: %lld of %lld peers connected", w->timeout_s,
                     c->peer_count, w->count);
   uv_close((uv_handle_t *)&w->timer, free_wait);
   cli_command_done(c);

@@ -217,10 +217,14 @@ void pn_refused(peerproc *p, const char *why, const char *fmt, ...)
   json_t *r = vcommand(p, fmt, ap, line, sizeof line);
   va_end(ap);
   const char *error = json_string_value(json_object_get(r, "error"));
+  const char *code = json_string_value(json_object_get(r, "code"));
   if (!json_is_false(json_object_get(r, "ok")) || !error || !strstr(error, why))
     fail_msg("'%s' should be refused with '%s', got ok=%s error=%s", line, why,
              json_is_true(json_object_get(r, "ok")) ? "true" : "false",
              error ? error : "(none)");
+  /* Every refusal carries its LS_E* code, never LS_OK. */
+  if (!code || strncmp(code, "LS_E", 4) != 0 || strcmp(code, "LS_EUNKNOWN") == 0)
+    fail_msg("'%s' was refused without an error code: %s", line, code ? code : "(none)");
   json_decref(r);
 }
 
@@ -247,8 +251,13 @@ const char *pn_field(json_t *entry, const char *field)
     snprintf(b, 4096, "%s", json_string_value(v));
   else if (json_is_integer(v))
     snprintf(b, 4096, "%lld", (long long)json_integer_value(v));
-  else
+  else if (json_is_boolean(v))
     snprintf(b, 4096, "%s", json_is_true(v) ? "true" : "false");
+  else {
+    char *text = json_dumps(v, JSON_COMPACT);
+    snprintf(b, 4096, "%s", text ? text : "?");
+    free(text);
+  }
   return b;
 }
 

@@ -80,7 +80,8 @@ bool pn_log_has(const pn_net *n, int host, const char *text);
 /* Sends a command (printf format) that must succeed; returns its reply
  * (caller decrefs). */
 json_t *pn_ok(peerproc *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Sends a command that must be refused with an error containing `why`. */
+/* Sends a command that must be refused with an error containing `why` and
+ * an LS_E* code. */
 void pn_refused(peerproc *p, const char *why, const char *fmt, ...)
   __attribute__((format(printf, 3, 4)));
 
@@ -97,8 +98,8 @@ bool pn_poll_game(peerproc *p, const char *id, const char *field, const char *va
  * timeout_ms. Other lines are dropped. */
 void pn_expect_games_event(peerproc *p, const char *id, const char *field, const char *value,
                            int timeout_ms);
-/* A field of a game entry as text: strings as is, null as "null", numbers
- * and booleans as JSON. Static rotating buffers. */
+/* A field of a game entry as text: strings as is, null as "null", numbers,
+ * booleans, arrays and objects as compact JSON. Static rotating buffers. */
 const char *pn_field(json_t *entry, const char *field);
 
 /* Reads stdout lines and collects (in order) every event whose id is `id`

@@ -299,6 +299,13 @@ static void scenario_auto_install(void **state)
   assert_true(pn_same_tree(at(n, 1, ID "/local"), t_path("%s/" ID, expect)));
   assert_settled(at(n, 1, ID));
   expect_entry(d, ID, "1.0", "1.0", 1, true, true);
+  /* The runtime's view says what the game is and what can be done. */
+  json_t *g = pn_game_entry(d, ID);
+  assert_string_equal(pn_field(g, "state"), "installed");
+  assert_string_equal(pn_field(g, "actions"), "[\"uninstall\"]");
+  assert_string_equal(pn_field(g, "operation"), "null");
+  assert_string_equal(pn_field(g, "update_available"), "false");
+  json_decref(g);
 
   /* An install that cannot work fails after a good download: the game stays
    * downloaded, not installed, with no install state left. */
@@ -311,6 +318,9 @@ static void scenario_auto_install(void **state)
                                                       "error"));
   assert_true(why && *why);
   print_message("install failure reads: %s\n", why);
+  const char *code = json_string_value(json_object_get(json_array_get(ev, json_array_size(ev) - 1),
+                                                       "code"));
+  assert_true(code && strncmp(code, "LS_E", 4) == 0);
   json_decref(ev);
   assert_false(pn_exists(at(n, 1, "g0002/local")));
   assert_settled(at(n, 1, "g0002"));
@@ -426,6 +436,9 @@ static void scenario_corrupt_peer(void **state)
   print_message("failure reads: %s\n", why ? why : "(none)");
   assert_non_null(why);
   assert_non_null(strstr(why, "SHA-256 mismatch")); /* the reason, not just the outcome */
+  assert_string_equal(json_string_value(json_object_get(json_array_get(ev, json_array_size(ev) - 1),
+                                                        "code")),
+                      "LS_ECORRUPT");
   json_decref(ev);
   assert_false(pn_exists(at(n, 2, "g0002")));
   json_t *g = pn_game_entry(d, "g0002");
@@ -637,6 +650,15 @@ static void scenario_set_game_dir_idle_and_busy(void **state)
   double seen = pn_download_until(d, ID, 0.1);
   assert_true(seen > 0);
   pn_refused(d, "operation", "set-game-dir %s", orig);
+  /* The view reports the running download, and that only cancel is open. */
+  json_t *g = pn_game_entry(d, ID);
+  assert_string_equal(pn_field(g, "state"), "downloading");
+  assert_string_equal(pn_field(g, "actions"), "[\"cancel\"]");
+  json_t *op = json_object_get(g, "operation");
+  assert_string_equal(json_string_value(json_object_get(op, "kind")), "download");
+  assert_true(json_integer_value(json_object_get(op, "total_bytes")) >= 16 << 20);
+  json_decref(g);
+  pn_refused(d, "busy", "install %s", ID); /* one exclusive operation per game */
   json_decref(pn_ok(d, "wait game-install-finished " ID " 60"));
   char *landed = strdup(t_path("%s/" ID, alt));
   assert_same_payload(at(n, 0, ID), landed);
