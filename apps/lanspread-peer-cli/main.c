@@ -150,7 +150,7 @@ static void on_events(uv_poll_t *h, int status, int events)
     fputc('\n', stdout);
     fflush(stdout);
     cli_waits_on_event(c, ev);
-    bool answered = strcmp(ev->type, "reply") == 0 && ev->tag == c->awaiting_tag;
+    bool answered = ev->kind == LS_EVENT_REPLY && ev->tag == c->awaiting_tag;
     ls_event_free(ev);
     if (answered)
       cli_command_done(c);

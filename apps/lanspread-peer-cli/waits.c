@@ -146,9 +146,9 @@ static bool matches(const cli_wait *w, const char *type, const char *id)
 
 void cli_waits_on_event(cli *c, const ls_event *ev)
 {
-  if (strcmp(ev->type, "reply") == 0)
+  if (ev->kind == LS_EVENT_REPLY)
     return;
-  if (strcmp(ev->type, "peer-count") == 0) {
+  if (ev->kind == LS_EVENT_PEER_COUNT) {
     json_t *obj = json_loads(ev->json, 0, NULL);
     c->peer_count = json_integer_value(json_object_get(obj, "count"));
     json_decref(obj);
