@@ -2,10 +2,11 @@
 #include "core/fs.h"
 
 #include "core/error.h"
+#include "core/walk.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,7 +155,59 @@ int ls_mkdir_p(const char *path, int private_dir, ls_diag *diag)
   return LS_OK;
 }
 
-static int rmtree_children(int fd, ls_diag *diag);
+/* ---- rm -rf ------------------------------------------------------------- */
+
+/* One removal: the top of the tree being removed, and how many directories
+ * this pass moved up to it. */
+typedef struct rm_pass {
+  int top_fd;
+  const char *top;
+  unsigned long hoisted, serial;
+} rm_pass;
+
+/* TOP/REL for a diag, REL cut to fit. */
+static const char *in_tree(const char *top, const char *rel, char buf[512])
+{
+  snprintf(buf, 512, "%s/%.400s", top, rel);
+  return buf;
+}
+
+/* A directory at the walker's depth cap cannot be entered: it moves up to
+ * the top of the tree (under a free name of ours), where the next pass
+ * takes it apart. Renaming over an empty directory is fine: it is doomed
+ * too. */
+static int hoist(rm_pass *p, const ls_walk_entry *e, ls_diag *diag)
+{
+  for (int tries = 0; tries < 1000; tries++) {
+    char name[64];
+    snprintf(name, sizeof name, ".lanspread-rm.%lu", p->serial++);
+    if (renameat(e->dir_fd, e->name, p->top_fd, name) == 0) {
+      p->hoisted++;
+      return LS_OK;
+    }
+    if (errno != EEXIST && errno != ENOTEMPTY && errno != ENOTDIR && errno != EISDIR)
+      break;
+  }
+  char buf[512];
+  return ls_diag_errno(diag, errno, "cannot move up", in_tree(p->top, e->path, buf));
+}
+
+static int rm_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
+{
+  rm_pass *p = ctx;
+  bool dir = e->type == LS_WALK_DIR;
+  if (dir && e->visit == LS_WALK_PRE) {
+    if (e->depth < LS_WALK_MAX_DEPTH)
+      return LS_OK; /* emptied first, removed at its POST visit */
+    int rc = hoist(p, e, diag);
+    return rc == LS_OK ? LS_WALK_SKIP : rc;
+  }
+  if (unlinkat(e->dir_fd, e->name, dir ? AT_REMOVEDIR : 0) == 0 || errno == ENOENT)
+    return LS_OK;
+  char buf[512];
+  return ls_diag_errno(diag, errno, dir ? "cannot delete directory" : "cannot delete",
+                       in_tree(p->top, e->path, buf));
+}
 
 int ls_rmtree_at(int dir_fd, const char *name, ls_diag *diag)
 {
@@ -169,7 +222,12 @@ int ls_rmtree_at(int dir_fd, const char *name, ls_diag *diag)
   int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return ls_diag_errno(diag, errno, "cannot open directory", name);
-  int rc = rmtree_children(fd, diag);
+  rm_pass p = {.top_fd = fd, .top = name};
+  int rc;
+  do { /* each pass removes 64 levels of a deeper tree and moves the rest up */
+    p.hoisted = 0;
+    rc = ls_walk(fd, NULL, LS_WALK_POSTORDER, rm_visit, &p, diag);
+  } while (rc == LS_OK && p.hoisted > 0);
   close(fd);
   if (rc != LS_OK)
     return rc;
@@ -178,24 +236,36 @@ int ls_rmtree_at(int dir_fd, const char *name, ls_diag *diag)
   return LS_OK;
 }
 
-static int rmtree_children(int fd, ls_diag *diag)
+/* ---- fsync of a tree ------------------------------------------------------- */
+
+static int fsync_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
 {
-  int dup_fd = dup(fd);
-  if (dup_fd < 0)
-    return ls_diag_errno(diag, errno, "cannot read directory", "");
-  DIR *d = fdopendir(dup_fd);
-  if (!d) {
-    close(dup_fd);
-    return ls_diag_errno(diag, errno, "cannot read directory", "");
-  }
-  int rc = LS_OK;
-  struct dirent *de;
-  while (rc == LS_OK && (de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-      continue;
-    rc = ls_rmtree_at(fd, de->d_name, diag);
-  }
-  closedir(d);
+  const char *top = ctx;
+  int fd = -1, rc = LS_OK;
+  if (e->visit == LS_WALK_POST)
+    fd = e->fd;
+  else if (e->type == LS_WALK_FILE)
+    fd = openat(e->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  else
+    return LS_OK; /* directories at POST; symlinks are durable with their directory */
+  char buf[512];
+  if (fd < 0 || fsync(fd) != 0)
+    rc = ls_diag_errno(diag, errno, "cannot fsync", in_tree(top, e->path, buf));
+  if (fd >= 0 && fd != e->fd)
+    close(fd);
+  return rc;
+}
+
+int ls_fsync_tree_at(int dir_fd, const char *name, ls_diag *diag)
+{
+  int rc = ls_walk(dir_fd, name, LS_WALK_POSTORDER, fsync_visit, (void *)name, diag);
+  if (rc != LS_OK)
+    return rc;
+  int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || fsync(fd) != 0)
+    rc = ls_diag_errno(diag, errno, "cannot fsync", name);
+  if (fd >= 0)
+    close(fd);
   return rc;
 }
 

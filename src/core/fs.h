@@ -1,5 +1,5 @@
 /* File system helpers shared by every module: whole-file reads with a cap,
- * atomic writes, directory creation and tree removal. */
+ * atomic writes, directory creation, tree removal and tree fsync. */
 #ifndef LS_CORE_FS_H
 #define LS_CORE_FS_H
 
@@ -22,8 +22,16 @@ int ls_write_file_atomic(const char *path, const void *data, size_t len, unsigne
 int ls_mkdir_p(const char *path, int private_dir, ls_diag *diag);
 
 /* rm -rf of dir_fd/name, never following symlinks and never leaving the
- * tree. A missing name is success. */
+ * tree (core/walk.h). A missing name is success. A tree deeper than the
+ * walker's cap is removed too: in passes, each moving what lies below the
+ * cap up to the top of the tree. */
 int ls_rmtree_at(int dir_fd, const char *name, ls_diag *diag);
+
+/* fsync of every regular file and directory of the tree dir_fd/name (the
+ * directory included, last), never following symlinks (they are durable
+ * with their directory). A tree deeper than the walker's cap fails with
+ * LS_ETOOBIG. */
+int ls_fsync_tree_at(int dir_fd, const char *name, ls_diag *diag);
 
 /* fsync of a directory by path. */
 int ls_fsync_dir(const char *path, ls_diag *diag);

@@ -10,6 +10,7 @@
 
 #include "core/fs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,35 @@ void t_symlink(const char *target, const char *dir, const char *rel)
   snprintf(path, sizeof path, "%s/%s", dir, rel);
   make_parents(path);
   assert_int_equal(symlink(target, path), 0);
+}
+
+void t_deep_tree(const char *dir, const char *rel, size_t levels)
+{
+  t_mkdir(dir, rel);
+  int fd = open(t_path("%s/%s", dir, rel), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  for (size_t i = 0; i < levels; i++) {
+    assert_int_equal(mkdirat(fd, "d", 0755), 0);
+    int next = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(next >= 0);
+    close(fd);
+    fd = next;
+  }
+  int leaf = openat(fd, "leaf", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  assert_true(leaf >= 0);
+  close(leaf);
+  close(fd);
+}
+
+int t_open_fds(void)
+{
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  int n = -1; /* the DIR's own descriptor */
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
 }
 
 const char *t_path(const char *fmt, ...)

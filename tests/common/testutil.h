@@ -16,6 +16,12 @@ void t_write(const char *dir, const char *rel, const char *content);
 void t_write_sized(const char *dir, const char *rel, long long size);
 void t_mkdir(const char *dir, const char *rel);
 void t_symlink(const char *target, const char *dir, const char *rel);
+/* DIR/REL/d/d/.../d, `levels` directories "d" below DIR/REL (made with its
+ * parents), with a file "leaf" in the deepest: made with mkdirat and
+ * openat, so any depth works. */
+void t_deep_tree(const char *dir, const char *rel, size_t levels);
+/* Open descriptors of this process (entries of /proc/self/fd). */
+int t_open_fds(void);
 /* snprintf into a static rotating buffer: for building paths in tests. */
 const char *t_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
