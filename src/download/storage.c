@@ -7,10 +7,10 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/walk.h"
 #include "library/layout.h"
 #include "library/version_file.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -260,28 +260,26 @@ static int remove_journal(int root_fd, const char *root_path, ls_diag *diag)
   return rc == LS_OK ? fsync_root(root_fd, root_path, diag) : rc;
 }
 
-/* Deletes every root entry except the discard survivors and the journal. */
+/* A root's payload, as a walk of its top level: removes every entry except
+ * the discard survivors and the journal. */
+typedef struct discard_ctx {
+  int root_fd;
+  const char *root_path;
+} discard_ctx;
+
+static int discard_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
+{
+  const discard_ctx *c = ctx;
+  if (ls_layout_survives_discard(e->name) || strcmp(e->name, LS_DOWNLOAD_JOURNAL) == 0)
+    return LS_WALK_SKIP;
+  int rc = remove_name(c->root_fd, c->root_path, e->name, diag);
+  return rc == LS_OK ? LS_WALK_SKIP : rc;
+}
+
 static int discard_payload_entries(int root_fd, const char *root_path, ls_diag *diag)
 {
-  int dup_fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
-  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-  if (!d) {
-    int e = errno;
-    if (dup_fd >= 0)
-      close(dup_fd);
-    return ls_diag_errno(diag, e, "cannot read directory", root_path);
-  }
-  int rc = LS_OK;
-  struct dirent *de;
-  while (rc == LS_OK && (de = readdir(d)) != NULL) {
-    const char *name = de->d_name;
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-        ls_layout_survives_discard(name) || strcmp(name, LS_DOWNLOAD_JOURNAL) == 0)
-      continue;
-    rc = remove_name(root_fd, root_path, name, diag);
-  }
-  closedir(d);
-  return rc;
+  discard_ctx c = {root_fd, root_path};
+  return ls_walk(root_fd, NULL, 0, discard_visit, &c, diag);
 }
 
 static void remove_root_if_empty(int game_fd, const char *id)
@@ -318,9 +316,6 @@ static int roll_back(int game_fd, int root_fd, const char *id, const char *root_
 
 /* ---- stale payload after a commit -------------------------------------- */
 
-static int remove_stale_in(int dir_fd, char *rel, size_t rel_len, const listing *keep,
-                           const char *root_path, ls_diag *diag);
-
 static int stale_error(ls_diag *diag, int e, const char *what, const char *root_path,
                        const char *rel)
 {
@@ -328,60 +323,41 @@ static int stale_error(ls_diag *diag, int e, const char *what, const char *root_
                      strerror(e));
 }
 
-/* rel (of length rel_len) names dir_fd/name relative to the root. Recursive:
- * keeps its frame small (no path buffers). */
-static int remove_stale_entry(int dir_fd, const char *name, char *rel, size_t rel_len,
-                              const listing *keep, const char *root_path, ls_diag *diag)
+typedef struct stale_ctx {
+  const listing *keep;
+  const char *root_path;
+} stale_ctx;
+
+/* Deletes what the new file list does not keep: files (and symlinks and
+ * the like) it does not list, then directories left empty; at the root,
+ * reserved names and version.ini are never touched. Nothing below the path
+ * rule's depth can be listed: such a subtree goes whole. */
+static int stale_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
 {
-  struct stat st;
-  if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return errno == ENOENT ? LS_OK : stale_error(diag, errno, "cannot stat", root_path, rel);
-  if (!S_ISDIR(st.st_mode)) {
-    if (listing_has(keep, rel) || unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT)
-      return LS_OK;
-    return stale_error(diag, errno, "cannot delete stale file", root_path, rel);
+  const stale_ctx *c = ctx;
+  if (e->depth == 1 && (ls_layout_is_reserved(e->name) || is_sentinel_path(e->name)))
+    return LS_WALK_SKIP;
+  if (e->visit == LS_WALK_POST) {
+    if (unlinkat(e->dir_fd, e->name, AT_REMOVEDIR) != 0 && errno != ENOTEMPTY &&
+        errno != EEXIST && errno != ENOENT)
+      return stale_error(diag, errno, "cannot delete directory", c->root_path, e->path);
+    return LS_OK;
   }
-  int sub = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (sub < 0)
-    return stale_error(diag, errno, "cannot open directory", root_path, rel);
-  int rc = remove_stale_in(sub, rel, rel_len, keep, root_path, diag);
-  close(sub);
-  if (rc == LS_OK && unlinkat(dir_fd, name, AT_REMOVEDIR) != 0 && errno != ENOTEMPTY &&
-      errno != EEXIST && errno != ENOENT)
-    rc = stale_error(diag, errno, "cannot delete directory", root_path, rel);
-  return rc;
+  if (e->type == LS_WALK_DIR && e->depth == LS_WALK_MAX_DEPTH) {
+    int rc = remove_name(e->dir_fd, c->root_path, e->name, diag);
+    return rc == LS_OK ? LS_WALK_SKIP : rc;
+  }
+  if (e->type == LS_WALK_DIR || listing_has(c->keep, e->path))
+    return LS_OK;
+  if (unlinkat(e->dir_fd, e->name, 0) == 0 || errno == ENOENT)
+    return LS_OK;
+  return stale_error(diag, errno, "cannot delete stale file", c->root_path, e->path);
 }
 
-/* Deletes the entries under dir_fd (relative path rel) that keep does not
- * list; at the root, reserved names and version.ini are never touched. */
-static int remove_stale_in(int dir_fd, char *rel, size_t rel_len, const listing *keep,
-                           const char *root_path, ls_diag *diag)
+static int remove_stale(int root_fd, const listing *keep, const char *root_path, ls_diag *diag)
 {
-  int dup_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
-  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-  if (!d) {
-    int e = errno;
-    if (dup_fd >= 0)
-      close(dup_fd);
-    return ls_diag_errno(diag, e, "cannot read directory", root_path);
-  }
-  int rc = LS_OK;
-  struct dirent *de;
-  while (rc == LS_OK && (de = readdir(d)) != NULL) {
-    const char *name = de->d_name;
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-      continue;
-    if (rel_len == 0 && (ls_layout_is_reserved(name) || is_sentinel_path(name)))
-      continue;
-    int n = snprintf(rel + rel_len, PATH_MAX - rel_len, "%s%s", rel_len ? "/" : "", name);
-    if (n < 0 || (size_t)n >= PATH_MAX - rel_len)
-      rc = remove_name(dir_fd, root_path, name, diag); /* too long to be listed */
-    else
-      rc = remove_stale_entry(dir_fd, name, rel, rel_len + (size_t)n, keep, root_path, diag);
-    rel[rel_len] = '\0';
-  }
-  closedir(d);
-  return rc;
+  stale_ctx c = {keep, root_path};
+  return ls_walk(root_fd, NULL, LS_WALK_POSTORDER, stale_visit, &c, diag);
 }
 
 /* What follows the commit point: stale payload, the parked sentinel, the
@@ -389,10 +365,9 @@ static int remove_stale_in(int dir_fd, char *rel, size_t rel_len, const listing 
 static int finish_commit(int root_fd, const char *root_path, const listing *keep,
                          ls_diag *diag)
 {
-  char rel[PATH_MAX] = "";
   int rc = fsync_root(root_fd, root_path, diag);
   if (rc == LS_OK)
-    rc = remove_stale_in(root_fd, rel, 0, keep, root_path, diag);
+    rc = remove_stale(root_fd, keep, root_path, diag);
   if (rc == LS_OK)
     rc = remove_name(root_fd, root_path, LS_VERSION_DISCARDED, diag);
   if (rc == LS_OK)

@@ -9,12 +9,12 @@
 #include "core/array.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/walk.h"
 #include "library/layout.h"
 #include "library/version_file.h"
 
 #include <lanspread/catalog.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -170,64 +170,6 @@ static int remove_entry(const root *r, const char *name, ls_diag *diag)
 {
   int rc = ls_rmtree_at(r->fd, name, diag);
   return rc != LS_OK ? rc : fsync_root(r, diag);
-}
-
-/* ---- fsync of an extracted tree ----------------------------------------- */
-
-static int fsync_file_at(int dir_fd, const char *name)
-{
-  int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return errno;
-  int e = fsync(fd) == 0 ? 0 : errno;
-  close(fd);
-  return e;
-}
-
-static int fsync_children(int fd, const char *path, ls_diag *diag);
-
-/* fsyncs every file and directory under dir_fd/name, then the directory
- * itself (libarchive never fsyncs). Symlinks are skipped: their directory's
- * fsync makes them durable. */
-static int fsync_tree_at(int dir_fd, const char *name, const char *path, ls_diag *diag)
-{
-  int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return ls_diag_errno(diag, errno, "cannot open", path);
-  int rc = fsync_children(fd, path, diag);
-  if (rc == LS_OK && fsync(fd) != 0)
-    rc = ls_diag_errno(diag, errno, "cannot fsync", path);
-  close(fd);
-  return rc;
-}
-
-static int fsync_children(int fd, const char *path, ls_diag *diag)
-{
-  int dup_fd = dup(fd);
-  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-  if (!d) {
-    if (dup_fd >= 0)
-      close(dup_fd);
-    return ls_diag_errno(diag, errno, "cannot read directory", path);
-  }
-  int rc = LS_OK;
-  struct dirent *de;
-  while (rc == LS_OK && (de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-      continue;
-    char child[PATH_MAX];
-    snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-    entry_kind k = entry_at(fd, de->d_name);
-    if (k == ENTRY_DIR) {
-      rc = fsync_tree_at(fd, de->d_name, child, diag);
-    } else if (is_regular_at(fd, de->d_name)) {
-      int e = fsync_file_at(fd, de->d_name);
-      if (e)
-        rc = ls_diag_errno(diag, e, "cannot fsync", child);
-    }
-  }
-  closedir(d);
-  return rc;
 }
 
 /* ---- the intent log ----------------------------------------------------- */
@@ -646,55 +588,19 @@ static int archives_push(archive_list *l, const char *rel, uint64_t size)
   return LS_OK;
 }
 
-static int collect_dir(const root *r, int fd, const char *prefix, archive_list *l, ls_diag *diag);
-
-/* Collects the regular files of one directory entry (recursing into real
- * directories) as candidates. Root-level reserved names are skipped. */
-static int collect_entry(const root *r, int fd, const char *prefix, const char *name,
-                         archive_list *l, ls_diag *diag)
+/* Collects the payload's regular files as candidates: what the scan lists
+ * (library/layout.h), so reserved names, including the intent's .tmp, and
+ * what lies deeper than the path rule allows are left out. */
+static int collect_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
 {
-  char rel[PATH_MAX];
-  if (snprintf(rel, sizeof rel, "%s%s", prefix, name) >= (int)sizeof rel - 1)
-    return ls_diag_set(diag, LS_EINVAL, "%s/%s%s: path too long", r->path, prefix, name);
-  struct stat st;
-  if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return LS_OK; /* vanished: not ours to worry about */
-  if (S_ISREG(st.st_mode))
-    return archives_push(l, rel, (uint64_t)st.st_size) == LS_OK
-             ? LS_OK
-             : ls_diag_set(diag, LS_ENOMEM, "out of memory");
-  if (!S_ISDIR(st.st_mode))
+  archive_list *l = ctx;
+  if (ls_layout_check_payload_path(e->path, NULL) != LS_OK)
+    return LS_WALK_SKIP;
+  if (e->type != LS_WALK_FILE)
     return LS_OK;
-  int sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (sub < 0)
-    return ls_diag_errno(diag, errno, "cannot open", rel);
-  strcat(rel, "/");
-  int rc = collect_dir(r, sub, rel, l, diag);
-  close(sub);
-  return rc;
-}
-
-static int collect_dir(const root *r, int fd, const char *prefix, archive_list *l, ls_diag *diag)
-{
-  int dup_fd = dup(fd);
-  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-  if (!d) {
-    if (dup_fd >= 0)
-      close(dup_fd);
-    return ls_diag_errno(diag, errno, "cannot read directory", r->path);
-  }
-  int rc = LS_OK;
-  struct dirent *de;
-  while (rc == LS_OK && (de = readdir(d)) != NULL) {
-    const char *n = de->d_name;
-    if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
-      continue;
-    if (prefix[0] == '\0' && ls_layout_is_reserved(n)) /* includes the intent's .tmp */
-      continue;
-    rc = collect_entry(r, fd, prefix, n, l, diag);
-  }
-  closedir(d);
-  return rc;
+  if (archives_push(l, e->path, (uint64_t)e->st->st_size) != LS_OK)
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  return LS_OK;
 }
 
 static int archive_cmp(const void *a, const void *b)
@@ -708,7 +614,7 @@ static int list_archives(const root *r, const ls_unpacker *u, archive_list *out,
 {
   archive_list all = {0};
   memset(out, 0, sizeof *out);
-  int rc = collect_dir(r, r->fd, "", &all, diag);
+  int rc = ls_walk(r->fd, NULL, LS_WALK_SKIP_DEEP, collect_visit, &all, diag);
   if (rc == LS_OK)
     qsort(all.items, all.count, sizeof *all.items, archive_cmp);
   for (size_t i = 0; rc == LS_OK && i < all.count; i++) {
@@ -800,7 +706,7 @@ static int build_new_tree(txn *t, const ls_unpacker *u, const archive_list *l, p
     return ls_diag_set(diag, LS_ECANCELED, "%s: install cancelled", t->r.path);
   rc = extract_archives(t, u, l, p, diag);
   if (rc == LS_OK)
-    rc = fsync_tree_at(t->r.fd, LS_INSTALLING_DIR, path_in(&t->r, LS_INSTALLING_DIR, path), diag);
+    rc = ls_fsync_tree_at(t->r.fd, LS_INSTALLING_DIR, diag); /* libarchive never fsyncs */
   if (rc == LS_OK)
     step(t->op, "tree-synced");
   return rc;

@@ -17,11 +17,13 @@
 
 #include "core/array.h"
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/relpath.h"
+#include "core/walk.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -45,7 +47,6 @@
 #define STDERR_KEEP 4096                /* tail of an external command's stderr */
 #define SNIFF_BYTES 512
 #define MAX_VOLUMES 10000
-#define MAX_WALK_DEPTH 256
 #define MAX_HEADER_WALK 100000          /* RAR5 headers read looking for the end header */
 #define EXTRACT_FLAGS                                                                   \
   (ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_TIME | \
@@ -342,25 +343,31 @@ static unsigned long volume_number_of(const char *first, const char *name)
   return 0;
 }
 
+/* The directory of a set's first volume, walked one level deep. */
+typedef struct volume_walk {
+  const char *dir, *first;
+  volume_scan *s;
+} volume_walk;
+
+static int volume_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
+{
+  volume_walk *v = ctx;
+  unsigned long n = volume_number_of(v->first, e->name);
+  int rc = n > 0 ? scan_add(v->s, n, e->name) : LS_OK;
+  if (rc == LS_ENOMEM)
+    return diag_oom(diag);
+  if (rc != LS_OK)
+    return ls_diag_set(diag, rc, "%s/%s: more than %d volumes", v->dir, v->first, MAX_VOLUMES);
+  return LS_WALK_SKIP;
+}
+
 static int scan_volumes(const char *dir, const char *first, volume_scan *s, ls_diag *diag)
 {
-  DIR *d = opendir(dir);
-  if (!d)
-    return ls_diag_errno(diag, errno, "cannot list", dir);
-  int rc = LS_OK;
-  struct dirent *de;
-  while (rc == LS_OK && (de = readdir(d)) != NULL) {
-    unsigned long n = volume_number_of(first, de->d_name);
-    if (n > 0)
-      rc = scan_add(s, n, de->d_name);
-  }
-  closedir(d);
-  if (rc != LS_OK)
-    return rc == LS_ENOMEM ? diag_oom(diag)
-                           : ls_diag_set(diag, rc, "%s/%s: more than %d volumes", dir, first,
-                                         MAX_VOLUMES);
-  qsort(s->v, s->count, sizeof *s->v, volume_cmp);
-  return LS_OK;
+  volume_walk v = {dir, first, s};
+  int rc = ls_walk(AT_FDCWD, dir, 0, volume_visit, &v, diag);
+  if (rc == LS_OK)
+    qsort(s->v, s->count, sizeof *s->v, volume_cmp);
+  return rc;
 }
 
 /* Checks 1..count without gaps or duplicates, and RAR5 volume numbers. */
@@ -1251,23 +1258,11 @@ static int check_tree_of(const char *archive, const char *dest, ls_diag *diag)
   return rc;
 }
 
-typedef struct walk_ctx {
-  bool fsync;          /* fsync files and directories */
-  bool check;          /* remove outward symlinks and special files */
-  const char *root;    /* realpath of the walked directory (check) */
-  char path[PATH_MAX]; /* the current directory's path */
-  int rc;              /* first failure */
-  ls_diag *diag;
-} walk_ctx;
-
-static void walk_fail(walk_ctx *c, int rc, const char *fmt, const char *name,
-                      const char *extra)
-{
-  if (c->rc != LS_OK)
-    return;
-  c->rc = rc;
-  ls_diag_set(c->diag, rc, fmt, c->path, name, extra);
-}
+/* The tree check: the realpath of the destination, the first offence. */
+typedef struct check_ctx {
+  const char *root;
+  int rc;
+} check_ctx;
 
 static bool under_root(const char *root, const char *path)
 {
@@ -1276,127 +1271,56 @@ static bool under_root(const char *root, const char *path)
                                          (n == 1 && root[0] == '/'));
 }
 
-static bool symlink_escapes(walk_ctx *c, int dfd, const char *name)
+/* Resolves the link for real; a dangling one escapes when its target is
+ * absolute or climbs with "..". */
+static bool symlink_escapes(const check_ctx *c, const ls_walk_entry *e)
 {
-  char full[PATH_MAX + 256], real[PATH_MAX];
-  snprintf(full, sizeof full, "%s/%s", c->path, name);
-  if (realpath(full, real))
+  char full[PATH_MAX], real[PATH_MAX];
+  if (snprintf(full, sizeof full, "%s/%s", c->root, e->path) < (int)sizeof full &&
+      realpath(full, real))
     return !under_root(c->root, real);
   char target[PATH_MAX];
-  ssize_t n = readlinkat(dfd, name, target, sizeof target - 1);
+  ssize_t n = readlinkat(e->dir_fd, e->name, target, sizeof target - 1);
   if (n < 0)
     return true;
   target[n] = '\0';
-  bool skip = false;
-  return target[0] == '/' || check_entry_name("", "", target, &skip, NULL) != LS_OK;
+  return ls_relpath_check_flags(target, LS_RELPATH_ALLOW_EMPTY, NULL, NULL) != LS_OK;
 }
 
-static void check_entry(walk_ctx *c, int dfd, const char *name, mode_t mode)
+static void remove_offender(check_ctx *c, const ls_walk_entry *e, const char *what,
+                            ls_diag *diag)
 {
-  if (S_ISLNK(mode) && symlink_escapes(c, dfd, name)) {
-    unlinkat(dfd, name, 0);
-    walk_fail(c, LS_EFORMAT, "%s/%s: removed a symlink pointing outside the destination%s",
-              name, "");
-  } else if (S_ISCHR(mode) || S_ISBLK(mode) || S_ISFIFO(mode) || S_ISSOCK(mode)) {
-    unlinkat(dfd, name, 0);
-    walk_fail(c, LS_EFORMAT, "%s/%s: removed a %s", name,
-              S_ISFIFO(mode) ? "FIFO" : S_ISSOCK(mode) ? "socket" : "device node");
-  }
+  unlinkat(e->dir_fd, e->name, 0);
+  if (c->rc == LS_OK)
+    c->rc = ls_diag_set(diag, LS_EFORMAT, "%s/%s: removed a %s", c->root, e->path, what);
 }
 
-static void fsync_file(walk_ctx *c, int dfd, const char *name)
+static int check_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
 {
-  int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0 || fsync(fd) != 0)
-    walk_fail(c, ls_err_from_errno(errno), "cannot fsync %s/%s: %s", name, strerror(errno));
-  if (fd >= 0)
-    close(fd);
-}
-
-static void walk_dir(walk_ctx *c, int dfd, int depth);
-
-static void walk_subdir(walk_ctx *c, int dfd, const char *name, int depth)
-{
-  int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    walk_fail(c, ls_err_from_errno(errno), "cannot open %s/%s: %s", name, strerror(errno));
-    return;
-  }
-  size_t len = strlen(c->path);
-  if (len + 1 + strlen(name) >= sizeof c->path) {
-    close(fd);
-    walk_fail(c, LS_ETOOBIG, "%s/%s: path too long%s", name, "");
-    return;
-  }
-  snprintf(c->path + len, sizeof c->path - len, "/%s", name);
-  walk_dir(c, fd, depth + 1); /* closes fd */
-  c->path[len] = '\0';
-}
-
-/* Visits every entry of the directory dfd (closed on return). */
-static void walk_dir(walk_ctx *c, int dfd, int depth)
-{
-  if (depth > MAX_WALK_DEPTH) {
-    close(dfd);
-    walk_fail(c, LS_ETOOBIG, "%s%s: more than %s directory levels", "", "256");
-    return;
-  }
-  DIR *d = fdopendir(dfd);
-  if (!d) {
-    close(dfd);
-    walk_fail(c, ls_err_from_errno(errno), "cannot list %s%s: %s", "", strerror(errno));
-    return;
-  }
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-      continue;
-    struct stat st;
-    if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-      continue; /* vanished */
-    if (S_ISDIR(st.st_mode))
-      walk_subdir(c, dirfd(d), de->d_name, depth);
-    else if (c->check)
-      check_entry(c, dirfd(d), de->d_name, st.st_mode);
-    else if (c->fsync && S_ISREG(st.st_mode))
-      fsync_file(c, dirfd(d), de->d_name);
-  }
-  if (c->fsync && fsync(dirfd(d)) != 0)
-    walk_fail(c, ls_err_from_errno(errno), "cannot fsync %s%s: %s", "", strerror(errno));
-  closedir(d);
-}
-
-static int walk_tree(const char *dir, bool fsync_mode, ls_diag *diag)
-{
-  walk_ctx *c = calloc(1, sizeof *c);
-  char *root = realpath(dir, NULL);
-  if (!c || !root) {
-    int e = errno;
-    free(c);
-    free(root);
-    return ls_diag_errno(diag, e, "cannot resolve", dir);
-  }
-  *c = (walk_ctx){.fsync = fsync_mode, .check = !fsync_mode, .root = root, .diag = diag};
-  snprintf(c->path, sizeof c->path, "%s", root);
-  int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    c->rc = ls_diag_errno(diag, errno, "cannot open", root);
-  else
-    walk_dir(c, fd, 0);
-  int rc = c->rc;
-  free(root);
-  free(c);
-  return rc;
+  check_ctx *c = ctx;
+  mode_t mode = e->st->st_mode;
+  if (e->type == LS_WALK_SYMLINK && symlink_escapes(c, e))
+    remove_offender(c, e, "symlink pointing outside the destination", diag);
+  else if (e->type == LS_WALK_OTHER)
+    remove_offender(c, e, S_ISFIFO(mode) ? "FIFO" : S_ISSOCK(mode) ? "socket" : "device node",
+                    diag);
+  return LS_OK;
 }
 
 int ls_unpack_check_tree(const char *dest_dir, ls_diag *diag)
 {
-  return walk_tree(dest_dir, false, diag);
+  char *root = realpath(dest_dir, NULL);
+  if (!root)
+    return ls_diag_errno(diag, errno, "cannot resolve", dest_dir);
+  check_ctx c = {.root = root};
+  int rc = ls_walk(AT_FDCWD, root, 0, check_visit, &c, diag);
+  free(root);
+  return rc != LS_OK ? rc : c.rc;
 }
 
 int ls_fsync_tree(const char *dir, ls_diag *diag)
 {
-  return walk_tree(dir, true, diag);
+  return ls_fsync_tree_at(AT_FDCWD, dir, diag);
 }
 
 /* ==== the vtable ========================================================== */

@@ -1,5 +1,9 @@
-/* Owns the classification of root-level names in a game root. */
+/* Owns the classification of root-level names in a game root, and which
+ * paths the payload may hold. */
 #include "library/layout.h"
+
+#include "core/error.h"
+#include "core/relpath.h"
 
 #include <string.h>
 
@@ -36,4 +40,18 @@ bool ls_layout_is_reserved(const char *name)
 bool ls_layout_is_quiet(const char *name)
 {
   return ls_layout_is_reserved(name) && strcmp(name, LS_LOCAL_DIR) != 0;
+}
+
+int ls_layout_check_payload_path(const char *path, ls_diag *diag)
+{
+  int rc = ls_relpath_check(path, diag);
+  if (rc != LS_OK)
+    return rc;
+  char first[LS_RELPATH_MAX_NAME + 1];
+  size_t n = strcspn(path, "/"); /* at most LS_RELPATH_MAX_NAME: checked above */
+  memcpy(first, path, n);
+  first[n] = '\0';
+  if (ls_layout_is_reserved(first))
+    return ls_diag_set(diag, LS_EINVAL, "reserved name %s", first);
+  return LS_OK;
 }

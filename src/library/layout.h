@@ -2,6 +2,7 @@
 #ifndef LS_LIBRARY_LAYOUT_H
 #define LS_LIBRARY_LAYOUT_H
 
+#include <lanspread/error.h>
 #include <stdbool.h>
 
 #define LS_VERSION_FILE "version.ini"
@@ -20,6 +21,12 @@
  * version transients and our journal. version.ini is payload (peers download
  * it); local/ is not. */
 bool ls_layout_is_reserved(const char *name);
+
+/* A path the payload may hold: the relative-path rule (core/relpath.h),
+ * and a first component that is not reserved. What the scan lists, what a
+ * download may write, what an install looks for archives in. The diag
+ * gets the reason ("reserved name", or the path rule's). */
+int ls_layout_check_payload_path(const char *path, ls_diag *diag);
 
 /* Root-level names whose changes must not trigger a rescan: every reserved
  * name except local/ (the install signal). */

@@ -10,10 +10,10 @@
 
 #include "core/array.h"
 #include "core/error.h"
+#include "core/walk.h"
 #include "library/index.h"
 #include "library/layout.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -175,21 +175,20 @@ static bool same_game(const ls_local_game *a, const ls_local_game *b)
 
 /* ---- the scan job (worker thread) --------------------------------- */
 
-/* Full scans: every catalog child directory of GAME_DIR joins the job. */
+/* Full scans: every catalog child of GAME_DIR joins the job (its scan
+ * decides whether it is a game root). */
+static int list_child(void *ctx, const ls_walk_entry *e, ls_diag *diag)
+{
+  scan_job *job = ctx;
+  (void)diag;
+  if (ls_catalog_find(job->monitor->catalog, e->name))
+    idset_add(&job->extra_ids, e->name);
+  return LS_WALK_SKIP;
+}
+
 static void list_game_dir(scan_job *job, int dir_fd)
 {
-  int dup_fd = dup(dir_fd);
-  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-  if (!d) {
-    if (dup_fd >= 0)
-      close(dup_fd);
-    return;
-  }
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL)
-    if (ls_catalog_find(job->monitor->catalog, de->d_name))
-      idset_add(&job->extra_ids, de->d_name);
-  closedir(d);
+  ls_walk(dir_fd, NULL, 0, list_child, job, NULL);
 }
 
 static void scan_one(scan_job *job, int dir_fd, scan_result *r)

@@ -5,11 +5,11 @@
 #include "core/array.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/walk.h"
 #include "library/index.h"
 #include "library/layout.h"
 #include "library/version_file.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,13 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_DEPTH 32
 #define MAX_FILES_PER_GAME 100000
 #define VERSION_FILE_MAX (64 * 1024)
 
 /* A growing list of index files and dirs, filled by the payload walk. */
 typedef struct walk {
-  int root_fd;
   ls_index_game *entry;
   size_t file_cap, dir_cap;
   ls_scan_stats *stats;
@@ -69,60 +67,23 @@ static int add_file(walk *w, const char *path, const struct stat *st)
   return LS_OK;
 }
 
-static int walk_dir(walk *w, int dir_fd, const char *rel, int depth);
-
-/* One directory entry of the payload: files are recorded, directories
- * walked, symlinks and special files ignored. */
-static int walk_entry(walk *w, int dir_fd, const char *rel, const char *name, int depth)
+/* One entry of the payload walk: files are recorded, directories recorded
+ * and entered; symlinks, special files, reserved names and paths the path
+ * rule refuses (no peer could ask for them) are not payload. */
+static int walk_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
 {
-  char path[4096];
-  int n = rel[0] ? snprintf(path, sizeof path, "%s/%s", rel, name)
-                 : snprintf(path, sizeof path, "%s", name);
-  if (n < 0 || (size_t)n >= sizeof path)
-    return LS_OK; /* unservable name: not payload */
-  struct stat st;
-  if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return errno == ENOENT ? LS_OK : ls_diag_errno(w->diag, errno, "cannot stat", path);
-  if (S_ISREG(st.st_mode)) {
+  walk *w = ctx;
+  (void)diag;
+  if (ls_layout_check_payload_path(e->path, NULL) != LS_OK)
+    return LS_WALK_SKIP;
+  if (e->type == LS_WALK_FILE) {
     COUNT(w->stats, files_statted);
-    return add_file(w, path, &st);
+    return add_file(w, e->path, e->st);
   }
-  if (!S_ISDIR(st.st_mode) || depth >= MAX_DEPTH)
+  if (e->type != LS_WALK_DIR)
     return LS_OK;
-  int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return errno == ENOENT ? LS_OK : ls_diag_errno(w->diag, errno, "cannot open", path);
-  struct stat dst;
-  int rc = fstat(fd, &dst) == 0 ? add_dir(w, path, &dst) : LS_EIO;
-  if (rc == LS_OK)
-    rc = walk_dir(w, fd, path, depth + 1);
-  close(fd);
-  return rc;
-}
-
-/* Walks the directory open as fd (consumed) whose payload path is rel. */
-static int walk_dir(walk *w, int fd, const char *rel, int depth)
-{
-  int dfd = dup(fd);
-  DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-  if (!d) {
-    if (dfd >= 0)
-      close(dfd);
-    return ls_diag_errno(w->diag, errno, "cannot read directory", rel[0] ? rel : w->entry->id);
-  }
   COUNT(w->stats, dirs_opened);
-  int rc = LS_OK;
-  struct dirent *de;
-  while (rc == LS_OK && (de = readdir(d)) != NULL) {
-    const char *name = de->d_name;
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-      continue;
-    if (depth == 0 && ls_layout_is_reserved(name))
-      continue;
-    rc = walk_entry(w, fd, rel, name, depth);
-  }
-  closedir(d);
-  return rc;
+  return add_dir(w, e->path, e->st);
 }
 
 static int compare_index_files(const void *a, const void *b)
@@ -191,13 +152,14 @@ static int walk_root(int root_fd, const char *id, const struct stat *root_st,
                      ls_index_game *entry, ls_scan_stats *stats, ls_diag *diag)
 {
   ls_scan_stats unused = {0};
-  walk w = {.root_fd = root_fd, .entry = entry, .stats = stats ? stats : &unused, .diag = diag};
+  walk w = {.entry = entry, .stats = stats ? stats : &unused, .diag = diag};
   entry->id = strdup(id);
   if (!entry->id)
     return LS_ENOMEM;
+  COUNT(w.stats, dirs_opened);
   int rc = add_dir(&w, "", root_st);
   if (rc == LS_OK)
-    rc = walk_dir(&w, root_fd, "", 0);
+    rc = ls_walk(root_fd, NULL, LS_WALK_SKIP_DEEP, walk_visit, &w, diag);
   if (rc == LS_OK && entry->file_count > 1)
     qsort(entry->files, entry->file_count, sizeof *entry->files, compare_index_files);
   return rc;
@@ -310,32 +272,35 @@ static int append_game(ls_library *lib, size_t *cap, ls_local_game *game)
   return LS_OK;
 }
 
-static int scan_dir_entries(DIR *d, int dir_fd, const ls_catalog *catalog, ls_index *index,
-                            bool deep, ls_library *out, ls_scan_stats *stats, ls_diag *diag)
+/* One library scan: what it scans with and what it found so far. */
+typedef struct library_scan {
+  const ls_catalog *catalog;
+  ls_index *index;
+  bool deep;
+  ls_library *out;
+  size_t cap;
+  ls_scan_stats *stats;
+} library_scan;
+
+/* A child of GAME_DIR: scanned when it is a catalog id, never entered. */
+static int scan_child(void *ctx, const ls_walk_entry *e, ls_diag *diag)
 {
-  size_t cap = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    if (!ls_catalog_find(catalog, de->d_name))
-      continue;
-    ls_local_game game;
-    int rc = ls_scan_game(dir_fd, de->d_name, index, deep, &game, stats, diag);
-    if (rc == LS_ENOENT)
-      continue;
-    if (rc == LS_OK && !ls_local_game_is_present(&game)) {
-      ls_local_game_clear(&game);
-      continue;
-    }
-    if (rc == LS_OK)
-      rc = append_game(out, &cap, &game);
-    if (rc != LS_OK) {
-      ls_local_game_clear(&game);
-      return rc;
-    }
+  library_scan *ls = ctx;
+  if (!ls_catalog_find(ls->catalog, e->name))
+    return LS_WALK_SKIP;
+  ls_local_game game;
+  int rc = ls_scan_game(e->dir_fd, e->name, ls->index, ls->deep, &game, ls->stats, diag);
+  if (rc == LS_ENOENT)
+    return LS_WALK_SKIP;
+  if (rc == LS_OK && !ls_local_game_is_present(&game)) {
+    ls_local_game_clear(&game);
+    return LS_WALK_SKIP;
   }
-  if (out->count > 1)
-    qsort(out->games, out->count, sizeof *out->games, compare_games);
-  return LS_OK;
+  if (rc == LS_OK)
+    rc = append_game(ls->out, &ls->cap, &game);
+  if (rc != LS_OK)
+    ls_local_game_clear(&game);
+  return rc == LS_OK ? LS_WALK_SKIP : rc;
 }
 
 int ls_scan_local_library(const char *game_dir, const ls_catalog *catalog, ls_index *index,
@@ -345,18 +310,11 @@ int ls_scan_local_library(const char *game_dir, const ls_catalog *catalog, ls_in
   int dir_fd = open(game_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0)
     return ls_diag_errno(diag, errno, "cannot open game directory", game_dir);
-  int dup_fd = dup(dir_fd);
-  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-  if (!d) {
-    int e = errno;
-    if (dup_fd >= 0)
-      close(dup_fd);
-    close(dir_fd);
-    return ls_diag_errno(diag, e, "cannot read game directory", game_dir);
-  }
-  int rc = scan_dir_entries(d, dir_fd, catalog, index, deep, out, stats, diag);
-  closedir(d);
+  library_scan ls = {catalog, index, deep, out, 0, stats};
+  int rc = ls_walk(dir_fd, NULL, 0, scan_child, &ls, diag);
   close(dir_fd);
+  if (rc == LS_OK && out->count > 1)
+    qsort(out->games, out->count, sizeof *out->games, compare_games);
   if (rc != LS_OK)
     ls_library_clear(out);
   else if (index)
