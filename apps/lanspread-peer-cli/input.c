@@ -3,6 +3,7 @@
 #include "input.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -113,7 +114,7 @@ static void drain(uv_async_t *async)
 int cli_input_start(uv_loop_t *loop, cli_line_cb on_line, void *user, cli_input **out)
 {
   cli_input *in = calloc(1, sizeof *in);
-  if (!in || pipe(in->wake) != 0) {
+  if (!in || pipe2(in->wake, O_CLOEXEC) != 0) {
     free(in);
     return -1;
   }

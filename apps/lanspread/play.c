@@ -29,7 +29,7 @@ static void send_report(int fd, char kind, int value)
 /* In the grandchild: only async-signal-safe calls until exec. */
 static void exec_program(char *const argv[], const char *dir, int report_fd)
 {
-  int devnull = open("/dev/null", O_RDWR);
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC); /* its dup2 copies stay open */
   if (devnull >= 0) {
     dup2(devnull, 0);
     dup2(devnull, 1);

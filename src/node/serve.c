@@ -65,7 +65,7 @@ static int open_walk(int root_fd, const char *path)
 {
   char buf[LS_PROTO_MAX_PATH + 1];
   snprintf(buf, sizeof buf, "%s", path);
-  int dir = dup(root_fd);
+  int dir = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
   char *save = NULL, *part = strtok_r(buf, "/", &save);
   while (dir >= 0 && part) {
     char *next = strtok_r(NULL, "/", &save);
