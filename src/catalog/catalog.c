@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json_locate.h"
+#include "core/relpath.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,25 +60,6 @@ bool ls_catalog_id_is_safe(const char *id)
       return false;
   }
   return true;
-}
-
-/* A relative path below local/: not absolute, no empty component ("a//b",
- * "a/"), no ".." component ("." is harmless), no backslash. NULs never get
- * here (get_string refuses them). */
-static bool launch_is_safe(const char *path)
-{
-  if (path[0] == '\0' || path[0] == '/' || strchr(path, '\\'))
-    return false;
-  const char *p = path;
-  for (;;) {
-    const char *slash = strchr(p, '/');
-    size_t n = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 0 || (n == 2 && p[0] == '.' && p[1] == '.'))
-      return false;
-    if (!slash)
-      return true;
-    p = slash + 1;
-  }
 }
 
 /* Quotes s for an error message: printable ASCII as is, the rest as \xNN,
@@ -213,15 +195,18 @@ static int check_id(const load_ctx *ctx, size_t i, const char *id)
                       quoted(id, q, sizeof q), ID_MAX_LEN);
 }
 
+/* A path below local/ by the path rule; "." components are harmless.
+ * NULs never get here (get_string refuses them). */
 static int check_launch(const load_ctx *ctx, size_t i, const char *launch)
 {
-  if (!launch || launch_is_safe(launch))
+  ls_diag why;
+  if (!launch || ls_relpath_check_flags(launch, LS_RELPATH_ALLOW_DOT, NULL, &why) == LS_OK)
     return LS_OK;
   char q[ID_MAX_LEN * 4 + 16];
   return fail_at_game(ctx, i, "launch",
-                      "unsafe launch path %s: it must be relative to local/, without "
+                      "unsafe launch path %s (%s): it must be relative to local/, without "
                       "\"..\", empty components or backslashes",
-                      quoted(launch, q, sizeof q));
+                      quoted(launch, q, sizeof q), why.text);
 }
 
 /* Validates games[i] into *out (strings borrowed from entry). */

@@ -11,6 +11,8 @@
 #include "library/layout.h"
 #include "library/version_file.h"
 
+#include <lanspread/catalog.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -57,46 +59,6 @@ struct ls_storage {
 };
 
 /* ---- names and paths ---------------------------------------------------- */
-
-static bool id_is_valid(const char *id)
-{
-  return id && *id && !strchr(id, '/') && strcmp(id, ".") != 0 && strcmp(id, "..") != 0 &&
-         strlen(id) <= NAME_MAX;
-}
-
-static bool component_is_safe(const char *c, size_t len)
-{
-  if (len == 0 || len > NAME_MAX)
-    return false;
-  return !(len == 1 && c[0] == '.') && !(len == 2 && c[0] == '.' && c[1] == '.');
-}
-
-/* Relative, no empty, "." or ".." component, and not under a reserved
- * root-level name (local/, .sync/, the transients, ...). */
-static bool payload_path_is_safe(const char *path)
-{
-  size_t total = strlen(path);
-  if (total == 0 || total >= PATH_MAX || path[0] == '/')
-    return false;
-  const char *slash = strchr(path, '/');
-  size_t first_len = slash ? (size_t)(slash - path) : total;
-  char first[NAME_MAX + 1];
-  if (!component_is_safe(path, first_len))
-    return false;
-  memcpy(first, path, first_len);
-  first[first_len] = '\0';
-  if (ls_layout_is_reserved(first))
-    return false;
-  for (const char *c = path;;) {
-    slash = strchr(c, '/');
-    size_t len = slash ? (size_t)(slash - c) : strlen(c);
-    if (!component_is_safe(c, len))
-      return false;
-    if (!slash)
-      return true;
-    c = slash + 1;
-  }
-}
 
 static bool is_sentinel_path(const char *path)
 {
@@ -430,7 +392,7 @@ static int journal_parse_files(json_t *files, journal *j)
   for (size_t i = 0; i < n; i++) {
     const char *path = NULL;
     if (json_unpack(json_array_get(files, i), "{s:s}", "path", &path) != 0 ||
-        !payload_path_is_safe(path))
+        ls_layout_check_payload_path(path, NULL) != LS_OK)
       return LS_EFORMAT;
     if (!(j->paths[j->count++] = strdup(path)))
       return LS_ENOMEM;
@@ -529,7 +491,7 @@ int ls_storage_recover(const char *game_dir, const char *id, ls_storage_recovery
   ls_storage_recovery ignored;
   done = done ? done : &ignored;
   *done = LS_RECOVERY_NONE;
-  if (!id_is_valid(id))
+  if (!ls_catalog_id_is_safe(id))
     return ls_diag_set(diag, LS_EINVAL, "'%s' is not a game id", id ? id : "");
   int game_fd = -1;
   int rc = open_game_dir(game_dir, &game_fd, diag);
@@ -564,7 +526,7 @@ int ls_storage_recover(const char *game_dir, const char *id, ls_storage_recovery
 
 int ls_discard_cancelled_download(const char *game_dir, const char *id, ls_diag *diag)
 {
-  if (!id_is_valid(id))
+  if (!ls_catalog_id_is_safe(id))
     return ls_diag_set(diag, LS_EINVAL, "'%s' is not a game id", id ? id : "");
   int game_fd = -1, root_fd = -1;
   int rc = open_game_dir(game_dir, &game_fd, diag);
@@ -595,8 +557,10 @@ static int check_files(const ls_storage_file *files, size_t count, size_t *senti
   bool found = false;
   for (size_t i = 0; i < count; i++) {
     const char *p = files[i].path;
-    if (!p || !payload_path_is_safe(p))
-      return ls_diag_set(diag, LS_EINVAL, "unsafe payload path '%s'", p ? p : "(null)");
+    ls_diag why;
+    if (ls_layout_check_payload_path(p, &why) != LS_OK)
+      return ls_diag_set(diag, LS_EINVAL, "unsafe payload path '%.300s': %s", p ? p : "(null)",
+                         why.text);
     if (files[i].size > (uint64_t)INT64_MAX)
       return ls_diag_set(diag, LS_ETOOBIG, "%s: size %llu too large", p,
                          (unsigned long long)files[i].size);
@@ -616,7 +580,7 @@ static int check_files(const ls_storage_file *files, size_t count, size_t *senti
 static int check_request(const char *id, const char *version, const ls_storage_file *files,
                          size_t count, size_t *sentinel, ls_diag *diag)
 {
-  if (!id_is_valid(id))
+  if (!ls_catalog_id_is_safe(id))
     return ls_diag_set(diag, LS_EINVAL, "'%s' is not a game id", id ? id : "");
   if (!version || !*version)
     return ls_diag_set(diag, LS_EINVAL, "%s: empty version", id);

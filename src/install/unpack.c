@@ -553,72 +553,28 @@ static bool la_is_archive(void *self, const char *path)
 
 /* ==== entry checks ======================================================== */
 
-/* The next component of the path at *p, skipping empty and "." ones;
- * false at the end. */
-static bool next_component(const char **p, const char **comp, size_t *len)
-{
-  for (;;) {
-    while (**p == '/')
-      (*p)++;
-    if (**p == '\0')
-      return false;
-    *comp = *p;
-    *len = strcspn(*p, "/");
-    *p += *len;
-    if (!(*len == 1 && (*comp)[0] == '.'))
-      return true;
-  }
-}
-
-static bool is_dotdot(const char *comp, size_t len)
-{
-  return len == 2 && comp[0] == '.' && comp[1] == '.';
-}
-
-/* "./a//b" -> "a/b"-like checks: refuses absolute names and ".." components.
- * *skip when the name is empty or only "." components (the root itself). */
+/* An archive's entry name by the path rule, relaxed for archives: "./",
+ * "dir/" and "a//b" are fine. *skip when it names the root itself. */
 static int check_entry_name(const char *archive, const char *what, const char *name,
                             bool *skip, ls_diag *diag)
 {
-  *skip = false;
-  if (name[0] == '/')
-    return ls_diag_set(diag, LS_EFORMAT, "%s: refused %s '%s': absolute path", archive, what,
-                       name);
-  bool any = false;
-  const char *p = name, *comp;
-  size_t len;
-  while (next_component(&p, &comp, &len)) {
-    if (is_dotdot(comp, len))
-      return ls_diag_set(diag, LS_EFORMAT, "%s: refused %s '%s': '..' in the path", archive,
-                         what, name);
-    any = true;
-  }
-  *skip = !any;
+  ls_diag why;
+  size_t depth = 0;
+  if (ls_relpath_check_flags(name, LS_RELPATH_ALLOW_EMPTY, &depth, &why) != LS_OK)
+    return ls_diag_set(diag, LS_EFORMAT, "%s: refused %s '%s': %s", archive, what, name,
+                       why.text);
+  *skip = depth == 0;
   return LS_OK;
 }
 
-/* Lexical check of a symlink target relative to the entry's directory:
- * refuses absolute targets and targets climbing above dest_dir. */
+/* A symlink target may climb with ".." but never above dest_dir. */
 static int check_symlink_target(const char *archive, const char *name, const char *target,
                                 ls_diag *diag)
 {
-  if (target[0] == '\0')
-    return ls_diag_set(diag, LS_EFORMAT, "%s: refused symlink '%s': empty target", archive, name);
-  if (target[0] == '/')
-    return ls_diag_set(diag, LS_EFORMAT, "%s: refused symlink '%s' -> '%s': absolute target",
-                       archive, name, target);
-  long depth = -1; /* components of the entry's directory: the link's own is not one */
-  const char *p = name, *comp;
-  size_t len;
-  while (next_component(&p, &comp, &len))
-    depth++;
-  for (p = target; next_component(&p, &comp, &len);) {
-    depth += is_dotdot(comp, len) ? -1 : 1;
-    if (depth < 0)
-      return ls_diag_set(diag, LS_EFORMAT,
-                         "%s: refused symlink '%s' -> '%s': target outside the destination",
-                         archive, name, target);
-  }
+  ls_diag why;
+  if (ls_relpath_check_link(name, target, &why) != LS_OK)
+    return ls_diag_set(diag, LS_EFORMAT, "%s: refused symlink '%s' -> '%s': %s", archive, name,
+                       target, why.text);
   return LS_OK;
 }
 

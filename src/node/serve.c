@@ -3,6 +3,7 @@
 #include "node/serve.h"
 
 #include "core/error.h"
+#include "core/relpath.h"
 #include "library/hashing.h"
 #include "library/index.h"
 #include "node/stream_handler.h"
@@ -84,6 +85,10 @@ static int open_walk(int root_fd, const char *path)
 
 int ls_open_beneath(const char *game_dir, const char *id, const char *path, ls_diag *diag)
 {
+  ls_diag why;
+  if (ls_relpath_check(path, &why) != LS_OK)
+    return ls_diag_set(diag, LS_EINVAL, "cannot open %.300s: %s", path ? path : "(null)",
+                       why.text);
   int gd = open(game_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int root = gd >= 0 ? openat(gd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
   int e = errno;

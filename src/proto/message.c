@@ -4,6 +4,8 @@
 #include "proto/proto.h"
 
 #include "core/error.h"
+#include "core/relpath.h"
+#include "core/utf8.h"
 
 #include <lanspread/catalog.h>
 
@@ -91,41 +93,6 @@ static enum ls_msg_type type_by_name(const char *name, size_t len)
 /* ------------------------------------------------------------------------ */
 /* Field rules                                                               */
 
-static bool utf8_valid(const char *s, size_t len)
-{
-  const unsigned char *p = (const unsigned char *)s;
-  const unsigned char *end = p + len;
-  while (p < end) {
-    unsigned c = *p;
-    size_t extra;
-    uint32_t cp;
-    if (c < 0x80) {
-      p++;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      extra = 1, cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      extra = 2, cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      extra = 3, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if ((size_t)(end - p) <= extra)
-      return false;
-    for (size_t i = 1; i <= extra; i++) {
-      if ((p[i] & 0xC0) != 0x80)
-        return false;
-      cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    p += extra + 1;
-  }
-  return true;
-}
-
 static bool is_lower_hex(char c)
 {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -139,34 +106,6 @@ bool ls_proto_peer_id_is_valid(const char *peer_id)
     if (!is_lower_hex(peer_id[i]))
       return false;
   return peer_id[LS_PROTO_PEER_ID_LEN] == '\0';
-}
-
-static bool component_is_safe(const char *start, size_t len)
-{
-  if (len == 0)
-    return false;
-  if (len == 1 && start[0] == '.')
-    return false;
-  return !(len == 2 && start[0] == '.' && start[1] == '.');
-}
-
-bool ls_proto_path_is_safe(const char *path)
-{
-  if (!path)
-    return false;
-  size_t len = strlen(path);
-  if (len == 0 || len > LS_PROTO_MAX_PATH || strchr(path, '\\') || !utf8_valid(path, len))
-    return false;
-  const char *p = path;
-  for (;;) {
-    const char *slash = strchr(p, '/');
-    size_t n = slash ? (size_t)(slash - p) : strlen(p);
-    if (!component_is_safe(p, n))
-      return false;
-    if (!slash)
-      return true;
-    p = slash + 1;
-  }
 }
 
 uint64_t ls_proto_chunk_count(uint64_t size, uint32_t chunk_size)
@@ -186,7 +125,7 @@ static int check_text(const char *s, const char *where, const char *key, size_t 
   size_t len = strlen(s);
   if (len < min || len > max)
     return ls_diag_set(diag, err, "%s%s: must be %zu to %zu bytes", where, key, min, max);
-  if (!utf8_valid(s, len))
+  if (!ls_utf8_valid(s, len))
     return ls_diag_set(diag, err, "%s%s: not valid UTF-8", where, key);
   return LS_OK;
 }
@@ -204,11 +143,9 @@ static int check_path(const char *path, const char *where, int err, ls_diag *dia
 {
   if (!path)
     return ls_diag_set(diag, err, "%spath: missing", where);
-  if (!ls_proto_path_is_safe(path))
-    return ls_diag_set(diag, err,
-                       "%spath: must be a relative path without empty, \".\" or \"..\" "
-                       "components or backslashes, at most %d bytes",
-                       where, LS_PROTO_MAX_PATH);
+  ls_diag why;
+  if (ls_relpath_check(path, &why) != LS_OK)
+    return ls_diag_set(diag, err, "%spath: %s", where, why.text);
   return LS_OK;
 }
 

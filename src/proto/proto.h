@@ -12,6 +12,8 @@
 #ifndef LS_PROTO_PROTO_H
 #define LS_PROTO_PROTO_H
 
+#include "core/relpath.h"
+
 #include <lanspread/error.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,7 +40,7 @@
 #define LS_PROTO_MAX_NAME 64      /* peer name, 0 .. 64 */
 #define LS_PROTO_MAX_GAME_NAME 256 /* game name, 1 .. 256 */
 #define LS_PROTO_MAX_VERSION 128  /* version, 1 .. 128 */
-#define LS_PROTO_MAX_PATH 4096    /* file path, 1 .. 4096 */
+#define LS_PROTO_MAX_PATH LS_RELPATH_MAX_LEN /* file path: core/relpath.h */
 #define LS_PROTO_MAX_REASON 1024  /* InvalidRequest reason, 0 .. 1024 */
 #define LS_SHA256_LEN 32          /* bytes of one chunk hash */
 
@@ -79,7 +81,7 @@ typedef struct ls_msg_game_ref {
 
 typedef struct ls_msg_file_ref {
   char *id;
-  char *path; /* ls_proto_path_is_safe */
+  char *path; /* ls_relpath_check (core/relpath.h) */
 } ls_msg_file_ref;
 
 /* GetGameFileChunk: length 1 .. LS_PROTO_MAX_CHUNK_LENGTH.
@@ -177,10 +179,6 @@ const char *ls_msg_type_name(enum ls_msg_type type);
 enum ls_msg_dir ls_msg_type_dir(enum ls_msg_type type);
 
 /* ---- field rules, for code that builds messages ---- */
-
-/* A relative '/'-separated path of 1 .. LS_PROTO_MAX_PATH bytes of valid
- * UTF-8 without empty, "." or ".." components and without backslashes. */
-bool ls_proto_path_is_safe(const char *path);
 
 /* Exactly LS_PROTO_PEER_ID_LEN lowercase hex digits. */
 bool ls_proto_peer_id_is_valid(const char *peer_id);

@@ -453,6 +453,36 @@ static void version_file_forms(void **state)
   assert_null(ls_version_file_parse("1.0\0x", 5));
 }
 
+/* Payload is what a peer could ask for: names the path rule refuses and
+ * entries deeper than its 64 levels are not listed; the scan of a root
+ * holding a 2000-level tree succeeds. */
+static void payload_keeps_to_the_path_rule(void **state)
+{
+  (void)state;
+  char *dir = t_tempdir();
+  t_write(dir, "g/version.ini", "1");
+  t_write(dir, "g/ok.eti", "ok");
+  t_write(dir, "g/back\\slash.eti", "b");
+  t_write(dir, "g/new\nline.eti", "n");
+  t_write(dir, "g/bad\xff.eti", "u");
+  t_deep_tree(dir, "g/edge", 62);   /* edge/d x 62/leaf: 64 components */
+  t_deep_tree(dir, "g/deep", 2000); /* the review's attack, on disk */
+  static const char *const gid[] = {"g"};
+  ls_catalog *catalog = t_catalog(gid, 1);
+  ls_library lib;
+  ls_diag diag = {{0}};
+  if (ls_scan_local_library(dir, catalog, NULL, false, &lib, NULL, &diag) != LS_OK)
+    fail_msg("%s", diag.text);
+  const ls_local_game *g = ls_library_find(&lib, "g");
+  assert_non_null(g);
+  assert_int_equal(g->file_count, 3);
+  assert_int_equal(strlen(g->files[0].path), strlen("edge") + 62 * 2 + strlen("/leaf"));
+  assert_string_equal(g->files[1].path, "ok.eti");
+  assert_string_equal(g->files[2].path, "version.ini");
+  ls_library_clear(&lib);
+  ls_catalog_free(catalog);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -466,6 +496,7 @@ int main(void)
     cmocka_unit_test(corrupt_index_is_rebuilt),
     cmocka_unit_test(chunk_hashes_follow_the_file),
     cmocka_unit_test(version_file_forms),
+    cmocka_unit_test(payload_keeps_to_the_path_rule),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
