@@ -1,6 +1,8 @@
 /* Owns the skipping JSON scanner behind ls_json_locate (core/json_locate.h). */
 #include "core/json_locate.h"
 
+#include "core/utf8.h"
+
 #include <lanspread/error.h>
 
 #include <stdbool.h>
@@ -323,11 +325,6 @@ int ls_json_locate(const char *text, size_t len, const ls_json_step *path, size_
   return LS_OK;
 }
 
-static bool is_utf8_continuation(char c)
-{
-  return ((unsigned char)c & 0xC0) == 0x80;
-}
-
 void ls_json_position_of(const char *text, size_t len, size_t offset, ls_json_pos *pos)
 {
   if (offset > len)
@@ -337,7 +334,7 @@ void ls_json_position_of(const char *text, size_t len, size_t offset, ls_json_po
     if (text[i] == '\n') {
       line++;
       column = 1;
-    } else if (!is_utf8_continuation(text[i])) {
+    } else if (!ls_utf8_is_continuation(text[i])) {
       column++;
     }
   }

@@ -17,6 +17,7 @@
 #include "net/mdns.h"
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 #include <avahi-common/address.h>
 #include <avahi-common/alternative.h>
@@ -170,34 +171,6 @@ static bool is_peer_id(const char *s, size_t n)
   return true;
 }
 
-/* Length of the valid UTF-8 character at s (n bytes available), 0 if none. */
-static size_t utf8_char_len(const unsigned char *s, size_t n)
-{
-  size_t len;
-  uint32_t min, cp;
-  if (s[0] < 0x80)
-    return 1;
-  if (s[0] >= 0xc2 && s[0] <= 0xdf)
-    len = 2, min = 0x80;
-  else if ((s[0] & 0xf0) == 0xe0)
-    len = 3, min = 0x800;
-  else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-    len = 4, min = 0x10000;
-  else
-    return 0;
-  if (n < len)
-    return 0;
-  cp = s[0] & (0x7fu >> len);
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-    cp = cp << 6 | (s[i] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return len;
-}
-
 /* Copies n bytes of in to out (cap bytes with the NUL) as valid UTF-8
  * without control characters: each bad byte becomes '?'. Never splits a
  * character. */
@@ -206,7 +179,7 @@ static void sanitize_text(const char *in, size_t n, char *out, size_t cap)
   const unsigned char *s = (const unsigned char *)in;
   size_t o = 0;
   for (size_t i = 0; i < n;) {
-    size_t len = utf8_char_len(s + i, n - i);
+    size_t len = ls_utf8_char_len(s + i, n - i);
     bool bad = len == 0 || (len == 1 && (s[i] < 0x20 || s[i] == 0x7f));
     size_t w = bad ? 1 : len;
     if (o + w >= cap)
@@ -224,7 +197,7 @@ static void utf8_truncate(char *s, size_t max)
   if (strlen(s) <= max)
     return;
   size_t n = max;
-  while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+  while (n > 0 && ls_utf8_is_continuation(s[n]))
     n--;
   s[n] = '\0';
 }
