@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/hex.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,7 +156,8 @@ static int load_api_key(const char *state_dir, char key[LSD_API_KEY_LEN + 1], ls
   size_t len;
   int rc = ls_read_file_at(AT_FDCWD, path, 256, &data, &len, diag);
   if (rc == LS_OK) {
-    bool ok = len >= LSD_API_KEY_LEN && strspn(data, "0123456789abcdef") == LSD_API_KEY_LEN;
+    bool ok = len >= LSD_API_KEY_LEN && ls_hex_is_lower(data, LSD_API_KEY_LEN) &&
+              !ls_hex_is_lower(data + LSD_API_KEY_LEN, 1);
     if (ok)
       snprintf(key, LSD_API_KEY_LEN + 1, "%s", data);
     free(data);
@@ -167,8 +169,7 @@ static int load_api_key(const char *state_dir, char key[LSD_API_KEY_LEN + 1], ls
   unsigned char raw[LSD_API_KEY_LEN / 2];
   if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
     return ls_diag_errno(diag, errno, "cannot make an API key:", "getrandom");
-  for (size_t i = 0; i < sizeof raw; i++)
-    snprintf(key + 2 * i, 3, "%02x", raw[i]);
+  ls_hex_encode(raw, sizeof raw, key);
   return ls_write_file_atomic(path, key, LSD_API_KEY_LEN, 0600, diag);
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/hex.h"
 
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
@@ -51,16 +52,6 @@ static int diag_gnutls(ls_diag *diag, int err, const char *path, const char *wha
 {
   return ls_diag_set(diag, err_from_gnutls(gnutls_rc, err), "%s: %s: %s", path, what,
                      gnutls_strerror(gnutls_rc));
-}
-
-static void hex_encode(const unsigned char *in, size_t len, char *out)
-{
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < len; i++) {
-    out[2 * i] = digits[in[i] >> 4];
-    out[2 * i + 1] = digits[in[i] & 0x0f];
-  }
-  out[2 * len] = '\0';
 }
 
 /* Wipes and frees a buffer that held private key material. */
@@ -120,7 +111,7 @@ static int peer_id_of_crt(gnutls_x509_crt_t crt, char out[LS_PEER_ID_LEN + 1])
   if (rc >= 0)
     rc = gnutls_hash_fast(GNUTLS_DIG_SHA256, spki.data, spki.size, digest);
   if (rc >= 0)
-    hex_encode(digest, sizeof digest, out);
+    ls_hex_encode(digest, sizeof digest, out);
   gnutls_free(spki.data);
   gnutls_pubkey_deinit(pub);
   return rc;

@@ -17,6 +17,7 @@
 #include "net/mdns.h"
 
 #include "core/error.h"
+#include "core/hex.h"
 #include "core/utf8.h"
 
 #include <avahi-common/address.h>
@@ -163,12 +164,7 @@ static void log_from_avahi(AvahiLogLevel level, const char *text)
 
 static bool is_peer_id(const char *s, size_t n)
 {
-  if (n != 64)
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-      return false;
-  return true;
+  return n == 64 && ls_hex_is_lower(s, n);
 }
 
 /* Copies n bytes of in to out (cap bytes with the NUL) as valid UTF-8

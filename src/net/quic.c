@@ -10,6 +10,7 @@
 #include "net/quic.h"
 
 #include "core/error.h"
+#include "core/hex.h"
 #include "net/udp.h"
 #include "net/udp_cidmap.h"
 
@@ -20,6 +21,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <netinet/in.h>
@@ -1772,15 +1774,9 @@ static int parse_expected(const char *id, char out[LS_PEER_ID_LEN + 1])
     return LS_OK;
   if (strlen(id) != LS_PEER_ID_LEN)
     return LS_EINVAL;
-  for (size_t i = 0; i < LS_PEER_ID_LEN; i++) {
-    char ch = id[i];
-    int hex = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
-    if (!hex)
-      return LS_EINVAL;
-    out[i] = (char)(ch >= 'A' && ch <= 'F' ? ch - 'A' + 'a' : ch);
-  }
-  out[LS_PEER_ID_LEN] = '\0';
-  return LS_OK;
+  for (size_t i = 0; i <= LS_PEER_ID_LEN; i++) /* upper case is fine here */
+    out[i] = (char)tolower((unsigned char)id[i]);
+  return ls_hex_is_lower(out, LS_PEER_ID_LEN) ? LS_OK : LS_EINVAL;
 }
 
 int ls_quic_connect(ls_quic *q, const struct sockaddr *remote, const char *expected_peer_id,

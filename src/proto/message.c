@@ -4,6 +4,7 @@
 #include "proto/proto.h"
 
 #include "core/error.h"
+#include "core/hex.h"
 #include "core/relpath.h"
 #include "core/utf8.h"
 
@@ -93,19 +94,10 @@ static enum ls_msg_type type_by_name(const char *name, size_t len)
 /* ------------------------------------------------------------------------ */
 /* Field rules                                                               */
 
-static bool is_lower_hex(char c)
-{
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
 bool ls_proto_peer_id_is_valid(const char *peer_id)
 {
-  if (!peer_id)
-    return false;
-  for (size_t i = 0; i < LS_PROTO_PEER_ID_LEN; i++)
-    if (!is_lower_hex(peer_id[i]))
-      return false;
-  return peer_id[LS_PROTO_PEER_ID_LEN] == '\0';
+  return peer_id && ls_hex_is_lower(peer_id, LS_PROTO_PEER_ID_LEN) &&
+         peer_id[LS_PROTO_PEER_ID_LEN] == '\0';
 }
 
 uint64_t ls_proto_chunk_count(uint64_t size, uint32_t chunk_size)
@@ -517,23 +509,14 @@ static int decode_game_list(const json_t *obj, ls_msg *msg, ls_diag *diag)
   return LS_OK;
 }
 
-static int hex_value(char c)
-{
-  return c <= '9' ? c - '0' : c - 'a' + 10;
-}
-
 static int decode_hash(const json_t *v, const char *where, size_t k, uint8_t *out,
                        ls_diag *diag)
 {
   const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-  bool ok = s && json_string_length(v) == 2 * LS_SHA256_LEN;
-  for (size_t j = 0; ok && j < 2 * LS_SHA256_LEN; j++)
-    ok = is_lower_hex(s[j]);
-  if (!ok)
+  if (!s || json_string_length(v) != 2 * LS_SHA256_LEN ||
+      ls_hex_decode(s, out, LS_SHA256_LEN) != LS_OK)
     return ls_diag_set(diag, LS_EFORMAT, "%ssha256[%zu]: must be %d lowercase hex digits",
                        where, k, 2 * LS_SHA256_LEN);
-  for (size_t j = 0; j < LS_SHA256_LEN; j++)
-    out[j] = (uint8_t)(hex_value(s[2 * j]) << 4 | hex_value(s[2 * j + 1]));
   return LS_OK;
 }
 
@@ -760,13 +743,9 @@ static int encode_game_list(json_t *obj, const ls_msg *msg)
 
 static json_t *hash_json(const uint8_t *hash)
 {
-  static const char digits[] = "0123456789abcdef";
-  char hex[2 * LS_SHA256_LEN];
-  for (size_t j = 0; j < LS_SHA256_LEN; j++) {
-    hex[2 * j] = digits[hash[j] >> 4];
-    hex[2 * j + 1] = digits[hash[j] & 0xF];
-  }
-  return json_stringn(hex, sizeof hex);
+  char hex[2 * LS_SHA256_LEN + 1];
+  ls_hex_encode(hash, LS_SHA256_LEN, hex);
+  return json_stringn(hex, 2 * LS_SHA256_LEN);
 }
 
 static json_t *hashes_json(const ls_msg_file_entry *f)
