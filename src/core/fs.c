@@ -64,6 +64,22 @@ int ls_read_file_at(int dir_fd, const char *path, size_t max, char **data, size_
   return LS_OK;
 }
 
+ssize_t ls_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return ls_err_from_errno(errno);
+    if (n == 0)
+      break; /* end of file */
+    got += (size_t)n;
+  }
+  return (ssize_t)got;
+}
+
 static int write_all(int fd, const void *data, size_t len)
 {
   const char *p = data;

@@ -5,11 +5,18 @@
 
 #include <lanspread/error.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 /* Reads a whole file of at most max bytes into a malloc'ed, NUL-terminated
  * buffer. LS_ETOOBIG when it is larger. dir_fd may be AT_FDCWD. */
 int ls_read_file_at(int dir_fd, const char *path, size_t max, char **data, size_t *len,
                     ls_diag *diag);
+
+/* Reads len bytes at off into buf, again after EINTR and short reads.
+ * Returns len; fewer (what was there) only when the file ends first; or a
+ * negative LS_E* code, with errno left as the failed pread set it. */
+ssize_t ls_pread_full(int fd, void *buf, size_t len, uint64_t off);
 
 /* Writes data to dir_fd/name atomically: "name.tmp", fsync, rename, fsync of
  * the directory. mode is the new file's permission bits. */

@@ -150,7 +150,8 @@ static void parse_rar(const unsigned char *b, size_t n, rar_info *ri)
   }
 }
 
-/* Reads up to cap bytes from the start of a regular file; -1 with errno. */
+/* Reads up to cap bytes from the start of a regular file; negative (errno
+ * set) on failure. */
 static ssize_t read_head(const char *path, unsigned char *buf, size_t cap)
 {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -164,7 +165,7 @@ static ssize_t read_head(const char *path, unsigned char *buf, size_t cap)
     errno = EINVAL;
     goto out;
   }
-  n = pread(fd, buf, cap, 0);
+  n = ls_pread_full(fd, buf, cap, 0);
 out:;
   int saved = errno;
   close(fd);
@@ -190,7 +191,7 @@ static bool rar5_more_volumes_follow(const char *path)
   off_t off = sizeof RAR5_SIG;
   for (int i = 0; i < MAX_HEADER_WALK; i++) {
     unsigned char h[64];
-    ssize_t n = pread(fd, h, sizeof h, off);
+    ssize_t n = ls_pread_full(fd, h, sizeof h, (uint64_t)off);
     size_t pos = 4;
     uint64_t size = 0, type = 0, hflags = 0, extra = 0, data = 0, eflags = 0;
     if (n < 8 || !read_vint(h, (size_t)n, &pos, &size) || size > (1u << 21))

@@ -2,6 +2,7 @@
 #include "library/hashing.h"
 
 #include "core/error.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <nettle/sha2.h>
@@ -17,23 +18,6 @@ void ls_sha256(const void *data, size_t len, uint8_t out[LS_SHA256_SIZE])
   sha256_init(&ctx);
   sha256_update(&ctx, len, data);
   sha256_digest(&ctx, LS_SHA256_SIZE, out);
-}
-
-/* Reads exactly len bytes at off (short only at end of file). */
-static ssize_t pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-  size_t got = 0;
-  while (got < len) {
-    ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return -1;
-    if (n == 0)
-      break;
-    got += (size_t)n;
-  }
-  return (ssize_t)got;
 }
 
 static int hash_chunks(int fd, uint64_t size, uint32_t chunk_size, uint8_t *hashes,
@@ -52,7 +36,7 @@ static int hash_chunks(int fd, uint64_t size, uint32_t chunk_size, uint8_t *hash
     size_t want = (size_t)((chunk_end < size ? chunk_end : size) - off);
     if (want > READ_BLOCK)
       want = READ_BLOCK;
-    ssize_t n = pread_full(fd, buf, want, off);
+    ssize_t n = ls_pread_full(fd, buf, want, off);
     if (n != (ssize_t)want) {
       rc = n < 0 ? ls_diag_errno(diag, errno, "cannot read", "payload file")
                  : ls_diag_set(diag, LS_EIO, "payload file shrank while hashing");

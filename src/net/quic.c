@@ -10,6 +10,7 @@
 #include "net/quic.h"
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/hex.h"
 #include "net/udp.h"
 #include "net/udp_cidmap.h"
@@ -576,20 +577,6 @@ static file_block *file_get_block(ls_quic_stream *s)
   return b;
 }
 
-static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-  size_t got = 0;
-  while (got < len) {
-    ssize_t r = pread(fd, buf + got, len - got, (off_t)(off + got));
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1; /* error or file shorter than announced */
-    got += (size_t)r;
-  }
-  return 0;
-}
-
 static void stream_schedule_reset(ls_quic_stream *s, uint64_t code, int err);
 
 /* Reads blocks while buffers are free. Called outside ngtcp2 callbacks. */
@@ -602,7 +589,7 @@ static void stream_fill(ls_quic_stream *s)
     if (!b)
       break;
     size_t n = f->left < q->tun.file_block ? (size_t)f->left : q->tun.file_block;
-    if (pread_full(f->fd, b->buf, n, f->pos) != 0) {
+    if (ls_pread_full(f->fd, b->buf, n, f->pos) != (ssize_t)n) { /* or shorter than announced */
       b->next_free = f->free_list;
       f->free_list = b;
       file_close(f);

@@ -3,6 +3,7 @@
 #include "node/serve.h"
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/relpath.h"
 #include "library/hashing.h"
 #include "library/index.h"
@@ -262,7 +263,7 @@ static void answer_list_games(request *r)
 static void send_corrupted(request *r, int fd, uint64_t offset, uint64_t length)
 {
   uint8_t *buf = malloc(length ? length : 1);
-  ssize_t n = buf ? pread(fd, buf, length, (off_t)offset) : -1;
+  ssize_t n = buf ? ls_pread_full(fd, buf, length, offset) : LS_ENOMEM;
   close(fd);
   if (n != (ssize_t)length) {
     free(buf);
