@@ -119,35 +119,16 @@ static bool same_games(const ls_msg_game_list *a, const ls_msg_game_list *b)
   return true;
 }
 
-static int copy_game_list(ls_msg_game_list *dst, const ls_msg_game_list *src)
-{
-  dst->games = calloc(src->count ? src->count : 1, sizeof *dst->games);
-  if (!dst->games)
-    return LS_ENOMEM;
-  for (size_t i = 0; i < src->count; i++) {
-    const ls_msg_game_info *g = &src->games[i];
-    ls_msg_game_info *c = &dst->games[i];
-    dst->count = i + 1;
-    c->size = g->size;
-    if (!(c->id = strdup(g->id)) || !(c->name = strdup(g->name)) ||
-        !(c->version = strdup(g->version)))
-      return LS_ENOMEM;
-  }
-  return LS_OK;
-}
-
 bool ls_peerdb_set_games(ls_peerdb *db, const char *peer_id, const ls_msg_game_list *list)
 {
   ls_peerdb_peer *p = find(db, peer_id);
   if (!p || same_games(&p->games, list))
     return false;
-  ls_msg_game_list copy = {0};
-  if (copy_game_list(&copy, list) != LS_OK) {
-    free_game_list(&copy);
+  ls_msg msg = {.type = LS_MSG_GAME_LIST, .game_list = *list}, copy;
+  if (ls_msg_copy(&copy, &msg) != LS_OK)
     return false;
-  }
   free_game_list(&p->games);
-  p->games = copy;
+  p->games = copy.game_list;
   return true;
 }
 
@@ -251,13 +232,7 @@ int ls_peerdb_set_files(ls_peerdb *db, const char *peer_id, const ls_msg_game_fi
   if (!find(db, peer_id))
     return LS_ENOENT;
   ls_msg msg = {.type = LS_MSG_GAME_FILES, .game_files = *files}, copy;
-  char *json;
-  size_t len;
-  int rc = ls_msg_encode(&msg, &json, &len, NULL); /* a deep copy through the codec */
-  if (rc == LS_OK) {
-    rc = ls_msg_decode(json, len, LS_DIR_RESPONSE, &copy, NULL);
-    free(json);
-  }
+  int rc = ls_msg_copy(&copy, &msg);
   if (rc != LS_OK)
     return rc;
   files_entry *e = find_files(db, peer_id, files->id);

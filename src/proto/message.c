@@ -920,6 +920,99 @@ void ls_msg_clear(ls_msg *msg)
   memset(msg, 0, sizeof *msg);
 }
 
+/* ---- deep copies ------------------------------------------------------- */
+
+static int copy_str(char **dst, const char *src)
+{
+  *dst = src ? strdup(src) : NULL;
+  return src && !*dst ? LS_ENOMEM : LS_OK;
+}
+
+/* The copies fill dst in place, counting what they filled, so that
+ * ls_msg_clear frees a half-made copy. */
+static int copy_game_list(ls_msg_game_list *dst, const ls_msg_game_list *src)
+{
+  if (src->count && !(dst->games = calloc(src->count, sizeof *dst->games)))
+    return LS_ENOMEM;
+  for (size_t i = 0; i < src->count; i++) {
+    const ls_msg_game_info *g = &src->games[i];
+    ls_msg_game_info *c = &dst->games[dst->count++];
+    c->size = g->size;
+    if (copy_str(&c->id, g->id) || copy_str(&c->name, g->name) ||
+        copy_str(&c->version, g->version))
+      return LS_ENOMEM;
+  }
+  return LS_OK;
+}
+
+static int copy_file_entry(ls_msg_file_entry *dst, const ls_msg_file_entry *src)
+{
+  dst->size = src->size;
+  dst->chunk_count = src->chunk_count;
+  if (copy_str(&dst->path, src->path))
+    return LS_ENOMEM;
+  if (!src->sha256 || src->chunk_count == 0)
+    return LS_OK;
+  size_t bytes = src->chunk_count * LS_SHA256_LEN;
+  if (!(dst->sha256 = malloc(bytes)))
+    return LS_ENOMEM;
+  memcpy(dst->sha256, src->sha256, bytes);
+  return LS_OK;
+}
+
+static int copy_game_files(ls_msg_game_files *dst, const ls_msg_game_files *src)
+{
+  dst->chunk_size = src->chunk_size;
+  if (copy_str(&dst->id, src->id) || copy_str(&dst->version, src->version))
+    return LS_ENOMEM;
+  if (src->file_count && !(dst->files = calloc(src->file_count, sizeof *dst->files)))
+    return LS_ENOMEM;
+  for (size_t i = 0; i < src->file_count; i++)
+    if (copy_file_entry(&dst->files[dst->file_count++], &src->files[i]) != LS_OK)
+      return LS_ENOMEM;
+  return LS_OK;
+}
+
+static int copy_fields(ls_msg *dst, const ls_msg *src)
+{
+  switch (src->type) {
+  case LS_MSG_HELLO:
+  case LS_MSG_HELLO_ACK:
+    dst->hello.protocol_version = src->hello.protocol_version;
+    memcpy(dst->hello.peer_id, src->hello.peer_id, sizeof dst->hello.peer_id);
+    return copy_str(&dst->hello.name, src->hello.name);
+  case LS_MSG_GET_GAME:
+  case LS_MSG_GAME_NOT_FOUND:
+    return copy_str(&dst->game.id, src->game.id);
+  case LS_MSG_GET_GAME_FILE_DATA:
+    return copy_str(&dst->file.id, src->file.id) ? LS_ENOMEM
+                                                 : copy_str(&dst->file.path, src->file.path);
+  case LS_MSG_GET_GAME_FILE_CHUNK:
+  case LS_MSG_FILE_DATA:
+    dst->range.offset = src->range.offset;
+    dst->range.length = src->range.length;
+    return copy_str(&dst->range.id, src->range.id) ? LS_ENOMEM
+                                                   : copy_str(&dst->range.path, src->range.path);
+  case LS_MSG_GAME_LIST:
+    return copy_game_list(&dst->game_list, &src->game_list);
+  case LS_MSG_GAME_FILES:
+    return copy_game_files(&dst->game_files, &src->game_files);
+  case LS_MSG_INVALID_REQUEST:
+    return copy_str(&dst->invalid.reason, src->invalid.reason);
+  default:
+    return LS_OK;
+  }
+}
+
+int ls_msg_copy(ls_msg *dst, const ls_msg *src)
+{
+  *dst = (ls_msg){.type = src->type};
+  int rc = copy_fields(dst, src);
+  if (rc != LS_OK)
+    ls_msg_clear(dst);
+  return rc;
+}
+
 static bool str_equal(const char *a, const char *b)
 {
   return a == b || (a && b && strcmp(a, b) == 0);
@@ -997,17 +1090,4 @@ bool ls_msg_equal(const ls_msg *a, const ls_msg *b)
   default:
     return true;
   }
-}
-
-int ls_msg_copy(ls_msg *dst, const ls_msg *src)
-{
-  char *json;
-  size_t len;
-  *dst = (ls_msg){.type = LS_MSG_NONE};
-  int rc = ls_msg_encode(src, &json, &len, NULL);
-  if (rc != LS_OK)
-    return rc;
-  rc = ls_msg_decode(json, len, ls_msg_type_dir(src->type), dst, NULL);
-  free(json);
-  return rc;
 }

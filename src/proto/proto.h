@@ -168,8 +168,9 @@ void ls_msg_clear(ls_msg *msg);
 
 /* Same type and same field values. */
 bool ls_msg_equal(const ls_msg *a, const ls_msg *b);
-/* A deep copy of src into dst (cleared first is not needed: dst is
- * overwritten); LS_ENOMEM leaves dst cleared. */
+/* A deep copy of src into dst (whatever dst held is not freed): dst owns
+ * all its memory, shares none with src, and is ls_msg_equal to it. src may
+ * be a message of borrowed strings. LS_ENOMEM leaves dst cleared. */
 int ls_msg_copy(ls_msg *dst, const ls_msg *src);
 
 /* The wire name ("GetGame"), or NULL for LS_MSG_NONE and unknown values. */

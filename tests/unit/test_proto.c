@@ -173,6 +173,64 @@ static void test_samples_round_trip(void **state)
   }
 }
 
+/* Copies share nothing with their source: they stay whole after it is
+ * freed and its memory reused (ASan builds would also see any sharing). */
+static void test_copy_is_deep(void **state)
+{
+  (void)state;
+  for (size_t i = 0; i < SAMPLE_COUNT; i++) {
+    const sample *s = &SAMPLES[i];
+    ls_msg orig, copy;
+    expect_accepted(s->dir, s->json, &orig);
+    assert_int_equal(ls_msg_copy(&copy, &orig), LS_OK);
+    assert_true(ls_msg_equal(&copy, &orig));
+    if (orig.type == LS_MSG_GAME_FILES) {
+      assert_ptr_not_equal(copy.game_files.files, orig.game_files.files);
+      assert_ptr_not_equal(copy.game_files.files[0].path, orig.game_files.files[0].path);
+      assert_ptr_not_equal(copy.game_files.files[0].sha256, orig.game_files.files[0].sha256);
+      assert_null(copy.game_files.files[2].sha256); /* an empty file has no hashes */
+    }
+    ls_msg_clear(&orig);
+    char *scribble[16];
+    for (size_t k = 0; k < 16; k++)
+      memset(scribble[k] = malloc(64), 'X', 64);
+    char *json;
+    size_t len;
+    assert_int_equal(ls_msg_encode(&copy, &json, &len, NULL), LS_OK);
+    assert_string_equal(json, s->json);
+    free(json);
+    for (size_t k = 0; k < 16; k++)
+      free(scribble[k]);
+    ls_msg_clear(&copy);
+  }
+}
+
+/* A message built for encoding borrows its strings; its copy owns its own. */
+static void test_copy_of_borrowed_strings(void **state)
+{
+  (void)state;
+  char id[] = "quake3", path[] = "data/a.eti";
+  uint8_t hash[LS_SHA256_LEN] = {1, 2, 3};
+  ls_msg_file_entry file = {.path = path, .size = 5, .chunk_count = 1, .sha256 = hash};
+  ls_msg src = {.type = LS_MSG_GAME_FILES,
+                .game_files = {.id = id, .version = "1", .chunk_size = LS_CHUNK_SIZE,
+                               .file_count = 1, .files = &file}};
+  ls_msg copy;
+  assert_int_equal(ls_msg_copy(&copy, &src), LS_OK);
+  assert_true(ls_msg_equal(&copy, &src));
+  id[0] = 'Q';
+  path[0] = 'D';
+  hash[0] = 0xff;
+  assert_false(ls_msg_equal(&copy, &src));
+  assert_string_equal(copy.game_files.id, "quake3");
+  assert_string_equal(copy.game_files.files[0].path, "data/a.eti");
+  assert_int_equal(copy.game_files.files[0].sha256[0], 1);
+  ls_msg_clear(&copy);
+  ls_msg none = {.type = LS_MSG_PING};
+  assert_int_equal(ls_msg_copy(&copy, &none), LS_OK);
+  assert_int_equal(copy.type, LS_MSG_PING);
+}
+
 static void test_every_type_has_a_sample(void **state)
 {
   (void)state;
@@ -1300,6 +1358,8 @@ int main(void)
     cmocka_unit_test(test_ranges),
     cmocka_unit_test(test_hello_fields),
     cmocka_unit_test(test_unsafe_ids),
+    cmocka_unit_test(test_copy_is_deep),
+    cmocka_unit_test(test_copy_of_borrowed_strings),
     cmocka_unit_test(test_paths),
     cmocka_unit_test(test_deep_manifest_path_refused),
     cmocka_unit_test(test_game_files_rules),
