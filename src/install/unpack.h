@@ -4,7 +4,7 @@
  * fallback for archives libarchive cannot read; plus the helpers the install
  * transaction needs around it (volume ordering, tree safety check, fsync).
  *
- * Safety model (see unpack.c for the details):
+ * Safety model (see unpack_archive.c and unpack_tree.c for the details):
  * - every entry name is checked by us (not absolute, no ".." component) and
  *   prefixed with realpath(dest_dir) before archive_write_header; libarchive
  *   runs with SECURE_SYMLINKS | SECURE_NODOTDOT | TIME | PERM. NOT with

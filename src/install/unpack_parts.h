@@ -1,0 +1,75 @@
+/* What the files of the libarchive unpacker share among themselves; other
+ * modules use install/unpack.h, the module's public face.
+ *   unpack.c          the unpacker object and its fallback policy
+ *   unpack_rar.c      RAR main headers, volume discovery and order
+ *   unpack_archive.c  detection by content, entry checks, libarchive extraction
+ *   unpack_external.c the external command runner
+ *   unpack_tree.c     the tree check after an extraction, fsync of a tree */
+#ifndef LS_INSTALL_UNPACK_PARTS_H
+#define LS_INSTALL_UNPACK_PARTS_H
+
+#include "install/unpack.h"
+
+#include "core/error.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define LS_UNPACK_SNIFF_BYTES 512 /* what detection reads of a file's start */
+
+static inline int diag_oom(ls_diag *diag)
+{
+  return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+}
+
+/* ---- unpack_rar.c ---- */
+
+/* What a RAR file's main header says. */
+typedef struct ls_rar_info {
+  int version;        /* 0: not RAR; 4 or 5 */
+  bool header_known;  /* the main header was read */
+  bool volume;        /* part of a multi-volume set */
+  bool first_known;   /* RAR4 "first volume" flag set */
+  long volume_number; /* RAR5: 0 for the first volume, -1 unknown */
+} ls_rar_info;
+
+/* From the first n bytes of a file. */
+void ls_rar_parse(const unsigned char *b, size_t n, ls_rar_info *ri);
+/* From the file at path (version 0 when unreadable or not RAR). */
+void ls_rar_sniff(const char *path, ls_rar_info *ri);
+/* True when a RAR file is a later volume of a set, by header and name. */
+bool ls_rar_is_later_volume(const char *path, const ls_rar_info *ri);
+/* Reads up to cap bytes from the start of a regular file; negative (errno
+ * set) on failure. */
+ssize_t ls_unpack_read_head(const char *path, unsigned char *buf, size_t cap);
+
+/* ---- unpack_archive.c ---- */
+
+/* One extraction of an archive (a volume set) into dest. */
+typedef struct ls_unpack_job {
+  const char *archive;
+  char dest[PATH_MAX];   /* realpath(dest_dir) */
+  ls_unpack_progress_cb progress;
+  void *progress_user;
+  uint64_t bytes;
+  uint64_t last_report;
+  size_t symlinks;       /* symlinks created: the tree check runs when > 0 */
+  size_t entries;        /* entries extracted */
+  bool fallback_ok;      /* the failure may be fixed by unrar/7z/--unpacker */
+  bool unsupported;      /* libarchive said "unsupported", not "corrupt" */
+} ls_unpack_job;
+
+/* The unpacker's is_archive (install/unpacker.h), by content. */
+bool ls_unpack_is_archive(const char *path);
+/* Extracts the volumes with libarchive, every entry checked first. */
+int ls_unpack_extract(ls_unpack_job *j, const ls_volume_list *vols, ls_diag *diag);
+
+/* ---- unpack_external.c ---- */
+
+/* LS_EINVAL (diag) unless the template splits and holds {archive} and
+ * {dest}. */
+int ls_unpack_check_template(const char *tmpl, ls_diag *diag);
+
+#endif
