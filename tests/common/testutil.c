@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,22 +98,41 @@ void t_symlink(const char *target, const char *dir, const char *rel)
   assert_int_equal(symlink(target, path), 0);
 }
 
-void t_deep_tree(const char *dir, const char *rel, size_t levels)
+bool t_make_deep_tree(const char *dir, const char *rel, size_t levels)
 {
-  t_mkdir(dir, rel);
-  int fd = open(t_path("%s/%s", dir, rel), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  assert_true(fd >= 0);
-  for (size_t i = 0; i < levels; i++) {
-    assert_int_equal(mkdirat(fd, "d", 0755), 0);
-    int next = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    assert_true(next >= 0);
+  char top[4096];
+  snprintf(top, sizeof top, "%s/%s", dir, rel);
+  if (ls_mkdir_p(top, 0, NULL) != 0)
+    return false;
+  int fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  for (size_t i = 0; fd >= 0 && i < levels; i++) {
+    int next = mkdirat(fd, "d", 0755) == 0 ? openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                                           : -1;
     close(fd);
     fd = next;
   }
-  int leaf = openat(fd, "leaf", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  assert_true(leaf >= 0);
-  close(leaf);
-  close(fd);
+  int leaf = fd >= 0 ? openat(fd, "leaf", O_WRONLY | O_CREAT | O_CLOEXEC, 0644) : -1;
+  if (leaf >= 0)
+    close(leaf);
+  if (fd >= 0)
+    close(fd);
+  return leaf >= 0;
+}
+
+void t_deep_tree(const char *dir, const char *rel, size_t levels)
+{
+  assert_true(t_make_deep_tree(dir, rel, levels));
+}
+
+void t_run_on_stack(size_t stack_size, void *(*fn)(void *), void *arg)
+{
+  pthread_attr_t attr;
+  pthread_t thread;
+  assert_int_equal(pthread_attr_init(&attr), 0);
+  assert_int_equal(pthread_attr_setstacksize(&attr, stack_size), 0);
+  assert_int_equal(pthread_create(&thread, &attr, fn, arg), 0);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  pthread_attr_destroy(&attr);
 }
 
 int t_open_fds(void)

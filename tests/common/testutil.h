@@ -4,6 +4,7 @@
 #ifndef LS_TESTUTIL_H
 #define LS_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A new directory under $TMPDIR (or /tmp), removed at process exit. */
@@ -18,8 +19,13 @@ void t_mkdir(const char *dir, const char *rel);
 void t_symlink(const char *target, const char *dir, const char *rel);
 /* DIR/REL/d/d/.../d, `levels` directories "d" below DIR/REL (made with its
  * parents), with a file "leaf" in the deepest: made with mkdirat and
- * openat, so any depth works. */
+ * openat, so any depth works. t_make_deep_tree returns false on failure
+ * instead of failing the test (for threads other than cmocka's). */
 void t_deep_tree(const char *dir, const char *rel, size_t levels);
+bool t_make_deep_tree(const char *dir, const char *rel, size_t levels);
+/* Runs fn(arg) on a new thread with a stack of stack_size bytes and waits
+ * for it (fn must not fail the test: it runs outside cmocka's thread). */
+void t_run_on_stack(size_t stack_size, void *(*fn)(void *), void *arg);
 /* Open descriptors of this process (entries of /proc/self/fd). */
 int t_open_fds(void);
 /* snprintf into a static rotating buffer: for building paths in tests. */

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "install/transaction.h"
+#include "install/unpack.h"
 #include "library/layout.h"
 
 #include <lanspread/catalog.h>
@@ -65,6 +66,7 @@ static void assert_contains(const char *text, const char *part)
 /* Archive: "LSTEST1\n", then per file "F <length> <path>\n" and the bytes. */
 typedef struct test_unpacker {
   long long kill_after; /* SIGKILL once this many bytes are written (0: never) */
+  size_t deep_levels;   /* the first archive also writes DEST/deep/d/.../d (0: no) */
   long long written;
   int calls;
   char order[8][128]; /* the archives unpacked, in order */
@@ -136,6 +138,9 @@ static int test_unpack(void *self, const char *archive, const char *dest,
     pos += size;
   }
   free(data);
+  if (rc == LS_OK && u->deep_levels && u->calls == 1 &&
+      !t_make_deep_tree(dest, "deep", u->deep_levels))
+    rc = ls_diag_set(diag, LS_EIO, "%s: cannot write the deep tree", archive);
   return rc;
 }
 
@@ -875,6 +880,124 @@ static void test_crash_uninstall(void **state)
   crash_suite(state, CRASH_UNINSTALL, "uninstall");
 }
 
+/* ---- the review's attack: trees deeper than the path rule ------------------ */
+
+#define DEEP 2000
+#define SMALL_STACK (1024 * 1024) /* the old recursive walks took about 4 KiB a level */
+
+typedef struct deep_run {
+  fixture *f;
+  bool uninstall;
+  int rc;
+  ls_diag diag;
+} deep_run;
+
+static void *deep_thread(void *arg)
+{
+  deep_run *r = arg;
+  r->rc = r->uninstall ? ls_uninstall_game(r->f->game_dir, ID, &r->diag)
+                       : ls_install_game(r->f->game_dir, ID, &r->f->u, NULL, NULL, &r->diag);
+  return NULL;
+}
+
+/* Installs (or uninstalls) on a thread whose stack a walk recursing once
+ * per level of a DEEP tree would overflow, as the pool's did. */
+static int on_small_stack(fixture *f, bool uninstall, ls_diag *diag)
+{
+  deep_run r = {.f = f, .uninstall = uninstall};
+  t_run_on_stack(SMALL_STACK, deep_thread, &r);
+  *diag = r.diag;
+  return r.rc;
+}
+
+/* A neighbour root in GAME_DIR and a directory outside it (which deep
+ * trees link to): neither may change. */
+static char *surroundings(const fixture *f)
+{
+  t_write(f->game_dir, "neighbour/keep.txt", "keep");
+  char *outside = t_tempdir();
+  t_write(outside, "precious.txt", "precious");
+  return outside;
+}
+
+static void assert_surroundings(const fixture *f, const char *outside)
+{
+  size_t len = 0;
+  char *keep = slurp(t_path("%s/neighbour/keep.txt", f->game_dir), &len);
+  char *precious = slurp(t_path("%s/precious.txt", outside), &len);
+  assert_non_null(keep);
+  assert_non_null(precious);
+  assert_string_equal(keep, "keep");
+  assert_string_equal(precious, "precious");
+  free(keep);
+  free(precious);
+}
+
+/* A 2000-level tree in the payload is not payload: the install succeeds
+ * and leaves it alone. */
+static void test_deep_tree_in_payload(void **state)
+{
+  fixture *f = *state;
+  char *outside = surroundings(f);
+  write_payload(f->root, &tree_v1);
+  t_deep_tree(f->root, "deep", DEEP);
+  t_symlink(outside, f->root, "deep/d/out");
+  ls_diag diag;
+  if (on_small_stack(f, false, &diag) != LS_OK)
+    fail_msg("install: %s", diag.text);
+  assert_installed(f->root, &tree_v1);
+  assert_true(exists(t_path("%s/deep/d/out", f->root)));
+  assert_surroundings(f, outside);
+}
+
+/* A 2000-level tree inside local/ (a game's saves): the update deletes it
+ * with the old tree, the uninstall with the install. */
+static void test_deep_tree_in_local(void **state)
+{
+  fixture *f = *state;
+  char *outside = surroundings(f);
+  write_payload(f->root, &tree_v1);
+  install_ok(f);
+  t_deep_tree(f->root, "local/saves", DEEP);
+  t_symlink(outside, f->root, "local/saves/d/out");
+  write_payload(f->root, &tree_v2);
+  ls_diag diag;
+  if (on_small_stack(f, false, &diag) != LS_OK)
+    fail_msg("update: %s", diag.text);
+  assert_installed(f->root, &tree_v2);
+  t_deep_tree(f->root, "local/saves", DEEP);
+  t_symlink(outside, f->root, "local/saves/d/out");
+  if (on_small_stack(f, true, &diag) != LS_OK)
+    fail_msg("uninstall: %s", diag.text);
+  assert_false(exists(t_path("%s/%s", f->root, LS_LOCAL_DIR)));
+  assert_true(no_leftovers(f->root));
+  assert_surroundings(f, outside);
+}
+
+/* An unpacker that writes a 2000-level tree (an external command could):
+ * the install fails with a clear error before its commit point and
+ * removes what was extracted; the unpacker's tree check refuses the same. */
+static void test_unpacker_writes_a_deep_tree(void **state)
+{
+  fixture *f = *state;
+  char *outside = surroundings(f);
+  write_payload(f->root, &tree_v1);
+  f->tu.deep_levels = DEEP;
+  ls_diag diag;
+  int rc = on_small_stack(f, false, &diag);
+  if (rc != LS_ETOOBIG)
+    fail_msg("install: %d %s", rc, diag.text);
+  assert_contains(diag.text, "deeper than 64 levels");
+  assert_contains(diag.text, LS_INSTALLING_DIR);
+  assert_false(exists(t_path("%s/%s", f->root, LS_LOCAL_DIR)));
+  assert_true(no_leftovers(f->root));
+  assert_surroundings(f, outside);
+
+  t_deep_tree(outside, "extracted", DEEP);
+  assert_int_equal(ls_unpack_check_tree(t_path("%s/extracted", outside), &diag), LS_ETOOBIG);
+  assert_contains(diag.text, "deeper than 64 levels");
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -892,6 +1015,9 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_recovery_leaves_foreign_backup, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recovery_corrupt_intent, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recovery_marked_backup_with_local, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_deep_tree_in_payload, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_deep_tree_in_local, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unpacker_writes_a_deep_tree, setup, teardown),
     cmocka_unit_test_setup_teardown(test_crash_install, setup, teardown),
     cmocka_unit_test_setup_teardown(test_crash_update, setup, teardown),
     cmocka_unit_test_setup_teardown(test_crash_uninstall, setup, teardown),

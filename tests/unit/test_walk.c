@@ -15,7 +15,6 @@
 #include "core/walk.h"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,13 +297,7 @@ static void five_thousand_levels_on_a_small_stack(void **state)
   int fds_before = t_open_fds();
 
   deep_job j = {.dir = tmp};
-  pthread_attr_t attr;
-  pthread_t thread;
-  assert_int_equal(pthread_attr_init(&attr), 0);
-  assert_int_equal(pthread_attr_setstacksize(&attr, SMALL_STACK), 0);
-  assert_int_equal(pthread_create(&thread, &attr, deep_run, &j), 0);
-  assert_int_equal(pthread_join(thread, NULL), 0);
-  pthread_attr_destroy(&attr);
+  t_run_on_stack(SMALL_STACK, deep_run, &j);
 
   assert_int_equal(j.walk_rc, LS_ETOOBIG);
   assert_non_null(strstr(j.walk_diag.text, "deeper than 64 levels"));
