@@ -1,4 +1,4 @@
-/* Owns downloads (BRIEF section 6): for each game being downloaded, the
+/* Owns downloads (docs/ARCHITECTURE.md, "Downloads"): per download, the
  * chunk table, the sources (every connected peer with the latest version and
  * the same file list), the requests in flight, the verification and writing
  * of chunks on worker threads, progress, cancel, failure, and the terminal

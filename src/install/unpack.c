@@ -3,7 +3,8 @@
  * libarchive, the external-command fallback, the post-extraction tree check
  * and ls_fsync_tree.
  *
- * What we rely on from libarchive 3.6.2 (see TECH-NOTES section 3):
+ * What we rely on from libarchive 3.6.2 (docs/ARCHITECTURE.md, "Library
+ * versions"):
  * - it does not tell whether a RAR file is the first volume, so we read the
  *   RAR main header ourselves: RAR5 archive flags 0x0001 (volume) and 0x0002
  *   (volume number present: every volume but the first); RAR4 main header
