@@ -1,5 +1,5 @@
-/* The Lanspread peer runtime: discovery, serving, the local library and (in
- * later versions) downloads and installs, on a thread of its own.
+/* The Lanspread peer runtime: discovery, serving, the local library,
+ * downloads and install transactions, on a thread of its own.
  *
  * Start a peer with ls_peer_start, send it commands from any thread with
  * ls_peer_send, and receive its events either by callback (called on the
@@ -9,9 +9,10 @@
  * runtime thread.
  *
  * Every command is answered by exactly one event of type "reply" carrying
- * the command's tag. Events are JSON objects (see BRIEF section 9 for the
- * types and fields); ls_event gives the type, game id and tag without
- * parsing. */
+ * the command's tag. Events are JSON objects; their types and fields, and
+ * the replies of every command, are those lanspread-peer-cli prints
+ * (docs/CLI.md). ls_event gives the type, game id and tag without parsing;
+ * the tag is not part of the JSON. */
 #ifndef LANSPREAD_PEER_H
 #define LANSPREAD_PEER_H
 

@@ -1,7 +1,8 @@
 /* Internals of the peer runtime shared by its files: runtime.c (lifecycle,
  * queues, commands), links.c (connections to other peers, liveness),
- * views.c (the JSON of games and peers). Loop thread only, except the two
- * queues, which have their own lock. */
+ * views.c (the JSON of games and peers), gets.c (file lists), installs.c
+ * (install, uninstall, remove) and src/download/download.c (downloads).
+ * Loop thread only, except the two queues, which have their own lock. */
 #ifndef LS_PEER_RUNTIME_H
 #define LS_PEER_RUNTIME_H
 
