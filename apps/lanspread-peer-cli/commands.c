@@ -1,4 +1,4 @@
-/* Owns the command language of lanspread-peer-cli (BRIEF section 9):
+/* Owns the command language of lanspread-peer-cli (docs/CLI.md):
  * splitting a line into words, checking arguments, and handing commands to
  * the runtime (or to waits.c for wait and wait-peers). */
 #include "cli.h"

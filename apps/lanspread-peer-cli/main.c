@@ -1,5 +1,5 @@
 /* lanspread-peer-cli: a headless peer driven by commands on stdin, printing
- * events as JSON lines on stdout (BRIEF section 9). This file owns the
+ * events as JSON lines on stdout (docs/CLI.md). This file owns the
  * command line, start-up, the main loop (stdin lines, runtime events,
  * signals) and shutdown; commands.c parses commands, waits.c answers wait. */
 #include "cli.h"

@@ -1,5 +1,5 @@
 /* JSON-lines output of lanspread-peer-cli: one object per line on stdout,
- * flushed per line (BRIEF section 9). */
+ * flushed per line (docs/CLI.md). */
 #ifndef LS_CLI_OUTPUT_H
 #define LS_CLI_OUTPUT_H
 

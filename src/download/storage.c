@@ -250,7 +250,8 @@ static void remove_root_if_empty(int game_fd, const char *id)
     fsync(game_fd);
 }
 
-/* The discard of BRIEF 6.5 on an open root: payload, then the journal, then
+/* The discard of a failed or cancelled download on an open root (what
+ * survives: ls_layout_survives_discard): payload, then the journal, then
  * the root when it is empty. */
 static int discard_root(int game_fd, int root_fd, const char *id, const char *root_path,
                         ls_diag *diag)

@@ -1,9 +1,9 @@
 /* The download storage: all file I/O of one download into one game root
- * (BRIEF section 6). It owns the download journal, the version-sentinel
- * transaction, the pre-allocation and the chunk writes of the payload, the
- * commit, the rollback and discard of a failed or cancelled download, and
- * the startup recovery of a download interrupted by a crash. No symbolic
- * link is ever followed inside the game directory.
+ * (docs/ARCHITECTURE.md, "Downloads"). It owns the download journal, the
+ * version-sentinel transaction, the pre-allocation and the chunk writes of
+ * the payload, the commit, the rollback and discard of a failed or cancelled
+ * download, and the startup recovery of a download interrupted by a crash.
+ * No symbolic link is ever followed inside the game directory.
  *
  * Blocking: every call does file I/O (fsync included); run it on a worker
  * thread, never on the runtime loop. */
@@ -70,7 +70,7 @@ int ls_storage_commit(ls_storage *s, ls_diag *diag);
  * may be in flight): deletes .version.ini.tmp and .version.ini.discarded (the
  * old sentinel is NOT restored), then with discard_payload deletes the
  * payload as ls_discard_cancelled_download does, then deletes the journal.
- * The BRIEF's failure and cancel paths both pass discard_payload = true.
+ * The runtime's failure and cancel paths both pass discard_payload = true.
  * LS_ESTATE (touching nothing) once the download is committed. A NULL s (a
  * begin that failed and already rolled back) is LS_OK. */
 int ls_storage_abort(ls_storage *s, bool discard_payload, ls_diag *diag);

@@ -1,4 +1,4 @@
-/* Install transactions (BRIEF section 7): install, update and uninstall of
+/* Install transactions: install, update and uninstall of
  * one game root through the intent log .lanspread.json and the reserved
  * directories .local.installing/ and .local.backup/; the removal of a
  * downloaded game; the startup recovery of a transaction a crash interrupted.

@@ -5,11 +5,11 @@
  * version.ini and of every payload directory are as recorded:
  * adding, removing or renaming a payload file changes its directory's mtime.
  * In-place edits of a payload file do not; the local game monitor sees them
- * as inotify events and rescans that root with the index entry dropped, and
- * the periodic fallback scan is a deep one that stats every file.
+ * as inotify events and rescans that root deep (every file stat'ed), and
+ * the periodic fallback scan is a deep one too.
  *
  * Per file the entry keeps path, size, mtime and inode; chunk hashes (the
- * transport fills them) are valid only while those four match.
+ * request server fills them) are valid only while those four match.
  *
  * The file is a cache: a missing, truncated or corrupt index (bad magic,
  * bad checksum, bad lengths) is ignored and rebuilt, never trusted.

@@ -1,4 +1,5 @@
-/* The names inside a game root (BRIEF section 2) and how to classify them. */
+/* The names inside a game root (docs/ARCHITECTURE.md, "Game roots") and how
+ * to classify them. */
 #ifndef LS_LIBRARY_LAYOUT_H
 #define LS_LIBRARY_LAYOUT_H
 
@@ -32,7 +33,8 @@ int ls_layout_check_payload_path(const char *path, ls_diag *diag);
  * name except local/ (the install signal). */
 bool ls_layout_is_quiet(const char *name);
 
-/* Names that survive discarding a cancelled download (BRIEF section 6). */
+/* Names that survive discarding a failed or cancelled download: local/, the
+ * install state and the foreign markers. */
 bool ls_layout_survives_discard(const char *name);
 
 #endif

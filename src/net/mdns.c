@@ -10,7 +10,8 @@
  * The event queue is guarded by `lock`; `closing` (set under it) guarantees
  * that no uv_async_send happens after the handle is closed.
  *
- * Recipe (see TECH-NOTES section 2): a unique host name per instance
+ * Several instances per LAN, host or namespace (why: docs/ARCHITECTURE.md,
+ * "Discovery"): a unique host name per instance
  * ("ls-<first 12 hex of the peer id>"), publish_addresses = 0 and our own A
  * records with AVAHI_PUBLISH_NO_REVERSE in the service's entry group,
  * deny_interfaces = "lo", IPv4 only (use_ipv6 = 0). */
@@ -152,8 +153,8 @@ static void debug(const ls_mdns *m, const char *fmt, ...)
 }
 
 /* avahi's own log: warnings and errors only. Sharing port 5353 with
- * avahi-daemon or a sibling instance is deliberate (TECH-NOTES 2.5), so
- * avahi's warning about "another mDNS stack" is left out. */
+ * avahi-daemon or a sibling instance is deliberate (disallow_other_stacks
+ * = 0), so avahi's warning about "another mDNS stack" is left out. */
 static void log_from_avahi(AvahiLogLevel level, const char *text)
 {
   if (level <= AVAHI_LOG_WARN && !strstr(text, "Detected another IPv4 mDNS stack"))

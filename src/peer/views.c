@@ -1,6 +1,6 @@
 /* Owns the JSON views of the runtime's state: the merged game library (local
  * library + PeerGameDB, one entry per catalog game present anywhere) and
- * the list of peers (docs/CLI.md). */
+ * the list of peers (docs/CLI.md, the games and peers replies). */
 #include "peer/runtime.h"
 
 #include <lanspread/version.h>

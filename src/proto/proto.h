@@ -1,8 +1,9 @@
 /* The wire protocol codec (docs/PROTOCOL.md): message structs, their JSON
  * encoding and strict decoding, and the length-prefixed framing.
  *
- * No networking here: the transport feeds stream bytes to an ls_frame_reader,
- * decodes the frame it yields, and sends what ls_msg_encode_frame produces.
+ * No networking here: the request server and client (src/node/) feed
+ * stream bytes to an ls_frame_reader, decode the frame it yields, and send
+ * what ls_msg_encode_frame produces.
  *
  * A decoded message has passed every check the codec can make without the
  * file system: types, presence, ranges, safe ids and paths, hash counts.

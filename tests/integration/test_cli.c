@@ -1,5 +1,5 @@
-/* Tests the lanspread-peer-cli contract (BRIEF section 9) that exists so
- * far, against the real program: the ready line, reply shapes, error
+/* Tests the lanspread-peer-cli contract (docs/CLI.md) against the real
+ * program: the ready line, reply shapes, error
  * replies, live library events, --serve, signals and exit codes. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -26,7 +26,8 @@ static const char *const ids[] = {"dl", "both", "localonly", "partial", "empty",
                                   "linked", "verlink", "loclink", "keyed"};
 #define NIDS (sizeof ids / sizeof ids[0])
 
-/* Builds one root of every kind of BRIEF section 2 under dir. */
+/* Builds one root of every kind of docs/ARCHITECTURE.md, "Game roots", under
+ * dir. */
 static void make_layout(const char *dir, const char *outside)
 {
   t_write(dir, "dl/version.ini", "  1.2\n");
