@@ -530,19 +530,6 @@ static ls_quic_tuning tuning_of(const variant *v)
   return (ls_quic_tuning){.max_udp_payload = PAYLOAD, .cc_algo = v->cc, .flags = v->flags};
 }
 
-/* A forked node gives up: the parent reports its exit status. */
-static void child_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void child_fail(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, PROG ": ");
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  _exit(1);
-}
-
 /* Catalog, identity and monitor of one node. */
 typedef struct node_parts {
   ls_catalog *catalog;
@@ -559,13 +546,13 @@ static void start_node(uv_loop_t *loop, const char *catalog, const char *games,
 {
   ls_diag diag;
   if (ls_catalog_load_file(catalog, &np->catalog, &diag) != LS_OK)
-    child_fail("catalog: %s", diag.text);
+    bench_child_die("catalog: %s", diag.text);
   if (ls_identity_load_or_create(state, &np->identity, &diag) != LS_OK)
-    child_fail("identity: %s", diag.text);
+    bench_child_die("identity: %s", diag.text);
   ls_monitor_config mc = {.loop = loop, .game_dir = games, .state_dir = state,
                           .catalog = np->catalog};
   if (ls_monitor_start(&mc, &np->monitor, &diag) != LS_OK)
-    child_fail("monitor: %s", diag.text);
+    bench_child_die("monitor: %s", diag.text);
   struct sockaddr_in addr = {.sin_family = AF_INET};
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ls_node_config nc = {
@@ -575,7 +562,7 @@ static void start_node(uv_loop_t *loop, const char *catalog, const char *games,
     .user = user,
   };
   if (ls_node_new(&nc, &np->node, &diag) != LS_OK)
-    child_fail("node: %s", diag.text);
+    bench_child_die("node: %s", diag.text);
 }
 
 static void server_main(const bench_paths *p, const variant *v, int report_fd)
@@ -715,7 +702,7 @@ static void on_begin(void *user, int err, const char *diag)
 {
   client *cl = user;
   if (err != LS_OK)
-    child_fail("client: the download did not begin: %s (%s)", ls_strerror(err), diag);
+    bench_child_die("client: the download did not begin: %s (%s)", ls_strerror(err), diag);
   cl->t_begin = bench_now_s();
   uv_timer_start(&cl->tick, on_tick, TICK_MS, TICK_MS);
 }
@@ -732,7 +719,7 @@ static void on_end(void *user, int err, const char *diag)
   client *cl = user;
   cl->engine = NULL;
   if (err != LS_OK)
-    child_fail("client: the download failed: %s (%s)", ls_strerror(err), diag);
+    bench_child_die("client: the download failed: %s (%s)", ls_strerror(err), diag);
   double now = bench_now_s();
   dprintf(cl->report_fd, "%.6f %.6f %.6f\n", cl->t_begin - cl->t_start,
           cl->t_complete - cl->t_begin, now - cl->t_complete);
@@ -761,7 +748,7 @@ static void start_download(client *cl)
   ls_monitor_begin_operation(cl->np.monitor, GAME_ID);
   cl->t_start = bench_now_s();
   if (ls_download_start(&c, &cl->engine, &diag) != LS_OK)
-    child_fail("client: %s", diag.text);
+    bench_child_die("client: %s", diag.text);
 }
 
 static void on_manifest(ls_request *req, const ls_msg *msg, void *user)
@@ -769,9 +756,9 @@ static void on_manifest(ls_request *req, const ls_msg *msg, void *user)
   client *cl = user;
   (void)req;
   if (msg->type != LS_MSG_GAME_FILES)
-    child_fail("client: GetGame answered %s", ls_msg_type_name(msg->type));
+    bench_child_die("client: GetGame answered %s", ls_msg_type_name(msg->type));
   if (ls_msg_copy(&cl->manifest, msg) != LS_OK)
-    child_fail("client: out of memory");
+    bench_child_die("client: out of memory");
 }
 
 static void on_manifest_done(ls_request *req, int err, const char *diag, void *user)
@@ -779,7 +766,7 @@ static void on_manifest_done(ls_request *req, int err, const char *diag, void *u
   client *cl = user;
   (void)req;
   if (err != LS_OK)
-    child_fail("client: GetGame: %s (%s)", ls_strerror(err), diag);
+    bench_child_die("client: GetGame: %s (%s)", ls_strerror(err), diag);
   if (cl->manifest_only)
     client_finish(cl);
   else
@@ -797,7 +784,7 @@ static void on_client_ready(ls_node *n, ls_quic_conn *conn, void *user)
   ls_request *req;
   ls_diag diag;
   if (ls_request_start(conn, &m, &cb, cl, &req, &diag) != LS_OK)
-    child_fail("client: GetGame: %s", diag.text);
+    bench_child_die("client: GetGame: %s", diag.text);
 }
 
 static void on_client_closed(ls_node *n, ls_quic_conn *conn, int err, const char *diag,
@@ -806,7 +793,7 @@ static void on_client_closed(ls_node *n, ls_quic_conn *conn, int err, const char
   client *cl = user;
   (void)n, (void)conn;
   if (!cl->finished)
-    child_fail("client: connection closed: %s (%s)", ls_strerror(err), diag);
+    bench_child_die("client: connection closed: %s (%s)", ls_strerror(err), diag);
 }
 
 static void client_main(const bench_paths *p, const variant *v, const server *srv,
@@ -829,10 +816,10 @@ static void client_main(const bench_paths *p, const variant *v, const server *sr
   ls_diag diag;
   if (ls_quic_connect(ls_node_endpoint(cl->np.node), (struct sockaddr *)&addr, srv->peer_id,
                       &cl->conn, &diag) != LS_OK)
-    child_fail("client: connect: %s", diag.text);
+    bench_child_die("client: connect: %s", diag.text);
   uv_run(&cl->loop, UV_RUN_DEFAULT);
   if (!cl->finished)
-    child_fail("client: the loop ended early");
+    bench_child_die("client: the loop ended early");
   uv_loop_close(&cl->loop);
   ls_identity_free(cl->np.identity);
   ls_catalog_free(cl->np.catalog);
