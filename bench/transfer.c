@@ -1,17 +1,16 @@
 /* bench_transfer: owns the loopback transfer benchmark. It generates one game
  * with a single large archive (lanspread-gen, found next to this binary) and
  * times, in the same run and interleaved round by round:
- *   ours                 the download engine of src/download/, as the runtime
- *                        drives it: a forked serving node (ls_node) and a
- *                        forked client process, a small driver around the
- *                        engine: its own ls_node connects, fetches the
- *                        manifest (GetGame) and runs ls_download_start with
- *                        the server as the one source, each fetch one
- *                        GetGameFileChunk request (ls_request_start); the
- *                        engine hashes every chunk on the pool, writes it
- *                        through the download storage and commits; the
- *                        parent then checks the committed archive's SHA-256
- *                        against the source;
+ *   ours                 the download engine of src/download/ as the runtime
+ *                        drives it. A forked serving node (ls_node); a forked
+ *                        client, a small driver: its own ls_node connects,
+ *                        fetches the manifest (GetGame) and calls
+ *                        ls_download_start with the server as the one
+ *                        source, each fetch one GetGameFileChunk request
+ *                        (ls_request_start); the engine hashes every chunk
+ *                        on the pool, writes it through the download storage
+ *                        and commits. The parent then checks the committed
+ *                        archive and version.ini against the source;
  *   ngtcp2_download      ngtcp2's example pair (gtlsserver/gtlsclient, HTTP/3)
  *                        with --download (the body is written);
  *   ngtcp2_receive_only  the same pair with --no-http-dump;
@@ -29,9 +28,9 @@
  * chunks requested by the source's measured rate), --hash loop|pool|split
  * (the engine always hashes and writes on the pool) and --write
  * buffered|direct (the storage writes with pwrite + sync_file_range; it has
- * no O_DIRECT path). They tuned code that did not ship; what they measured
- * is a change to src/download/ now, measured here once made. The options
- * are refused with that reason. */
+ * no O_DIRECT path). They tuned code that did not ship; trying one of
+ * them now means changing src/download/, which this benchmark then
+ * measures. The options are refused with that reason. */
 #include "benchkit.h"
 #include "download/download.h"
 #include "net/identity.h"
@@ -753,8 +752,8 @@ static void start_download(client *cl)
 
 static void on_manifest(ls_request *req, const ls_msg *msg, void *user)
 {
-  client *cl = user;
   (void)req;
+  client *cl = user;
   if (msg->type != LS_MSG_GAME_FILES)
     bench_child_die("client: GetGame answered %s", ls_msg_type_name(msg->type));
   if (ls_msg_copy(&cl->manifest, msg) != LS_OK)
@@ -763,8 +762,8 @@ static void on_manifest(ls_request *req, const ls_msg *msg, void *user)
 
 static void on_manifest_done(ls_request *req, int err, const char *diag, void *user)
 {
-  client *cl = user;
   (void)req;
+  client *cl = user;
   if (err != LS_OK)
     bench_child_die("client: GetGame: %s (%s)", ls_strerror(err), diag);
   if (cl->manifest_only)
@@ -776,8 +775,8 @@ static void on_manifest_done(ls_request *req, int err, const char *diag, void *u
 static void on_client_ready(ls_node *n, ls_quic_conn *conn, void *user)
 {
   static const ls_request_callbacks cb = {on_manifest, NULL, on_manifest_done};
-  client *cl = user;
   (void)n;
+  client *cl = user;
   cl->conn = conn;
   ls_msg m = {.type = LS_MSG_GET_GAME};
   m.game.id = GAME_ID;
@@ -790,8 +789,9 @@ static void on_client_ready(ls_node *n, ls_quic_conn *conn, void *user)
 static void on_client_closed(ls_node *n, ls_quic_conn *conn, int err, const char *diag,
                              void *user)
 {
+  (void)n;
+  (void)conn;
   client *cl = user;
-  (void)n, (void)conn;
   if (!cl->finished)
     bench_child_die("client: connection closed: %s (%s)", ls_strerror(err), diag);
 }
@@ -920,20 +920,13 @@ static bool output_matches(const char *path, uint64_t size, const uint8_t *want,
   return true;
 }
 
-/* Before every timed transfer: no dirty pages of an earlier one are
- * written back during it. */
-static void settle_disk(void)
-{
-  sync();
-}
-
 static void measure_ours(const bench_options *o, const bench_paths *p, const variant *v,
                          const server *srv, const source_digests *want, series *s)
 {
   char root[PATH_MAX + 48], why[PATH_MAX + 128];
   bench_join_path(root, sizeof root, p->cli_games, GAME_ID);
   bench_remove_tree(root); /* a fresh download every time */
-  settle_disk();
+  sync();                  /* no earlier transfer's writeback during this one */
   double cpu0 = proc_cpu_s(srv->pid), phase[3];
   g_drops0 = udp_rcvbuf_errors();
   proc_result r = run_our_client(p, v, srv, false, o->timeout_s, phase);
@@ -962,7 +955,7 @@ static void measure_reference(const bench_options *o, const bench_paths *p, char
   snprintf(log, sizeof log, "%s/%s.log", p->logs, s->name);
   if (check)
     unlink(check);
-  settle_disk();
+  sync(); /* as for ours */
   double cpu0 = proc_cpu_s(srv_pid);
   g_drops0 = udp_rcvbuf_errors();
   double start = bench_now_s();
