@@ -158,6 +158,15 @@ void bench_die(const char *fmt, ...)
   exit(1); /* atexit runs the cleanup */
 }
 
+void bench_child_die(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  report(fmt, ap);
+  va_end(ap);
+  _exit(1);
+}
+
 void bench_usage_error(const char *fmt, ...)
 {
   va_list ap;

@@ -26,6 +26,9 @@ void bench_forget_child(pid_t pid);
 int bench_run(char *const argv[], bool quiet_stdout);
 
 void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* In a forked child that gives up: the message, then _exit(1) (no atexit
+ * handlers while its threads run; the parent reports the status). */
+void bench_child_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* Exit status 2 with a pointer to --help. */
 void bench_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void *bench_calloc(size_t n, size_t size); /* dies when out of memory */
