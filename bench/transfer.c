@@ -35,6 +35,7 @@
 #include "download/download.h"
 #include "net/identity.h"
 #include "net/quic.h"
+#include "node/fetch.h"
 #include "node/node.h"
 #include "node/request.h"
 #include "proto/proto.h"
@@ -616,66 +617,19 @@ typedef struct client {
   int report_fd;
 } client;
 
-/* One fetch: a GetGameFileChunk request on the one connection (the glue of
- * src/peer/downloads.c, less its choice of connection). fetch is NULL once
- * the engine stopped it; the struct lives until the request ends. */
-typedef struct chunk_req {
-  ls_fetch *fetch;
-  ls_request *req;
-} chunk_req;
-
-static void on_chunk_response(ls_request *req, const ls_msg *msg, void *user)
-{
-  /* Nothing to check: the engine counts the bytes (an answer that is not
-   * FileData ends as a short one) and checks their hash. */
-  (void)req, (void)msg, (void)user;
-}
-
-static int on_chunk_bytes(ls_request *req, const uint8_t *data, size_t len, void *user)
-{
-  chunk_req *r = user;
-  (void)req;
-  if (r->fetch && ls_fetch_data(r->fetch, data, len) != LS_OK)
-    r->fetch = NULL; /* stopped: stop_fetch cancelled the request */
-  return 0;
-}
-
-static void on_chunk_done(ls_request *req, int err, const char *diag, void *user)
-{
-  chunk_req *r = user;
-  (void)req;
-  ls_fetch *f = r->fetch;
-  free(r);
-  if (f)
-    ls_fetch_done(f, err, diag);
-}
-
+/* One fetch: a GetGameFileChunk request on the one connection, through
+ * the runtime's own glue (node/fetch.h). */
 static int start_fetch(void *user, ls_fetch *fetch, const ls_fetch_request *fr, void **handle,
                        ls_diag *diag)
 {
-  static const ls_request_callbacks cb = {on_chunk_response, on_chunk_bytes, on_chunk_done};
   client *cl = user;
-  chunk_req *r = calloc(1, sizeof *r);
-  if (!r)
-    return LS_EBUSY;
-  r->fetch = fetch;
-  ls_msg msg = {.type = LS_MSG_GET_GAME_FILE_CHUNK};
-  msg.range = (ls_msg_file_range){GAME_ID, (char *)fr->path, fr->offset, fr->length};
-  int rc = ls_request_start(cl->conn, &msg, &cb, r, &r->req, diag);
-  if (rc != LS_OK) {
-    free(r);
-    return rc == LS_EBUSY || rc == LS_ENOMEM ? LS_EBUSY : rc;
-  }
-  *handle = r;
-  return LS_OK;
+  return ls_chunk_fetch_start(cl->conn, GAME_ID, fetch, fr, handle, diag);
 }
 
 static void stop_fetch(void *user, void *handle)
 {
-  chunk_req *r = handle;
   (void)user;
-  r->fetch = NULL;
-  ls_request_cancel(r->req); /* its end frees r */
+  ls_chunk_fetch_stop(handle);
 }
 
 static void on_node_closed(void *user)

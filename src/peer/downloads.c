@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "download/download.h"
-#include "node/request.h"
+#include "node/fetch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,15 +35,6 @@ typedef struct dl {
   int end_err;
   char end_diag[LS_DIAG_MAX];
 } dl;
-
-/* One chunk request on behalf of the engine. fetch is NULL once the engine
- * stopped it; the struct lives until the request ends. */
-typedef struct chunk_req {
-  ls_fetch *fetch;
-  ls_request *req;
-  uint64_t length;
-  bool is_data;            /* the answer is FileData of that length */
-} chunk_req;
 
 static void free_dl(uv_handle_t *h)
 {
@@ -71,63 +62,20 @@ static void refuse(dl *d, int code, const char *why)
 
 /* ---- chunk requests ---------------------------------------------------- */
 
-static void on_chunk_response(ls_request *req, const ls_msg *msg, void *user)
-{
-  chunk_req *r = user;
-  (void)req;
-  r->is_data = msg->type == LS_MSG_FILE_DATA && msg->range.length == r->length;
-}
-
-static int on_chunk_bytes(ls_request *req, const uint8_t *data, size_t len, void *user)
-{
-  chunk_req *r = user;
-  (void)req;
-  if (r->fetch && ls_fetch_data(r->fetch, data, len) != LS_OK)
-    r->fetch = NULL; /* stopped: stop_fetch cancelled the request */
-  return 0;
-}
-
-static void on_chunk_done(ls_request *req, int err, const char *diag, void *user)
-{
-  chunk_req *r = user;
-  (void)req;
-  ls_fetch *f = r->fetch;
-  bool wrong = err == LS_OK && !r->is_data;
-  free(r);
-  if (f)
-    ls_fetch_done(f, wrong ? LS_EPROTO : err, wrong ? "wrong answer to a chunk request" : diag);
-}
-
 static int start_fetch(void *user, ls_fetch *fetch, const ls_fetch_request *fr, void **handle,
                        ls_diag *diag)
 {
-  static const ls_request_callbacks cb = {on_chunk_response, on_chunk_bytes, on_chunk_done};
   dl *d = user;
   ls_quic_conn *conn = ls_links_conn_of(d->p, d->peer_ids[fr->source]);
   if (!conn)
     return ls_diag_set(diag, LS_ENOPEER, "not connected");
-  chunk_req *r = calloc(1, sizeof *r);
-  if (!r)
-    return LS_EBUSY; /* out of memory now: try again later */
-  r->fetch = fetch;
-  r->length = fr->length;
-  ls_msg msg = {.type = LS_MSG_GET_GAME_FILE_CHUNK};
-  msg.range = (ls_msg_file_range){d->op->id, (char *)fr->path, fr->offset, fr->length};
-  int rc = ls_request_start(conn, &msg, &cb, r, &r->req, diag);
-  if (rc != LS_OK) {
-    free(r);
-    return rc == LS_EBUSY || rc == LS_ENOMEM ? LS_EBUSY : rc;
-  }
-  *handle = r;
-  return LS_OK;
+  return ls_chunk_fetch_start(conn, d->op->id, fetch, fr, handle, diag);
 }
 
 static void stop_fetch(void *user, void *handle)
 {
-  chunk_req *r = handle;
   (void)user;
-  r->fetch = NULL;
-  ls_request_cancel(r->req); /* its end frees r */
+  ls_chunk_fetch_stop(handle);
 }
 
 /* ---- the engine's reports ----------------------------------------------- */
