@@ -58,9 +58,11 @@ static int call(lsd_app *app, ls_command *cmd, int ok_status, int *code, json_t 
   }
   if (!json_is_true(json_object_get(r, "ok"))) {
     const char *why = json_string_value(json_object_get(r, "error"));
+    const char *name = json_string_value(json_object_get(r, "code"));
     if (code)
-      *code = ls_error_from_name(json_string_value(json_object_get(r, "code")));
+      *code = ls_error_from_name(name);
     *out = lsd_error_json("refused", "%s", why ? why : "refused by the runtime");
+    json_object_set_new(*out, "runtime_code", json_string(name ? name : "LS_EUNKNOWN"));
     json_decref(r);
     return 409;
   }

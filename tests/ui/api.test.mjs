@@ -605,6 +605,7 @@ test('games: download, install, play, uninstall, remove, cancel, refusals, peers
       const r = await d.api('POST', '/api/games/alpha/remove');
       assertError(r, 409, 'refused', 'remove of an installed game');
       assert.match(r.json.error, /uninstall/i, 'the refusal of remove says to uninstall first');
+      assert.equal(r.json.runtime_code, 'LS_ESTATE', 'the runtime\'s code comes with its reason');
       await refusals(d, 'alpha', ['cancel', 'update', 'download'], 'installed', 'an installed game');
       assert.ok(fs.existsSync(root('alpha', 'local/bin/play.sh')));
     });
