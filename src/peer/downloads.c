@@ -134,7 +134,8 @@ static void after_refresh(void *user)
   if (err == LS_OK) {
     ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_FINISHED, id,
                     json_pack("{s:s, s:I}", "version", d->version, "bytes", (json_int_t)total));
-    ls_installs_after_download(p, id); /* install, or update when installed */
+    if (!p->closing)
+      ls_installs_after_download(p, id); /* install, or update when installed */
   } else if (err == LS_ECANCELED) {
     ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_CANCELLED, id, NULL);
   } else {
