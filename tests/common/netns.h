@@ -25,7 +25,7 @@
 typedef struct ls_netns ls_netns;
 
 /* Creates the topology. Returns NULL when namespaces cannot be made (not
- * root, no ip(8), no kernel support); `why` then says why, for skip(). */
+ * root, no ip(8), no kernel support); `why` then says why, for ls_skip. */
 ls_netns *ls_netns_create(int n_hosts, char *why, size_t why_size);
 /* Kills the children forked into it, removes its namespaces (with their
  * veths and bridge) and frees it. NULL is a no-op. */

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "peernet.h"
+#include "testrun.h"
 #include "testutil.h"
 
 #include <fcntl.h>
@@ -39,10 +40,8 @@ pn_net *pn_create(int hosts, const char *port)
   char why[256];
   assert_true(hosts > 0 && hosts <= PN_MAX_HOSTS);
   ls_netns *ns = ls_netns_create(hosts, why, sizeof why);
-  if (!ns) {
-    print_message("skipped: %s\n", why);
-    return NULL;
-  }
+  if (!ns)
+    ls_skip("%s", why);
   pn_net *n = calloc(1, sizeof *n);
   n->ns = ns;
   n->hosts = hosts;

@@ -31,8 +31,8 @@ typedef struct pn_net {
   char ids[PN_MAX_HOSTS][65];   /* peer ids from `ready` */
 } pn_net;
 
-/* A LAN of `hosts` hosts whose peers listen on `port`. NULL when namespaces
- * cannot be made (the reason is printed): the test should skip(). */
+/* A LAN of `hosts` hosts whose peers listen on `port`. When namespaces
+ * cannot be made the test is skipped (ls_skip, with the reason). */
 pn_net *pn_create(int hosts, const char *port);
 /* Quits every running peer (each must exit 0), removes the namespaces and
  * frees n (ROOT stays until exit). */

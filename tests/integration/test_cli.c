@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "peerproc.h"
 #include "testutil.h"
@@ -481,5 +482,5 @@ int main(void)
     cmocka_unit_test(set_game_dir_validates),
     cmocka_unit_test(taken_port_and_unreachable_peer),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -210,5 +211,5 @@ int main(void)
     cmocka_unit_test(demo_downloads_installs_and_cleans_up),
     cmocka_unit_test(demo_interrupted_cleans_up),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "peerproc.h"
 #include "testutil.h"
@@ -187,7 +188,7 @@ static void corrupt_seeder_is_caught(void **state)
 {
   (void)state;
 #ifndef LS_TEST_HOOKS
-  skip(); /* the fault switch exists only in test builds */
+  ls_skip("needs a build with LS_TEST_HOOKS (the corrupt-serve switch)");
 #endif
   swarm *s = calloc(1, sizeof *s);
   s->root = t_tempdir();
@@ -214,8 +215,7 @@ static void full_disk_fails_cleanly(void **state)
            s->root);
   if (system(cmd) != 0) {
     stop_all(s);
-    print_message("skipped: cannot mount a tmpfs here\n");
-    skip();
+    ls_skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
   }
   peerproc *d = start(s, 3, 1);
   assert_ok(pp_command(d, "wait-peers 1 20", T_MS));
@@ -243,5 +243,5 @@ int main(void)
     cmocka_unit_test(corrupt_seeder_is_caught),
     cmocka_unit_test(full_disk_fails_cleanly),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "peernet.h"
 #include "testutil.h"
@@ -67,8 +68,6 @@ static void scenario_cancel_fresh_download(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   /* 5% must be more than the requests in flight (8 x 1 MiB), or the tail
    * of the download would finish before a cancel at 95% arrives. */
   generate(n, 0, "192M", "1.0", false);
@@ -99,8 +98,6 @@ static void scenario_cancel_update(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   generate(n, 0, GAME_SIZE, "2.0", false);
   generate(n, 1, GAME_SIZE, "1.0", true); /* installed 1.0 here, 2.0 at the seeder */
   assert_int_equal(ls_netns_shape(n->ns, 0, RATE_MBIT, 0), 0);
@@ -131,8 +128,6 @@ static void scenario_seeder_killed_mid_download(void **state)
 {
   (void)state;
   pn_net *n = pn_create(3, PORT);
-  if (!n)
-    skip();
   generate(n, 0, GAME_SIZE, "1.0", false);
   generate(n, 1, GAME_SIZE, "1.0", false);
   assert_int_equal(ls_netns_shape(n->ns, 0, RATE_MBIT, 0), 0);
@@ -152,8 +147,6 @@ static void scenario_downloader_killed_and_restarted(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   generate(n, 0, GAME_SIZE, "1.0", false);
   assert_int_equal(ls_netns_shape(n->ns, 0, RATE_MBIT, 0), 0);
   start(n, 0, 0);
@@ -174,8 +167,6 @@ static void scenario_cancel_with_the_seeder_unreachable(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   generate(n, 0, GAME_SIZE, "1.0", false);
   assert_int_equal(ls_netns_shape(n->ns, 0, RATE_MBIT, 0), 0);
   start(n, 0, 0);
@@ -197,8 +188,6 @@ static void scenario_download_from_three_peers(void **state)
 {
   (void)state;
   pn_net *n = pn_create(4, PORT);
-  if (!n)
-    skip();
   for (int i = 0; i < 3; i++) {
     generate(n, i, GAME_SIZE, "1.0", false);
     start(n, i, 0);
@@ -221,5 +210,5 @@ int main(void)
     cmocka_unit_test(scenario_downloader_killed_and_restarted),
     cmocka_unit_test(scenario_cancel_with_the_seeder_unreachable),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "netns.h"
 #include "testutil.h"
@@ -321,10 +322,8 @@ static ls_netns *topology_or_skip(int hosts)
 {
   char why[256];
   topo = ls_netns_create(hosts, why, sizeof why);
-  if (!topo) {
-    print_message("skipping: %s\n", why);
-    skip();
-  }
+  if (!topo)
+    ls_skip("%s", why);
   return topo;
 }
 
@@ -715,5 +714,5 @@ int main(void)
   };
   if (getenv("LS_TEST_FILTER")) /* e.g. LS_TEST_FILTER='*address*' */
     cmocka_set_test_filter(getenv("LS_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

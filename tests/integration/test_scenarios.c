@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "peernet.h"
 #include "testutil.h"
@@ -137,8 +138,6 @@ static void scenario_union_library_with_versions(void **state)
 {
   (void)state;
   pn_net *n = pn_create(3, PORT);
-  if (!n)
-    skip();
   const char *unused = t_path("%s/unused", n->root);
   /* h0: g0001 1.9, g0002 20231231, g0004 installed without version.ini
    * (local-only). h1: g0001 1.10, g0003 as "version=2.5". h2: g0001 1.10,
@@ -212,8 +211,6 @@ static void scenario_download_from_one_peer(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   pn_generate(n, 0, (pn_game){.size = "16M"});
   pn_start(n, 0, (pn_peer){0});
   peerproc *d = pn_start(n, 1, (pn_peer){.static_peers = 1u << 0});
@@ -278,8 +275,6 @@ static void scenario_auto_install(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   char *expect = strdup(t_path("%s/expect", n->root));
   pn_generate(n, 0, (pn_game){.format = "zip", .size = "8M", .expect_dir = expect});
   /* g0002: raw archives that no unpacker reads. */
@@ -335,8 +330,6 @@ static void scenario_update_from_newer_peer(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   char *e1 = strdup(t_path("%s/e1", n->root)), *e2 = strdup(t_path("%s/e2", n->root));
   /* 1.0: three archives; 2.0: two, of other content. */
   pn_generate(n, 1, (pn_game){.version = "1.0", .seed = 1, .archives = 3, .expect_dir = e1});
@@ -397,12 +390,9 @@ static void scenario_corrupt_peer(void **state)
 {
   (void)state;
 #ifndef LS_TEST_HOOKS
-  print_message("skipped: needs a build with LS_TEST_HOOKS (the corrupt-serve switch)\n");
-  skip();
+  ls_skip("needs a build with LS_TEST_HOOKS (the corrupt-serve switch)");
 #else
   pn_net *n = pn_create(3, PORT);
-  if (!n)
-    skip();
   /* h0 flips the first byte of everything it serves; h1 is honest. */
   pn_generate(n, 0, (pn_game){.size = "8M"});
   pn_generate(n, 0, (pn_game){.number = 2, .size = "2M"});
@@ -455,8 +445,6 @@ static void scenario_remove_downloaded(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   pn_generate(n, 0, (pn_game){.installed = true});
   peerproc *h0 = pn_start(n, 0, (pn_peer){0});
   peerproc *h1 = pn_start(n, 1, (pn_peer){.static_peers = 1u << 0});
@@ -494,8 +482,6 @@ static void scenario_uninstall(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   char *expect = strdup(t_path("%s/expect", n->root));
   pn_generate(n, 0, (pn_game){.expect_dir = expect});
   peerproc *h0 = pn_start(n, 0, (pn_peer){0});
@@ -548,8 +534,6 @@ static void scenario_catalog_gating(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   /* The shared catalog has g0001 and g0002; h0's own catalog only g0001. */
   pn_generate(n, 0, (pn_game){0});
   pn_generate(n, 0, (pn_game){.number = 2, .installed = true});
@@ -619,8 +603,6 @@ static void scenario_set_game_dir_idle_and_busy(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   char *alt = strdup(t_path("%s/alt1", n->root)), *orig = strdup(pn_game_dir(n, 1));
   pn_generate(n, 0, (pn_game){.size = "16M"});
   pn_generate(n, 1, (pn_game){.number = 2, .version = "3.0", .size = "1M", .game_dir = alt});
@@ -681,8 +663,6 @@ static void scenario_unreachable_static_peer(void **state)
 {
   (void)state;
   pn_net *n = pn_create(2, PORT);
-  if (!n)
-    skip();
   pn_generate(n, 0, (pn_game){.size = "1M"});
   /* h1 knows h0 (not running yet). */
   double t0 = pn_now();
@@ -734,5 +714,5 @@ int main(void)
     cmocka_unit_test(scenario_set_game_dir_idle_and_busy),
     cmocka_unit_test(scenario_unreachable_static_peer),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -844,5 +845,5 @@ int main(void)
     cmocka_unit_test(reconnect_after_server_restart),
     cmocka_unit_test(wrong_peer_id_is_refused),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "core/array.h"
 
@@ -61,5 +62,5 @@ int main(void)
     cmocka_unit_test(a_large_need_is_met_at_once),
     cmocka_unit_test(overflow_fails_and_keeps_the_array),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -143,7 +144,7 @@ static void test_data_file_matches_builtin(void **state)
   (void)state;
   const char *src = getenv("LS_SOURCE_DIR");
   if (!src)
-    skip();
+    ls_skip("LS_SOURCE_DIR is not set (CTest sets it)");
   ls_catalog *file = NULL, *builtin = NULL;
   ls_diag d = {{0}};
   assert_int_equal(ls_catalog_load_file(t_path("%s/data/catalog.json", src), &file, &d), LS_OK);
@@ -746,5 +747,5 @@ int main(void)
     cmocka_unit_test(test_locate_truncated_text_is_safe),
     cmocka_unit_test(test_position_of),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -474,5 +475,5 @@ int main(void)
                                     teardown),
     cmocka_unit_test_setup_teardown(close_ends_waiting_readers, setup, teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -524,5 +525,5 @@ int main(void)
     cmocka_unit_test(test_tls_handshake_exchanges_peer_ids),
     cmocka_unit_test(test_tls_pin_mismatch_aborts_handshake),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -468,5 +469,5 @@ int main(void)
     cmocka_unit_test(index_passes_to_the_next_monitor_after_the_old_closed),
     cmocka_unit_test(unusable_game_dir_is_refused),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

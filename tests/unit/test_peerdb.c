@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "peer/peerdb.h"
 
@@ -91,5 +92,5 @@ int main(void)
     cmocka_unit_test(latest_version_and_holders),
     cmocka_unit_test(file_lists_are_kept_per_peer),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

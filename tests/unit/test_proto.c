@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 /* The fuzz target's oracle, with its checks as cmocka assertions. */
 #define FUZZ_CHECK(cond) assert_true(cond)
@@ -1374,5 +1375,5 @@ int main(void)
     cmocka_unit_test(test_reader_finish_and_state),
     cmocka_unit_test(test_seed_corpus_replay),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -708,5 +709,5 @@ int main(void)
     cmocka_unit_test(test_garbage_then_good),
     cmocka_unit_test(test_idle_timeout),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -499,5 +500,5 @@ int main(void)
     cmocka_unit_test(version_file_forms),
     cmocka_unit_test(payload_keeps_to_the_path_rule),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

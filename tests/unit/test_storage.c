@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -667,7 +668,7 @@ static void full_disk_fails_with_enospc_and_rolls_back(void **state)
 {
   tmpfs_fixture *fx = *state;
   if (!fx->mounted)
-    skip(); /* mount -t tmpfs needs CAP_SYS_ADMIN */
+    ls_skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
   t_write(fx->mnt, "g/local/game.exe", "installed");
   ls_storage_file files[] = {{"small.eti", 1000}, {"big.eti", 4 << 20}, {"version.ini", 3}};
   ls_storage *s = NULL;
@@ -698,7 +699,7 @@ static void full_disk_at_commit_fails_and_abort_cleans_up(void **state)
 {
   tmpfs_fixture *fx = *state;
   if (!fx->mounted)
-    skip();
+    ls_skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
   ls_storage_file files[] = {{"a.eti", 64 * 1024}, {"version.ini", 3}};
   ls_storage *s = begin_ok(fx->mnt, "g", "1.0", files, 2);
   unsigned char *a = random_bytes(64 * 1024, 6);
@@ -813,5 +814,5 @@ int main(void)
     cmocka_unit_test(symlinked_payload_directory_is_refused),
     cmocka_unit_test(discard_deletes_a_symlink_not_its_target),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -828,7 +829,7 @@ static long op_duration_us(fixture *f, crash_op op)
 static void crash_suite(void **state, crash_op op, const char *name)
 {
 #ifndef LS_TEST_HOOKS
-  skip(); /* the step hooks exist only in test builds */
+  ls_skip("needs a build with LS_TEST_HOOKS (the transaction step hooks)");
 #endif
   fixture *f = *state;
   crash_stats s = {0};
@@ -1022,5 +1023,5 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_crash_update, setup, teardown),
     cmocka_unit_test_setup_teardown(test_crash_uninstall, setup, teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

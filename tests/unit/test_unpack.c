@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 #include "install/unpack.h"
@@ -939,5 +940,5 @@ int main(void)
     cmocka_unit_test(unsupported_rar_falls_back),
     cmocka_unit_test(progress_and_cancel),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

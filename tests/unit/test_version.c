@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include <lanspread/version.h>
 
@@ -85,5 +86,5 @@ int main(void)
     cmocka_unit_test(empty_and_null),
     cmocka_unit_test(order_is_transitive),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }
