@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@ struct lsd_http {
   lsd_app *app;
   struct MHD_Daemon *mhd;
   char hosts[3][HOST_MAX]; /* accepted Host values; empty when unused */
+  /* hosts[] is written once the daemon's port is known, after its threads
+   * have started: they read it only after this is set (release/acquire). */
+  atomic_bool hosts_ready;
   char url[HOST_MAX + 16];
 };
 
@@ -153,6 +157,8 @@ static enum MHD_Result send_events(lsd_http *h, struct MHD_Connection *c)
 
 static bool host_accepted(const lsd_http *h, const char *host)
 {
+  if (!atomic_load_explicit(&h->hosts_ready, memory_order_acquire))
+    return false; /* a request before lsd_http_start returned */
   for (size_t i = 0; host && i < 3; i++)
     if (h->hosts[i][0] && strcasecmp(h->hosts[i], host) == 0)
       return true;
@@ -337,6 +343,7 @@ int lsd_http_start(lsd_app *app, const char *addr, lsd_http **out, ls_diag *diag
   if ((ntohl(sin.sin_addr.s_addr) >> 24) == 127)
     snprintf(h->hosts[2], HOST_MAX, "localhost:%u", port);
   snprintf(h->url, sizeof h->url, "http://%s/", h->hosts[0]);
+  atomic_store_explicit(&h->hosts_ready, true, memory_order_release);
   *out = h;
   return LS_OK;
 }
