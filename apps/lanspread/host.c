@@ -190,18 +190,25 @@ json_t *lsd_host_runtime_json(lsd_host *h)
 
 /* ---- calls --------------------------------------------------------------- */
 
-static void deliver_reply(lsd_host *h, uint64_t tag, json_t *reply)
+/* Hands reply (our reference) to the call waiting for tag; false when none
+ * is (it timed out), and the reference is still ours. The reply is never
+ * shared: this thread does not touch it once delivered (jansson's
+ * json_decref reads the count before its atomic decrement). */
+static bool deliver_reply(lsd_host *h, uint64_t tag, json_t *reply)
 {
+  bool delivered = false;
   pthread_mutex_lock(&h->mu);
   for (call *c = h->calls; c; c = c->next) {
     if (c->tag == tag && !c->done) {
-      c->reply = json_incref(reply);
+      c->reply = reply;
       c->done = true;
+      delivered = true;
       pthread_cond_broadcast(&h->cond);
       break;
     }
   }
   pthread_mutex_unlock(&h->mu);
+  return delivered;
 }
 
 static void on_reply(lsd_host *h, const ls_event *ev)
@@ -217,8 +224,8 @@ static void on_reply(lsd_host *h, const ls_event *ev)
     json_t *games = json_object_get(reply, "games");
     if (json_is_array(games))
       lsd_hub_set_games(h->hub, json_deep_copy(games));
-  } else {
-    deliver_reply(h, ev->tag, reply);
+  } else if (deliver_reply(h, ev->tag, reply)) {
+    return;
   }
   json_decref(reply);
 }
