@@ -241,11 +241,14 @@ static int run(const options *o, sigset_t *signals)
   if (rc != LS_OK) {
     fprintf(stderr, "lanspread: %s\n", diag.text[0] ? diag.text : ls_strerror(rc));
   } else {
+    /* The UI already answers: a PUT /api/settings may replace app.effective. */
+    pthread_mutex_lock(&app.settings_lock);
     if (app.effective.game_dir && lsd_host_start(app.host, &app.effective, &diag) != LS_OK)
       fprintf(stderr, "lanspread: the peer did not start: %s\n"
                       "lanspread: choose a game directory in the UI\n", diag.text);
     lsd_app_publish_status(&app);
     print_where(&app, lsd_http_url(http), state_dir);
+    pthread_mutex_unlock(&app.settings_lock);
     if (!o->no_browser)
       open_browser(lsd_http_url(http));
     int sig;
