@@ -19,12 +19,13 @@
 # else <repo>/build-bench; scripts/bench passes its own). --keep-log copies
 # the downloader's timestamped JSON lines and its log to
 # /tmp/multipeer-<case>.jsonl and .dl.log (left for you to delete).
-# Needs root (ip netns, tc). Target per case: ratio >= 0.90, RSS < 64 MiB.
+# Needs root (ip netns, tc); exits 77 without them. Target per case:
+# ratio >= 0.90, RSS < 64 MiB. A tiny run (scripts/bench --tiny): --size 8.
 set -euo pipefail
 export LC_ALL=C # a dot in $EPOCHREALTIME and in awk output
 
 usage() {
-  sed -n '2,22s/^# \{0,1\}//p' "$0"
+  sed -n '2,23s/^# \{0,1\}//p' "$0"
 }
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -85,11 +86,13 @@ parse_args() {
 }
 
 check_prerequisites() {
-  [[ $(id -u) -eq 0 ]] || { echo "multipeer: needs root (ip netns, tc)" >&2; exit 2; }
+  # Exit 77: it cannot run on this machine (scripts/bench reports a skip).
+  [[ $(id -u) -eq 0 ]] || { echo "multipeer: needs root (ip netns, tc)" >&2; exit 77; }
   local tool
-  for tool in ip tc cmp; do
-    command -v "$tool" >/dev/null || { echo "multipeer: '$tool' not found" >&2; exit 2; }
+  for tool in ip tc; do
+    command -v "$tool" >/dev/null || { echo "multipeer: '$tool' not found" >&2; exit 77; }
   done
+  command -v cmp >/dev/null || { echo "multipeer: 'cmp' not found" >&2; exit 2; }
   for tool in lanspread-peer-cli lanspread-gen; do
     [[ -x $build/$tool ]] || { echo "multipeer: no $build/$tool (build it, or pass --build DIR)" >&2; exit 2; }
   done
