@@ -158,12 +158,30 @@ peerproc *pn_start(pn_net *n, int host, pn_peer o)
   return p;
 }
 
+/* A peer that logs to ROOT/hI.log (pn_peer.log) and exits with another
+ * status than expected: its log goes to the test's output (a sanitizer
+ * report is there), since ROOT is removed at exit. */
+static void expect_exit(const pn_net *n, int host, int status, int expected)
+{
+  FILE *f = status == expected ? NULL : fopen(t_path("%s/h%d.log", n->root, host), "r");
+  if (f) {
+    fprintf(stderr, "--- host %d exited with %d, its log:\n", host, status);
+    char buf[4096];
+    size_t len;
+    while ((len = fread(buf, 1, sizeof buf, f)) > 0)
+      fwrite(buf, 1, len, stderr);
+    fprintf(stderr, "--- end of the log of host %d\n", host);
+    fclose(f);
+  }
+  assert_int_equal(status, expected);
+}
+
 void pn_stop(pn_net *n, int host)
 {
   peerproc *p = n->peers[host];
   n->peers[host] = NULL;
   pp_send(p, "quit");
-  assert_int_equal(pp_wait(p, PN_T_MS), 0);
+  expect_exit(n, host, pp_wait(p, PN_T_MS), 0);
 }
 
 void pn_kill(pn_net *n, int host)
@@ -171,7 +189,7 @@ void pn_kill(pn_net *n, int host)
   peerproc *p = n->peers[host];
   n->peers[host] = NULL;
   pp_signal(p, SIGKILL);
-  assert_int_equal(pp_wait(p, PN_T_MS), 128 + SIGKILL);
+  expect_exit(n, host, pp_wait(p, PN_T_MS), 128 + SIGKILL);
 }
 
 bool pn_log_has(const pn_net *n, int host, const char *text)
