@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -110,5 +111,5 @@ int main(void)
     cmocka_unit_test(pread_full_short_tail),
     cmocka_unit_test(pread_full_loops_over_short_reads),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -523,5 +524,5 @@ int main(void)
     cmocka_unit_test(cancel_at_any_point),
     cmocka_unit_test(abandon_keeps_the_journal),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

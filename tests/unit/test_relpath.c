@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "core/relpath.h"
 #include "core/utf8.h"
@@ -214,5 +215,5 @@ int main(void)
     cmocka_unit_test(symlink_targets),
     cmocka_unit_test(utf8_rule),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testrun.h"
 
 #include "testutil.h"
 
@@ -341,5 +342,5 @@ int main(void)
     cmocka_unit_test(five_thousand_levels_on_a_small_stack),
     cmocka_unit_test(rmtree_keeps_symlink_targets),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return ls_run_tests(tests, NULL, NULL);
 }
