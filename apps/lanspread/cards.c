@@ -126,7 +126,7 @@ static json_t *actions_json(json_t *game, bool playable)
   json_array_foreach(json_object_get(game, "actions"), i, a) {
     if (playable && strcmp(json_string_value(a), "uninstall") == 0)
       json_array_append_new(actions, json_string("play"));
-    json_array_append(actions, a);
+    json_array_append_new(actions, json_copy(a));
   }
   return actions;
 }
@@ -143,7 +143,7 @@ json_t *lsd_card_new(json_t *game, const ls_catalog_game *cg, json_t *error,
                       cg && cg->description ? json_string(cg->description) : json_null());
   json_object_set_new(card, "max_players", json_integer(cg ? cg->max_players : 0));
   json_object_set_new(card, "progress", progress_json(json_object_get(game, "operation")));
-  json_object_set(card, "error", error ? error : json_null());
+  json_object_set_new(card, "error", error ? json_deep_copy(error) : json_null());
   json_object_set_new(card, "actions", actions_json(game, launch != NULL));
   free(launch);
   return card;

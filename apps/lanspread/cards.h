@@ -11,7 +11,10 @@
 #include <stddef.h>
 
 /* A new card for game (the runtime's entry); cg may be NULL (no catalog
- * yet), error is the hub's {"action", "message", "detail"} or NULL. */
+ * yet), error is the hub's {"action", "message", "detail"} or NULL. The
+ * card shares no value with them: it is read and freed outside the hub's
+ * lock, and jansson's atomic reference counts do not order such reads
+ * before the last owner frees the value. */
 json_t *lsd_card_new(json_t *game, const ls_catalog_game *cg, json_t *error,
                      const char *game_dir);
 

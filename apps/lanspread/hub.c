@@ -235,8 +235,10 @@ void lsd_hub_on_event(lsd_hub *h, const ls_event *ev)
   } else if (ev->id) {
     apply_game_event(h, ev, obj);
   }
-  pthread_mutex_unlock(&h->mu);
+  /* Under the lock: h->games may hold values of obj, and jansson's atomic
+   * counts do not order another thread's last use before this free. */
   json_decref(obj);
+  pthread_mutex_unlock(&h->mu);
 }
 
 void lsd_hub_set_games(lsd_hub *h, json_t *games)
@@ -326,7 +328,8 @@ static json_t *snapshot_locked(lsd_hub *h)
   json_t *snap = json_deep_copy(h->status);
   json_object_set_new(snap, "seq", json_integer((json_int_t)lsd_log_last(&h->log)));
   json_object_set_new(snap, "games", cards_locked(h));
-  json_object_set(snap, "peers", h->peers);
+  /* A copy: the snapshot is sent and freed outside the lock (see cards.h). */
+  json_object_set_new(snap, "peers", json_deep_copy(h->peers));
   return snap;
 }
 
