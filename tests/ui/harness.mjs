@@ -36,9 +36,9 @@ export const SCREENSHOT_DIR = path.join(BINARY_DIR, 'ui-screenshots');
 export const CHROMIUM = process.env.LS_CHROMIUM || '/usr/bin/chromium';
 const KEEP = process.env.LS_UI_KEEP === '1';
 
-// An instrumented daemon (build-asan) is several times slower.
+// An instrumented daemon (build-asan, build-tsan) is several times slower.
 export const SLOW = fs.existsSync(path.join(BINARY_DIR, 'CMakeCache.txt')) &&
-  /LS_SANITIZE:BOOL=ON/.test(fs.readFileSync(path.join(BINARY_DIR, 'CMakeCache.txt'), 'utf8'));
+  /LS_(SANITIZE|TSAN):BOOL=ON/.test(fs.readFileSync(path.join(BINARY_DIR, 'CMakeCache.txt'), 'utf8'));
 export const T = SLOW ? 2 : 1; // timeout factor
 
 // ---- what the tests need: fail loudly, never skip ---------------------------
