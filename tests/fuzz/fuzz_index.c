@@ -110,10 +110,7 @@ static void check_round_trip(ls_index *loaded, const char *state)
   make_probe(loaded, &probe);
   FUZZ_CHECK(ls_index_put(loaded, &probe) == LS_OK);
   ls_diag diag = {{0}};
-  if (ls_index_save(loaded, &diag) != LS_OK) {
-    fprintf(stderr, "save: %s\n", diag.text);
-    FUZZ_CHECK(!"the index could not be saved");
-  }
+  fuzz_check_ok(ls_index_save(loaded, &diag), &diag, "save");
   ls_index *again;
   FUZZ_CHECK(ls_index_open(state, &again, &diag) == LS_OK);
   check_loaded(again);

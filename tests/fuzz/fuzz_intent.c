@@ -21,25 +21,11 @@
 
 #include <string.h>
 
-static const char *games, *root;
-
-static void make_dirs(void)
-{
-  const char *top = fuzz_scratch_dir();
-  games = strdup(fuzz_path("%s/games", top));
-  root = strdup(fuzz_path("%s/games/g", top));
-  FUZZ_CHECK(games && root);
-  fuzz_mkdir(games);
-  fuzz_mkdir(fuzz_path("%s/other", games));
-  fuzz_write(fuzz_path("%s/other/a.bin", games), "other", 5);
-  fuzz_write(fuzz_path("%s/outside", top), "outside", 7);
-}
+static const char *root;
 
 static void make_root(const uint8_t *intent, size_t size)
 {
-  fuzz_rmtree(root);
-  fuzz_mkdir(root);
-  fuzz_write(fuzz_path("%s/" LS_VERSION_FILE, root), "1.0\n", 4);
+  root = fuzz_fresh_game_root();
   fuzz_write(fuzz_path("%s/game.tar", root), "tar", 3);
   fuzz_mkdir(fuzz_path("%s/" LS_INSTALLING_DIR, root));
   fuzz_write(fuzz_path("%s/" LS_INSTALLING_DIR "/new", root), "new", 3);
@@ -69,11 +55,8 @@ static void check_recovery(const ls_txn_intent *it, bool valid)
 {
   ls_txn_recovery_report rep;
   ls_diag diag = {{0}};
-  int rc = ls_recover_game_root(games, "g", &rep, &diag);
-  if (rc != LS_OK) {
-    fprintf(stderr, "recovery: %s\n", diag.text);
-    FUZZ_CHECK(!"the recovery failed");
-  }
+  int rc = ls_recover_game_root(fuzz_game_dir(), "g", &rep, &diag);
+  fuzz_check_ok(rc, &diag, "recovery");
   bool builds_tree = valid && (it->op == LS_TXN_OP_INSTALL || it->op == LS_TXN_OP_UPDATE);
   bool uninstall = valid && it->op == LS_TXN_OP_UNINSTALL;
   bool swapping = valid && it->op == LS_TXN_OP_UPDATE && it->phase == LS_TXN_PHASE_SWAPPING;
@@ -97,8 +80,7 @@ static void check_recovery(const ls_txn_intent *it, bool valid)
   FUZZ_CHECK(!fuzz_exists(fuzz_path("%s/" LS_INTENT_FILE ".tmp", root)));
   FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_VERSION_FILE, root)));
   FUZZ_CHECK(fuzz_exists(fuzz_path("%s/game.tar", root)));
-  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/other/a.bin", games)));
-  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/outside", fuzz_scratch_dir())));
+  FUZZ_CHECK(fuzz_surroundings_intact());
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -107,8 +89,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   ls_diag diag = {{0}};
   int rc = ls_txn_intent_parse((const char *)data, size, &it, &diag);
   check_parse(rc, &it, &diag);
-  if (!games)
-    make_dirs();
   make_root(data, size);
   check_recovery(&it, rc == LS_OK);
   return 0;

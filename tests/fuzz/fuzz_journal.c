@@ -19,25 +19,11 @@
 
 #include <string.h>
 
-static const char *games, *root;
-
-static void make_dirs(void)
-{
-  const char *top = fuzz_scratch_dir();
-  games = strdup(fuzz_path("%s/games", top));
-  root = strdup(fuzz_path("%s/games/g", top));
-  FUZZ_CHECK(games && root);
-  fuzz_mkdir(games);
-  fuzz_mkdir(fuzz_path("%s/other", games));
-  fuzz_write(fuzz_path("%s/other/a.bin", games), "other", 5);
-  fuzz_write(fuzz_path("%s/outside", top), "outside", 7);
-}
+static const char *root;
 
 static void make_root(const uint8_t *journal, size_t size)
 {
-  fuzz_rmtree(root);
-  fuzz_mkdir(root);
-  fuzz_write(fuzz_path("%s/" LS_VERSION_FILE, root), "1.0\n", 4);
+  root = fuzz_fresh_game_root();
   fuzz_write(fuzz_path("%s/a.bin", root), "a", 1);
   fuzz_mkdir(fuzz_path("%s/data", root));
   fuzz_write(fuzz_path("%s/data/b.bin", root), "b", 1);
@@ -75,11 +61,8 @@ static void check_recovery(const ls_storage_journal *j, bool parsed)
 {
   ls_storage_recovery done;
   ls_diag diag = {{0}};
-  int rc = ls_storage_recover(games, "g", &done, &diag);
-  if (rc != LS_OK) {
-    fprintf(stderr, "recovery: %s\n", diag.text);
-    FUZZ_CHECK(!"the recovery failed");
-  }
+  int rc = ls_storage_recover(fuzz_game_dir(), "g", &done, &diag);
+  fuzz_check_ok(rc, &diag, "recovery");
   bool committed = parsed && strcmp(j->version, "1.0") == 0;
   FUZZ_CHECK(done == (committed ? LS_RECOVERY_COMPLETED : LS_RECOVERY_DISCARDED));
   FUZZ_CHECK(diag.text[0] != '\0');
@@ -93,8 +76,7 @@ static void check_recovery(const ls_storage_journal *j, bool parsed)
   FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_LOCAL_DIR "/game.exe", root)));
   FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_SYNC_DIR "/state", root)));
   FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_SOFTLAN_MARKER, root)));
-  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/other/a.bin", games)));
-  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/outside", fuzz_scratch_dir())));
+  FUZZ_CHECK(fuzz_surroundings_intact());
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -103,8 +85,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   ls_diag diag = {{0}};
   int rc = ls_storage_journal_parse((const char *)data, size, &j, &diag);
   check_parse(rc, &j, &diag);
-  if (!games)
-    make_dirs();
   make_root(data, size);
   check_recovery(&j, rc == LS_OK);
   ls_storage_journal_free(&j);

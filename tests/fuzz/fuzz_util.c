@@ -2,6 +2,7 @@
 #include "fuzz_util.h"
 
 #include "core/fs.h"
+#include "library/layout.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,43 @@ const char *fuzz_scratch_dir(void)
   FUZZ_CHECK(mkdtemp(scratch) != NULL);
   atexit(remove_scratch);
   return scratch;
+}
+
+void fuzz_check_ok(int rc, const ls_diag *diag, const char *what)
+{
+  if (rc != LS_OK)
+    fprintf(stderr, "%s: %s: %s\n", what, ls_strerror(rc), diag->text);
+  FUZZ_CHECK(rc == LS_OK);
+}
+
+const char *fuzz_game_dir(void)
+{
+  static char games[PATH_MAX];
+  if (games[0])
+    return games;
+  snprintf(games, sizeof games, "%s/games", fuzz_scratch_dir());
+  fuzz_mkdir(games);
+  fuzz_mkdir(fuzz_path("%s/other", games));
+  fuzz_write(fuzz_path("%s/other/a.bin", games), "other", 5);
+  fuzz_write(fuzz_path("%s/outside", fuzz_scratch_dir()), "outside", 7);
+  return games;
+}
+
+bool fuzz_surroundings_intact(void)
+{
+  return fuzz_exists(fuzz_path("%s/other/a.bin", fuzz_game_dir())) &&
+         fuzz_exists(fuzz_path("%s/outside", fuzz_scratch_dir()));
+}
+
+const char *fuzz_fresh_game_root(void)
+{
+  static char root[PATH_MAX];
+  if (!root[0])
+    snprintf(root, sizeof root, "%s/g", fuzz_game_dir());
+  fuzz_rmtree(root);
+  fuzz_mkdir(root);
+  fuzz_write(fuzz_path("%s/" LS_VERSION_FILE, root), "1.0\n", 4);
+  return root;
 }
 
 const char *fuzz_path(const char *fmt, ...)
@@ -72,15 +110,4 @@ bool fuzz_exists(const char *path)
 {
   struct stat st;
   return lstat(path, &st) == 0;
-}
-
-char *fuzz_read(const char *path, size_t *len)
-{
-  char *data = NULL;
-  size_t n = 0;
-  if (ls_read_file_at(AT_FDCWD, path, (size_t)1 << 30, &data, &n, NULL) != LS_OK)
-    return NULL;
-  if (len)
-    *len = n;
-  return data;
 }

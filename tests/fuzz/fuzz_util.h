@@ -1,10 +1,12 @@
 /* What the fuzz targets share: FUZZ_CHECK, the one way a target reports a
  * broken invariant (an abort, so libFuzzer saves the input as a crash), and
- * for the targets that parse files, a scratch directory and small file
- * helpers that abort on failure (a harness that cannot set up its files has
- * nothing to say about the code under test). */
+ * for the targets that parse files, a scratch directory, a game directory
+ * and small file helpers that abort on failure (a harness that cannot set
+ * up its files has nothing to say about the code under test). */
 #ifndef LS_FUZZ_UTIL_H
 #define LS_FUZZ_UTIL_H
+
+#include <lanspread/error.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,10 +26,24 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* FUZZ_CHECK(rc == LS_OK) that prints what failed and the diag first. */
+void fuzz_check_ok(int rc, const ls_diag *diag, const char *what);
+
 /* A directory of this run, made on the first call: under /dev/shm when it
  * is writable (tmpfs: the fsyncs of the code under test cost nothing), else
  * under $TMPDIR or /tmp. Removed at exit (not after a crash). */
 const char *fuzz_scratch_dir(void);
+
+/* For the targets whose code under test changes a game root: a game
+ * directory of this run, SCRATCH/games, made on the first call with another
+ * game root in it ("other", holding a.bin) and a file outside it
+ * (SCRATCH/outside); fuzz_surroundings_intact says whether both are still
+ * there. */
+const char *fuzz_game_dir(void);
+bool fuzz_surroundings_intact(void);
+/* Its root "g" made again for one input, holding only version.ini naming
+ * 1.0 (a downloaded game); the root's path. */
+const char *fuzz_fresh_game_root(void);
 
 /* snprintf into one of a few static rotating buffers (PATH_MAX each). */
 const char *fuzz_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -40,7 +56,5 @@ void fuzz_mkdir(const char *path);
 void fuzz_rmtree(const char *path);
 /* Whether path exists (without following a last symlink). */
 bool fuzz_exists(const char *path);
-/* The whole file, NUL-terminated, malloc'ed; NULL when it cannot be read. */
-char *fuzz_read(const char *path, size_t *len);
 
 #endif
