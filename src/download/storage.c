@@ -369,13 +369,7 @@ static int write_journal(ls_storage *s, ls_diag *diag)
   return rc == LS_OK ? LS_OK : diag_prefix(diag, rc, s->root_path);
 }
 
-typedef struct journal {
-  char *version;
-  char **paths;
-  size_t count;
-} journal;
-
-static void journal_free(journal *j)
+void ls_storage_journal_free(ls_storage_journal *j)
 {
   for (size_t i = 0; i < j->count; i++)
     free(j->paths[i]);
@@ -384,50 +378,58 @@ static void journal_free(journal *j)
   memset(j, 0, sizeof *j);
 }
 
-static int journal_parse_files(json_t *files, journal *j)
+static int journal_parse_files(json_t *files, ls_storage_journal *j, ls_diag *diag)
 {
   size_t n = json_array_size(files);
   j->paths = calloc(n ? n : 1, sizeof *j->paths);
   if (!j->paths)
-    return LS_ENOMEM;
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
   for (size_t i = 0; i < n; i++) {
     const char *path = NULL;
-    if (json_unpack(json_array_get(files, i), "{s:s}", "path", &path) != 0 ||
-        ls_layout_check_payload_path(path, NULL) != LS_OK)
-      return LS_EFORMAT;
+    ls_diag why;
+    if (json_unpack(json_array_get(files, i), "{s:s}", "path", &path) != 0)
+      return ls_diag_set(diag, LS_EFORMAT, "file %zu has no path", i + 1);
+    if (ls_layout_check_payload_path(path, &why) != LS_OK)
+      return ls_diag_set(diag, LS_EFORMAT, "file %zu is not a payload path: %s", i + 1, why.text);
     if (!(j->paths[j->count++] = strdup(path)))
-      return LS_ENOMEM;
+      return ls_diag_set(diag, LS_ENOMEM, "out of memory");
   }
   return LS_OK;
 }
 
-static int journal_parse(const char *text, size_t len, journal *j)
+int ls_storage_journal_parse(const char *text, size_t len, ls_storage_journal *j,
+                             ls_diag *diag)
 {
+  memset(j, 0, sizeof *j);
   json_error_t err;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-  int format = 0;
+  json_int_t format = 0;
   const char *version = NULL;
   json_t *files = NULL;
-  int rc = LS_EFORMAT;
-  if (root &&
-      json_unpack(root, "{s:i, s:s, s:o}", "format", &format, "version", &version, "files",
-                  &files) == 0 &&
-      format == JOURNAL_FORMAT && json_is_array(files)) {
-    rc = (j->version = strdup(version)) ? journal_parse_files(files, j) : LS_ENOMEM;
-  }
+  int rc;
+  if (!root)
+    rc = ls_diag_set(diag, LS_EFORMAT, "not JSON (line %d, column %d)", err.line, err.column);
+  else if (json_unpack(root, "{s:I, s:s, s:o}", "format", &format, "version", &version, "files",
+                       &files) != 0 ||
+           format != JOURNAL_FORMAT || !json_is_array(files))
+    rc = ls_diag_set(diag, LS_EFORMAT, "not a journal of format %d", JOURNAL_FORMAT);
+  else if (!(j->version = strdup(version)))
+    rc = ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  else
+    rc = journal_parse_files(files, j, diag);
   json_decref(root);
   if (rc != LS_OK)
-    journal_free(j);
+    ls_storage_journal_free(j);
   return rc;
 }
 
-static int journal_read(int root_fd, journal *j)
+static int journal_read(int root_fd, ls_storage_journal *j, ls_diag *diag)
 {
   char *text = NULL;
   size_t len = 0;
-  int rc = ls_read_file_at(root_fd, LS_DOWNLOAD_JOURNAL, JOURNAL_MAX, &text, &len, NULL);
+  int rc = ls_read_file_at(root_fd, LS_DOWNLOAD_JOURNAL, JOURNAL_MAX, &text, &len, diag);
   if (rc == LS_OK)
-    rc = journal_parse(text, len, j);
+    rc = ls_storage_journal_parse(text, len, j, diag);
   free(text);
   return rc;
 }
@@ -458,8 +460,9 @@ static bool sentinel_committed(int root_fd, const char *version)
 static int recover_root(int game_fd, int root_fd, const char *id, const char *root_path,
                         ls_storage_recovery *done, ls_diag *diag)
 {
-  journal j = {0};
-  int jrc = journal_read(root_fd, &j);
+  ls_storage_journal j = {0};
+  ls_diag why = {{0}};
+  int jrc = journal_read(root_fd, &j, &why);
   if (jrc == LS_OK && sentinel_committed(root_fd, j.version)) {
     qsort(j.paths, j.count, sizeof *j.paths, compare_paths);
     listing keep = {(const char **)j.paths, j.count};
@@ -469,7 +472,7 @@ static int recover_root(int game_fd, int root_fd, const char *id, const char *ro
       ls_diag_set(diag, LS_OK, "%s: finished the cleanup of the committed download of version %s",
                   root_path, j.version);
     }
-    journal_free(&j);
+    ls_storage_journal_free(&j);
     return rc;
   }
   int rc = roll_back(game_fd, root_fd, id, root_path, true, diag);
@@ -480,9 +483,9 @@ static int recover_root(int game_fd, int root_fd, const char *id, const char *ro
                   root_path, j.version);
     else
       ls_diag_set(diag, LS_OK, "%s: discarded an interrupted download (unreadable journal: %s)",
-                  root_path, ls_strerror(jrc));
+                  root_path, why.text);
   }
-  journal_free(&j);
+  ls_storage_journal_free(&j);
   return rc;
 }
 

@@ -105,4 +105,21 @@ typedef enum ls_storage_recovery {
 int ls_storage_recover(const char *game_dir, const char *id, ls_storage_recovery *done,
                        ls_diag *diag);
 
+/* The journal .lanspread.download as recovery reads it: the version being
+ * downloaded and the paths of its file list. */
+typedef struct ls_storage_journal {
+  char *version;
+  char **paths;
+  size_t count;
+} ls_storage_journal;
+
+/* Parses the journal's text, {"format": 1, "version": V, "files": [{"path":
+ * P, ...}, ...]} (other members are ignored), every path a payload path
+ * (library/layout.h). LS_EFORMAT with the reason in diag for anything else,
+ * LS_ENOMEM; *out is empty on failure. Free with ls_storage_journal_free.
+ * Recovery is its user; exposed for tests and the fuzzer. */
+int ls_storage_journal_parse(const char *text, size_t len, ls_storage_journal *out,
+                             ls_diag *diag);
+void ls_storage_journal_free(ls_storage_journal *j);
+
 #endif

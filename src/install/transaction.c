@@ -174,12 +174,6 @@ static int remove_entry(const root *r, const char *name, ls_diag *diag)
 
 /* ---- the intent log ----------------------------------------------------- */
 
-typedef enum phase {
-  PHASE_EXTRACTING, /* install, update: .local.installing/ is ours */
-  PHASE_SWAPPING,   /* update: the new tree is complete; .local.backup/ is ours */
-  PHASE_REMOVING,   /* uninstall: .local.backup/ is ours */
-} phase;
-
 typedef enum intent_kind {
   INTENT_NONE,    /* no intent file */
   INTENT_VALID,   /* a readable intent of ours */
@@ -190,7 +184,7 @@ typedef enum intent_kind {
 typedef struct intent {
   intent_kind kind;
   ls_txn_op op;
-  phase ph;
+  ls_txn_phase ph;
 } intent;
 
 static const char *const op_names[] = {"none", "install", "update", "uninstall"};
@@ -204,12 +198,12 @@ static int name_index(const char *name, const char *const *names, int count)
   return -1;
 }
 
-static bool phase_fits_op(ls_txn_op op, phase ph)
+static bool phase_fits_op(ls_txn_op op, ls_txn_phase ph)
 {
   switch (op) {
-  case LS_TXN_OP_INSTALL: return ph == PHASE_EXTRACTING;
-  case LS_TXN_OP_UPDATE: return ph == PHASE_EXTRACTING || ph == PHASE_SWAPPING;
-  case LS_TXN_OP_UNINSTALL: return ph == PHASE_REMOVING;
+  case LS_TXN_OP_INSTALL: return ph == LS_TXN_PHASE_EXTRACTING;
+  case LS_TXN_OP_UPDATE: return ph == LS_TXN_PHASE_EXTRACTING || ph == LS_TXN_PHASE_SWAPPING;
+  case LS_TXN_OP_UNINSTALL: return ph == LS_TXN_PHASE_REMOVING;
   default: return false;
   }
 }
@@ -221,7 +215,7 @@ static json_t *version_json(const char *version)
   return v ? v : json_null();
 }
 
-static int intent_write(const root *r, const char *id, ls_txn_op op, phase ph,
+static int intent_write(const root *r, const char *id, ls_txn_op op, ls_txn_phase ph,
                         const char *from, const char *to, ls_diag *diag)
 {
   json_t *obj = json_pack("{s:i, s:s, s:s, s:s, s:o, s:o}", "format", INTENT_FORMAT, "id", id,
@@ -236,24 +230,38 @@ static int intent_write(const root *r, const char *id, ls_txn_op op, phase ph,
   return rc;
 }
 
-static void intent_parse(const char *text, size_t len, intent *in)
+int ls_txn_intent_parse(const char *text, size_t len, ls_txn_intent *out, ls_diag *diag)
 {
   json_error_t err;
   json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-  int format = 0;
+  json_int_t format = 0;
   const char *op = NULL, *ph = NULL;
-  in->kind = INTENT_CORRUPT;
-  if (obj && json_unpack(obj, "{s:i, s:s, s:s}", "format", &format, "op", &op, "phase", &ph) == 0
-      && format == INTENT_FORMAT) {
+  int rc = LS_OK;
+  if (!obj) {
+    rc = ls_diag_set(diag, LS_EFORMAT, "not JSON (line %d, column %d)", err.line, err.column);
+  } else if (json_unpack(obj, "{s:I, s:s, s:s}", "format", &format, "op", &op, "phase", &ph) != 0 ||
+             format != INTENT_FORMAT) {
+    rc = ls_diag_set(diag, LS_EFORMAT, "not an intent of format %d", INTENT_FORMAT);
+  } else {
     int o = name_index(op, op_names, 4);
     int p = name_index(ph, phase_names, 3);
-    if (o > 0 && p >= 0 && phase_fits_op((ls_txn_op)o, (phase)p)) {
-      in->kind = INTENT_VALID;
-      in->op = (ls_txn_op)o;
-      in->ph = (phase)p;
-    }
+    if (o > 0 && p >= 0 && phase_fits_op((ls_txn_op)o, (ls_txn_phase)p))
+      *out = (ls_txn_intent){(ls_txn_op)o, (ls_txn_phase)p};
+    else
+      rc = ls_diag_set(diag, LS_EFORMAT, "not an operation and phase of ours");
   }
   json_decref(obj);
+  return rc;
+}
+
+static void intent_from_text(const char *text, size_t len, intent *in)
+{
+  ls_txn_intent parsed;
+  in->kind = ls_txn_intent_parse(text, len, &parsed, NULL) == LS_OK ? INTENT_VALID : INTENT_CORRUPT;
+  if (in->kind == INTENT_VALID) {
+    in->op = parsed.op;
+    in->ph = parsed.phase;
+  }
 }
 
 /* Reads the intent. Only a read error (not a parse error) fails. */
@@ -261,7 +269,7 @@ static int intent_read(const root *r, intent *in, ls_diag *diag)
 {
   in->kind = INTENT_NONE;
   in->op = LS_TXN_OP_NONE;
-  in->ph = PHASE_EXTRACTING;
+  in->ph = LS_TXN_PHASE_EXTRACTING;
   struct stat st;
   if (fstatat(r->fd, LS_INTENT_FILE, &st, AT_SYMLINK_NOFOLLOW) != 0) {
     char buf[PATH_MAX];
@@ -282,7 +290,7 @@ static int intent_read(const root *r, intent *in, ls_diag *diag)
   if (rc == LS_ETOOBIG) /* grew since the stat */
     in->kind = INTENT_CORRUPT;
   else if (rc == LS_OK)
-    intent_parse(text, len, in);
+    intent_from_text(text, len, in);
   free(text);
   return rc == LS_ETOOBIG ? LS_OK : rc;
 }
@@ -376,7 +384,7 @@ static bool backup_ours(const intent *in, const observed *o)
   bool has_local = o->local != ENTRY_ABSENT;
   if (in->op == LS_TXN_OP_UNINSTALL)
     return !has_local;
-  if (in->op == LS_TXN_OP_UPDATE && in->ph == PHASE_SWAPPING)
+  if (in->op == LS_TXN_OP_UPDATE && in->ph == LS_TXN_PHASE_SWAPPING)
     return !(has_local && o->installing != ENTRY_ABSENT);
   return false;
 }
@@ -397,7 +405,7 @@ static void make_plan(const intent *in, const observed *o, plan *p)
   bool valid = in->kind == INTENT_VALID;
   bool no_local = o->local == ENTRY_ABSENT;
   bool uninstall = valid && in->op == LS_TXN_OP_UNINSTALL;
-  bool update_swapping = valid && in->op == LS_TXN_OP_UPDATE && in->ph == PHASE_SWAPPING;
+  bool update_swapping = valid && in->op == LS_TXN_OP_UPDATE && in->ph == LS_TXN_PHASE_SWAPPING;
   p->restore_backup = back && no_local && !uninstall;
   /* The backup goes once the new state is in place: a new local/ tree, or
    * no local/ for an uninstall. A local/ that is not a directory is not a
@@ -690,7 +698,7 @@ static int build_new_tree(txn *t, const ls_unpacker *u, const archive_list *l, p
                           ls_diag *diag)
 {
   char path[PATH_MAX];
-  int rc = intent_write(&t->r, t->id, t->op, PHASE_EXTRACTING, t->from, t->to, diag);
+  int rc = intent_write(&t->r, t->id, t->op, LS_TXN_PHASE_EXTRACTING, t->from, t->to, diag);
   if (rc != LS_OK)
     return rc;
   step(t->op, "intent-written");
@@ -789,7 +797,7 @@ static int run_update(txn *t, const ls_unpacker *u, const archive_list *l, progr
 {
   int rc = build_new_tree(t, u, l, p, diag);
   if (rc == LS_OK)
-    rc = intent_write(&t->r, t->id, t->op, PHASE_SWAPPING, t->from, t->to, diag);
+    rc = intent_write(&t->r, t->id, t->op, LS_TXN_PHASE_SWAPPING, t->from, t->to, diag);
   if (rc == LS_OK) {
     step(t->op, "intent-swapping");
     rc = park_old_tree(t, diag);
@@ -885,7 +893,7 @@ int ls_uninstall_game(const char *game_dir, const char *id, ls_diag *diag)
                      LS_LOCAL_DIR);
   if (rc == LS_OK) {
     read_version(&t.r, &t.from, NULL); /* best effort: the intent's "from" */
-    rc = intent_write(&t.r, id, t.op, PHASE_REMOVING, t.from, NULL, diag);
+    rc = intent_write(&t.r, id, t.op, LS_TXN_PHASE_REMOVING, t.from, NULL, diag);
     if (rc == LS_OK) {
       step(t.op, "intent-written");
       rc = move_entry(&t.r, LS_LOCAL_DIR, LS_BACKUP_DIR, diag); /* the commit point */

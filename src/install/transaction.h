@@ -15,6 +15,7 @@
 
 #include <lanspread/error.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct ls_catalog;
@@ -68,6 +69,27 @@ typedef enum ls_txn_op {
   LS_TXN_OP_UPDATE,
   LS_TXN_OP_UNINSTALL,
 } ls_txn_op;
+
+/* The phase an intent log names (docs/ARCHITECTURE.md, "Install
+ * transactions"). */
+typedef enum ls_txn_phase {
+  LS_TXN_PHASE_EXTRACTING, /* install, update: .local.installing/ is ours */
+  LS_TXN_PHASE_SWAPPING,   /* update: the new tree is complete; .local.backup/ is ours */
+  LS_TXN_PHASE_REMOVING,   /* uninstall: .local.backup/ is ours */
+} ls_txn_phase;
+
+/* What an intent log says: an operation and a phase that belongs to it. */
+typedef struct ls_txn_intent {
+  ls_txn_op op;
+  ls_txn_phase phase;
+} ls_txn_intent;
+
+/* Parses the text of an intent log (.lanspread.json), {"format": 1, "op":
+ * OP, "phase": PHASE, ...} (other members are ignored). LS_EFORMAT with the
+ * reason in diag for anything else, which recovery treats as a corrupt
+ * intent: it proves nothing. Recovery is its user; exposed for tests and
+ * the fuzzer. */
+int ls_txn_intent_parse(const char *text, size_t len, ls_txn_intent *out, ls_diag *diag);
 
 typedef enum ls_txn_recovery_outcome {
   LS_TXN_RECOVERY_NOTHING,        /* no intent, no leftover of ours */

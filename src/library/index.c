@@ -103,6 +103,16 @@ const ls_index_game *ls_index_find(const ls_index *index, const char *id)
   return found ? &index->games[pos] : NULL;
 }
 
+size_t ls_index_count(const ls_index *index)
+{
+  return index->count;
+}
+
+const ls_index_game *ls_index_at(const ls_index *index, size_t i)
+{
+  return i < index->count ? &index->games[i] : NULL;
+}
+
 int ls_index_put(ls_index *index, ls_index_game *entry)
 {
   bool found;

@@ -72,6 +72,9 @@ const char *ls_index_rejected_reason(const ls_index *index);
 int ls_index_save(ls_index *index, ls_diag *diag);
 
 const ls_index_game *ls_index_find(const ls_index *index, const char *id);
+/* The entries sorted by id. */
+size_t ls_index_count(const ls_index *index);
+const ls_index_game *ls_index_at(const ls_index *index, size_t i);
 /* Stores entry (taking ownership of its memory), replacing the old one. */
 int ls_index_put(ls_index *index, ls_index_game *entry);
 void ls_index_remove(ls_index *index, const char *id);

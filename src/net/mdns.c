@@ -280,6 +280,13 @@ int ls_mdns_parse_txt(const uint8_t *rdata, size_t len, ls_mdns_txt *out, ls_dia
   return LS_OK;
 }
 
+int ls_mdns_parse_txt_list(AvahiStringList *list, ls_mdns_txt *out, ls_diag *diag)
+{
+  uint8_t rdata[RDATA_MAX];
+  size_t len = avahi_string_list_serialize(list, rdata, sizeof rdata);
+  return ls_mdns_parse_txt(rdata, len, out, diag);
+}
+
 /* ---- the queue to the loop thread ---- */
 
 static void queue_event(ls_mdns *m, bool lost, const ls_mdns_txt *txt,
@@ -466,7 +473,6 @@ static void take_resolved(instance *inst, const AvahiAddress *a, uint16_t port,
                           AvahiStringList *txt_list)
 {
   ls_mdns *m = inst->m;
-  uint8_t rdata[RDATA_MAX];
   ls_mdns_txt txt;
   ls_diag diag;
 
@@ -474,8 +480,7 @@ static void take_resolved(instance *inst, const AvahiAddress *a, uint16_t port,
     debug(m, "\"%s\" resolved to a non-IPv4 address: ignored", inst->name);
     return;
   }
-  size_t len = avahi_string_list_serialize(txt_list, rdata, sizeof rdata);
-  if (ls_mdns_parse_txt(rdata, len, &txt, &diag) < 0) {
+  if (ls_mdns_parse_txt_list(txt_list, &txt, &diag) < 0) {
     debug(m, "ignoring service \"%s\": %s", inst->name, diag.text);
     set_instance_data(inst, NULL, NULL);
     return;

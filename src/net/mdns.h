@@ -83,4 +83,11 @@ typedef struct ls_mdns_txt {
  * characters become '?'), "rev" optional (decimal uint32, default 0). */
 int ls_mdns_parse_txt(const uint8_t *rdata, size_t len, ls_mdns_txt *out, ls_diag *diag);
 
+/* The same for the TXT strings as avahi's resolver hands them over: the
+ * list serialized as on the wire (strings cut at 255 bytes, empty ones
+ * dropped, at most 9000 bytes in all), then ls_mdns_parse_txt. The list is
+ * left as it was. */
+struct AvahiStringList;
+int ls_mdns_parse_txt_list(struct AvahiStringList *list, ls_mdns_txt *out, ls_diag *diag);
+
 #endif

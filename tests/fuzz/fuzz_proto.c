@@ -9,24 +9,14 @@
  *
  * tests/unit/test_proto.c includes this file (with FUZZ_CHECK mapped to a
  * cmocka assertion) to replay the seed corpus in ordinary builds. */
+#include "fuzz_util.h"
+
 #include "proto/proto.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifndef FUZZ_CHECK
-#define FUZZ_CHECK(cond)                                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-      abort();                                                                  \
-    }                                                                           \
-  } while (0)
-#endif
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A refusal's reason goes back to the peer: printable ASCII, encodable. */
 static void check_reason(int rc, const ls_diag *diag)

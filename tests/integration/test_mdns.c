@@ -20,6 +20,8 @@
 
 #include "net/mdns.h"
 
+#include <avahi-common/strlst.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
@@ -162,6 +164,38 @@ static void test_parse_txt_rejects_bad_records(void **state)
     int r = ls_mdns_parse_txt(rd, k, &t, NULL);
     assert_true(r == LS_OK || r == LS_EFORMAT);
   }
+}
+
+/* The list as the resolver gets it: order kept, each string cut at 255
+ * bytes, and nothing past 9000 bytes of rdata. */
+static void test_parse_txt_list_as_resolved(void **state)
+{
+  (void)state;
+  char name[301] = "name=";
+  memset(name + 5, 'x', 295);
+  name[300] = '\0';
+  AvahiStringList *list = avahi_string_list_new("id=" ID_A, "v=1", name, "id=" ID_B, NULL);
+  ls_mdns_txt t;
+  ls_diag d;
+  assert_int_equal(ls_mdns_parse_txt_list(list, &t, &d), LS_OK);
+  assert_string_equal(t.peer_id, ID_A);
+  assert_int_equal(strlen(t.name), LS_MDNS_NAME_MAX); /* 255 - "name=" */
+  /* The list is left as it was: a second parse reads it the same way. */
+  assert_int_equal(ls_mdns_parse_txt_list(list, &t, &d), LS_OK);
+  assert_string_equal(t.peer_id, ID_A);
+  avahi_string_list_free(list);
+
+  /* 40 strings of 255 bytes fill the 9000 bytes: the id after them is lost. */
+  char filler[256];
+  memset(filler, 'f', 255);
+  filler[255] = '\0';
+  list = avahi_string_list_new("v=1", NULL);
+  for (int i = 0; i < 40; i++)
+    list = avahi_string_list_add(list, filler);
+  list = avahi_string_list_add(list, "id=" ID_A);
+  assert_int_equal(ls_mdns_parse_txt_list(list, &t, &d), LS_EFORMAT);
+  assert_non_null(strstr(d.text, "no id"));
+  avahi_string_list_free(list);
 }
 
 static void test_start_rejects_bad_config(void **state)
@@ -701,6 +735,7 @@ int main(void)
     cmocka_unit_test(test_parse_txt_valid),
     cmocka_unit_test(test_parse_txt_names_are_sanitized),
     cmocka_unit_test(test_parse_txt_rejects_bad_records),
+    cmocka_unit_test(test_parse_txt_list_as_resolved),
     cmocka_unit_test(test_start_rejects_bad_config),
     cmocka_unit_test_teardown(test_three_instances_discover_each_other, teardown),
     cmocka_unit_test_teardown(test_killed_instance_changes_nothing_else, teardown),

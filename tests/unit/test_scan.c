@@ -212,6 +212,10 @@ static void warm_rescan_skips_payload_files(void **state)
   /* A new process: the index comes back from disk. */
   assert_int_equal(ls_index_open(sdir, &index, NULL), 0);
   assert_null(ls_index_rejected_reason(index));
+  assert_int_equal(ls_index_count(index), MANY);
+  for (size_t i = 0; i < MANY; i++)
+    assert_string_equal(ls_index_at(index, i)->id, ls_catalog_at(catalog, i)->id);
+  assert_null(ls_index_at(index, MANY));
   assert_int_equal(ls_scan_local_library(dir, catalog, index, false, &warm, &ws, NULL), 0);
   assert_int_equal(ws.roots_seen, MANY);
   assert_int_equal(ws.roots_reused, MANY);

@@ -618,6 +618,55 @@ static void recovery_discards_a_root_with_an_unreadable_journal(void **state)
   assert_content(t_path("%s/g/local/x", dir), "installed");
 }
 
+static void journal_parse_reads_what_begin_wrote(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  ls_storage_file files[] = {{"a.eti", 3}, {"d/b.eti", 2}, {"version.ini", 3}};
+  ls_storage *s = begin_ok(dir, "g", "2.0", files, 3);
+  size_t len = 0;
+  char *text = slurp(t_path("%s/g/%s", dir, LS_DOWNLOAD_JOURNAL), &len);
+  ls_storage_journal j;
+  ls_diag diag = {""};
+  assert_int_equal(ls_storage_journal_parse(text, len, &j, &diag), LS_OK);
+  assert_string_equal(j.version, "2.0");
+  assert_int_equal(j.count, 3);
+  for (size_t i = 0; i < 3; i++)
+    assert_string_equal(j.paths[i], files[i].path);
+  ls_storage_journal_free(&j);
+  free(text);
+  assert_int_equal(ls_storage_abort(s, true, &diag), LS_OK);
+  ls_storage_free(s);
+}
+
+static void expect_bad_journal(const char *text, const char *why)
+{
+  ls_storage_journal j;
+  ls_diag diag = {""};
+  assert_int_equal(ls_storage_journal_parse(text, strlen(text), &j, &diag), LS_EFORMAT);
+  assert_null(j.version);
+  assert_int_equal(j.count, 0);
+  if (!strstr(diag.text, why))
+    fail_msg("diag \"%s\" does not mention \"%s\"", diag.text, why);
+}
+
+static void journal_parse_refuses_bad_journals(void **state)
+{
+  (void)state;
+  expect_bad_journal("{not json", "not JSON");
+  expect_bad_journal("{\"format\":2,\"version\":\"1\",\"files\":[]}", "format 1");
+  /* 2^32 + 1 is not format 1 (an int conversion would make it 1). */
+  expect_bad_journal("{\"format\":4294967297,\"version\":\"1\",\"files\":[]}", "format 1");
+  expect_bad_journal("{\"format\":1,\"version\":\"1\",\"files\":{}}", "format 1");
+  expect_bad_journal("{\"format\":1,\"version\":\"1\",\"files\":[{\"size\":1}]}",
+                     "file 1 has no path");
+  expect_bad_journal("{\"format\":1,\"version\":\"1\",\"files\":[{\"path\":\"a\"},"
+                     "{\"path\":\"../x\"}]}",
+                     "file 2 is not a payload path");
+  expect_bad_journal("{\"format\":1,\"version\":\"1\",\"files\":[{\"path\":\"local/x\"}]}",
+                     "reserved");
+}
+
 static void begin_settles_a_leftover_journal_first(void **state)
 {
   (void)state;
@@ -805,6 +854,8 @@ int main(void)
     cmocka_unit_test(recovery_finishes_a_committed_download),
     cmocka_unit_test(recovery_leaves_roots_without_a_journal_alone),
     cmocka_unit_test(recovery_discards_a_root_with_an_unreadable_journal),
+    cmocka_unit_test(journal_parse_reads_what_begin_wrote),
+    cmocka_unit_test(journal_parse_refuses_bad_journals),
     cmocka_unit_test(begin_settles_a_leftover_journal_first),
     cmocka_unit_test_setup_teardown(full_disk_fails_with_enospc_and_rolls_back,
                                     mount_small_tmpfs, unmount_small_tmpfs),

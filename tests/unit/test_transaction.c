@@ -627,6 +627,47 @@ static void test_recovery_leaves_foreign_backup(void **state)
   assert_false(exists(t_path("%s/%s", f->root, LS_INTENT_FILE)));
 }
 
+static void expect_intent(const char *text, ls_txn_op op, ls_txn_phase phase)
+{
+  ls_txn_intent it;
+  ls_diag d = {""};
+  if (ls_txn_intent_parse(text, strlen(text), &it, &d) != LS_OK)
+    fail_msg("%s: %s", text, d.text);
+  assert_int_equal(it.op, op);
+  assert_int_equal(it.phase, phase);
+}
+
+static void expect_bad_intent(const char *text, const char *why)
+{
+  ls_txn_intent it;
+  ls_diag d = {""};
+  assert_int_equal(ls_txn_intent_parse(text, strlen(text), &it, &d), LS_EFORMAT);
+  assert_contains(d.text, why);
+}
+
+static void test_intent_parse(void **state)
+{
+  (void)state;
+  /* As intent_write writes them. */
+  expect_intent("{\"format\":1,\"id\":\"g\",\"op\":\"install\",\"phase\":\"extracting\","
+                "\"from\":null,\"to\":\"1.0\"}",
+                LS_TXN_OP_INSTALL, LS_TXN_PHASE_EXTRACTING);
+  expect_intent("{\"format\":1,\"id\":\"g\",\"op\":\"update\",\"phase\":\"swapping\","
+                "\"from\":\"1.0\",\"to\":\"2.0\"}",
+                LS_TXN_OP_UPDATE, LS_TXN_PHASE_SWAPPING);
+  expect_intent("{\"phase\":\"removing\",\"op\":\"uninstall\",\"format\":1}",
+                LS_TXN_OP_UNINSTALL, LS_TXN_PHASE_REMOVING);
+  expect_bad_intent("{\"format\":1,\"op\":\"install\",\"pha", "not JSON");
+  expect_bad_intent("{\"format\":99,\"op\":\"update\",\"phase\":\"swapping\"}", "format 1");
+  /* 2^32 + 1 is not format 1 (an int conversion would make it 1). */
+  expect_bad_intent("{\"format\":4294967297,\"op\":\"install\",\"phase\":\"extracting\"}",
+                    "format 1");
+  expect_bad_intent("{\"format\":1,\"op\":\"none\",\"phase\":\"extracting\"}", "operation");
+  expect_bad_intent("{\"format\":1,\"op\":\"install\",\"phase\":\"swapping\"}", "operation");
+  expect_bad_intent("{\"format\":1,\"op\":\"install\",\"op\":\"update\",\"phase\":\"swapping\"}",
+                    "not JSON");
+}
+
 static void test_recovery_corrupt_intent(void **state)
 {
   fixture *f = *state;
@@ -1014,6 +1055,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_failing_unpacker_update, setup, teardown),
     cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recovery_leaves_foreign_backup, setup, teardown),
+    cmocka_unit_test(test_intent_parse),
     cmocka_unit_test_setup_teardown(test_recovery_corrupt_intent, setup, teardown),
     cmocka_unit_test_setup_teardown(test_recovery_marked_backup_with_local, setup, teardown),
     cmocka_unit_test_setup_teardown(test_deep_tree_in_payload, setup, teardown),
