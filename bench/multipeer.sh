@@ -53,6 +53,8 @@ tmp=
 namespaces=()
 pids=()
 dl_pid=
+dl_in=
+dl_out= # the downloader's fifos, while it runs
 
 # ---- arguments ----------------------------------------------------------------
 parse_args() {
@@ -217,8 +219,10 @@ wait_seeders_ready() {
   done
 }
 
-# The downloader is a coprocess: commands go to DL[1], its JSON lines come
-# from DL[0] and are logged, each prefixed with the time it was read.
+# The downloader talks through two fifos: commands go to fd $dl_in, its JSON
+# lines come from fd $dl_out and are logged, each prefixed with the time it
+# was read. (Not a coprocess: bash unsets a coprocess's variables when it
+# reaps it, which can be after the next case started one of the same name.)
 start_downloader() {
   local dir=$tmp/dl
   rm -rf "$dir"
@@ -229,14 +233,16 @@ start_downloader() {
   for i in 0 1 2; do
     args+=(--peer "$(host_addr "$i"):$PORT")
   done
-  coproc DL { exec ip netns exec "$(host_ns 3)" "$build/lanspread-peer-cli" "${args[@]}" 2>"$dir/err.log"; }
-  # shellcheck disable=SC2153 # DL_PID is set by coproc DL
-  dl_pid=$DL_PID
+  mkfifo "$dir/in" "$dir/out"
+  ip netns exec "$(host_ns 3)" "$build/lanspread-peer-cli" "${args[@]}" \
+    <"$dir/in" >"$dir/out" 2>"$dir/err.log" &
+  dl_pid=$!
+  exec {dl_in}>"$dir/in" {dl_out}<"$dir/out" # in the order the peer opens them
   : >"$dir/out.jsonl"
 }
 
 send() {
-  echo "$*" >&"${DL[1]}"
+  echo "$*" >&"$dl_in"
 }
 
 # Reads the downloader's lines until one matches the extended regex PATTERN;
@@ -248,7 +254,7 @@ read_until() {
   while :; do
     now=$EPOCHSECONDS
     (( now < deadline )) || die "timed out waiting for /$pattern/ (log: $(tail -n 3 "$tmp/dl/err.log"))"
-    if ! IFS= read -r -t $(( deadline - now )) -u "${DL[0]}" line; then
+    if ! IFS= read -r -t $(( deadline - now )) -u "$dl_out" line; then
       kill -0 "$dl_pid" 2>/dev/null || die "the downloader exited: $(tail -n 5 "$tmp/dl/err.log")"
       continue
     fi
@@ -279,6 +285,7 @@ stop_downloader() {
   send quit
   read_until '"type":"reply","cmd":"quit"' 30
   wait_for_exit "$dl_pid" 10 || die "the downloader did not exit after quit"
+  exec {dl_in}>&- {dl_out}<&-
   dl_pid=
 }
 
