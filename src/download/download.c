@@ -366,8 +366,12 @@ int ls_fetch_data(ls_fetch *f, const void *data, size_t len)
 {
   ls_download *d = f->d;
   chunk *c = &d->chunks[f->chunk];
-  if (c->state != CH_FETCHING || f->got + len > c->len) {
-    stop_fetch(d, f); /* another copy won, or too many bytes */
+  bool won_elsewhere = c->state != CH_FETCHING;
+  if (won_elsewhere || f->got + len > c->len) {
+    int s = f->src;
+    stop_fetch(d, f);
+    if (!won_elsewhere) /* more bytes than asked for: the source's fault */
+      chunk_failed(d, s, c, LS_EPROTO, "more bytes than requested for a chunk");
     pump(d);
     maybe_end(d);
     return LS_ECANCELED;

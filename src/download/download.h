@@ -141,8 +141,8 @@ int ls_download_chunk_source(const ls_download *d, size_t k);
 
 /* For the owner: bytes of a fetch arrived, in order. Returns LS_OK, or
  * LS_ECANCELED when the engine stopped the fetch during this call (a copy
- * of the chunk already won, or more bytes than requested): stop_fetch has
- * run and `fetch` is gone. */
+ * of the chunk already won; or more bytes than requested, which counts as
+ * a failure of the source): stop_fetch has run and `fetch` is gone. */
 int ls_fetch_data(ls_fetch *fetch, const void *data, size_t len);
 /* For the owner: the fetch ended. err LS_OK means every requested byte
  * was delivered; LS_ECANCELED a stop by the source (not counted against

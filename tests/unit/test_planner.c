@@ -436,6 +436,42 @@ static void failing_source_is_dropped(void **state)
   finish(h);
 }
 
+/* What a hostile source can send the engine: more bytes than it was asked
+ * for, an answer that ends short, and the right length with wrong bytes.
+ * Each counts against it; it is dropped after three, nothing it sent is
+ * written, and the honest source finishes the download byte for byte. */
+static void hostile_answers_count_against_their_source(void **state)
+{
+  (void)state;
+  harness *h = start(2);
+  static uint8_t junk[2 * CHUNK];
+  int sent = 0;
+  fake_fetch *f;
+  while (h->d && ((f = waiting(h, 1)) || (f = waiting(h, 0)))) {
+    if (f->source == 0) {
+      answer(h, f, GOOD);
+      continue;
+    }
+    if (sent % 3 == 0) { /* too many bytes: stopped during the call */
+      assert_int_equal(ls_fetch_data(f->fetch, junk, f->length + 1), LS_ECANCELED);
+      assert_true(f->stopped);
+    } else {
+      f->answered = true;
+      size_t len = sent % 3 == 1 ? f->length / 2 : f->length; /* short; or wrong bytes */
+      assert_int_equal(ls_fetch_data(f->fetch, junk, len), LS_OK);
+      ls_fetch_done(f->fetch, LS_OK, "ok");
+    }
+    sent++;
+    settle(h);
+  }
+  assert_downloaded(h);
+  assert_true(h->stats[1].dropped);
+  assert_int_equal(h->stats[1].failures, LS_DOWNLOAD_MAX_SOURCE_FAILURES);
+  assert_int_equal(sent, LS_DOWNLOAD_MAX_SOURCE_FAILURES); /* nothing more was asked of it */
+  assert_int_equal(chunks_from(h, 1), 0);
+  finish(h);
+}
+
 /* The only source fails: the download fails with LS_ENOPEER, says why the
  * last source was dropped, and leaves nothing on disk. */
 static void last_source_failing_fails_the_download(void **state)
@@ -520,6 +556,7 @@ int main(void)
     cmocka_unit_test(end_game_first_copy_wins),
     cmocka_unit_test(corrupt_source_is_dropped),
     cmocka_unit_test(failing_source_is_dropped),
+    cmocka_unit_test(hostile_answers_count_against_their_source),
     cmocka_unit_test(last_source_failing_fails_the_download),
     cmocka_unit_test(cancel_at_any_point),
     cmocka_unit_test(abandon_keeps_the_journal),
