@@ -63,8 +63,8 @@ char *lsd_launch_path(const char *game_dir, const ls_catalog_game *cg, json_t *g
                       size_t why_size)
 {
   const char *id = json_string_value(json_object_get(game, "id"));
-  if (!cg || !game || !id) {
-    snprintf(why, why_size, "%s is not in the library", id ? id : "the game");
+  if (!cg) {
+    snprintf(why, why_size, "%s is not in the catalog", id);
     return NULL;
   }
   if (!cg->launch) {

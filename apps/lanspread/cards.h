@@ -22,7 +22,8 @@ json_t *lsd_card_new(json_t *game, const ls_catalog_game *cg, json_t *error,
  * (LS_E*): never NULL. */
 const char *lsd_player_message(const char *action, int code);
 
-/* The launch file of installed game id (a catalog launch path inside
+/* The launch file of game (a library entry, never NULL; cg its catalog
+ * entry or NULL) when it is installed (a catalog launch path inside
  * GAME_DIR/ID/local/, regular and executable) as a malloc'ed absolute
  * path, or NULL with the reason in why. */
 char *lsd_launch_path(const char *game_dir, const ls_catalog_game *cg, json_t *game, char *why,

@@ -380,9 +380,10 @@ char *lsd_hub_launch_path(lsd_hub *h, const char *id, char *why, size_t why_size
 {
   pthread_mutex_lock(&h->mu);
   json_t *g = find_game(h, id);
-  char *path = lsd_launch_path(game_dir_locked(h), g ? catalog_game(h, g) : NULL, g, why,
-                               why_size);
-  if (!g)
+  char *path = NULL;
+  if (g)
+    path = lsd_launch_path(game_dir_locked(h), catalog_game(h, g), g, why, why_size);
+  else
     snprintf(why, why_size, "%s is not in the library", id);
   pthread_mutex_unlock(&h->mu);
   return path;
