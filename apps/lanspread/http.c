@@ -16,6 +16,11 @@
 #include <strings.h>
 
 #define MAX_BODY (16 * 1024)
+/* A refused request's body up to this size is read and dropped before the
+ * answer goes out: closing a socket with unread bytes resets it, and the
+ * client would see the reset instead of the answer. A larger one is
+ * answered at once and its connection closed. */
+#define DRAIN_MAX (4 * 1024 * 1024)
 #define MAX_CONNECTIONS 64u
 #define IDLE_TIMEOUT_S 60u
 #define KEEPALIVE_MS 15000u
@@ -34,10 +39,19 @@ struct lsd_http {
   char url[HOST_MAX + 16];
 };
 
+/* Why a request is refused; status 0 while it is not. */
+typedef struct refusal {
+  unsigned status;
+  const char *code, *text;
+} refusal;
+
+static const refusal too_large = {413, "too_large", "the request body is over 16 KiB"};
+
 typedef struct request {
   char *body;
   size_t len;
-  bool too_large;
+  refusal refused;   /* answered once the body is in */
+  size_t dropped;    /* bytes of a refused body read and dropped */
 } request;
 
 /* ---- responses ----------------------------------------------------------- */
@@ -191,25 +205,28 @@ static bool key_given(const lsd_http *h, struct MHD_Connection *c, const char *u
   return key_matches(h->app->api_key, key);
 }
 
-/* The first look at a request, headers only: 0 to go on, else the answer
- * has been queued. */
-static int check_headers(lsd_http *h, struct MHD_Connection *c, const char *url,
-                         enum MHD_Result *result)
+/* The refusal the headers already explain (Host, Origin, key, declared
+ * size), or status 0. */
+static refusal check_headers(lsd_http *h, struct MHD_Connection *c, const char *url)
 {
   const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
   const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
   const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
   if (!host_accepted(h, host))
-    *result = send_error(c, 403, "bad_host", "this server answers only to its own address");
-  else if (!origin_accepted(h, origin))
-    *result = send_error(c, 403, "bad_origin", "requests from other sites are refused");
-  else if (strncmp(url, "/api/", 5) == 0 && !key_given(h, c, url))
-    *result = send_error(c, 401, "bad_key", "missing or wrong API key (X-Lanspread-Key)");
-  else if (length && strtoull(length, NULL, 10) > MAX_BODY)
-    *result = send_error(c, 413, "too_large", "the request body is over 16 KiB");
-  else
-    return 0;
-  return 1;
+    return (refusal){403, "bad_host", "this server answers only to its own address"};
+  if (!origin_accepted(h, origin))
+    return (refusal){403, "bad_origin", "requests from other sites are refused"};
+  if (strncmp(url, "/api/", 5) == 0 && !key_given(h, c, url))
+    return (refusal){401, "bad_key", "missing or wrong API key (X-Lanspread-Key)"};
+  if (length && strtoull(length, NULL, 10) > MAX_BODY)
+    return too_large;
+  return (refusal){0};
+}
+
+static bool body_too_long_to_drain(struct MHD_Connection *c)
+{
+  const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+  return length && strtoull(length, NULL, 10) > DRAIN_MAX;
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -217,8 +234,8 @@ static int check_headers(lsd_http *h, struct MHD_Connection *c, const char *url,
 static enum MHD_Result route(lsd_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, request *req)
 {
-  if (req->too_large)
-    return send_error(c, 413, "too_large", "the request body is over 16 KiB");
+  if (req->refused.status)
+    return send_error(c, req->refused.status, req->refused.code, req->refused.text);
   if (strncmp(url, "/api/", 5) != 0) {
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
       return send_error(c, 405, "method", "use GET");
@@ -254,20 +271,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   lsd_http *h = cls;
   request *req = *con_cls;
   if (!req) {
-    enum MHD_Result result;
-    if (check_headers(h, c, url, &result))
-      return result;
+    refusal r = check_headers(h, c, url);
+    if (r.status && body_too_long_to_drain(c))
+      return send_error(c, r.status, r.code, r.text);
     if (!(req = calloc(1, sizeof *req)))
       return MHD_NO;
+    req->refused = r;
     *con_cls = req;
     return MHD_YES;
   }
   if (*upload_data_size > 0) {
     size_t n = *upload_data_size;
     *upload_data_size = 0;
-    if (req->too_large || req->len + n > MAX_BODY) {
-      req->too_large = true;
-      return MHD_YES;
+    if (!req->refused.status && req->len + n > MAX_BODY)
+      req->refused = too_large;
+    if (req->refused.status) {
+      req->dropped += n;
+      return req->dropped > DRAIN_MAX ? MHD_NO : MHD_YES; /* never stored */
     }
     char *grown = realloc(req->body, req->len + n + 1);
     if (!grown)
