@@ -25,6 +25,8 @@ static const command_spec specs[] = {
   {"fetch-latest", LS_CMD_FETCH_LATEST, "fetch-latest ID", 1, 1},
   {"download", LS_CMD_DOWNLOAD_GAME_FILES, "download ID", 1, 1},
   {"cancel", LS_CMD_CANCEL_DOWNLOAD, "cancel ID", 1, 1},
+  {"pause", LS_CMD_PAUSE_DOWNLOAD, "pause ID", 1, 1},
+  {"verify", LS_CMD_VERIFY_GAME, "verify ID [--repair]", 1, 2},
   {"install", LS_CMD_INSTALL_GAME, "install ID", 1, 1},
   {"uninstall", LS_CMD_UNINSTALL_GAME, "uninstall ID", 1, 1},
   {"remove", LS_CMD_REMOVE_DOWNLOADED_GAME, "remove ID", 1, 1},
@@ -124,8 +126,13 @@ static void dispatch(cli *c, char **words, size_t n)
   ls_command cmd = {.type = (ls_command_type)spec->type, .tag = ++c->next_tag};
   if (spec->type == LS_CMD_SET_GAME_DIR)
     cmd.path = words[1];
-  else if (nargs == 1)
+  else if (nargs >= 1)
     cmd.id = words[1];
+  if (nargs == 2 && strcmp(words[2], "--repair") != 0) {
+    out_reply_error(spec->name, LS_EINVAL, "usage: %s", spec->usage);
+    return;
+  }
+  cmd.repair = nargs == 2;
   int rc = ls_peer_send(c->peer, &cmd);
   if (rc != LS_OK)
     out_reply_error(spec->name, rc, "%s", ls_strerror(rc));

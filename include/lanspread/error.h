@@ -25,6 +25,7 @@ enum {
   LS_ESTATE = -15,      /* not allowed in the current state */
   LS_ECORRUPT = -16,    /* data failed its SHA-256 check */
   LS_ENOPEER = -17,     /* no connected peer has it or can supply it */
+  LS_EPAUSED = -18,     /* stopped and kept, to be resumed later */
 };
 
 /* A human-readable description of an error code; never NULL. */

@@ -35,6 +35,7 @@ typedef enum ls_event_kind {
   LS_EVENT_DOWNLOAD_FINISHED,     /* "game-download-finished" */
   LS_EVENT_DOWNLOAD_FAILED,       /* "game-download-failed" */
   LS_EVENT_DOWNLOAD_CANCELLED,    /* "game-download-cancelled" */
+  LS_EVENT_DOWNLOAD_PAUSED,       /* "game-download-paused" */
   LS_EVENT_INSTALL_BEGIN,         /* "game-install-begin" */
   LS_EVENT_INSTALL_PROGRESS,      /* "game-install-progress" */
   LS_EVENT_INSTALL_FINISHED,      /* "game-install-finished" */
@@ -48,6 +49,10 @@ typedef enum ls_event_kind {
   LS_EVENT_PEER_CONNECTED,        /* "peer-connected" */
   LS_EVENT_PEER_DISCONNECTED,     /* "peer-disconnected" */
   LS_EVENT_PEER_COUNT,            /* "peer-count" */
+  LS_EVENT_VERIFY_BEGIN,          /* "game-verify-begin" */
+  LS_EVENT_VERIFY_PROGRESS,       /* "game-verify-progress" */
+  LS_EVENT_VERIFY_FINISHED,       /* "game-verify-finished" */
+  LS_EVENT_VERIFY_FAILED,         /* "game-verify-failed" */
   LS_EVENT_KIND_COUNT
 } ls_event_kind;
 
@@ -100,6 +105,8 @@ typedef enum ls_command_type {
   LS_CMD_SET_GAME_DIR,      /* path */
   LS_CMD_GET_PEER_COUNT,    /* reply "peer-count": count */
   LS_CMD_LIST_PEERS,        /* reply "peers": the known peers */
+  LS_CMD_PAUSE_DOWNLOAD,    /* id: stop a download and keep it for a resume */
+  LS_CMD_VERIFY_GAME,       /* id, repair: check the payload against its manifest */
 } ls_command_type;
 
 typedef struct ls_command {
@@ -108,6 +115,7 @@ typedef struct ls_command {
   const char *path;              /* SetGameDir */
   const char *const *files;      /* DownloadGameFiles: paths; NULL: all */
   size_t file_count;
+  bool repair;                   /* VerifyGame: fetch what does not match */
   uint64_t tag;                  /* echoed by the reply */
 } ls_command;
 

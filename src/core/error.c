@@ -29,6 +29,7 @@ static const struct {
   {LS_ESTATE, "LS_ESTATE", "not allowed in the current state"},
   {LS_ECORRUPT, "LS_ECORRUPT", "data failed its SHA-256 check"},
   {LS_ENOPEER, "LS_ENOPEER", "no connected peer can supply it"},
+  {LS_EPAUSED, "LS_EPAUSED", "paused: kept to be resumed"},
 };
 #define ERROR_COUNT (sizeof errors / sizeof errors[0])
 

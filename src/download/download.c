@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum chunk_state { CH_TODO, CH_FETCHING, CH_CHECKING, CH_DONE };
+/* A chunk is probed (its bytes on disk read and hashed) before it is
+ * fetched when its file was on disk already. */
+enum chunk_state { CH_TODO, CH_PROBE, CH_PROBING, CH_FETCHING, CH_CHECKING, CH_DONE };
 enum phase { PH_PREPARING, PH_RUNNING, PH_ENDING };
 
 typedef struct chunk {
@@ -47,19 +49,20 @@ struct ls_fetch {
   ls_fetch *next;
 };
 
-/* Pool jobs: begin the storage, check (hash + write) a chunk, end (commit
- * or roll back). */
-enum job_kind { JOB_BEGIN, JOB_CHECK, JOB_END };
+/* Pool jobs: begin the storage, check (hash + write) a fetched chunk,
+ * probe a chunk on disk, sync (make written chunks durable), end (commit,
+ * roll back, or close a kept download). */
+enum job_kind { JOB_BEGIN, JOB_CHECK, JOB_PROBE, JOB_SYNC, JOB_END };
 
 typedef struct job {
   uv_work_t work;
   enum job_kind kind;
   ls_download *d;
-  uint32_t chunk;       /* check jobs: the chunk, its bytes and source */
-  uint8_t *buf;
+  uint32_t chunk;       /* check and probe jobs: the chunk, its bytes and source */
+  uint8_t *buf;         /* sync jobs: the bitmap being made durable */
   int src;
   int rc;
-  bool hash_ok;
+  bool hash_ok;         /* probe jobs: the bytes on disk match */
   ls_diag diag;
 } job;
 
@@ -82,14 +85,26 @@ struct ls_download {
   char end_diag[LS_DIAG_MAX];
   int drop_err;         /* why the last source was dropped */
   char drop_why[LS_DIAG_MAX / 2];
-  bool abandoned;       /* the program is stopping: no callback, no rollback */
+  bool abandoned;       /* the program is stopping: no callback */
+  bool verify_only;
   uint64_t rate_bytes, rate_ns;
   double rate;
+  /* resume */
+  size_t next_probe;
+  unsigned probe_jobs;
+  uint64_t fetched_bytes, reused_bytes, probed_bytes;
+  uint8_t *durable;     /* chunks recorded in the chunk map */
+  uint8_t *pending;     /* done, but not yet synced */
+  uint64_t unsynced_bytes, last_sync_ns;
+  bool sync_running;
+  ls_download_resume resume;
 };
 
 static void pump(ls_download *d);
 static void maybe_end(ls_download *d);
 static void drop_source(ls_download *d, int s, int err, const char *why);
+static void start_probes(ls_download *d);
+static void maybe_sync(ls_download *d, bool force);
 
 /* ---- small helpers --------------------------------------------------------- */
 
@@ -139,6 +154,31 @@ static bool all_done(const ls_download *d)
   return true;
 }
 
+/* Some chunk is still to be fetched (not merely to be probed). */
+static bool needs_fetch(const ls_download *d)
+{
+  for (size_t i = 0; i < d->nchunks; i++)
+    if (d->chunks[i].state == CH_TODO || d->chunks[i].state == CH_FETCHING ||
+        d->chunks[i].state == CH_CHECKING)
+      return true;
+  return false;
+}
+
+static bool probes_left(const ls_download *d)
+{
+  for (size_t i = 0; i < d->nchunks; i++)
+    if (d->chunks[i].state == CH_PROBE || d->chunks[i].state == CH_PROBING)
+      return true;
+  return false;
+}
+
+/* A download keeps its storage (for a resume) after a pause, a stop of
+ * the program, or when no source was left; anything else discards. */
+static bool keeps(const ls_download *d)
+{
+  return d->end_err == LS_EPAUSED || d->end_err == LS_ENOPEER;
+}
+
 static double smooth(double old, uint64_t bytes, double secs)
 {
   double sample = (double)bytes / secs;
@@ -151,6 +191,17 @@ static void report_progress(ls_download *d)
     return;
   ls_download_progress p = ls_download_get_progress(d);
   d->ops.on_progress(d->user, &p);
+}
+
+/* Chunk k is on disk and verified: it goes into the next sync. */
+static void chunk_written(ls_download *d, chunk *c, size_t k)
+{
+  c->state = CH_DONE;
+  d->done_bytes += c->len;
+  if (d->pending) {
+    ls_chunk_bit_set(d->pending, k);
+    d->unsynced_bytes += c->len;
+  }
 }
 
 /* ---- pool jobs ----------------------------------------------------------------- */
@@ -427,6 +478,8 @@ static void pump(ls_download *d)
 {
   if (d->phase != PH_RUNNING || d->end_err)
     return;
+  start_probes(d);
+  maybe_sync(d, false);
   for (int s = 0; s < d->nsources; s++) {
     source *src = &d->sources[s];
     while (!src->dropped && src->inflight < inflight_limit(d, src)) {
@@ -435,7 +488,7 @@ static void pump(ls_download *d)
         break;
     }
   }
-  if (!any_source(d) && !all_done(d))
+  if (!d->verify_only && !any_source(d) && needs_fetch(d))
     fail(d, d->drop_err == LS_ECORRUPT ? LS_ECORRUPT : LS_ENOPEER,
          "no peer can supply the rest of %s %s (%llu of %llu bytes done; last peer dropped: "
          "%s)",
@@ -468,12 +521,122 @@ static void check_done(job *j)
     c->state = CH_TODO;
     fail(d, j->rc, "%s", j->diag.text);
   } else {
-    c->state = CH_DONE;
+    chunk_written(d, c, j->chunk);
     c->done_src = (int8_t)j->src;
-    d->done_bytes += c->len;
+    d->fetched_bytes += c->len;
     d->sources[j->src].bytes += c->len;
   }
   free(j->buf);
+}
+
+/* ---- probe jobs (pool: read and hash the bytes on disk) ---------------- */
+
+static void probe_run(uv_work_t *work)
+{
+  job *j = work->data;
+  const chunk *c = &j->d->chunks[j->chunk];
+  j->rc = ls_storage_probe(j->d->storage, c->file, c->offset, c->len, c->hash, j->buf,
+                           &j->hash_ok, &j->diag);
+}
+
+static void probe_done(job *j)
+{
+  ls_download *d = j->d;
+  chunk *c = &d->chunks[j->chunk];
+  d->probe_jobs--;
+  d->probed_bytes += c->len;
+  if (j->rc != LS_OK)
+    log_line(d, "%s of %s: %s (the chunk is fetched again)",
+             d->verify_only ? "verification" : "download", d->id, j->diag.text);
+  if (j->rc == LS_OK && j->hash_ok) {
+    if (d->verify_only) {
+      c->state = CH_DONE;
+      d->done_bytes += c->len;
+    } else {
+      chunk_written(d, c, j->chunk);
+    }
+    d->reused_bytes += c->len;
+  } else {
+    c->state = CH_TODO;
+  }
+  free(j->buf);
+}
+
+/* Keeps LS_DOWNLOAD_PROBE_JOBS probes queued, in file order. */
+static void start_probes(ls_download *d)
+{
+  while (d->probe_jobs < LS_DOWNLOAD_PROBE_JOBS && !d->end_err) {
+    while (d->next_probe < d->nchunks && d->chunks[d->next_probe].state != CH_PROBE)
+      d->next_probe++;
+    if (d->next_probe >= d->nchunks)
+      return;
+    chunk *c = &d->chunks[d->next_probe];
+    job *j = calloc(1, sizeof *j);
+    if (!j || !(j->buf = malloc(c->len ? c->len : 1))) {
+      free(j);
+      return; /* retried at the next pump */
+    }
+    j->kind = JOB_PROBE;
+    j->chunk = (uint32_t)d->next_probe;
+    if (submit_job(d, j, probe_run) != LS_OK) {
+      free(j->buf);
+      free(j);
+      return;
+    }
+    c->state = CH_PROBING;
+    d->probe_jobs++;
+  }
+}
+
+/* ---- sync jobs (pool: make written chunks durable) --------------------- */
+
+static void sync_run(uv_work_t *work)
+{
+  job *j = work->data;
+  j->rc = ls_storage_sync(j->d->storage, j->buf, &j->diag);
+}
+
+static void sync_done(job *j)
+{
+  ls_download *d = j->d;
+  d->sync_running = false;
+  d->last_sync_ns = now_ns(d);
+  if (j->rc == LS_OK) {
+    memcpy(d->durable, j->buf, ls_chunk_bits_size(d->nchunks));
+  } else {
+    log_line(d, "download of %s: %s", d->id, j->diag.text);
+    fail(d, j->rc, "%s", j->diag.text);
+  }
+  free(j->buf);
+}
+
+/* Starts a sync of the chunks written so far: with `force` whenever some
+ * are unsynced, otherwise once enough bytes or time have gone by. */
+static void maybe_sync(ls_download *d, bool force)
+{
+  if (!d->pending || !d->storage || d->sync_running || d->unsynced_bytes == 0)
+    return;
+  uint64_t age = now_ns(d) - d->last_sync_ns;
+  if (!force && d->unsynced_bytes < LS_DOWNLOAD_SYNC_BYTES &&
+      age < (uint64_t)LS_DOWNLOAD_SYNC_SECONDS * 1000000000u)
+    return;
+  size_t nbits = ls_chunk_bits_size(d->nchunks);
+  job *j = calloc(1, sizeof *j);
+  if (!j || !(j->buf = malloc(nbits + 1))) {
+    free(j);
+    return;
+  }
+  for (size_t i = 0; i < nbits; i++)
+    j->buf[i] = d->durable[i] | d->pending[i];
+  j->kind = JOB_SYNC;
+  if (submit_job(d, j, sync_run) != LS_OK) {
+    free(j->buf);
+    free(j);
+    return;
+  }
+  memset(d->pending, 0, nbits);
+  d->unsynced_bytes = 0;
+  d->sync_running = true;
 }
 
 /* ---- begin and end -------------------------------------------------------- */
@@ -485,6 +648,8 @@ static void free_download(ls_download *d)
   for (int s = 0; s < d->nsources; s++)
     free(d->sources[s].name);
   free(d->chunks);
+  free(d->durable);
+  free(d->pending);
   free(d->game_dir);
   free(d->id);
   free(d);
@@ -501,10 +666,34 @@ static void begin_run(uv_work_t *work)
     return;
   }
   for (size_t i = 0; i < gf->file_count; i++)
-    files[i] = (ls_storage_file){gf->files[i].path, gf->files[i].size};
-  j->rc = ls_storage_begin(d->game_dir, d->id, gf->version, files, gf->file_count,
-                           &d->storage, &j->diag);
+    files[i] = (ls_storage_file){gf->files[i].path, gf->files[i].size, gf->files[i].sha256};
+  if (d->verify_only)
+    j->rc = ls_storage_open_readonly(d->game_dir, d->id, gf->chunk_size, files, gf->file_count,
+                                     &d->storage, &j->diag);
+  else
+    j->rc = ls_storage_begin(d->game_dir, d->id, gf->version, gf->chunk_size, files,
+                             gf->file_count, &d->storage, &j->diag);
   free(files);
+}
+
+/* What the storage kept is done; chunks of files that were on disk are
+ * probed first; the rest is fetched. */
+static void init_chunk_states(ls_download *d)
+{
+  ls_storage_resume r = ls_storage_get_resume(d->storage);
+  d->resume = (ls_download_resume){r.resumed, r.manifest_changed, r.kept_chunks,
+                                   r.dropped_chunks, r.kept_bytes};
+  for (size_t k = 0; k < d->nchunks; k++) {
+    chunk *c = &d->chunks[k];
+    if (!d->verify_only && ls_storage_chunk_kept(d->storage, k)) {
+      c->state = CH_DONE;
+      d->done_bytes += c->len;
+      d->reused_bytes += c->len;
+      ls_chunk_bit_set(d->durable, k);
+    } else if (d->verify_only || !ls_storage_file_fresh(d->storage, c->file)) {
+      c->state = CH_PROBE;
+    }
+  }
 }
 
 static void begin_done(job *j)
@@ -518,7 +707,9 @@ static void begin_done(job *j)
     d->ops.on_begin(d->user, j->rc, j->diag.text);
     return;
   }
-  d->rate_ns = now_ns(d);
+  init_chunk_states(d);
+  d->rate_bytes = ls_download_get_progress(d).bytes;
+  d->rate_ns = d->last_sync_ns = now_ns(d);
   d->ops.on_begin(d->user, LS_OK, "");
 }
 
@@ -526,8 +717,8 @@ static void end_run(uv_work_t *work)
 {
   job *j = work->data;
   ls_download *d = j->d;
-  if (!d->storage)
-    return; /* begin failed and rolled itself back */
+  if (!d->storage || d->verify_only || keeps(d))
+    return; /* begin failed and rolled itself back; nothing to write; kept */
   if (d->end_err == LS_OK) {
     j->rc = ls_storage_commit(d->storage, &j->diag);
     if (j->rc != LS_OK)
@@ -550,25 +741,33 @@ static void end_done(job *j)
   free_download(d);
 }
 
-/* Ends once nothing is in flight: commit or roll back on the pool, then
- * on_end. The losing copies of the last chunks, like every fetch at a
- * cancel or failure, are not waited for: a silent source must not hold the
- * end. */
+/* The download has nothing left to do: every chunk in (a verification:
+ * every chunk probed), or an end decided. */
+static bool finished(const ls_download *d)
+{
+  if (d->end_err)
+    return true;
+  return d->verify_only ? !probes_left(d) : all_done(d);
+}
+
+/* Ends once nothing is in flight: commit, roll back, or (kept) a last sync,
+ * on the pool, then on_end. The losing copies of the last chunks, like
+ * every fetch at a cancel, pause or failure, are not waited for: a silent
+ * source must not hold the end. */
 static void maybe_end(ls_download *d)
 {
-  bool complete = d->done_bytes == d->total;
+  bool complete = !d->verify_only && d->done_bytes == d->total;
   if (d->phase == PH_RUNNING && (d->end_err || complete) && d->fetches)
     stop_all_fetches(d);
-  if (d->phase != PH_RUNNING || d->fetches || d->jobs)
+  if (d->phase != PH_RUNNING || d->fetches || d->jobs || !finished(d))
     return;
-  if (!d->end_err && !all_done(d))
-    return;
-  d->phase = PH_ENDING;
-  if (d->abandoned) {
-    free_download(d);
-    return;
+  if (keeps(d) && d->unsynced_bytes > 0) {
+    maybe_sync(d, true); /* its job_done comes back here */
+    if (d->sync_running)
+      return;
   }
-  if (!d->end_err)
+  d->phase = PH_ENDING;
+  if (!d->end_err && !d->abandoned)
     report_progress(d); /* a last progress report at 100% */
   if (queue_job(d, JOB_END, end_run) != LS_OK) {
     job j = {.d = d, .rc = LS_EIO}; /* the journal stays for startup recovery */
@@ -588,6 +787,10 @@ static void job_done(uv_work_t *work, int status)
     begin_done(j);
   else if (kind == JOB_CHECK)
     check_done(j);
+  else if (kind == JOB_PROBE)
+    probe_done(j);
+  else if (kind == JOB_SYNC)
+    sync_done(j);
   else
     end_done(j); /* frees d */
   free(j);
@@ -606,7 +809,7 @@ static int check_config(const ls_download_config *c, ls_diag *diag)
     return ls_diag_set(diag, LS_EINVAL, "incomplete download configuration");
   if (c->manifest->type != LS_MSG_GAME_FILES || !c->manifest->game_files.chunk_size)
     return ls_diag_set(diag, LS_EINVAL, "the manifest is not a file list");
-  if (c->source_count < 1 || c->source_count > LS_DOWNLOAD_MAX_SOURCES)
+  if ((c->source_count < 1 && !c->verify_only) || c->source_count > LS_DOWNLOAD_MAX_SOURCES)
     return ls_diag_set(diag, LS_EINVAL, "%zu sources (1 to %d)", c->source_count,
                        LS_DOWNLOAD_MAX_SOURCES);
   return LS_OK;
@@ -622,13 +825,19 @@ int ls_download_start(const ls_download_config *c, ls_download **out, ls_diag *d
   if (!d || !(d->game_dir = strdup(c->game_dir)) || !(d->id = strdup(c->id)))
     goto nomem;
   d->loop = c->loop;
+  d->verify_only = c->verify_only;
   d->ops = *c->ops;
   d->user = c->user;
   d->manifest = *c->manifest; /* taken below, once nothing can fail */
   for (size_t s = 0; s < c->source_count; s++, d->nsources++)
     if (!(d->sources[s].name = strdup(c->sources[s] ? c->sources[s] : "?")))
       goto nomem;
-  if (build_chunks(d) != LS_OK || queue_job(d, JOB_BEGIN, begin_run) != LS_OK)
+  if (build_chunks(d) != LS_OK)
+    goto nomem;
+  if (!d->verify_only && (!(d->durable = calloc(1, ls_chunk_bits_size(d->nchunks) + 1)) ||
+                          !(d->pending = calloc(1, ls_chunk_bits_size(d->nchunks) + 1))))
+    goto nomem;
+  if (queue_job(d, JOB_BEGIN, begin_run) != LS_OK)
     goto nomem;
   *c->manifest = (ls_msg){.type = LS_MSG_NONE};
   *out = d;
@@ -650,12 +859,21 @@ void ls_download_cancel(ls_download *d)
   maybe_end(d);
 }
 
+void ls_download_pause(ls_download *d)
+{
+  if (d->phase == PH_ENDING)
+    return;
+  fail(d, d->verify_only ? LS_ECANCELED : LS_EPAUSED, "paused");
+  stop_all_fetches(d);
+  maybe_end(d);
+}
+
 void ls_download_abandon(ls_download *d)
 {
   d->abandoned = true;
-  fail(d, LS_ECANCELED, "the program is stopping");
   if (d->phase == PH_ENDING)
     return; /* the end job frees it */
+  fail(d, d->verify_only ? LS_ECANCELED : LS_EPAUSED, "the program is stopping");
   stop_all_fetches(d);
   maybe_end(d);
 }
@@ -666,16 +884,19 @@ void ls_download_tick(ls_download *d)
     return;
   uint64_t now = now_ns(d);
   double secs = (double)(now - d->rate_ns) / 1e9;
+  uint64_t bytes = ls_download_get_progress(d).bytes;
   if (secs > 0) {
-    d->rate = smooth(d->rate, d->done_bytes - d->rate_bytes, secs);
+    d->rate = smooth(d->rate, bytes - d->rate_bytes, secs);
     for (int s = 0; s < d->nsources; s++) {
       source *src = &d->sources[s];
       src->rate = smooth(src->rate, src->bytes - src->rate_bytes, secs);
       src->rate_bytes = src->bytes;
     }
   }
-  d->rate_bytes = d->done_bytes;
+  d->rate_bytes = bytes;
   d->rate_ns = now;
+  if (!d->end_err)
+    maybe_sync(d, false);
   report_progress(d);
 }
 
@@ -686,7 +907,33 @@ bool ls_download_is_ending(const ls_download *d)
 
 ls_download_progress ls_download_get_progress(const ls_download *d)
 {
-  return (ls_download_progress){d->done_bytes, d->total, (uint64_t)d->rate};
+  uint64_t bytes = d->verify_only ? d->probed_bytes : d->done_bytes;
+  return (ls_download_progress){bytes, d->total, (uint64_t)d->rate};
+}
+
+ls_download_resume ls_download_get_resume(const ls_download *d)
+{
+  return d->resume;
+}
+
+ls_download_result ls_download_get_result(const ls_download *d)
+{
+  ls_download_result r = {d->fetched_bytes, d->reused_bytes, 0, 0};
+  if (d->verify_only)
+    for (size_t k = 0; k < d->nchunks; k++)
+      if (d->chunks[k].state != CH_DONE) {
+        r.bad_chunks++;
+        r.bad_bytes += d->chunks[k].len;
+      }
+  return r;
+}
+
+ls_download_chunk_info ls_download_get_chunk(const ls_download *d, size_t k)
+{
+  if (k >= d->nchunks)
+    return (ls_download_chunk_info){0};
+  const chunk *c = &d->chunks[k];
+  return (ls_download_chunk_info){chunk_path(d, c), c->offset, c->len, c->state == CH_DONE};
 }
 
 ls_download_source_stats ls_download_get_source_stats(const ls_download *d, size_t s)

@@ -25,6 +25,17 @@
  * or when the disk refuses a write. Once every chunk is in, fetches still
  * in flight are stopped: a slow or silent source never holds up the end.
  *
+ * Resume (docs/ARCHITECTURE.md, "Resume"): the storage keeps the chunks an
+ * interrupted download of the game made durable; every other chunk of a
+ * file that was already on disk is probed first (read and hashed on the
+ * pool, LS_DOWNLOAD_PROBE_JOBS at a time) and fetched only when its bytes
+ * do not match. Written chunks are made durable in batches (a sync job
+ * every LS_DOWNLOAD_SYNC_BYTES or LS_DOWNLOAD_SYNC_SECONDS) and recorded
+ * in the chunk map. A pause, a stop of the program and running out of
+ * sources keep the download for a later resume; a cancel and every other
+ * failure discard it. A verification (verify_only) probes every chunk and
+ * fetches nothing.
+ *
  * Threads: every function and every callback runs on the loop's thread;
  * hashing and all file I/O run on the loop's thread pool. */
 #ifndef LS_DOWNLOAD_DOWNLOAD_H
@@ -43,6 +54,9 @@
 #define LS_DOWNLOAD_INFLIGHT_SECONDS 0.75   /* of a source's rate kept requested */
 #define LS_DOWNLOAD_MAX_SOURCE_FAILURES 3
 #define LS_DOWNLOAD_MAX_CHUNK_ATTEMPTS 6
+#define LS_DOWNLOAD_PROBE_JOBS 3             /* chunks read and hashed at once */
+#define LS_DOWNLOAD_SYNC_BYTES ((uint64_t)64 << 20)
+#define LS_DOWNLOAD_SYNC_SECONDS 2
 
 typedef struct ls_download ls_download;
 /* One fetch in flight: created by the engine, handed to start_fetch, and
@@ -58,7 +72,7 @@ typedef struct ls_fetch_request {
 } ls_fetch_request;
 
 typedef struct ls_download_progress {
-  uint64_t bytes;          /* verified and written */
+  uint64_t bytes;          /* verified and on disk (a verification: checked) */
   uint64_t total_bytes;
   uint64_t bytes_per_sec;  /* smoothed over the ticks */
 } ls_download_progress;
@@ -80,9 +94,12 @@ typedef struct ls_download_ops {
   void (*on_begin)(void *user, int err, const char *diag);
   /* Called by ls_download_tick and once at 100%. Optional. */
   void (*on_progress)(void *user, const ls_download_progress *progress);
-  /* The last call: committed (LS_OK), or rolled back after a cancel
-   * (LS_ECANCELED) or a failure (its code; diag says why). The engine is
-   * freed when this returns. Never called after ls_download_abandon. */
+  /* The last call: committed (LS_OK; a verification: done), kept for a
+   * resume after a pause (LS_EPAUSED) or when no source was left
+   * (LS_ENOPEER), or rolled back and discarded after a cancel
+   * (LS_ECANCELED) or any other failure (its code; diag says why).
+   * ls_download_get_result says more. The engine is freed when this
+   * returns. Never called after ls_download_abandon. */
   void (*on_end)(void *user, int err, const char *diag);
   /* Optional: a line for the log (a source dropped, a corrupt chunk). */
   void (*log)(void *user, const char *line);
@@ -96,7 +113,8 @@ typedef struct ls_download_config {
   const char *id;
   ls_msg *manifest;              /* LS_MSG_GAME_FILES; taken (cleared) on LS_OK */
   const char *const *sources;    /* names, for the log and diags (peer ids) */
-  size_t source_count;           /* 1 .. LS_DOWNLOAD_MAX_SOURCES */
+  size_t source_count;           /* 1 .. LS_DOWNLOAD_MAX_SOURCES (0 to verify) */
+  bool verify_only;              /* check the game root against the manifest */
   const ls_download_ops *ops;
   void *user;
 } ls_download_config;
@@ -110,9 +128,14 @@ int ls_download_start(const ls_download_config *config, ls_download **out, ls_di
  * once the download is ending. */
 void ls_download_cancel(ls_download *d);
 
-/* Stopping the program: fetches stop, nothing is rolled back (the journal
- * stays for startup recovery), no callback follows; the engine frees
- * itself once its pool jobs are done (they keep the loop alive). */
+/* Pauses: fetches stop at once, the chunks written so far are made
+ * durable and recorded, the storage is closed and kept, then
+ * on_end(LS_EPAUSED). A no-op once the download is ending. */
+void ls_download_pause(ls_download *d);
+
+/* Stopping the program: as a pause (a cancel or failure under way still
+ * rolls back), but no callback follows; the engine frees itself once its
+ * pool jobs are done (they keep the loop alive). */
 void ls_download_abandon(ls_download *d);
 
 /* Measures the rates since the last tick and reports progress; call it
@@ -135,9 +158,34 @@ typedef struct ls_download_source_stats {
 ls_download_source_stats ls_download_get_source_stats(const ls_download *d, size_t source);
 
 /* The chunks in manifest order (file by file, offset by offset), and the
- * source whose copy of chunk k was written, or -1 while it is missing. */
+ * source whose copy of chunk k was written, or -1 while it is missing or
+ * when the bytes on disk were kept. */
 size_t ls_download_chunk_count(const ls_download *d);
 int ls_download_chunk_source(const ls_download *d, size_t k);
+
+typedef struct ls_download_chunk_info {
+  const char *path;  /* the manifest's; valid while the engine lives */
+  uint64_t offset;
+  uint32_t len;
+  bool done;         /* on disk and verified (a verification: matched) */
+} ls_download_chunk_info;
+ls_download_chunk_info ls_download_get_chunk(const ls_download *d, size_t k);
+
+/* What begin found of an interrupted download (valid after on_begin). */
+typedef struct ls_download_resume {
+  bool resumed, manifest_changed;
+  size_t kept_chunks, dropped_chunks;
+  uint64_t kept_bytes;
+} ls_download_resume;
+ls_download_resume ls_download_get_resume(const ls_download *d);
+
+typedef struct ls_download_result {
+  uint64_t bytes_fetched;  /* verified bytes written from sources */
+  uint64_t bytes_reused;   /* kept from before or found on disk */
+  size_t bad_chunks;       /* a verification: chunks that did not match */
+  uint64_t bad_bytes;
+} ls_download_result;
+ls_download_result ls_download_get_result(const ls_download *d);
 
 /* For the owner: bytes of a fetch arrived, in order. Returns LS_OK, or
  * LS_ECANCELED when the engine stopped the fetch during this call (a copy

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/walk.h"
+#include "library/hashing.h"
 #include "library/layout.h"
 #include "library/version_file.h"
 
@@ -18,14 +19,13 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define JOURNAL_FORMAT 1
-#define JOURNAL_MAX ((size_t)64 << 20)
 #define DIR_MODE 0755
 #define FILE_MODE 0644
 #define SHOWN_MAX (PATH_MAX * 2 + 2) /* GAME_DIR/ID/REL, for diagnostics */
@@ -33,7 +33,10 @@
 typedef struct slot {
   char *path;
   uint64_t size;
-  int fd; /* -1 for version.ini, which is buffered */
+  int fd;             /* -1 for version.ini (buffered), or missing (read-only) */
+  size_t first_chunk; /* its first chunk's index */
+  bool fresh;         /* created by begin */
+  atomic_bool dirty;  /* written since the last sync */
 } slot;
 
 /* A sorted list of relative payload paths: what a commit keeps. */
@@ -54,6 +57,13 @@ struct ls_storage {
   size_t sentinel; /* index of version.ini in files */
   pthread_mutex_t sentinel_lock;
   unsigned char *sentinel_buf;
+  uint32_t chunk_size;
+  size_t nchunks;
+  uint8_t digest[LS_MANIFEST_DIGEST_LEN];
+  uint8_t *kept;   /* bitmap: durable at begin */
+  ls_storage_resume resume;
+  bool readonly;   /* a verification: nothing is written */
+  bool dirs_synced;
   bool root_created;
   bool committed;
 };
@@ -216,9 +226,12 @@ static int fsync_root(int root_fd, const char *root_path, ls_diag *diag)
   return fsync(root_fd) == 0 ? LS_OK : ls_diag_errno(diag, errno, "cannot fsync", root_path);
 }
 
+/* The chunk map, then the journal. */
 static int remove_journal(int root_fd, const char *root_path, ls_diag *diag)
 {
-  int rc = remove_name(root_fd, root_path, LS_DOWNLOAD_JOURNAL, diag);
+  int rc = remove_name(root_fd, root_path, LS_CHUNK_MAP, diag);
+  if (rc == LS_OK)
+    rc = remove_name(root_fd, root_path, LS_DOWNLOAD_JOURNAL, diag);
   return rc == LS_OK ? fsync_root(root_fd, root_path, diag) : rc;
 }
 
@@ -251,12 +264,18 @@ static void remove_root_if_empty(int game_fd, const char *id)
 }
 
 /* The discard of a failed or cancelled download on an open root (what
- * survives: ls_layout_survives_discard): payload, then the journal, then
- * the root when it is empty. */
+ * survives: ls_layout_survives_discard): the chunk map first (a journal
+ * without one is no longer resumable, so a discard cut short by a crash is
+ * finished by recovery), the payload, the journal, then the root when it
+ * is empty. */
 static int discard_root(int game_fd, int root_fd, const char *id, const char *root_path,
                         ls_diag *diag)
 {
-  int rc = discard_payload_entries(root_fd, root_path, diag);
+  int rc = remove_name(root_fd, root_path, LS_CHUNK_MAP, diag);
+  if (rc == LS_OK)
+    rc = fsync_root(root_fd, root_path, diag);
+  if (rc == LS_OK)
+    rc = discard_payload_entries(root_fd, root_path, diag);
   if (rc == LS_OK)
     rc = remove_journal(root_fd, root_path, diag);
   if (rc == LS_OK)
@@ -338,29 +357,11 @@ static int finish_commit(int root_fd, const char *root_path, const listing *keep
   return rc;
 }
 
-/* ---- the journal -------------------------------------------------------- */
+/* ---- the journal and the chunk map --------------------------------------- */
 
-static char *journal_text(const ls_storage *s)
+static int write_journal(ls_storage *s, const ls_storage_file *files, ls_diag *diag)
 {
-  json_t *files = json_array();
-  bool ok = files != NULL;
-  for (size_t i = 0; ok && i < s->count; i++)
-    ok = json_array_append_new(files, json_pack("{s:s, s:I}", "path", s->files[i].path, "size",
-                                                (json_int_t)s->files[i].size)) == 0;
-  if (!ok) {
-    json_decref(files);
-    return NULL;
-  }
-  json_t *root = json_pack("{s:i, s:s, s:s, s:o}", "format", JOURNAL_FORMAT, "id", s->id,
-                           "version", s->version, "files", files);
-  char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
-  json_decref(root);
-  return text;
-}
-
-static int write_journal(ls_storage *s, ls_diag *diag)
-{
-  char *text = journal_text(s);
+  char *text = ls_journal_text(s->id, s->version, s->chunk_size, files, s->count);
   if (!text)
     return ls_diag_set(diag, LS_ENOMEM, "%s: out of memory for the journal", s->root_path);
   int rc = ls_write_file_atomic_at(s->root_fd, LS_DOWNLOAD_JOURNAL, text, strlen(text),
@@ -369,65 +370,23 @@ static int write_journal(ls_storage *s, ls_diag *diag)
   return rc == LS_OK ? LS_OK : diag_prefix(diag, rc, s->root_path);
 }
 
-void ls_storage_journal_free(ls_storage_journal *j)
+static int write_map(int root_fd, const char *root_path, const uint8_t *digest,
+                     const uint8_t *bits, size_t count, ls_diag *diag)
 {
-  for (size_t i = 0; i < j->count; i++)
-    free(j->paths[i]);
-  free(j->paths);
-  free(j->version);
-  memset(j, 0, sizeof *j);
-}
-
-static int journal_parse_files(json_t *files, ls_storage_journal *j, ls_diag *diag)
-{
-  size_t n = json_array_size(files);
-  j->paths = calloc(n ? n : 1, sizeof *j->paths);
-  if (!j->paths)
-    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
-  for (size_t i = 0; i < n; i++) {
-    const char *path = NULL;
-    ls_diag why;
-    if (json_unpack(json_array_get(files, i), "{s:s}", "path", &path) != 0)
-      return ls_diag_set(diag, LS_EFORMAT, "file %zu has no path", i + 1);
-    if (ls_layout_check_payload_path(path, &why) != LS_OK)
-      return ls_diag_set(diag, LS_EFORMAT, "file %zu is not a payload path: %s", i + 1, why.text);
-    if (!(j->paths[j->count++] = strdup(path)))
-      return ls_diag_set(diag, LS_ENOMEM, "out of memory");
-  }
-  return LS_OK;
-}
-
-int ls_storage_journal_parse(const char *text, size_t len, ls_storage_journal *j,
-                             ls_diag *diag)
-{
-  memset(j, 0, sizeof *j);
-  json_error_t err;
-  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-  json_int_t format = 0;
-  const char *version = NULL;
-  json_t *files = NULL;
-  int rc;
-  if (!root)
-    rc = ls_diag_set(diag, LS_EFORMAT, "not JSON (line %d, column %d)", err.line, err.column);
-  else if (json_unpack(root, "{s:I, s:s, s:o}", "format", &format, "version", &version, "files",
-                       &files) != 0 ||
-           format != JOURNAL_FORMAT || !json_is_array(files))
-    rc = ls_diag_set(diag, LS_EFORMAT, "not a journal of format %d", JOURNAL_FORMAT);
-  else if (!(j->version = strdup(version)))
-    rc = ls_diag_set(diag, LS_ENOMEM, "out of memory");
-  else
-    rc = journal_parse_files(files, j, diag);
-  json_decref(root);
-  if (rc != LS_OK)
-    ls_storage_journal_free(j);
-  return rc;
+  uint8_t *data = NULL;
+  size_t len = 0;
+  if (ls_chunk_map_encode(digest, bits, count, &data, &len) != LS_OK)
+    return ls_diag_set(diag, LS_ENOMEM, "%s: out of memory for the chunk map", root_path);
+  int rc = ls_write_file_atomic_at(root_fd, LS_CHUNK_MAP, data, len, FILE_MODE, diag);
+  free(data);
+  return rc == LS_OK ? LS_OK : diag_prefix(diag, rc, root_path);
 }
 
 static int journal_read(int root_fd, ls_storage_journal *j, ls_diag *diag)
 {
   char *text = NULL;
   size_t len = 0;
-  int rc = ls_read_file_at(root_fd, LS_DOWNLOAD_JOURNAL, JOURNAL_MAX, &text, &len, diag);
+  int rc = ls_read_file_at(root_fd, LS_DOWNLOAD_JOURNAL, LS_JOURNAL_MAX, &text, &len, diag);
   if (rc == LS_OK)
     rc = ls_storage_journal_parse(text, len, j, diag);
   free(text);
@@ -457,40 +416,185 @@ static bool sentinel_committed(int root_fd, const char *version)
 
 /* ---- recovery ----------------------------------------------------------- */
 
-static int recover_root(int game_fd, int root_fd, const char *id, const char *root_path,
-                        ls_storage_recovery *done, ls_diag *diag)
+static uint32_t chunk_len(uint64_t size, uint32_t chunk_size, uint64_t c)
 {
-  ls_storage_journal j = {0};
-  ls_diag why = {{0}};
-  int jrc = journal_read(root_fd, &j, &why);
-  if (jrc == LS_OK && sentinel_committed(root_fd, j.version)) {
-    qsort(j.paths, j.count, sizeof *j.paths, compare_paths);
-    listing keep = {(const char **)j.paths, j.count};
-    int rc = finish_commit(root_fd, root_path, &keep, diag);
-    if (rc == LS_OK) {
-      *done = LS_RECOVERY_COMPLETED;
-      ls_diag_set(diag, LS_OK, "%s: finished the cleanup of the committed download of version %s",
-                  root_path, j.version);
-    }
-    ls_storage_journal_free(&j);
-    return rc;
+  uint64_t off = c * chunk_size;
+  return (uint32_t)(size - off < chunk_size ? size - off : chunk_size);
+}
+
+/* The size of root_fd/rel on disk: 0 when it is missing or not a regular
+ * file (no link followed). */
+static uint64_t size_on_disk(int root_fd, const char *root_path, const char *rel)
+{
+  int dir_fd = -1;
+  const char *base = NULL;
+  struct stat st;
+  if (open_parent(root_fd, root_path, rel, false, &dir_fd, &base, NULL) != LS_OK)
+    return 0;
+  bool ok = fstatat(dir_fd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+  close(dir_fd);
+  return ok ? (uint64_t)st.st_size : 0;
+}
+
+/* The durable chunks of an interrupted download: *bits (malloc'ed) from a
+ * chunk map of the journal's digest, less every chunk whose file on disk
+ * ends before the chunk does. LS_EFORMAT (diag says why) when the journal
+ * is not resumable or the map is missing, damaged or of another list. */
+static int load_durable(int root_fd, const char *root_path, const ls_storage_journal *j,
+                        uint8_t **bits, ls_diag *diag)
+{
+  *bits = NULL;
+  if (j->format != LS_JOURNAL_FORMAT)
+    return ls_diag_set(diag, LS_EFORMAT, "a journal of format %d cannot be resumed", j->format);
+  size_t nbits = ls_chunk_bits_size(j->chunk_count);
+  char *data = NULL;
+  size_t len = 0;
+  int rc = ls_read_file_at(root_fd, LS_CHUNK_MAP, nbits + 4096, &data, &len, diag);
+  uint8_t *b = calloc(1, nbits ? nbits : 1);
+  if (rc == LS_OK && !b)
+    rc = ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  if (rc == LS_OK)
+    rc = ls_chunk_map_decode((const uint8_t *)data, len, j->digest, j->chunk_count, b, diag);
+  free(data);
+  if (rc != LS_OK) {
+    free(b);
+    return rc == LS_ENOMEM ? rc : LS_EFORMAT;
   }
-  int rc = roll_back(game_fd, root_fd, id, root_path, true, diag);
+  for (size_t i = 0, k = 0; i < j->count; i++) {
+    uint64_t n = ls_proto_chunk_count(j->sizes[i], j->chunk_size);
+    uint64_t on_disk = n ? size_on_disk(root_fd, root_path, j->paths[i]) : 0;
+    for (uint64_t c = 0; c < n; c++, k++)
+      if (on_disk < c * j->chunk_size + chunk_len(j->sizes[i], j->chunk_size, c))
+        b[k / 8] &= (uint8_t)~(1u << (k % 8));
+  }
+  *bits = b;
+  return LS_OK;
+}
+
+static uint64_t durable_bytes(const ls_storage_journal *j, const uint8_t *bits)
+{
+  uint64_t bytes = 0;
+  for (size_t i = 0, k = 0; i < j->count; i++) {
+    uint64_t n = ls_proto_chunk_count(j->sizes[i], j->chunk_size);
+    for (uint64_t c = 0; c < n; c++, k++)
+      if (ls_chunk_bit(bits, k))
+        bytes += chunk_len(j->sizes[i], j->chunk_size, c);
+  }
+  return bytes;
+}
+
+static bool is_regular_at(int dir_fd, const char *name)
+{
+  struct stat st;
+  return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+/* What recovery found, for a begin that resumes: the journal and its
+ * durable chunks. */
+typedef struct found_download {
+  ls_storage_journal journal;
+  uint8_t *durable;
+} found_download;
+
+static void found_free(found_download *f)
+{
+  ls_storage_journal_free(&f->journal);
+  free(f->durable);
+  f->durable = NULL;
+}
+
+static int recover_committed(int root_fd, const char *root_path, ls_storage_journal *j,
+                             ls_storage_recovery *done, ls_diag *diag)
+{
+  qsort(j->paths, j->count, sizeof *j->paths, compare_paths);
+  listing keep = {(const char **)j->paths, j->count};
+  int rc = finish_commit(root_fd, root_path, &keep, diag);
   if (rc == LS_OK) {
-    *done = LS_RECOVERY_DISCARDED;
-    if (jrc == LS_OK)
-      ls_diag_set(diag, LS_OK, "%s: discarded the interrupted download of version %s",
-                  root_path, j.version);
-    else
-      ls_diag_set(diag, LS_OK, "%s: discarded an interrupted download (unreadable journal: %s)",
-                  root_path, why.text);
+    *done = LS_RECOVERY_COMPLETED;
+    ls_diag_set(diag, LS_OK, "%s: finished the cleanup of the committed download of version %s",
+                root_path, j->version);
   }
-  ls_storage_journal_free(&j);
   return rc;
 }
 
-int ls_storage_recover(const char *game_dir, const char *id, ls_storage_recovery *done,
-                       ls_diag *diag)
+/* A paused download: the commit's temporary sentinel (if a crash left one)
+ * goes; everything else stays. */
+static int recover_paused(int root_fd, const char *root_path, found_download *f,
+                          ls_storage_recovery *done, ls_storage_paused *paused, ls_diag *diag)
+{
+  int rc = remove_name(root_fd, root_path, LS_VERSION_TMP, diag);
+  if (rc != LS_OK)
+    return rc;
+  *done = LS_RECOVERY_PAUSED;
+  uint64_t total = 0;
+  for (size_t i = 0; i < f->journal.count; i++)
+    total += f->journal.sizes[i];
+  uint64_t bytes = durable_bytes(&f->journal, f->durable);
+  if (paused) {
+    snprintf(paused->version, sizeof paused->version, "%s", f->journal.version);
+    paused->bytes = bytes;
+    paused->total_bytes = total;
+  }
+  ls_diag_set(diag, LS_OK, "%s: kept the interrupted download of version %s as paused "
+              "(%llu of %llu bytes durable)", root_path, f->journal.version,
+              (unsigned long long)bytes, (unsigned long long)total);
+  return LS_OK;
+}
+
+static int recover_discarded(int game_fd, int root_fd, const char *id, const char *root_path,
+                             const ls_storage_journal *j, const char *why,
+                             ls_storage_recovery *done, ls_diag *diag)
+{
+  int rc = roll_back(game_fd, root_fd, id, root_path, true, diag);
+  if (rc != LS_OK)
+    return rc;
+  *done = LS_RECOVERY_DISCARDED;
+  if (j->version)
+    ls_diag_set(diag, LS_OK, "%s: discarded the interrupted download of version %s (%s)",
+                root_path, j->version, why);
+  else
+    ls_diag_set(diag, LS_OK, "%s: discarded an interrupted download (unreadable journal: %s)",
+                root_path, why);
+  return LS_OK;
+}
+
+/* The one decision of what an interrupted download left (see
+ * ls_storage_recover). With `found`, a paused download's journal and
+ * durable chunks are handed over instead of freed. */
+static int recover_root(int game_fd, int root_fd, const char *id, const char *root_path,
+                        ls_storage_recovery *done, ls_storage_paused *paused,
+                        found_download *found, ls_diag *diag)
+{
+  found_download f = {0};
+  ls_diag why = {{0}};
+  int rc;
+  int jrc = journal_read(root_fd, &f.journal, &why);
+  if (jrc == LS_OK && sentinel_committed(root_fd, f.journal.version)) {
+    rc = recover_committed(root_fd, root_path, &f.journal, done, diag);
+  } else if (jrc == LS_OK && is_regular_at(root_fd, LS_VERSION_FILE)) {
+    rc = remove_journal(root_fd, root_path, diag); /* begin never parked the sentinel */
+    if (rc == LS_OK) {
+      *done = LS_RECOVERY_UNSTARTED;
+      ls_diag_set(diag, LS_OK, "%s: dropped the journal of a download of version %s that had "
+                  "not begun", root_path, f.journal.version);
+    }
+  } else if (jrc == LS_OK &&
+             (jrc = load_durable(root_fd, root_path, &f.journal, &f.durable, &why)) == LS_OK) {
+    rc = recover_paused(root_fd, root_path, &f, done, paused, diag);
+    if (rc == LS_OK && found) {
+      *found = f;
+      return LS_OK;
+    }
+  } else {
+    rc = recover_discarded(game_fd, root_fd, id, root_path, &f.journal, why.text, done, diag);
+  }
+  found_free(&f);
+  return rc;
+}
+
+/* ls_storage_recover, optionally handing a paused download over. */
+static int recover_at(const char *game_dir, const char *id, ls_storage_recovery *done,
+                      ls_storage_paused *paused, found_download *found, ls_diag *diag)
 {
   ls_storage_recovery ignored;
   done = done ? done : &ignored;
@@ -516,7 +620,7 @@ int ls_storage_recover(const char *game_dir, const char *id, ls_storage_recovery
   }
   rc = open_root(game_fd, id, root_path, &root_fd, diag);
   if (rc == LS_OK) {
-    rc = recover_root(game_fd, root_fd, id, root_path, done, diag);
+    rc = recover_root(game_fd, root_fd, id, root_path, done, paused, found, diag);
     close(root_fd);
   } else if (rc == LS_EINVAL || rc == LS_ENOENT) {
     rc = LS_OK; /* a symlinked root is not a game root; a vanished one has nothing left */
@@ -526,6 +630,12 @@ int ls_storage_recover(const char *game_dir, const char *id, ls_storage_recovery
   free(root_path);
   close(game_fd);
   return rc;
+}
+
+int ls_storage_recover(const char *game_dir, const char *id, ls_storage_recovery *done,
+                       ls_storage_paused *paused, ls_diag *diag)
+{
+  return recover_at(game_dir, id, done, paused, NULL, diag);
 }
 
 int ls_discard_cancelled_download(const char *game_dir, const char *id, ls_diag *diag)
@@ -610,8 +720,8 @@ static int build_listing(ls_storage *s, ls_diag *diag)
 }
 
 static int storage_new(const char *game_dir, const char *id, const char *version,
-                       const ls_storage_file *files, size_t count, size_t sentinel,
-                       ls_storage **out, ls_diag *diag)
+                       uint32_t chunk_size, const ls_storage_file *files, size_t count,
+                       size_t sentinel, ls_storage **out, ls_diag *diag)
 {
   ls_storage *s = calloc(1, sizeof *s);
   if (!s)
@@ -621,7 +731,7 @@ static int storage_new(const char *game_dir, const char *id, const char *version
   *out = s;
   s->id = strdup(id);
   s->version = strdup(version);
-  s->files = calloc(count, sizeof *s->files);
+  s->files = calloc(count ? count : 1, sizeof *s->files);
   s->sentinel_buf = calloc(1, files[sentinel].size + 1);
   if (!s->id || !s->version || !s->files || !s->sentinel_buf ||
       asprintf(&s->root_path, "%s/%s", game_dir, id) < 0) {
@@ -629,14 +739,119 @@ static int storage_new(const char *game_dir, const char *id, const char *version
     return ls_diag_set(diag, LS_ENOMEM, "out of memory");
   }
   s->sentinel = sentinel;
+  s->chunk_size = chunk_size;
   for (size_t i = 0; i < count; i++, s->count++) {
     s->files[i].fd = -1;
     s->files[i].size = files[i].size;
+    s->files[i].first_chunk = s->nchunks;
+    s->nchunks += ls_proto_chunk_count(files[i].size, chunk_size);
     if (!(s->files[i].path = strdup(files[i].path)))
       return ls_diag_set(diag, LS_ENOMEM, "out of memory");
   }
+  if (!(s->kept = calloc(1, ls_chunk_bits_size(s->nchunks) + 1)))
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  ls_manifest_digest(chunk_size, files, count, s->digest);
   return build_listing(s, diag);
 }
+
+/* ---- resuming ------------------------------------------------------------ */
+
+/* The index of `path` in the journal's list (sorted into `order`), or -1. */
+static long journal_find(const ls_storage_journal *j, const size_t *order, const char *path)
+{
+  size_t lo = 0, hi = j->count;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(j->paths[order[mid]], path);
+    if (c == 0)
+      return (long)order[mid];
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return -1;
+}
+
+static int compare_journal_paths(const void *a, const void *b, void *journal)
+{
+  const ls_storage_journal *j = journal;
+  return strcmp(j->paths[*(const size_t *)a], j->paths[*(const size_t *)b]);
+}
+
+/* The first chunk index of each file of the journal. */
+static int journal_chunk_starts(const ls_storage_journal *j, size_t **starts)
+{
+  size_t *st = calloc(j->count ? j->count : 1, sizeof *st);
+  if (!st)
+    return LS_ENOMEM;
+  for (size_t i = 0, k = 0; i < j->count; i++) {
+    st[i] = k;
+    k += ls_proto_chunk_count(j->sizes[i], j->chunk_size);
+  }
+  *starts = st;
+  return LS_OK;
+}
+
+/* The chunks of file i of the new list that the journal's durable chunks
+ * hold: same path, index, length and hash. */
+static void keep_file_chunks(ls_storage *s, size_t i, const ls_storage_file *f,
+                             const found_download *old, long o, const size_t *starts)
+{
+  const ls_storage_journal *j = &old->journal;
+  if (!f->sha256 || i == s->sentinel || j->chunk_size != s->chunk_size)
+    return;
+  uint64_t n_new = ls_proto_chunk_count(f->size, s->chunk_size);
+  uint64_t n_old = ls_proto_chunk_count(j->sizes[o], j->chunk_size);
+  for (uint64_t c = 0; c < n_new && c < n_old; c++) {
+    if (chunk_len(f->size, s->chunk_size, c) != chunk_len(j->sizes[o], j->chunk_size, c) ||
+        !ls_chunk_bit(old->durable, starts[o] + c) ||
+        memcmp(f->sha256 + c * 32, j->hashes[o] + c * 32, 32) != 0)
+      continue;
+    ls_chunk_bit_set(s->kept, s->files[i].first_chunk + c);
+    s->resume.kept_chunks++;
+    s->resume.kept_bytes += chunk_len(f->size, s->chunk_size, c);
+  }
+}
+
+static size_t count_bits(const uint8_t *bits, size_t n)
+{
+  size_t total = 0;
+  for (size_t k = 0; k < n; k++)
+    total += ls_chunk_bit(bits, k);
+  return total;
+}
+
+/* What of an interrupted download the new file list keeps. */
+static int match_kept(ls_storage *s, const ls_storage_file *files, const found_download *old,
+                      ls_diag *diag)
+{
+  const ls_storage_journal *j = &old->journal;
+  s->resume.resumed = true;
+  s->resume.manifest_changed = strcmp(j->version, s->version) != 0 ||
+                               memcmp(j->digest, s->digest, sizeof s->digest) != 0;
+  size_t *order = calloc(j->count ? j->count : 1, sizeof *order);
+  size_t *starts = NULL;
+  if (!order || journal_chunk_starts(j, &starts) != LS_OK) {
+    free(order);
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < j->count; i++)
+    order[i] = i;
+  qsort_r(order, j->count, sizeof *order, compare_journal_paths, (void *)j);
+  for (size_t i = 0; i < s->count; i++) {
+    long o = journal_find(j, order, files[i].path);
+    if (o >= 0)
+      keep_file_chunks(s, i, &files[i], old, o, starts);
+  }
+  size_t durable = count_bits(old->durable, j->chunk_count);
+  s->resume.dropped_chunks = durable - s->resume.kept_chunks;
+  free(order);
+  free(starts);
+  return LS_OK;
+}
+
+/* ---- creating the payload ------------------------------------------------ */
 
 static int make_root(ls_storage *s, const char *game_dir, ls_diag *diag)
 {
@@ -696,7 +911,10 @@ static int create_payload_file(ls_storage *s, slot *f, ls_diag *diag)
   int rc = open_parent(s->root_fd, s->root_path, f->path, true, &dir_fd, &base, diag);
   if (rc != LS_OK)
     return rc;
-  f->fd = openat(dir_fd, base, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
+  f->fd = openat(dir_fd, base, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
+  f->fresh = f->fd >= 0;
+  if (f->fd < 0 && errno == EEXIST)
+    f->fd = openat(dir_fd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (f->fd < 0)
     rc = open_failure(dir_fd, base, errno, "cannot create", shown, diag);
   close(dir_fd);
@@ -732,28 +950,45 @@ static void undo_begin(ls_storage *s, bool journal_written, ls_diag *diag)
   }
 }
 
-int ls_storage_begin(const char *game_dir, const char *id, const char *version,
-                     const ls_storage_file *files, size_t count, ls_storage **out,
-                     ls_diag *diag)
+/* Begin's writes: the journal and the map of what is kept first, then the
+ * sentinel parked, then the payload files. */
+static int begin_on_disk(ls_storage *s, const char *game_dir, const ls_storage_file *files,
+                         bool *journal_written, ls_diag *diag)
 {
-  *out = NULL;
-  size_t sentinel = 0;
-  int rc = check_request(id, version, files, count, &sentinel, diag);
+  int rc = make_root(s, game_dir, diag);
   if (rc == LS_OK)
-    rc = ls_storage_recover(game_dir, id, NULL, diag);
-  if (rc != LS_OK)
-    return rc;
-  ls_storage *s = NULL;
-  rc = storage_new(game_dir, id, version, files, count, sentinel, &s, diag);
+    *journal_written = (rc = write_journal(s, files, diag)) == LS_OK;
   if (rc == LS_OK)
-    rc = make_root(s, game_dir, diag);
-  bool journal_written = false;
-  if (rc == LS_OK)
-    journal_written = (rc = write_journal(s, diag)) == LS_OK;
+    rc = write_map(s->root_fd, s->root_path, s->digest, s->kept, s->nchunks, diag);
   if (rc == LS_OK)
     rc = park_sentinel(s, diag);
   if (rc == LS_OK)
     rc = create_payload(s, diag);
+  return rc;
+}
+
+int ls_storage_begin(const char *game_dir, const char *id, const char *version,
+                     uint32_t chunk_size, const ls_storage_file *files, size_t count,
+                     ls_storage **out, ls_diag *diag)
+{
+  *out = NULL;
+  size_t sentinel = 0;
+  int rc = check_request(id, version, files, count, &sentinel, diag);
+  if (rc == LS_OK && (chunk_size < 1 || chunk_size > LS_JOURNAL_MAX_CHUNK_SIZE))
+    rc = ls_diag_set(diag, LS_EINVAL, "%s: chunk size %u", id, chunk_size);
+  found_download old = {0};
+  if (rc == LS_OK)
+    rc = recover_at(game_dir, id, NULL, NULL, &old, diag);
+  if (rc != LS_OK)
+    return rc;
+  ls_storage *s = NULL;
+  rc = storage_new(game_dir, id, version, chunk_size, files, count, sentinel, &s, diag);
+  if (rc == LS_OK && old.durable)
+    rc = match_kept(s, files, &old, diag);
+  found_free(&old);
+  bool journal_written = false;
+  if (rc == LS_OK)
+    rc = begin_on_disk(s, game_dir, files, &journal_written, diag);
   if (rc != LS_OK) {
     if (s)
       undo_begin(s, journal_written, diag);
@@ -761,6 +996,124 @@ int ls_storage_begin(const char *game_dir, const char *id, const char *version,
     return rc;
   }
   *out = s;
+  return LS_OK;
+}
+
+ls_storage_resume ls_storage_get_resume(const ls_storage *s)
+{
+  return s->resume;
+}
+
+size_t ls_storage_chunk_count(const ls_storage *s)
+{
+  return s->nchunks;
+}
+
+bool ls_storage_chunk_kept(const ls_storage *s, size_t k)
+{
+  return k < s->nchunks && ls_chunk_bit(s->kept, k);
+}
+
+bool ls_storage_file_fresh(const ls_storage *s, size_t file_index)
+{
+  return file_index < s->count && s->files[file_index].fresh;
+}
+
+/* ---- verification: read-only opening and probes ------------------------- */
+
+static void open_for_reading(ls_storage *s, slot *f)
+{
+  int dir_fd = -1;
+  const char *base = NULL;
+  if (open_parent(s->root_fd, s->root_path, f->path, false, &dir_fd, &base, NULL) != LS_OK)
+    return;
+  f->fd = openat(dir_fd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  close(dir_fd);
+  struct stat st;
+  if (f->fd >= 0 && (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    close(f->fd);
+    f->fd = -1;
+  }
+}
+
+int ls_storage_open_readonly(const char *game_dir, const char *id, uint32_t chunk_size,
+                             const ls_storage_file *files, size_t count, ls_storage **out,
+                             ls_diag *diag)
+{
+  *out = NULL;
+  size_t sentinel = 0;
+  int rc = check_request(id, "-", files, count, &sentinel, diag);
+  if (rc == LS_OK && (chunk_size < 1 || chunk_size > LS_JOURNAL_MAX_CHUNK_SIZE))
+    rc = ls_diag_set(diag, LS_EINVAL, "%s: chunk size %u", id, chunk_size);
+  if (rc != LS_OK)
+    return rc;
+  ls_storage *s = NULL;
+  rc = storage_new(game_dir, id, "-", chunk_size, files, count, sentinel, &s, diag);
+  if (rc == LS_OK)
+    rc = open_game_dir(game_dir, &s->game_fd, diag);
+  if (rc == LS_OK && (rc = open_root(s->game_fd, id, s->root_path, &s->root_fd, diag)) ==
+                         LS_ENOENT)
+    rc = ls_diag_set(diag, LS_ENOENT, "%s does not exist", s->root_path);
+  if (rc != LS_OK) {
+    ls_storage_free(s);
+    return rc;
+  }
+  s->readonly = true;
+  s->committed = true; /* nothing to commit or abort */
+  for (size_t i = 0; i < s->count; i++)
+    open_for_reading(s, &s->files[i]);
+  *out = s;
+  return LS_OK;
+}
+
+static int pread_all(int fd, void *buf, size_t len, uint64_t offset)
+{
+  char *p = buf;
+  while (len > 0) {
+    ssize_t n = pread(fd, p, len, (off_t)offset);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return errno;
+    if (n == 0)
+      return ENODATA; /* the file is shorter than the range */
+    p += n;
+    len -= (size_t)n;
+    offset += (uint64_t)n;
+  }
+  return 0;
+}
+
+int ls_storage_probe(ls_storage *s, size_t file_index, uint64_t offset, uint32_t len,
+                     const uint8_t hash[32], void *buf, bool *match, ls_diag *diag)
+{
+  *match = false;
+  if (file_index >= s->count)
+    return ls_diag_set(diag, LS_EINVAL, "%s: no file #%zu in this download", s->root_path,
+                       file_index);
+  const slot *f = &s->files[file_index];
+  if (f->fd < 0 || (file_index == s->sentinel && !s->readonly))
+    return LS_OK;
+  if (len == 0) {
+    uint8_t digest[LS_SHA256_SIZE];
+    ls_sha256("", 0, digest);
+    *match = memcmp(digest, hash, sizeof digest) == 0;
+    return LS_OK;
+  }
+  off_t data = lseek(f->fd, (off_t)offset, SEEK_DATA);
+  if (data != (off_t)offset)
+    return LS_OK; /* a hole (never written) or past the end */
+  int e = pread_all(f->fd, buf, len, offset);
+  if (e == ENODATA)
+    return LS_OK;
+  if (e) {
+    char shown[SHOWN_MAX];
+    show(shown, s->root_path, f->path);
+    return ls_diag_errno(diag, e, "cannot read", shown);
+  }
+  uint8_t digest[LS_SHA256_SIZE];
+  ls_sha256(buf, len, digest);
+  *match = memcmp(digest, hash, sizeof digest) == 0;
   return LS_OK;
 }
 
@@ -792,7 +1145,46 @@ int ls_storage_write(ls_storage *s, size_t file_index, uint64_t offset, const vo
   /* Start writeback now, so the commit's fsync finds little left to do
    * (a 512 MiB download otherwise waits ~0.6 s for it at the end). */
   sync_file_range(f->fd, (off64_t)offset, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+  atomic_store(&s->files[file_index].dirty, true); /* after the write: see ls_storage_sync */
   return LS_OK;
+}
+
+static int sync_payload_dirs(ls_storage *s, ls_diag *diag);
+
+/* ---- sync: making chunks durable ---------------------------------------- */
+
+int ls_storage_sync(ls_storage *s, const uint8_t *bits, ls_diag *diag)
+{
+  if (s->readonly || s->committed)
+    return ls_diag_set(diag, LS_ESTATE, "%s: nothing to sync", s->root_path);
+  for (size_t i = 0; i < s->count; i++) {
+    slot *f = &s->files[i];
+    if (f->fd < 0 || !atomic_exchange(&f->dirty, false))
+      continue;
+    if (fdatasync(f->fd) != 0) {
+      atomic_store(&f->dirty, true);
+      char shown[SHOWN_MAX];
+      show(shown, s->root_path, f->path);
+      return ls_diag_errno(diag, errno, "cannot fdatasync", shown);
+    }
+  }
+  if (!s->dirs_synced) { /* the files begin created must survive too */
+    int rc = sync_payload_dirs(s, diag);
+    if (rc != LS_OK)
+      return rc;
+    s->dirs_synced = true;
+  }
+  size_t nbits = ls_chunk_bits_size(s->nchunks);
+  uint8_t *map = malloc(nbits + 1);
+  if (!map)
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  memcpy(map, bits, nbits);
+  const slot *v = &s->files[s->sentinel]; /* buffered: never durable before the commit */
+  for (uint64_t c = 0; c < ls_proto_chunk_count(v->size, s->chunk_size); c++)
+    map[(v->first_chunk + c) / 8] &= (uint8_t)~(1u << ((v->first_chunk + c) % 8));
+  int rc = write_map(s->root_fd, s->root_path, s->digest, map, s->nchunks, diag);
+  free(map);
+  return rc;
 }
 
 /* ---- commit ------------------------------------------------------------- */
@@ -930,6 +1322,7 @@ void ls_storage_free(ls_storage *s)
   free(s->keep.paths);
   free(s->files);
   free(s->sentinel_buf);
+  free(s->kept);
   free(s->root_path);
   free(s->version);
   free(s->id);

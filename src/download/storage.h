@@ -10,6 +10,9 @@
 #ifndef LS_DOWNLOAD_STORAGE_H
 #define LS_DOWNLOAD_STORAGE_H
 
+#include "download/journal.h"
+#include "proto/proto.h"
+
 #include <lanspread/error.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,20 +21,21 @@
 /* One download into one game root GAME_DIR/ID. */
 typedef struct ls_storage ls_storage;
 
-/* One payload file of the manifest: a relative '/'-separated path and its
- * size. The root-level "version.ini" (the sentinel) must be one of them. */
-typedef struct ls_storage_file {
-  const char *path;
-  uint64_t size;
-} ls_storage_file;
-
 /* The largest version.ini accepted (it is buffered in memory). */
 #define LS_STORAGE_VERSION_INI_MAX (64 * 1024)
 
-/* Starts downloading `version` of game `id` into GAME_DIR/ID:
- * - settles a journal left by an interrupted download (ls_storage_recover);
+/* Starts downloading `version` of game `id` into GAME_DIR/ID, its files
+ * (the root-level "version.ini", the sentinel, must be one of them) cut
+ * into chunks of chunk_size bytes:
+ * - a journal whose download had committed: its cleanup is finished first;
+ * - a journal of an interrupted download (format 2): it is resumed. Its
+ *   durable chunks whose path, offset, length and hash are the same in the
+ *   new file list are kept (ls_storage_chunk_kept), the others forgotten;
+ *   a chunk of a file now shorter than the chunk's end is not kept;
+ * - any other journal (format 1, unreadable): rolled back and discarded;
  * - creates the root if missing (refused when it is a symbolic link);
- * - writes the journal (version + file list) atomically before anything else;
+ * - writes the journal (version + file list) and the chunk map atomically
+ *   before anything else;
  * - parks an existing version.ini as .version.ini.discarded;
  * - creates every payload file except version.ini (parents made, no symlink
  *   followed at any component) at its size and pre-allocates it; existing
@@ -43,8 +47,48 @@ typedef struct ls_storage_file {
  * and the payload discarded (as ls_storage_abort(s, true)) before returning;
  * *out stays NULL. */
 int ls_storage_begin(const char *game_dir, const char *id, const char *version,
-                     const ls_storage_file *files, size_t count, ls_storage **out,
-                     ls_diag *diag);
+                     uint32_t chunk_size, const ls_storage_file *files, size_t count,
+                     ls_storage **out, ls_diag *diag);
+
+/* What begin found of an interrupted download of this game. */
+typedef struct ls_storage_resume {
+  bool resumed;          /* a journal was found and its chunks considered */
+  bool manifest_changed; /* it named another file list (or version) */
+  size_t kept_chunks;    /* durable chunks kept for the new file list */
+  size_t dropped_chunks; /* durable chunks that no longer match */
+  uint64_t kept_bytes;
+} ls_storage_resume;
+ls_storage_resume ls_storage_get_resume(const ls_storage *s);
+
+/* The chunks in file-list order (file by file, offset by offset). */
+size_t ls_storage_chunk_count(const ls_storage *s);
+/* Durable at begin (kept from the interrupted download). */
+bool ls_storage_chunk_kept(const ls_storage *s, size_t k);
+/* True when begin created the file: it holds no data worth probing. */
+bool ls_storage_file_fresh(const ls_storage *s, size_t file_index);
+
+/* Checks whether len bytes of file `file_index` at offset already hold
+ * the data whose SHA-256 is `hash`, reading them into buf (len bytes, the
+ * caller's). A range the file system reports as a hole, past the file's
+ * end, or of a file missing on disk is no match without reading. version.ini
+ * of a download (buffered) never matches. Thread-safe. */
+int ls_storage_probe(ls_storage *s, size_t file_index, uint64_t offset, uint32_t len,
+                     const uint8_t hash[32], void *buf, bool *match, ls_diag *diag);
+
+/* Makes written data durable and records it: fdatasync of every file
+ * written since the last sync (and, the first time, the directories begin
+ * made), then the chunk map rewritten atomically with `bits`
+ * (ls_chunk_bits_size(chunk count) bytes). Call it only with chunks whose
+ * writes had returned before this call. Not concurrently with itself. */
+int ls_storage_sync(ls_storage *s, const uint8_t *bits, ls_diag *diag);
+
+/* Opens GAME_DIR/ID read-only for a verification of its payload against a
+ * file list: nothing is written, created or parked; a file missing on disk
+ * is no error (every probe of it fails). Use ls_storage_probe, then
+ * ls_storage_free. */
+int ls_storage_open_readonly(const char *game_dir, const char *id, uint32_t chunk_size,
+                             const ls_storage_file *files, size_t count, ls_storage **out,
+                             ls_diag *diag);
 
 /* Writes len bytes of file `file_index` (an index into begin's list) at
  * `offset`. Never truncates. Thread-safe: any number of threads may write
@@ -63,7 +107,8 @@ int ls_storage_write(ls_storage *s, size_t file_index, uint64_t offset, const vo
  * An error before the commit point leaves the download uncommitted: call
  * ls_storage_abort. Once version.ini is renamed the result is LS_OK; if the
  * cleanup after it failed, diag->text says so (it is empty otherwise) and the
- * journal stays, so ls_storage_recover finishes the cleanup at next start. */
+ * journal stays, so ls_storage_recover finishes the cleanup at next start.
+ * The chunk map goes with the journal. */
 int ls_storage_commit(ls_storage *s, ls_diag *diag);
 
 /* Rolls back an uncommitted download after a failure or a cancel (no write
@@ -76,7 +121,8 @@ int ls_storage_commit(ls_storage *s, ls_diag *diag);
 int ls_storage_abort(ls_storage *s, bool discard_payload, ls_diag *diag);
 
 /* Closes the descriptors and frees s. Does not touch the disk: freeing an
- * unfinished download leaves its journal for ls_storage_recover. */
+ * unfinished download leaves its journal and chunk map (a pause, a stop):
+ * the next begin resumes it. */
 void ls_storage_free(ls_storage *s);
 
 /* Deletes everything in GAME_DIR/ID except what survives a discard (local/,
@@ -91,35 +137,31 @@ int ls_discard_cancelled_download(const char *game_dir, const char *id, ls_diag 
 typedef enum ls_storage_recovery {
   LS_RECOVERY_NONE,      /* no journal (or not a game root): nothing touched */
   LS_RECOVERY_COMPLETED, /* the download had committed: its cleanup finished */
-  LS_RECOVERY_DISCARDED, /* it had not: transients and payload discarded */
+  LS_RECOVERY_DISCARDED, /* not resumable: transients and payload discarded */
+  LS_RECOVERY_PAUSED,    /* resumable: kept as a paused download */
+  LS_RECOVERY_UNSTARTED, /* it had not begun (version.ini untouched): the
+                            journal went, the payload is as it was */
 } ls_storage_recovery;
+
+/* A paused download as recovery found it. */
+typedef struct ls_storage_paused {
+  char version[LS_PROTO_MAX_VERSION + 1];
+  uint64_t bytes;        /* of durable chunks whose file is long enough */
+  uint64_t total_bytes;
+} ls_storage_paused;
 
 /* Startup recovery of one game root. Without a journal the root is left
  * alone (one fstatat: cheap enough for every catalog root). With one: when
  * version.ini is a regular file naming the journal's version and no
  * .version.ini.tmp remains, the download had committed and the commit's
- * cleanup is finished (payload kept); otherwise (also for an unreadable
- * journal) the transients are rolled back and the payload discarded. `done`
- * (may be NULL) says which; for the last two the diag holds a sentence for
- * the log. */
+ * cleanup is finished (payload kept). When version.ini names another
+ * version, the download had not begun: the journal goes. A format 2
+ * journal otherwise is a paused download: kept (a stale .version.ini.tmp
+ * goes, a chunk map of another file list goes), *paused (may be NULL) says
+ * how far it got. Anything else (format 1, unreadable) is rolled back and
+ * its payload discarded. `done` (may be NULL) says which; but for NONE the
+ * diag holds a sentence for the log. */
 int ls_storage_recover(const char *game_dir, const char *id, ls_storage_recovery *done,
-                       ls_diag *diag);
-
-/* The journal .lanspread.download as recovery reads it: the version being
- * downloaded and the paths of its file list. */
-typedef struct ls_storage_journal {
-  char *version;
-  char **paths;
-  size_t count;
-} ls_storage_journal;
-
-/* Parses the journal's text, {"format": 1, "version": V, "files": [{"path":
- * P, ...}, ...]} (other members are ignored), every path a payload path
- * (library/layout.h). LS_EFORMAT with the reason in diag for anything else,
- * LS_ENOMEM; *out is empty on failure. Free with ls_storage_journal_free.
- * Recovery is its user; exposed for tests and the fuzzer. */
-int ls_storage_journal_parse(const char *text, size_t len, ls_storage_journal *out,
-                             ls_diag *diag);
-void ls_storage_journal_free(ls_storage_journal *j);
+                       ls_storage_paused *paused, ls_diag *diag);
 
 #endif

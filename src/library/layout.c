@@ -24,7 +24,7 @@ static const char *const discard_survivors[] = {
  * leave behind after a crash mid-write. */
 static const char *const transients[] = {
   LS_VERSION_TMP, LS_VERSION_DISCARDED, LS_DOWNLOAD_JOURNAL, LS_DOWNLOAD_JOURNAL ".tmp",
-  LS_INTENT_FILE ".tmp", NULL,
+  LS_CHUNK_MAP, LS_CHUNK_MAP ".tmp", LS_INTENT_FILE ".tmp", NULL,
 };
 
 bool ls_layout_survives_discard(const char *name)

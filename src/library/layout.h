@@ -15,6 +15,7 @@
 #define LS_OWNED_MARKER ".lanspread_owned"
 #define LS_INTENT_FILE ".lanspread.json"
 #define LS_DOWNLOAD_JOURNAL ".lanspread.download"
+#define LS_CHUNK_MAP ".lanspread.chunks"
 #define LS_SOFTLAN_MARKER ".softlan_game_installed"
 #define LS_SYNC_DIR ".sync"
 

@@ -1,16 +1,20 @@
-/* Owns the runtime's side of downloads: the DownloadGameFiles and
- * CancelDownload commands, the fresh file list a download starts from, the
- * choice of sources (the connected peers whose list for the latest version
- * is identical to the first one), the download engine's operations (a
- * chunk fetch is one GetGameFileChunk request on the source's connection),
- * the progress ticks, the events, the refresh of the game's local state
- * before the operation ends, and the automatic install after it. The
- * planner, the verification and the storage are the engine's
+/* Owns the runtime's side of downloads: the DownloadGameFiles,
+ * PauseDownload, CancelDownload and VerifyGame commands, the list of paused
+ * downloads (startup recovery fills it, a pause or a stop adds to it, a
+ * resume or a discard takes from it), the fresh file list a download starts
+ * from, the choice of sources (the connected peers whose list for the
+ * version is identical to the first one), the download engine's operations
+ * (a chunk fetch is one GetGameFileChunk request on the source's
+ * connection), the progress ticks, the events, the refresh of the game's
+ * local state before the operation ends, and the automatic install after
+ * it. A verification is the same engine in verify_only mode: no source, no
+ * write. The planner, the checks and the storage are the engine's
  * (src/download/). */
 #include "peer/runtime.h"
 
 #include "core/error.h"
 #include "download/download.h"
+#include "download/storage.h"
 #include "node/fetch.h"
 
 #include <stdio.h>
@@ -19,10 +23,94 @@
 
 #define PROGRESS_MS 250
 #define ID_BUF 128 /* a catalog id (at most 64 bytes) and its NUL */
+#define VERIFY_FILES_SHOWN 100 /* files with bad chunks named in an event */
+
+/* ---- paused downloads ------------------------------------------------- */
+
+struct ls_paused {
+  ls_paused *next;
+  char *id, *version;
+  uint64_t bytes, total_bytes;
+};
+
+static ls_paused *paused_find(const ls_peer *p, const char *id)
+{
+  for (ls_paused *e = p->paused; e; e = e->next)
+    if (strcmp(e->id, id) == 0)
+      return e;
+  return NULL;
+}
+
+static void paused_remove(ls_peer *p, const char *id)
+{
+  for (ls_paused **q = &p->paused; *q; q = &(*q)->next)
+    if (strcmp((*q)->id, id) == 0) {
+      ls_paused *e = *q;
+      *q = e->next;
+      free(e->id);
+      free(e->version);
+      free(e);
+      return;
+    }
+}
+
+static void paused_put(ls_peer *p, const char *id, const char *version, uint64_t bytes,
+                       uint64_t total)
+{
+  paused_remove(p, id);
+  ls_paused *e = calloc(1, sizeof *e);
+  if (!e || !(e->id = strdup(id)) || !(e->version = strdup(version))) {
+    if (e)
+      free(e->id);
+    free(e);
+    return; /* out of memory: the download is still on disk for the next start */
+  }
+  e->bytes = bytes;
+  e->total_bytes = total;
+  e->next = p->paused;
+  p->paused = e;
+}
+
+bool ls_downloads_paused(const ls_peer *p, const char *id, ls_paused_info *out)
+{
+  const ls_paused *e = paused_find(p, id);
+  if (e && out)
+    *out = (ls_paused_info){e->version, e->bytes, e->total_bytes};
+  return e != NULL;
+}
+
+void ls_downloads_free(ls_peer *p)
+{
+  while (p->paused)
+    paused_remove(p, p->paused->id);
+}
+
+void ls_downloads_recover(ls_peer *p)
+{
+  ls_downloads_free(p);
+  for (size_t i = 0; i < ls_catalog_count(p->catalog); i++) {
+    const char *id = ls_catalog_at(p->catalog, i)->id;
+    ls_storage_recovery done = LS_RECOVERY_NONE;
+    ls_storage_paused found = {.bytes = 0};
+    ls_diag diag;
+    if (ls_storage_recover(p->game_dir, id, &done, &found, &diag) != LS_OK) {
+      ls_rt_log("recovery of %s failed: %s", id, diag.text);
+      continue;
+    }
+    if (done != LS_RECOVERY_NONE)
+      ls_rt_log("%s", diag.text);
+    if (done == LS_RECOVERY_PAUSED)
+      paused_put(p, id, found.version, found.bytes, found.total_bytes);
+  }
+}
+
+/* ---- one download or verification --------------------------------------- */
 
 typedef struct dl {
   ls_op *op;
   ls_peer *p;
+  bool verify_only;        /* VerifyGame without repair */
+  bool repair;             /* VerifyGame with repair: a download of the local version */
   char *version;
   char **files;            /* the command's choice; NULL: every file */
   size_t file_count;
@@ -34,6 +122,8 @@ typedef struct dl {
   uv_timer_t progress;
   int end_err;
   char end_diag[LS_DIAG_MAX];
+  ls_download_result result;
+  json_t *verify_report;   /* a verification's finished event, until it goes out */
 } dl;
 
 static void free_dl(uv_handle_t *h)
@@ -43,6 +133,7 @@ static void free_dl(uv_handle_t *h)
     free(d->files[i]);
   free(d->files);
   free(d->version);
+  json_decref(d->verify_report);
   free(d);
 }
 
@@ -56,7 +147,7 @@ static void end_dl(dl *d)
 /* The download ended before it began: its command's reply says why. */
 static void refuse(dl *d, int code, const char *why)
 {
-  ls_rt_reply_error(d->p, d->op->tag, "download", code, "%s", why);
+  ls_rt_reply_error(d->p, d->op->tag, d->op->cmd, code, "%s", why);
   end_dl(d);
 }
 
@@ -93,19 +184,35 @@ static void on_begin(void *user, int err, const char *diag)
   ls_peer *p = d->p;
   ls_op *op = d->op;
   if (err != LS_OK) {
-    ls_rt_reply_error(p, op->tag, "download", err, "%s", diag);
+    ls_rt_reply_error(p, op->tag, op->cmd, err, "%s", diag);
     return; /* on_end follows */
   }
   ls_download_progress pr = ls_download_get_progress(d->engine);
+  ls_download_resume r = ls_download_get_resume(d->engine);
   op->total_bytes = pr.total_bytes;
-  ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_BEGIN, op->id,
-                  json_pack("{s:s, s:I, s:I, s:i}", "version", d->version, "total_bytes",
-                            (json_int_t)pr.total_bytes, "files", (json_int_t)d->manifest_files,
-                            "peers", (int)d->nsources));
-  ls_rt_reply_ok(p, op->tag, "download",
-                 json_pack("{s:s, s:s, s:I, s:i}", "id", op->id, "version", d->version,
+  op->bytes = d->verify_only ? 0 : pr.bytes;
+  if (d->verify_only) {
+    ls_rt_emit_game(p, LS_EVENT_VERIFY_BEGIN, op->id,
+                    json_pack("{s:s, s:I, s:I}", "version", d->version, "total_bytes",
+                              (json_int_t)pr.total_bytes, "files",
+                              (json_int_t)d->manifest_files));
+  } else {
+    ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_BEGIN, op->id,
+                    json_pack("{s:s, s:I, s:I, s:i, s:b, s:b, s:b, s:I, s:I, s:I}", "version",
+                              d->version, "total_bytes", (json_int_t)pr.total_bytes, "files",
+                              (json_int_t)d->manifest_files, "peers", (int)d->nsources,
+                              "repair", d->repair, "resumed", r.resumed, "manifest_changed",
+                              r.manifest_changed, "kept_chunks", (json_int_t)r.kept_chunks,
+                              "dropped_chunks", (json_int_t)r.dropped_chunks, "kept_bytes",
+                              (json_int_t)r.kept_bytes));
+    if (r.manifest_changed)
+      ls_rt_log("%s: the paused download was of another file list; kept %zu chunks, dropped %zu",
+                op->id, r.kept_chunks, r.dropped_chunks);
+  }
+  ls_rt_reply_ok(p, op->tag, op->cmd,
+                 json_pack("{s:s, s:s, s:I, s:i, s:b}", "id", op->id, "version", d->version,
                            "total_bytes", (json_int_t)pr.total_bytes, "peers",
-                           (int)d->nsources));
+                           (int)d->nsources, "resumed", r.resumed));
   uv_timer_start(&d->progress, on_tick, PROGRESS_MS, PROGRESS_MS);
 }
 
@@ -115,10 +222,53 @@ static void on_progress(void *user, const ls_download_progress *pr)
   d->op->bytes = pr->bytes;
   d->op->total_bytes = pr->total_bytes;
   d->op->bytes_per_sec = pr->bytes_per_sec;
-  ls_rt_emit_game(d->p, LS_EVENT_DOWNLOAD_PROGRESS, d->op->id,
+  ls_rt_emit_game(d->p, d->verify_only ? LS_EVENT_VERIFY_PROGRESS : LS_EVENT_DOWNLOAD_PROGRESS,
+                  d->op->id,
                   json_pack("{s:I, s:I, s:I}", "bytes", (json_int_t)pr->bytes, "total_bytes",
                             (json_int_t)pr->total_bytes, "bytes_per_sec",
                             (json_int_t)pr->bytes_per_sec));
+}
+
+/* The files of a verification with chunks that did not match. */
+static json_t *bad_files_json(ls_download *engine, size_t *files_bad)
+{
+  json_t *list = json_array();
+  const char *path = NULL;
+  json_t *entry = NULL;
+  *files_bad = 0;
+  for (size_t k = 0; k < ls_download_chunk_count(engine); k++) {
+    ls_download_chunk_info c = ls_download_get_chunk(engine, k);
+    if (c.done)
+      continue;
+    if (!path || strcmp(path, c.path) != 0) { /* chunks come file by file */
+      path = c.path;
+      entry = NULL;
+      if ((*files_bad)++ < VERIFY_FILES_SHOWN) {
+        entry = json_pack("{s:s, s:I, s:I}", "path", c.path, "bad_chunks", (json_int_t)0,
+                          "bad_bytes", (json_int_t)0);
+        json_array_append_new(list, entry);
+      }
+    }
+    if (entry) {
+      json_object_set_new(entry, "bad_chunks",
+                          json_integer(json_integer_value(json_object_get(entry, "bad_chunks")) + 1));
+      json_object_set_new(entry, "bad_bytes",
+                          json_integer(json_integer_value(json_object_get(entry, "bad_bytes")) +
+                                       (json_int_t)c.len));
+    }
+  }
+  return list;
+}
+
+static void end_verify(dl *d, ls_peer *p, const char *id)
+{
+  if (d->end_err != LS_OK) {
+    ls_rt_emit_failure(p, LS_EVENT_VERIFY_FAILED, id, d->end_err, d->end_diag);
+    return;
+  }
+  json_t *fields = d->verify_report;
+  d->verify_report = NULL;
+  ls_rt_emit_game(p, LS_EVENT_VERIFY_FINISHED, id, fields);
 }
 
 /* After the refresh: the operation ends and the last event goes out. */
@@ -128,16 +278,28 @@ static void after_refresh(void *user)
   ls_peer *p = d->p;
   char id[ID_BUF];
   snprintf(id, sizeof id, "%s", d->op->id);
-  uint64_t total = d->op->total_bytes;
   int err = d->end_err;
   end_dl(d);
-  if (err == LS_OK) {
+  if (d->verify_only) {
+    end_verify(d, p, id);
+  } else if (err == LS_OK) {
     ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_FINISHED, id,
-                    json_pack("{s:s, s:I}", "version", d->version, "bytes", (json_int_t)total));
-    if (!p->closing)
+                    json_pack("{s:s, s:I, s:I, s:I, s:b}", "version", d->version, "bytes",
+                              (json_int_t)d->result.bytes_fetched + d->result.bytes_reused,
+                              "bytes_fetched", (json_int_t)d->result.bytes_fetched,
+                              "bytes_reused", (json_int_t)d->result.bytes_reused, "repair",
+                              d->repair));
+    if (!p->closing && !d->repair)
       ls_installs_after_download(p, id); /* install, or update when installed */
   } else if (err == LS_ECANCELED) {
     ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_CANCELLED, id, NULL);
+  } else if (err == LS_EPAUSED) {
+    ls_paused_info info = {0};
+    ls_downloads_paused(p, id, &info);
+    ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_PAUSED, id,
+                    json_pack("{s:s, s:I, s:I}", "version", d->version, "bytes",
+                              (json_int_t)info.bytes, "total_bytes",
+                              (json_int_t)info.total_bytes));
   } else {
     ls_rt_emit_failure(p, LS_EVENT_DOWNLOAD_FAILED, id, err, d->end_diag);
   }
@@ -146,6 +308,21 @@ static void after_refresh(void *user)
 static void on_end(void *user, int err, const char *diag)
 {
   dl *d = user;
+  d->result = ls_download_get_result(d->engine);
+  if (d->verify_only && err == LS_OK) {
+    size_t files_bad = 0;
+    json_t *files = bad_files_json(d->engine, &files_bad);
+    d->verify_report = json_pack(
+      "{s:s, s:b, s:I, s:I, s:I, s:I, s:o}", "version", d->version, "ok",
+      d->result.bad_chunks == 0, "chunks", (json_int_t)ls_download_chunk_count(d->engine),
+      "bad_chunks", (json_int_t)d->result.bad_chunks, "bad_bytes",
+      (json_int_t)d->result.bad_bytes, "files_bad", (json_int_t)files_bad, "files", files);
+  }
+  if (!d->verify_only && (err == LS_EPAUSED || err == LS_ENOPEER))
+    paused_put(d->p, d->op->id, d->version,
+               d->result.bytes_fetched + d->result.bytes_reused, d->op->total_bytes);
+  else if (!d->verify_only)
+    paused_remove(d->p, d->op->id); /* committed, or discarded */
   d->engine = NULL;
   d->op->cancellable = false;
   d->end_err = err;
@@ -190,6 +367,8 @@ static int choose_sources(dl *d, ls_msg *manifest, ls_diag *diag)
   if (!ref)
     return ls_diag_set(diag, LS_ENOPEER, "no file list of %s %s; run get %s first", d->op->id,
                        d->version, d->op->id);
+  if (d->verify_only)
+    d->nsources = 0; /* the list is all a verification needs */
   ls_msg m = {.type = LS_MSG_GAME_FILES, .game_files = *ref};
   return ls_msg_copy(manifest, &m) == LS_OK ? LS_OK
                                              : ls_diag_set(diag, LS_ENOMEM, "out of memory");
@@ -245,7 +424,8 @@ static void start_engine(dl *d)
   d->manifest_files = manifest.game_files.file_count;
   ls_download_config c = {
     .loop = &p->loop, .game_dir = p->game_dir, .id = d->op->id, .manifest = &manifest,
-    .sources = names, .source_count = d->nsources, .ops = &engine_ops, .user = d,
+    .sources = names, .source_count = d->nsources, .verify_only = d->verify_only,
+    .ops = &engine_ops, .user = d,
   };
   if (rc == LS_OK)
     rc = ls_download_start(&c, &d->engine, &diag);
@@ -279,27 +459,49 @@ static int copy_files(dl *d, const ls_command *cmd)
   return LS_OK;
 }
 
+/* The version a command works on: a download the latest any peer has; a
+ * verification or repair the one on disk. NULL (the reply sent) when there
+ * is none. */
+static const char *target_version(ls_peer *p, const ls_command *cmd, const char *name)
+{
+  if (cmd->type != LS_CMD_VERIFY_GAME) {
+    ls_peerdb_game_view view = ls_peerdb_view(p->peerdb, cmd->id);
+    if (!view.latest_version)
+      ls_rt_reply_error(p, cmd->tag, name, LS_ENOPEER, "no connected peer has %s", cmd->id);
+    return view.latest_version;
+  }
+  const ls_local_game *local = ls_library_find(ls_monitor_library(p->monitor), cmd->id);
+  if (!local || !local->downloaded || !local->version) {
+    ls_rt_reply_error(p, cmd->tag, name, LS_ESTATE, "%s is not downloaded (no version.ini "
+                      "naming a version): nothing to verify", cmd->id);
+    return NULL;
+  }
+  return local->version;
+}
+
 void ls_downloads_run(ls_peer *p, const ls_command *cmd)
 {
-  if (ls_ops_admit(p, LS_OP_DOWNLOAD, "download", cmd->id, cmd->tag, true) != LS_OK)
+  bool verify = cmd->type == LS_CMD_VERIFY_GAME;
+  const char *name = verify ? "verify" : "download";
+  ls_op_kind kind = verify && !cmd->repair ? LS_OP_VERIFY : LS_OP_DOWNLOAD;
+  if (ls_ops_admit(p, kind, name, cmd->id, cmd->tag, true) != LS_OK)
     return;
-  ls_peerdb_game_view view = ls_peerdb_view(p->peerdb, cmd->id);
-  if (!view.latest_version) {
-    ls_rt_reply_error(p, cmd->tag, "download", LS_ENOPEER, "no connected peer has %s", cmd->id);
+  const char *version = target_version(p, cmd, name);
+  if (!version)
     return;
-  }
   dl *d = calloc(1, sizeof *d);
-  if (!d || !(d->version = strdup(view.latest_version)) ||
-      (cmd->files && copy_files(d, cmd) != LS_OK) ||
-      !(d->op = ls_ops_begin(p, LS_OP_DOWNLOAD, "download", cmd->id, cmd->tag))) {
+  if (!d || !(d->version = strdup(version)) || (cmd->files && copy_files(d, cmd) != LS_OK) ||
+      !(d->op = ls_ops_begin(p, kind, name, cmd->id, cmd->tag))) {
     if (d) {
       uv_handle_t fake = {.data = d};
       free_dl(&fake);
     }
-    ls_rt_reply_error(p, cmd->tag, "download", LS_ENOMEM, "out of memory");
+    ls_rt_reply_error(p, cmd->tag, name, LS_ENOMEM, "out of memory");
     return;
   }
   d->p = p;
+  d->verify_only = kind == LS_OP_VERIFY;
+  d->repair = verify && cmd->repair;
   d->op->impl = d;
   uv_timer_init(&p->loop, &d->progress);
   d->progress.data = d;
@@ -311,39 +513,151 @@ void ls_downloads_run(ls_peer *p, const ls_command *cmd)
   }
 }
 
+/* ---- discarding a paused download ---------------------------------------- */
+
+typedef struct discard_job {
+  uv_work_t work;
+  ls_peer *p;
+  ls_op *op;
+  int rc;
+  ls_diag diag;
+} discard_job;
+
+static void discard_run(uv_work_t *work)
+{
+  discard_job *j = work->data;
+  j->rc = ls_discard_cancelled_download(j->p->game_dir, j->op->id, &j->diag);
+}
+
+static void discard_refreshed(void *user)
+{
+  discard_job *j = user;
+  char id[ID_BUF];
+  snprintf(id, sizeof id, "%s", j->op->id);
+  ls_ops_end(j->p, j->op);
+  if (j->rc == LS_OK)
+    ls_rt_emit_game(j->p, LS_EVENT_DOWNLOAD_CANCELLED, id, NULL);
+  else
+    ls_rt_emit_failure(j->p, LS_EVENT_DOWNLOAD_FAILED, id, j->rc, j->diag.text);
+  free(j);
+}
+
+static void discard_done(uv_work_t *work, int status)
+{
+  discard_job *j = work->data;
+  (void)status;
+  if (j->rc == LS_OK)
+    paused_remove(j->p, j->op->id);
+  else
+    ls_rt_log("discard of the paused download of %s failed: %s", j->op->id, j->diag.text);
+  if (!j->p->monitor || ls_monitor_refresh(j->p->monitor, j->op->id, discard_refreshed, j) != LS_OK)
+    discard_refreshed(j);
+}
+
+/* Cancel of a paused download: its payload is discarded exactly as a
+ * cancel of a running one discards it. */
+static void discard_paused(ls_peer *p, const ls_command *cmd)
+{
+  if (ls_ops_admit(p, LS_OP_DOWNLOAD, "cancel", cmd->id, cmd->tag, true) != LS_OK)
+    return;
+  discard_job *j = calloc(1, sizeof *j);
+  if (!j || !(j->op = ls_ops_begin(p, LS_OP_DOWNLOAD, "cancel", cmd->id, cmd->tag))) {
+    free(j);
+    ls_rt_reply_error(p, cmd->tag, "cancel", LS_ENOMEM, "out of memory");
+    return;
+  }
+  j->p = p;
+  j->op->cancellable = false;
+  j->work.data = j;
+  if (uv_queue_work(&p->loop, &j->work, discard_run, discard_done) != 0) {
+    ls_ops_end(p, j->op);
+    free(j);
+    ls_rt_reply_error(p, cmd->tag, "cancel", LS_EIO, "cannot start a worker");
+    return;
+  }
+  ls_rt_reply_ok(p, cmd->tag, "cancel", json_pack("{s:s, s:b}", "id", cmd->id, "paused", 1));
+}
+
+/* ---- cancel and pause ------------------------------------------------------ */
+
+/* The running download or verification of cmd's game, or NULL after a
+ * reply that says there is none. */
+static dl *running(ls_peer *p, const ls_command *cmd, const char *name)
+{
+  ls_op *op = cmd->id ? ls_ops_find(p, cmd->id) : NULL;
+  if (!op || (op->kind != LS_OP_DOWNLOAD && op->kind != LS_OP_VERIFY) || !op->cancellable) {
+    ls_rt_reply_error(p, cmd->tag, name, LS_ESTATE, "no download of %s is running",
+                      cmd->id ? cmd->id : "");
+    return NULL;
+  }
+  return op->impl;
+}
+
+/* Still asking for the file list: nothing is on disk yet (a paused
+ * download of the game stays paused). */
+static void stop_listing(dl *d, int code, const char *why)
+{
+  ls_peer *p = d->p;
+  char id[ID_BUF];
+  snprintf(id, sizeof id, "%s", d->op->id);
+  bool verify = d->verify_only;
+  ls_listing_abandon(d->listing);
+  d->listing = NULL;
+  refuse(d, code, why);
+  if (verify)
+    ls_rt_emit_failure(p, LS_EVENT_VERIFY_FAILED, id, LS_ECANCELED, "cancelled");
+  else if (code == LS_EPAUSED && ls_downloads_paused(p, id, NULL))
+    ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_PAUSED, id, NULL);
+  else
+    ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_CANCELLED, id, NULL);
+}
+
 void ls_downloads_cancel(ls_peer *p, const ls_command *cmd)
 {
   ls_op *op = cmd->id ? ls_ops_find(p, cmd->id) : NULL;
-  if (!op || op->kind != LS_OP_DOWNLOAD || !op->cancellable) {
-    ls_rt_reply_error(p, cmd->tag, "cancel", LS_ESTATE, "no download of %s is running",
-                      cmd->id ? cmd->id : "");
+  if (!op && cmd->id && paused_find(p, cmd->id)) {
+    discard_paused(p, cmd);
     return;
   }
-  dl *d = op->impl;
-  op->cancellable = false;
-  ls_rt_reply_ok(p, cmd->tag, "cancel", json_pack("{s:s}", "id", op->id));
-  if (d->engine) {
+  dl *d = running(p, cmd, "cancel");
+  if (!d)
+    return;
+  d->op->cancellable = false;
+  ls_rt_reply_ok(p, cmd->tag, "cancel", json_pack("{s:s}", "id", d->op->id));
+  if (d->engine)
     ls_download_cancel(d->engine); /* on_end(LS_ECANCELED) follows */
+  else
+    stop_listing(d, LS_ECANCELED, "cancelled");
+}
+
+void ls_downloads_pause(ls_peer *p, const ls_command *cmd)
+{
+  ls_op *op = cmd->id ? ls_ops_find(p, cmd->id) : NULL;
+  if (op && op->kind == LS_OP_VERIFY) {
+    ls_rt_reply_error(p, cmd->tag, "pause", LS_ESTATE,
+                      "a verification cannot be paused: cancel it");
     return;
   }
-  /* Still asking for the file list: nothing is on disk yet. */
-  char id[ID_BUF];
-  snprintf(id, sizeof id, "%s", op->id);
-  ls_listing_abandon(d->listing);
-  d->listing = NULL;
-  refuse(d, LS_ECANCELED, "cancelled");
-  ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_CANCELLED, id, NULL);
+  dl *d = running(p, cmd, "pause");
+  if (!d)
+    return;
+  d->op->cancellable = false;
+  ls_rt_reply_ok(p, cmd->tag, "pause", json_pack("{s:s}", "id", d->op->id));
+  if (d->engine)
+    ls_download_pause(d->engine); /* on_end(LS_EPAUSED) follows */
+  else
+    stop_listing(d, LS_EPAUSED, "paused");
 }
 
 void ls_downloads_close_all(ls_peer *p)
 {
   for (ls_op *op = p->ops, *next; op; op = next) {
     next = op->next;
-    dl *d = op->kind == LS_OP_DOWNLOAD ? op->impl : NULL;
+    dl *d = op->kind == LS_OP_DOWNLOAD || op->kind == LS_OP_VERIFY ? op->impl : NULL;
     if (!d || (!d->engine && !d->listing))
-      continue; /* ending: its refresh callback finishes it */
+      continue; /* ending (or a discard): its callback finishes it */
     if (d->engine)
-      ls_download_abandon(d->engine); /* no callback follows */
+      ls_download_abandon(d->engine); /* kept as paused; no callback follows */
     if (d->listing)
       ls_listing_abandon(d->listing);
     d->engine = NULL;

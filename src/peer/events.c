@@ -23,6 +23,7 @@ static const char *const kind_names[LS_EVENT_KIND_COUNT] = {
   [LS_EVENT_DOWNLOAD_FINISHED] = "game-download-finished",
   [LS_EVENT_DOWNLOAD_FAILED] = "game-download-failed",
   [LS_EVENT_DOWNLOAD_CANCELLED] = "game-download-cancelled",
+  [LS_EVENT_DOWNLOAD_PAUSED] = "game-download-paused",
   [LS_EVENT_INSTALL_BEGIN] = "game-install-begin",
   [LS_EVENT_INSTALL_PROGRESS] = "game-install-progress",
   [LS_EVENT_INSTALL_FINISHED] = "game-install-finished",
@@ -36,6 +37,10 @@ static const char *const kind_names[LS_EVENT_KIND_COUNT] = {
   [LS_EVENT_PEER_CONNECTED] = "peer-connected",
   [LS_EVENT_PEER_DISCONNECTED] = "peer-disconnected",
   [LS_EVENT_PEER_COUNT] = "peer-count",
+  [LS_EVENT_VERIFY_BEGIN] = "game-verify-begin",
+  [LS_EVENT_VERIFY_PROGRESS] = "game-verify-progress",
+  [LS_EVENT_VERIFY_FINISHED] = "game-verify-finished",
+  [LS_EVENT_VERIFY_FAILED] = "game-verify-failed",
 };
 
 /* One queued event. */

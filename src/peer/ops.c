@@ -11,7 +11,7 @@
 
 static const char *const kind_names[] = {
   [LS_OP_GET] = "get", [LS_OP_DOWNLOAD] = "download", [LS_OP_INSTALL] = "install",
-  [LS_OP_UNINSTALL] = "uninstall", [LS_OP_REMOVE] = "remove",
+  [LS_OP_UNINSTALL] = "uninstall", [LS_OP_REMOVE] = "remove", [LS_OP_VERIFY] = "verify",
 };
 
 static bool exclusive(ls_op_kind kind)
@@ -51,7 +51,7 @@ ls_op *ls_ops_begin(ls_peer *p, ls_op_kind kind, const char *cmd, const char *id
   op->kind = kind;
   op->cmd = cmd;
   op->tag = tag;
-  op->cancellable = kind == LS_OP_DOWNLOAD;
+  op->cancellable = kind == LS_OP_DOWNLOAD || kind == LS_OP_VERIFY;
   op->next = p->ops;
   p->ops = op;
   if (exclusive(kind)) {

@@ -92,7 +92,8 @@ static const char *command_name(ls_command_type type)
     [LS_CMD_INSTALL_GAME] = "install", [LS_CMD_UNINSTALL_GAME] = "uninstall",
     [LS_CMD_REMOVE_DOWNLOADED_GAME] = "remove", [LS_CMD_CANCEL_DOWNLOAD] = "cancel",
     [LS_CMD_SET_GAME_DIR] = "set-game-dir", [LS_CMD_GET_PEER_COUNT] = "peer-count",
-    [LS_CMD_LIST_PEERS] = "peers",
+    [LS_CMD_LIST_PEERS] = "peers", [LS_CMD_PAUSE_DOWNLOAD] = "pause",
+    [LS_CMD_VERIFY_GAME] = "verify",
   };
   return (size_t)type < sizeof names / sizeof names[0] && names[type] ? names[type] : "?";
 }
@@ -157,6 +158,7 @@ static void set_game_dir(ls_peer *p, const ls_command *cmd)
   p->monitor = m;
   free(p->game_dir);
   p->game_dir = dir;
+  ls_downloads_recover(p);
   ls_rt_reply_ok(p, cmd->tag, "set-game-dir", json_pack("{s:s}", "game_dir", dir));
   ls_rt_emit_games(p, NULL);
 }
@@ -187,6 +189,12 @@ static void run_command(ls_peer *p, const ls_command *cmd)
     break;
   case LS_CMD_CANCEL_DOWNLOAD:
     ls_downloads_cancel(p, cmd);
+    break;
+  case LS_CMD_PAUSE_DOWNLOAD:
+    ls_downloads_pause(p, cmd);
+    break;
+  case LS_CMD_VERIFY_GAME:
+    ls_downloads_run(p, cmd); /* a verification, or with repair a download */
     break;
   case LS_CMD_INSTALL_GAME:
   case LS_CMD_UNINSTALL_GAME:
@@ -269,6 +277,7 @@ static void free_peer(ls_peer *p)
 {
   ls_rt_events_free(p);
   ls_links_free(p);
+  ls_downloads_free(p);
   if (p->unpacker.unpack)
     ls_unpacker_libarchive_free(&p->unpacker);
   ls_peerdb_free(p->peerdb);
@@ -335,27 +344,9 @@ static void start_discovery(ls_peer *p)
   }
 }
 
-/* Startup recovery: a game root with a download journal and no committed
- * download had its download interrupted (crash, kill, power loss); its
- * payload is discarded. Roots without a journal are not touched. */
-static void recover_downloads(ls_peer *p)
-{
-  for (size_t i = 0; i < ls_catalog_count(p->catalog); i++) {
-    const char *id = ls_catalog_at(p->catalog, i)->id;
-    ls_storage_recovery done = LS_RECOVERY_NONE;
-    ls_diag diag;
-    if (ls_storage_recover(p->game_dir, id, &done, &diag) != LS_OK)
-      ls_rt_log("recovery of %s failed: %s", id, diag.text);
-    else if (done == LS_RECOVERY_DISCARDED)
-      ls_rt_log("%s: an interrupted download was discarded", id);
-    else if (done == LS_RECOVERY_COMPLETED)
-      ls_rt_log("%s: an interrupted download's commit was completed", id);
-  }
-}
-
 static int start_services(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
 {
-  recover_downloads(p);
+  ls_downloads_recover(p);
   ls_installs_recover(p);
   int rc = start_monitor(p, p->game_dir, false, &p->monitor, diag);
   ls_node_config nc = {

@@ -31,6 +31,7 @@ typedef struct queued queued;
 typedef struct ls_event_node ls_event_node;
 typedef struct ls_op ls_op;
 typedef struct ls_listing ls_listing;
+typedef struct ls_paused ls_paused;
 
 struct ls_peer {
   /* configuration, fixed after start (game_dir changes with SetGameDir) */
@@ -69,6 +70,7 @@ struct ls_peer {
   ls_link *links;
   ls_op *ops;               /* every operation running (ops.c) */
   ls_listing *listings;     /* file lists being asked for (gets.c) */
+  ls_paused *paused;        /* downloads kept for a resume (downloads.c) */
   bool closing;             /* loop thread only; workers get their own flags */
 };
 
@@ -96,6 +98,7 @@ typedef enum ls_op_kind {
   LS_OP_INSTALL,
   LS_OP_UNINSTALL,
   LS_OP_REMOVE,
+  LS_OP_VERIFY,    /* a check of the payload against its manifest */
 } ls_op_kind;
 
 struct ls_op {
@@ -106,7 +109,7 @@ struct ls_op {
   uint64_t tag;             /* the command's; 0 for the automatic install */
   const char *cmd;          /* the command name its reply carries */
   uint64_t bytes, total_bytes, bytes_per_sec; /* progress, when it has one */
-  bool cancellable;         /* a download that has not begun ending */
+  bool cancellable;         /* a download or verification not yet ending */
   void *impl;               /* the state of the file that runs it */
 };
 
@@ -173,11 +176,29 @@ void ls_gets_close_all(ls_peer *p);
 
 /* ---- downloads.c ---- */
 /* DownloadGameFiles: a fresh file list first unless the command names
- * files; then the download engine; the automatic install after it. */
+ * files; then the download engine; the automatic install after it. A
+ * paused download of the game is resumed. VerifyGame with repair is a
+ * download of the version on disk. */
 void ls_downloads_run(ls_peer *p, const ls_command *cmd);
+/* CancelDownload: a running download (or verification) stops and is
+ * discarded; a paused one is discarded. */
 void ls_downloads_cancel(ls_peer *p, const ls_command *cmd);
-/* Stopping: nothing rolled back (the journal stays for startup recovery). */
+/* PauseDownload: a running download stops and is kept. */
+void ls_downloads_pause(ls_peer *p, const ls_command *cmd);
+/* Stopping: downloads are kept as paused, as after a pause. */
 void ls_downloads_close_all(ls_peer *p);
+/* Startup recovery of every catalog root's download journal, on the
+ * caller's thread: the paused downloads it keeps are listed. Also after
+ * SetGameDir (the list is rebuilt for the new directory). */
+void ls_downloads_recover(ls_peer *p);
+/* A paused download of id (its version, bytes on disk and total), or NULL. */
+typedef struct ls_paused_info {
+  const char *version;
+  uint64_t bytes, total_bytes;
+} ls_paused_info;
+bool ls_downloads_paused(const ls_peer *p, const char *id, ls_paused_info *out);
+void ls_downloads_free(ls_peer *p);
+
 
 /* ---- installs.c ---- */
 /* InstallGame, UninstallGame, RemoveDownloadedGame. */

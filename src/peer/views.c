@@ -10,7 +10,7 @@
  * its running operation: the one rule of "update available" and of which
  * commands can succeed, so no embedder derives them. */
 typedef struct game_facts {
-  bool downloaded, installed, update_available;
+  bool downloaded, installed, update_available, paused;
   size_t peers;
   const ls_op *op;
 } game_facts;
@@ -20,9 +20,12 @@ static const char *game_state(const game_facts *g)
   static const char *const busy[] = {
     [LS_OP_DOWNLOAD] = "downloading", [LS_OP_INSTALL] = "installing",
     [LS_OP_UNINSTALL] = "uninstalling", [LS_OP_REMOVE] = "removing",
+    [LS_OP_VERIFY] = "verifying",
   };
   if (g->op)
     return busy[g->op->kind];
+  if (g->paused)
+    return "paused";
   if (g->installed)
     return g->update_available ? "update_available" : "installed";
   if (g->downloaded)
@@ -30,27 +33,59 @@ static const char *game_state(const game_facts *g)
   return g->peers ? "available" : "unavailable";
 }
 
+static void add(json_t *actions, const char *name)
+{
+  json_array_append_new(actions, json_string(name));
+}
+
 /* The actions a user may take: "update" is a download of a newer version
- * over what is here. */
+ * over what is here; "download" of a paused game resumes it and "cancel"
+ * discards it; "verify" and "repair" check the payload against the file
+ * list the peers serve for the version here. */
 static json_t *game_actions(const game_facts *g)
 {
   json_t *a = json_array();
   if (g->op) {
+    if (g->op->cancellable && g->op->kind == LS_OP_DOWNLOAD)
+      add(a, "pause");
     if (g->op->cancellable)
-      json_array_append_new(a, json_string("cancel"));
+      add(a, "cancel");
+  } else if (g->paused) {
+    if (g->peers)
+      add(a, "download");
+    add(a, "cancel");
   } else if (g->installed) {
     if (g->update_available)
-      json_array_append_new(a, json_string("update"));
-    json_array_append_new(a, json_string("uninstall"));
+      add(a, "update");
+    add(a, "uninstall");
   } else if (g->downloaded) {
-    json_array_append_new(a, json_string("install"));
+    add(a, "install");
     if (g->update_available)
-      json_array_append_new(a, json_string("update"));
-    json_array_append_new(a, json_string("remove"));
+      add(a, "update");
+    add(a, "remove");
   } else if (g->peers) {
-    json_array_append_new(a, json_string("download"));
+    add(a, "download");
+  }
+  if (!g->op && !g->paused && g->downloaded && g->peers) {
+    add(a, "verify");
+    add(a, "repair");
   }
   return a;
+}
+
+/* {"state": "running" | "paused", "version", "bytes", "total_bytes"}, or
+ * null when no download of the game is running or paused. */
+static json_t *download_json(const ls_peer *p, const char *id, const ls_op *op)
+{
+  ls_paused_info paused;
+  if (op && op->kind == LS_OP_DOWNLOAD && op->impl && op->total_bytes)
+    return json_pack("{s:s, s:I, s:I}", "state", "running", "bytes", (json_int_t)op->bytes,
+                     "total_bytes", (json_int_t)op->total_bytes);
+  if (!op && ls_downloads_paused(p, id, &paused))
+    return json_pack("{s:s, s:s, s:I, s:I}", "state", "paused", "version", paused.version,
+                     "bytes", (json_int_t)paused.bytes, "total_bytes",
+                     (json_int_t)paused.total_bytes);
+  return json_null();
 }
 
 /* The entry of one catalog game. */
@@ -68,15 +103,17 @@ static json_t *game_json(const ls_peer *p, const ls_catalog_game *cg, const ls_l
   game_facts g = {.downloaded = local && local->downloaded,
                   .installed = local && local->installed,
                   .peers = remote.peers,
-                  .op = ls_ops_find(p, cg->id)};
+                  .op = ls_ops_find(p, cg->id),
+                  .paused = ls_downloads_paused(p, cg->id, NULL)};
   g.update_available = (g.downloaded || g.installed) && remote.peers && latest &&
                        ls_version_cmp(latest, local_version) > 0;
-  return json_pack("{s:s, s:s, s:b, s:b, s:s?, s:s?, s:I, s:I, s:s, s:b, s:o, s:o}", "id",
-                   cg->id, "name", cg->name, "downloaded", g.downloaded, "installed",
+  return json_pack("{s:s, s:s, s:b, s:b, s:s?, s:s?, s:I, s:I, s:s, s:b, s:o, s:o, s:o}",
+                   "id", cg->id, "name", cg->name, "downloaded", g.downloaded, "installed",
                    g.installed, "local_version", local_version, "latest_version", latest,
                    "peers", (json_int_t)remote.peers, "size", (json_int_t)size, "state",
                    game_state(&g), "update_available", g.update_available, "actions",
-                   game_actions(&g), "operation", g.op ? ls_ops_json(g.op) : json_null());
+                   game_actions(&g), "operation", g.op ? ls_ops_json(g.op) : json_null(),
+                   "download", download_json(p, cg->id, g.op));
 }
 
 json_t *ls_rt_games_json(const ls_peer *p)
@@ -87,7 +124,7 @@ json_t *ls_rt_games_json(const ls_peer *p)
     const ls_catalog_game *cg = ls_catalog_at(p->catalog, i);
     const ls_local_game *local = ls_library_find(lib, cg->id);
     ls_peerdb_game_view remote = ls_peerdb_view(p->peerdb, cg->id);
-    if (local || remote.peers || ls_ops_find(p, cg->id))
+    if (local || remote.peers || ls_ops_find(p, cg->id) || ls_downloads_paused(p, cg->id, NULL))
       json_array_append_new(games, game_json(p, cg, local, remote));
   }
   return games;

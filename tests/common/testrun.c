@@ -3,6 +3,7 @@
 #include "testrun.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static int skipped;
 
@@ -26,4 +27,11 @@ int ls_run_result(int failed)
     return LS_SKIP_EXIT;
   }
   return 0;
+}
+
+void ls_apply_test_filter(void)
+{
+  const char *filter = getenv("LS_TEST_FILTER");
+  if (filter && *filter)
+    cmocka_set_test_filter(filter);
 }

@@ -31,7 +31,9 @@ void ls_skip_record(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* main's return value: 1 when a test failed, else LS_SKIP_EXIT when one
  * skipped, else 0. */
 #define ls_run_tests(group, setup, teardown) \
-  ls_run_result(cmocka_run_group_tests(group, setup, teardown))
+  (ls_apply_test_filter(), ls_run_result(cmocka_run_group_tests(group, setup, teardown)))
 int ls_run_result(int failed);
+/* LS_TEST_FILTER=PATTERN (cmocka's wildcards) runs only the tests it names. */
+void ls_apply_test_filter(void);
 
 #endif

@@ -29,12 +29,14 @@ static const char *const payload[] = {ID ".part01.eti", ID ".part02.eti", ID ".p
                                       "version.ini"};
 
 /* g0001 VERSION in three raw archives at host (the downloads are the
- * subject here, not the installs that follow them). */
+ * subject here, not the installs that follow them). Each version has its
+ * own bytes, so an update reuses nothing. */
 static void generate(pn_net *n, int host, const char *size, const char *version,
                      bool installed)
 {
   pn_generate(n, host, (pn_game){.size = size, .version = version, .format = "raw",
-                                 .archives = 3, .installed = installed});
+                                 .archives = 3, .installed = installed,
+                                 .seed = version[0] - '0' + 1});
 }
 
 /* host's peer, with static peers hosts 0 .. seeders-1. */

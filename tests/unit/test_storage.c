@@ -9,6 +9,8 @@
 #include <cmocka.h>
 #include "testrun.h"
 
+#define TEST_CHUNK (1024 * 1024) /* the protocol's chunk size */
+
 #include "testutil.h"
 
 #include "core/fs.h"
@@ -84,7 +86,7 @@ static ls_storage *begin_ok(const char *game_dir, const char *id, const char *ve
 {
   ls_storage *s = NULL;
   ls_diag diag = {""};
-  int rc = ls_storage_begin(game_dir, id, version, files, count, &s, &diag);
+  int rc = ls_storage_begin(game_dir, id, version, TEST_CHUNK, files, count, &s, &diag);
   if (rc != LS_OK)
     fail_msg("begin: %s (%s)", diag.text, ls_strerror(rc));
   assert_non_null(s);
@@ -289,10 +291,10 @@ static void full_download_from_threads_then_commit(void **state)
   t_symlink("/etc/passwd", root, "stale-link");
   const char *version_ini = "[game]\nversion=2.10\n";
   ls_storage_file files[] = {
-    {"data1.eti", 300 * 1024 + 17},
-    {"sub/dir/data2.eti", 200 * 1024},
-    {"version.ini", strlen(version_ini)},
-    {"sub/data3.eti", 77 * 1024 + 1},
+    {"data1.eti", 300 * 1024 + 17, NULL},
+    {"sub/dir/data2.eti", 200 * 1024, NULL},
+    {"version.ini", strlen(version_ini), NULL},
+    {"sub/data3.eti", 77 * 1024 + 1, NULL},
   };
   unsigned char *sources[4] = {
     random_bytes(files[0].size, 1), random_bytes(files[1].size, 2),
@@ -325,7 +327,7 @@ static void concurrent_writes_to_one_file_land_correctly(void **state)
 {
   (void)state;
   const char *dir = t_tempdir();
-  ls_storage_file files[] = {{"one.eti", 1024 * 1024 + 333}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"one.eti", 1024 * 1024 + 333, NULL}, {"version.ini", 3, NULL}};
   unsigned char *sources[2] = {random_bytes(files[0].size, 9), (unsigned char *)strdup("7.0")};
   ls_storage *s = begin_ok(dir, "one", "7.0", files, 2);
   write_shuffled(s, files, 2, sources, 1000, 8);
@@ -341,7 +343,7 @@ static void writes_past_the_end_are_refused(void **state)
 {
   (void)state;
   const char *dir = t_tempdir();
-  ls_storage_file files[] = {{"a.eti", 10}, {"version.ini", 3}, {"empty.eti", 0}};
+  ls_storage_file files[] = {{"a.eti", 10, NULL}, {"version.ini", 3, NULL}, {"empty.eti", 0, NULL}};
   ls_storage *s = begin_ok(dir, "g", "1.0", files, 3);
   ls_diag diag = {""};
   char buf[16] = "0123456789abcdef";
@@ -368,25 +370,25 @@ static void begin_refuses_unsafe_file_lists(void **state)
   const char *dir = t_tempdir();
   const char *bad[] = {"/abs.eti", "../up.eti", "a/../b.eti", "a//b.eti", "a/./b.eti",
                        "dir/", "", "local/evil.exe", ".sync/x", ".lanspread.download",
-                       ".version.ini.tmp", ".lanspread.json"};
+                       ".version.ini.tmp", ".lanspread.json", ".lanspread.chunks"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    ls_storage_file files[] = {{bad[i], 4}, {"version.ini", 3}};
+    ls_storage_file files[] = {{bad[i], 4, NULL}, {"version.ini", 3, NULL}};
     ls_storage *s = NULL;
     ls_diag diag = {""};
-    assert_int_equal(ls_storage_begin(dir, "g", "1.0", files, 2, &s, &diag), LS_EINVAL);
+    assert_int_equal(ls_storage_begin(dir, "g", "1.0", TEST_CHUNK, files, 2, &s, &diag), LS_EINVAL);
     assert_null(s);
   }
-  ls_storage_file dup[] = {{"a.eti", 4}, {"version.ini", 3}, {"a.eti", 4}};
+  ls_storage_file dup[] = {{"a.eti", 4, NULL}, {"version.ini", 3, NULL}, {"a.eti", 4, NULL}};
   ls_storage *s = NULL;
-  assert_int_equal(ls_storage_begin(dir, "g", "1.0", dup, 3, &s, NULL), LS_EINVAL);
-  ls_storage_file no_sentinel[] = {{"a.eti", 4}, {"sub/version.ini", 3}};
-  assert_int_equal(ls_storage_begin(dir, "g", "1.0", no_sentinel, 2, &s, NULL), LS_EINVAL);
-  ls_storage_file huge_sentinel[] = {{"version.ini", LS_STORAGE_VERSION_INI_MAX + 1}};
-  assert_int_equal(ls_storage_begin(dir, "g", "1.0", huge_sentinel, 1, &s, NULL), LS_ETOOBIG);
-  ls_storage_file ok[] = {{"version.ini", 3}};
-  assert_int_equal(ls_storage_begin(dir, "a/b", "1.0", ok, 1, &s, NULL), LS_EINVAL);
-  assert_int_equal(ls_storage_begin(dir, "..", "1.0", ok, 1, &s, NULL), LS_EINVAL);
-  assert_int_equal(ls_storage_begin(dir, "g", "", ok, 1, &s, NULL), LS_EINVAL);
+  assert_int_equal(ls_storage_begin(dir, "g", "1.0", TEST_CHUNK, dup, 3, &s, NULL), LS_EINVAL);
+  ls_storage_file no_sentinel[] = {{"a.eti", 4, NULL}, {"sub/version.ini", 3, NULL}};
+  assert_int_equal(ls_storage_begin(dir, "g", "1.0", TEST_CHUNK, no_sentinel, 2, &s, NULL), LS_EINVAL);
+  ls_storage_file huge_sentinel[] = {{"version.ini", LS_STORAGE_VERSION_INI_MAX + 1, NULL}};
+  assert_int_equal(ls_storage_begin(dir, "g", "1.0", TEST_CHUNK, huge_sentinel, 1, &s, NULL), LS_ETOOBIG);
+  ls_storage_file ok[] = {{"version.ini", 3, NULL}};
+  assert_int_equal(ls_storage_begin(dir, "a/b", "1.0", TEST_CHUNK, ok, 1, &s, NULL), LS_EINVAL);
+  assert_int_equal(ls_storage_begin(dir, "..", "1.0", TEST_CHUNK, ok, 1, &s, NULL), LS_EINVAL);
+  assert_int_equal(ls_storage_begin(dir, "g", "", TEST_CHUNK, ok, 1, &s, NULL), LS_EINVAL);
   assert_null(s);
   assert_false(exists(t_path("%s/g", dir))); /* nothing created */
 }
@@ -401,7 +403,7 @@ static void begin_keeps_content_of_right_sized_files(void **state)
   t_write(root, "longer.eti", "0123456789");
   t_write(root, "shorter.eti", "0123456789");
   ls_storage_file files[] = {
-    {"same.eti", 10}, {"longer.eti", 4}, {"shorter.eti", 12}, {"version.ini", 3}};
+    {"same.eti", 10, NULL}, {"longer.eti", 4, NULL}, {"shorter.eti", 12, NULL}, {"version.ini", 3, NULL}};
   ls_storage *s = begin_ok(dir, "g", "1.0", files, 4);
   assert_content(t_path("%s/same.eti", root), "0123456789");
   struct stat st;
@@ -422,7 +424,7 @@ static void commit_refuses_a_version_ini_of_another_version(void **state)
 {
   (void)state;
   const char *dir = t_tempdir();
-  ls_storage_file files[] = {{"a.eti", 2}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"a.eti", 2, NULL}, {"version.ini", 3, NULL}};
   ls_storage *s = begin_ok(dir, "g", "2.0", files, 2);
   write_whole(s, 0, "aa", 2);
   write_whole(s, 1, "1.0", 3);
@@ -444,7 +446,7 @@ static void update_parks_the_old_sentinel_until_commit(void **state)
   char root[4096];
   snprintf(root, sizeof root, "%s/g", dir);
   make_installed_game(root);
-  ls_storage_file files[] = {{"game.eti", 5}, {"version.ini", 4}};
+  ls_storage_file files[] = {{"game.eti", 5, NULL}, {"version.ini", 4, NULL}};
   ls_storage *s = begin_ok(dir, "g", "2.0", files, 2);
   assert_content(t_path("%s/%s", root, LS_VERSION_DISCARDED), "1.0\n");
   assert_false(exists(t_path("%s/version.ini", root)));
@@ -469,7 +471,7 @@ static void update_abort_rolls_back_and_discards(void **state)
   char root[4096];
   snprintf(root, sizeof root, "%s/g", dir);
   make_installed_game(root);
-  ls_storage_file files[] = {{"game.eti", 5}, {"more/new.eti", 3}, {"version.ini", 4}};
+  ls_storage_file files[] = {{"game.eti", 5, NULL}, {"more/new.eti", 3, NULL}, {"version.ini", 4, NULL}};
   ls_storage *s = begin_ok(dir, "g", "2.0", files, 3);
   assert_true(exists(t_path("%s/%s", root, LS_VERSION_DISCARDED)));
   write_whole(s, 0, "new!!", 5);
@@ -492,7 +494,7 @@ static void abort_without_discard_keeps_the_payload(void **state)
   char root[4096];
   snprintf(root, sizeof root, "%s/g", dir);
   t_write(root, "version.ini", "1.0");
-  ls_storage_file files[] = {{"a.eti", 3}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"a.eti", 3, NULL}, {"version.ini", 3, NULL}};
   ls_storage *s = begin_ok(dir, "g", "2.0", files, 2);
   write_whole(s, 0, "abc", 3);
   assert_int_equal(ls_storage_abort(s, false, NULL), LS_OK);
@@ -509,37 +511,66 @@ static ls_storage_recovery recover_ok(const char *dir, const char *id)
 {
   ls_storage_recovery done = LS_RECOVERY_NONE;
   ls_diag diag = {""};
-  int rc = ls_storage_recover(dir, id, &done, &diag);
+  int rc = ls_storage_recover(dir, id, &done, NULL, &diag);
   if (rc != LS_OK)
     fail_msg("recover: %s", diag.text);
   return done;
 }
 
-static void recovery_discards_a_download_crashed_after_begin(void **state)
+/* A crash after begin: the download is kept as paused (again and again),
+ * until a discard removes it as a cancel would. */
+static void recovery_keeps_a_download_crashed_after_begin(void **state)
 {
   (void)state;
   const char *dir = t_tempdir();
-  ls_storage_file files[] = {{"a.eti", 4096}, {"d/b.eti", 10}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"a.eti", 4096, NULL}, {"d/b.eti", 10, NULL}, {"version.ini", 3, NULL}};
   ls_storage_free(begin_ok(dir, "fresh", "1.0", files, 3)); /* crash */
   assert_true(exists(t_path("%s/fresh/%s", dir, LS_DOWNLOAD_JOURNAL)));
-  assert_int_equal(recover_ok(dir, "fresh"), LS_RECOVERY_DISCARDED);
+  assert_true(exists(t_path("%s/fresh/%s", dir, LS_CHUNK_MAP)));
+  ls_storage_paused paused = {.bytes = 1};
+  ls_storage_recovery done = LS_RECOVERY_NONE;
+  assert_int_equal(ls_storage_recover(dir, "fresh", &done, &paused, NULL), LS_OK);
+  assert_int_equal(done, LS_RECOVERY_PAUSED);
+  assert_string_equal(paused.version, "1.0");
+  assert_int_equal(paused.bytes, 0); /* nothing was synced */
+  assert_int_equal(paused.total_bytes, 4096 + 10 + 3);
+  assert_int_equal(recover_ok(dir, "fresh"), LS_RECOVERY_PAUSED);
+  assert_true(exists(t_path("%s/fresh/a.eti", dir)));
+  assert_int_equal(ls_discard_cancelled_download(dir, "fresh", NULL), LS_OK);
   assert_false(exists(t_path("%s/fresh", dir)));
   assert_int_equal(recover_ok(dir, "fresh"), LS_RECOVERY_NONE);
 }
 
-static void recovery_discards_an_update_crashed_after_some_writes(void **state)
+/* A journal of the first format (no chunk hashes) cannot be resumed. */
+static void recovery_discards_a_format_1_journal(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  t_write(dir, "g/a.eti", "abc");
+  t_write(dir, "g/local/x", "installed");
+  t_write(dir, "g/" LS_DOWNLOAD_JOURNAL,
+          "{\"format\":1,\"version\":\"1.0\",\"files\":[{\"path\":\"a.eti\"}]}");
+  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_DISCARDED);
+  assert_false(exists(t_path("%s/g/a.eti", dir)));
+  assert_content(t_path("%s/g/local/x", dir), "installed");
+}
+
+static void recovery_keeps_an_update_crashed_after_some_writes(void **state)
 {
   (void)state;
   const char *dir = t_tempdir();
   char root[4096];
   snprintf(root, sizeof root, "%s/g", dir);
   make_installed_game(root);
-  ls_storage_file files[] = {{"game.eti", 6}, {"new.eti", 6}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"game.eti", 6, NULL}, {"new.eti", 6, NULL}, {"version.ini", 3, NULL}};
   ls_storage *s = begin_ok(dir, "g", "2.0", files, 3);
   write_whole(s, 0, "half..", 6);
   write_whole(s, 2, "2.0", 3); /* buffered only: lost in the crash */
   ls_storage_free(s);
-  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_DISCARDED);
+  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_PAUSED);
+  assert_false(exists(t_path("%s/version.ini", root))); /* never shown as downloaded */
+  assert_install_state_intact(root);
+  assert_int_equal(ls_discard_cancelled_download(dir, "g", NULL), LS_OK);
   assert_no_transients(root);
   assert_false(exists(t_path("%s/version.ini", root)));
   assert_false(exists(t_path("%s/game.eti", root)));
@@ -547,17 +578,19 @@ static void recovery_discards_an_update_crashed_after_some_writes(void **state)
   assert_install_state_intact(root);
 }
 
-static void recovery_discards_a_download_crashed_before_the_rename(void **state)
+static void recovery_keeps_a_download_crashed_before_the_rename(void **state)
 {
   (void)state;
   const char *dir = t_tempdir();
-  ls_storage_file files[] = {{"a.eti", 3}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"a.eti", 3, NULL}, {"version.ini", 3, NULL}};
   ls_storage *s = begin_ok(dir, "g", "2.0", files, 2);
   write_whole(s, 0, "abc", 3);
   ls_storage_free(s);
   t_write(dir, "g/" LS_VERSION_TMP, "2.0"); /* crash between tmp write and rename */
-  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_DISCARDED);
-  assert_false(exists(t_path("%s/g", dir)));
+  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_PAUSED);
+  assert_false(exists(t_path("%s/g/%s", dir, LS_VERSION_TMP)));
+  assert_false(exists(t_path("%s/g/version.ini", dir)));
+  assert_true(exists(t_path("%s/g/a.eti", dir)));
 }
 
 static void recovery_finishes_a_committed_download(void **state)
@@ -567,7 +600,7 @@ static void recovery_finishes_a_committed_download(void **state)
   char root[4096];
   snprintf(root, sizeof root, "%s/g", dir);
   make_installed_game(root);
-  ls_storage_file files[] = {{"game.eti", 6}, {"x/new.eti", 6}, {"version.ini", 4}};
+  ls_storage_file files[] = {{"game.eti", 6, NULL}, {"x/new.eti", 6, NULL}, {"version.ini", 4, NULL}};
   ls_storage *s = begin_ok(dir, "g", "2.0", files, 3);
   write_whole(s, 0, "new v2", 6);
   write_whole(s, 1, "more!!", 6);
@@ -622,7 +655,7 @@ static void journal_parse_reads_what_begin_wrote(void **state)
 {
   (void)state;
   const char *dir = t_tempdir();
-  ls_storage_file files[] = {{"a.eti", 3}, {"d/b.eti", 2}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"a.eti", 3, NULL}, {"d/b.eti", 2, NULL}, {"version.ini", 3, NULL}};
   ls_storage *s = begin_ok(dir, "g", "2.0", files, 3);
   size_t len = 0;
   char *text = slurp(t_path("%s/g/%s", dir, LS_DOWNLOAD_JOURNAL), &len);
@@ -654,7 +687,8 @@ static void journal_parse_refuses_bad_journals(void **state)
 {
   (void)state;
   expect_bad_journal("{not json", "not JSON");
-  expect_bad_journal("{\"format\":2,\"version\":\"1\",\"files\":[]}", "format 1");
+  expect_bad_journal("{\"format\":3,\"version\":\"1\",\"files\":[]}", "format 1");
+  expect_bad_journal("{\"format\":2,\"version\":\"1\",\"files\":[]}", "chunk_size");
   /* 2^32 + 1 is not format 1 (an int conversion would make it 1). */
   expect_bad_journal("{\"format\":4294967297,\"version\":\"1\",\"files\":[]}", "format 1");
   expect_bad_journal("{\"format\":1,\"version\":\"1\",\"files\":{}}", "format 1");
@@ -671,17 +705,17 @@ static void begin_settles_a_leftover_journal_first(void **state)
 {
   (void)state;
   const char *dir = t_tempdir();
-  ls_storage_file files[] = {{"a.eti", 3}, {"stale.eti", 3}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"a.eti", 3, NULL}, {"stale.eti", 3, NULL}, {"version.ini", 3, NULL}};
   ls_storage *s = begin_ok(dir, "g", "1.0", files, 3);
   write_whole(s, 0, "abc", 3);
   ls_storage_free(s); /* crash */
-  ls_storage_file again[] = {{"a.eti", 3}, {"version.ini", 3}};
+  ls_storage_file again[] = {{"a.eti", 3, NULL}, {"version.ini", 3, NULL}};
   s = begin_ok(dir, "g", "1.0", again, 2);
-  assert_false(exists(t_path("%s/g/stale.eti", dir)));
   write_whole(s, 0, "xyz", 3);
   write_whole(s, 1, "1.0", 3);
   commit_ok(s);
   ls_storage_free(s);
+  assert_false(exists(t_path("%s/g/stale.eti", dir))); /* not in the new list */
   assert_content(t_path("%s/g/a.eti", dir), "xyz");
   assert_no_transients(t_path("%s/g", dir));
 }
@@ -719,10 +753,10 @@ static void full_disk_fails_with_enospc_and_rolls_back(void **state)
   if (!fx->mounted)
     ls_skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
   t_write(fx->mnt, "g/local/game.exe", "installed");
-  ls_storage_file files[] = {{"small.eti", 1000}, {"big.eti", 4 << 20}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"small.eti", 1000, NULL}, {"big.eti", 4 << 20, NULL}, {"version.ini", 3, NULL}};
   ls_storage *s = NULL;
   ls_diag diag = {""};
-  int rc = ls_storage_begin(fx->mnt, "g", "1.0", files, 3, &s, &diag);
+  int rc = ls_storage_begin(fx->mnt, "g", "1.0", TEST_CHUNK, files, 3, &s, &diag);
   if (rc == LS_OK) { /* a file system without pre-allocation: the writes fail */
     unsigned char *big = random_bytes(4 << 20, 5);
     rc = ls_storage_write(s, 1, 0, big, 4 << 20, &diag);
@@ -740,7 +774,7 @@ static void full_disk_fails_with_enospc_and_rolls_back(void **state)
   assert_no_transients(t_path("%s/g", fx->mnt));
 
   /* A fresh download: nothing of the root is left. */
-  assert_int_equal(ls_storage_begin(fx->mnt, "h", "1.0", files, 3, &s, &diag), LS_ENOSPC);
+  assert_int_equal(ls_storage_begin(fx->mnt, "h", "1.0", TEST_CHUNK, files, 3, &s, &diag), LS_ENOSPC);
   assert_false(exists(t_path("%s/h", fx->mnt)));
 }
 
@@ -749,7 +783,7 @@ static void full_disk_at_commit_fails_and_abort_cleans_up(void **state)
   tmpfs_fixture *fx = *state;
   if (!fx->mounted)
     ls_skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
-  ls_storage_file files[] = {{"a.eti", 64 * 1024}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"a.eti", 64 * 1024, NULL}, {"version.ini", 3, NULL}};
   ls_storage *s = begin_ok(fx->mnt, "g", "1.0", files, 2);
   unsigned char *a = random_bytes(64 * 1024, 6);
   write_whole(s, 0, a, 64 * 1024);
@@ -780,10 +814,10 @@ static void symlinked_game_root_is_refused(void **state)
   const char *outside = t_tempdir();
   t_write(outside, "keep.eti", "outside");
   t_symlink(outside, dir, "g");
-  ls_storage_file files[] = {{"a.eti", 3}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"a.eti", 3, NULL}, {"version.ini", 3, NULL}};
   ls_storage *s = NULL;
   ls_diag diag = {""};
-  assert_int_equal(ls_storage_begin(dir, "g", "1.0", files, 2, &s, &diag), LS_EINVAL);
+  assert_int_equal(ls_storage_begin(dir, "g", "1.0", TEST_CHUNK, files, 2, &s, &diag), LS_EINVAL);
   assert_non_null(strstr(diag.text, "symbolic link"));
   assert_null(s);
   assert_int_equal(ls_discard_cancelled_download(dir, "g", NULL), LS_EINVAL);
@@ -802,10 +836,10 @@ static void symlinked_payload_directory_is_refused(void **state)
   t_write(elsewhere, "mine.txt", "not yours");
   t_write(dir, "g/version.ini", "1.0");
   t_symlink(elsewhere, dir, "g/data");
-  ls_storage_file files[] = {{"data/a.eti", 3}, {"version.ini", 3}};
+  ls_storage_file files[] = {{"data/a.eti", 3, NULL}, {"version.ini", 3, NULL}};
   ls_storage *s = NULL;
   ls_diag diag = {""};
-  assert_int_equal(ls_storage_begin(dir, "g", "2.0", files, 2, &s, &diag), LS_EINVAL);
+  assert_int_equal(ls_storage_begin(dir, "g", "2.0", TEST_CHUNK, files, 2, &s, &diag), LS_EINVAL);
   assert_null(s);
   assert_non_null(strstr(diag.text, "g/data is a symbolic link"));
   assert_false(exists(t_path("%s/a.eti", elsewhere)));
@@ -815,8 +849,8 @@ static void symlinked_payload_directory_is_refused(void **state)
 
   /* A symlinked file is refused too. */
   t_symlink(t_path("%s/mine.txt", elsewhere), dir, "h/a.eti");
-  ls_storage_file one[] = {{"a.eti", 3}, {"version.ini", 3}};
-  assert_int_equal(ls_storage_begin(dir, "h", "1.0", one, 2, &s, &diag), LS_EINVAL);
+  ls_storage_file one[] = {{"a.eti", 3, NULL}, {"version.ini", 3, NULL}};
+  assert_int_equal(ls_storage_begin(dir, "h", "1.0", TEST_CHUNK, one, 2, &s, &diag), LS_EINVAL);
   assert_content(t_path("%s/mine.txt", elsewhere), "not yours");
 }
 
@@ -848,9 +882,10 @@ int main(void)
     cmocka_unit_test(update_parks_the_old_sentinel_until_commit),
     cmocka_unit_test(update_abort_rolls_back_and_discards),
     cmocka_unit_test(abort_without_discard_keeps_the_payload),
-    cmocka_unit_test(recovery_discards_a_download_crashed_after_begin),
-    cmocka_unit_test(recovery_discards_an_update_crashed_after_some_writes),
-    cmocka_unit_test(recovery_discards_a_download_crashed_before_the_rename),
+    cmocka_unit_test(recovery_keeps_a_download_crashed_after_begin),
+    cmocka_unit_test(recovery_discards_a_format_1_journal),
+    cmocka_unit_test(recovery_keeps_an_update_crashed_after_some_writes),
+    cmocka_unit_test(recovery_keeps_a_download_crashed_before_the_rename),
     cmocka_unit_test(recovery_finishes_a_committed_download),
     cmocka_unit_test(recovery_leaves_roots_without_a_journal_alone),
     cmocka_unit_test(recovery_discards_a_root_with_an_unreadable_journal),
