@@ -96,6 +96,7 @@ struct ls_download {
   uint8_t *durable;     /* chunks recorded in the chunk map */
   uint8_t *pending;     /* done, but not yet synced */
   uint64_t unsynced_bytes, last_sync_ns;
+  uint64_t sync_bytes, sync_ns; /* when a sync is due */
   bool sync_running;
   ls_download_resume resume;
 };
@@ -617,8 +618,7 @@ static void maybe_sync(ls_download *d, bool force)
   if (!d->pending || !d->storage || d->sync_running || d->unsynced_bytes == 0)
     return;
   uint64_t age = now_ns(d) - d->last_sync_ns;
-  if (!force && d->unsynced_bytes < LS_DOWNLOAD_SYNC_BYTES &&
-      age < (uint64_t)LS_DOWNLOAD_SYNC_SECONDS * 1000000000u)
+  if (!force && d->unsynced_bytes < d->sync_bytes && age < d->sync_ns)
     return;
   size_t nbits = ls_chunk_bits_size(d->nchunks);
   job *j = calloc(1, sizeof *j);
@@ -826,6 +826,8 @@ int ls_download_start(const ls_download_config *c, ls_download **out, ls_diag *d
     goto nomem;
   d->loop = c->loop;
   d->verify_only = c->verify_only;
+  d->sync_bytes = c->sync_bytes ? c->sync_bytes : LS_DOWNLOAD_SYNC_BYTES;
+  d->sync_ns = (c->sync_ms ? c->sync_ms : LS_DOWNLOAD_SYNC_SECONDS * 1000u) * (uint64_t)1000000;
   d->ops = *c->ops;
   d->user = c->user;
   d->manifest = *c->manifest; /* taken below, once nothing can fail */

@@ -115,6 +115,8 @@ typedef struct ls_download_config {
   const char *const *sources;    /* names, for the log and diags (peer ids) */
   size_t source_count;           /* 1 .. LS_DOWNLOAD_MAX_SOURCES (0 to verify) */
   bool verify_only;              /* check the game root against the manifest */
+  uint64_t sync_bytes;           /* 0: LS_DOWNLOAD_SYNC_BYTES */
+  uint32_t sync_ms;              /* 0: LS_DOWNLOAD_SYNC_SECONDS */
   const ls_download_ops *ops;
   void *user;
 } ls_download_config;

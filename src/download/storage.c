@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/teststep.h"
 #include "core/walk.h"
 #include "library/hashing.h"
 #include "library/layout.h"
@@ -230,8 +231,10 @@ static int fsync_root(int root_fd, const char *root_path, ls_diag *diag)
 static int remove_journal(int root_fd, const char *root_path, ls_diag *diag)
 {
   int rc = remove_name(root_fd, root_path, LS_CHUNK_MAP, diag);
-  if (rc == LS_OK)
+  if (rc == LS_OK) {
+    ls_test_step("download", "map-dropped");
     rc = remove_name(root_fd, root_path, LS_DOWNLOAD_JOURNAL, diag);
+  }
   return rc == LS_OK ? fsync_root(root_fd, root_path, diag) : rc;
 }
 
@@ -274,10 +277,14 @@ static int discard_root(int game_fd, int root_fd, const char *id, const char *ro
   int rc = remove_name(root_fd, root_path, LS_CHUNK_MAP, diag);
   if (rc == LS_OK)
     rc = fsync_root(root_fd, root_path, diag);
-  if (rc == LS_OK)
+  if (rc == LS_OK) {
+    ls_test_step("discard", "map-removed");
     rc = discard_payload_entries(root_fd, root_path, diag);
-  if (rc == LS_OK)
+  }
+  if (rc == LS_OK) {
+    ls_test_step("discard", "payload-removed");
     rc = remove_journal(root_fd, root_path, diag);
+  }
   if (rc == LS_OK)
     remove_root_if_empty(game_fd, id);
   return rc;
@@ -350,8 +357,10 @@ static int finish_commit(int root_fd, const char *root_path, const listing *keep
   int rc = fsync_root(root_fd, root_path, diag);
   if (rc == LS_OK)
     rc = remove_stale(root_fd, keep, root_path, diag);
-  if (rc == LS_OK)
+  if (rc == LS_OK) {
+    ls_test_step("download", "stale-removed");
     rc = remove_name(root_fd, root_path, LS_VERSION_DISCARDED, diag);
+  }
   if (rc == LS_OK)
     rc = remove_journal(root_fd, root_path, diag);
   return rc;
@@ -572,7 +581,9 @@ static int recover_root(int game_fd, int root_fd, const char *id, const char *ro
   if (jrc == LS_OK && sentinel_committed(root_fd, f.journal.version)) {
     rc = recover_committed(root_fd, root_path, &f.journal, done, diag);
   } else if (jrc == LS_OK && is_regular_at(root_fd, LS_VERSION_FILE)) {
-    rc = remove_journal(root_fd, root_path, diag); /* begin never parked the sentinel */
+    rc = remove_version_transients(root_fd, root_path, diag); /* begin never parked it */
+    if (rc == LS_OK)
+      rc = remove_journal(root_fd, root_path, diag);
     if (rc == LS_OK) {
       *done = LS_RECOVERY_UNSTARTED;
       ls_diag_set(diag, LS_OK, "%s: dropped the journal of a download of version %s that had "
@@ -958,12 +969,20 @@ static int begin_on_disk(ls_storage *s, const char *game_dir, const ls_storage_f
   int rc = make_root(s, game_dir, diag);
   if (rc == LS_OK)
     *journal_written = (rc = write_journal(s, files, diag)) == LS_OK;
-  if (rc == LS_OK)
+  if (rc == LS_OK) {
+    ls_test_step("download", "journal-written");
     rc = write_map(s->root_fd, s->root_path, s->digest, s->kept, s->nchunks, diag);
-  if (rc == LS_OK)
+  }
+  if (rc == LS_OK) {
+    ls_test_step("download", "map-written");
     rc = park_sentinel(s, diag);
-  if (rc == LS_OK)
+  }
+  if (rc == LS_OK) {
+    ls_test_step("download", "sentinel-parked");
     rc = create_payload(s, diag);
+  }
+  if (rc == LS_OK)
+    ls_test_step("download", "payload-created");
   return rc;
 }
 
@@ -1168,6 +1187,7 @@ int ls_storage_sync(ls_storage *s, const uint8_t *bits, ls_diag *diag)
       return ls_diag_errno(diag, errno, "cannot fdatasync", shown);
     }
   }
+  ls_test_step("download", "data-synced");
   if (!s->dirs_synced) { /* the files begin created must survive too */
     int rc = sync_payload_dirs(s, diag);
     if (rc != LS_OK)
@@ -1184,6 +1204,8 @@ int ls_storage_sync(ls_storage *s, const uint8_t *bits, ls_diag *diag)
     map[(v->first_chunk + c) / 8] &= (uint8_t)~(1u << ((v->first_chunk + c) % 8));
   int rc = write_map(s->root_fd, s->root_path, s->digest, map, s->nchunks, diag);
   free(map);
+  if (rc == LS_OK)
+    ls_test_step("download", "map-synced");
   return rc;
 }
 
@@ -1280,12 +1302,15 @@ int ls_storage_commit(ls_storage *s, ls_diag *diag)
   if (s->committed)
     return ls_diag_set(diag, LS_ESTATE, "%s: the download is already committed", s->root_path);
   int rc = sync_payload(s, diag);
-  if (rc == LS_OK)
+  if (rc == LS_OK) {
+    ls_test_step("download", "payload-synced");
     rc = check_sentinel_version(s, diag);
+  }
   if (rc == LS_OK)
     rc = write_sentinel(s, diag);
   if (rc != LS_OK)
     return rc;
+  ls_test_step("download", "committed");
   ls_diag cleanup = {""};
   if (finish_commit(s->root_fd, s->root_path, &s->keep, &cleanup) != LS_OK)
     ls_diag_set(diag, LS_OK, "committed, but the cleanup failed (recovery will finish it): %s",

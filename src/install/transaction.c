@@ -8,6 +8,7 @@
 
 #include "core/array.h"
 #include "core/error.h"
+#include "core/teststep.h"
 #include "core/fs.h"
 #include "core/walk.h"
 #include "library/layout.h"
@@ -308,38 +309,11 @@ static int intent_clear(const root *r, ls_diag *diag)
   return fsync_root(r, diag);
 }
 
-/* ---- test hooks ----------------------------------------------------------- */
-
-#ifdef LS_TEST_HOOKS
-static ls_txn_step_hook step_hook;
-static void *step_hook_user;
-
-void ls_txn_set_step_hook(ls_txn_step_hook hook, void *user)
-{
-  step_hook = hook;
-  step_hook_user = user;
-}
-
-/* A step boundary: calls the test's hook, and SIGKILLs the process when
- * LS_TEST_CRASH_AT names this step (the one deliberate kill, test builds
- * only). */
+/* A step boundary, for crash injection in test builds (core/teststep.h). */
 static void step(ls_txn_op op, const char *name)
 {
-  char full[128];
-  snprintf(full, sizeof full, "%s:%s", op_names[op], name);
-  if (step_hook)
-    step_hook(step_hook_user, full);
-  const char *at = getenv("LS_TEST_CRASH_AT");
-  if (at && strcmp(at, full) == 0)
-    raise(SIGKILL);
+  ls_test_step(op_names[op], name);
 }
-#else
-static inline void step(ls_txn_op op, const char *name)
-{
-  (void)op;
-  (void)name;
-}
-#endif
 
 /* ---- recovery ----------------------------------------------------------- */
 

@@ -121,13 +121,5 @@ typedef struct ls_txn_recovery_report {
 int ls_recover_game_root(const char *game_dir, const char *id, ls_txn_recovery_report *report,
                          ls_diag *diag);
 
-#ifdef LS_TEST_HOOKS
-/* Test builds only. At every step boundary of an operation the hook is
- * called with "OP:STEP" (e.g. "update:local-moved-to-backup"), and the
- * process raises SIGKILL when the environment variable LS_TEST_CRASH_AT
- * equals that name. Not thread-safe: set it before starting operations. */
-typedef void (*ls_txn_step_hook)(void *user, const char *step);
-void ls_txn_set_step_hook(ls_txn_step_hook hook, void *user);
-#endif
 
 #endif

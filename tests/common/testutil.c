@@ -194,3 +194,24 @@ struct ls_catalog *t_catalog_numbered(const char *prefix, size_t count)
   free(ids);
   return catalog;
 }
+
+bool t_exists(const char *path)
+{
+  struct stat st;
+  return lstat(path, &st) == 0;
+}
+
+char *t_read(const char *path, size_t *len)
+{
+  char *data = NULL;
+  if (ls_read_file_at(AT_FDCWD, path, (size_t)1 << 30, &data, len, NULL) != LS_OK)
+    return NULL;
+  return data;
+}
+
+void t_rmtree(const char *path)
+{
+  ls_diag diag = {""};
+  if (ls_rmtree_at(AT_FDCWD, path, &diag) != LS_OK)
+    fail_msg("rm -rf %s: %s", path, diag.text);
+}

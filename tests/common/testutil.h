@@ -28,6 +28,13 @@ bool t_make_deep_tree(const char *dir, const char *rel, size_t levels);
 void t_run_on_stack(size_t stack_size, void *(*fn)(void *), void *arg);
 /* Open descriptors of this process (entries of /proc/self/fd). */
 int t_open_fds(void);
+/* lstat succeeds: the path exists (a dangling symlink too). */
+bool t_exists(const char *path);
+/* The whole file (malloc'ed, NUL-terminated, *len bytes), or NULL when it
+ * cannot be read. */
+char *t_read(const char *path, size_t *len);
+/* rm -rf of a path made by the test (fails the test on error). */
+void t_rmtree(const char *path);
 /* snprintf into a static rotating buffer: for building paths in tests. */
 const char *t_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

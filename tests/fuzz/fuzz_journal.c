@@ -1,19 +1,27 @@
 /* Owns the libFuzzer target of the download journal (src/download/
- * storage.c): .lanspread.download as ls_storage_recover reads it.
+ * journal.c, storage.c): .lanspread.download as ls_storage_recover reads it.
  *
- * The input is the journal. ls_storage_journal_parse either refuses it
- * (LS_EFORMAT with a reason, nothing kept) or gives a version and payload
- * paths only. Then the recovery runs on it, in a game root of this run that
- * is made again for each input: version.ini naming 1.0, payload (a.bin,
- * data/b.bin), a parked old sentinel, and what survives a discard (local/,
- * .sync/, the external installer's marker), beside another game root and a
- * file outside the game directory. A journal of version 1.0 completes the
- * download (the payload it lists stays, the rest goes), anything else
- * discards it (the payload goes); either way the journal and the parked
- * sentinel go, and nothing that survives a discard, nothing in the other
- * root and nothing outside is touched. */
+ * The first input byte chooses the root's state, the rest is the journal.
+ * ls_storage_journal_parse either refuses it (LS_EFORMAT with a reason,
+ * nothing kept) or gives a version and payload paths only. Then the
+ * recovery runs on it, in a game root of this run that is made again for
+ * each input: version.ini naming 1.0 (absent with bit 0 of the first byte:
+ * a download that had begun), payload (a.bin, data/b.bin), a parked old
+ * sentinel, and what survives a discard (local/, .sync/, the external
+ * installer's marker), beside another game root and a file outside the
+ * game directory; with bit 1 and a journal that parses as format 2, a
+ * valid chunk map of that journal marking every chunk.
+ * - version.ini present: a journal of version 1.0 completes the download
+ *   (the payload it lists stays, the rest goes); another version had not
+ *   begun (the journal and the version transients go, the payload stays);
+ * - version.ini absent: a format 2 journal with its map is kept as paused
+ *   (nothing goes); anything else is discarded (the payload goes);
+ * - an unreadable journal is discarded.
+ * Nothing that survives a discard, nothing in the other root and nothing
+ * outside is ever touched. */
 #include "fuzz_util.h"
 
+#include "download/journal.h"
 #include "download/storage.h"
 #include "library/layout.h"
 
@@ -21,9 +29,27 @@
 
 static const char *root;
 
-static void make_root(const uint8_t *journal, size_t size)
+enum { MODE_BEGUN = 1, MODE_MAP = 2 };
+
+static void write_map(const ls_storage_journal *j)
+{
+  size_t nbits = ls_chunk_bits_size(j->chunk_count);
+  uint8_t *bits = malloc(nbits + 1);
+  FUZZ_CHECK(bits != NULL);
+  memset(bits, 0xff, nbits + 1);
+  uint8_t *map = NULL;
+  size_t len = 0;
+  FUZZ_CHECK(ls_chunk_map_encode(j->digest, bits, j->chunk_count, &map, &len) == LS_OK);
+  fuzz_write(fuzz_path("%s/" LS_CHUNK_MAP, root), map, len);
+  free(map);
+  free(bits);
+}
+
+static void make_root(const uint8_t *journal, size_t size, unsigned mode)
 {
   root = fuzz_fresh_game_root();
+  if (mode & MODE_BEGUN)
+    fuzz_rmtree(fuzz_path("%s/" LS_VERSION_FILE, root));
   fuzz_write(fuzz_path("%s/a.bin", root), "a", 1);
   fuzz_mkdir(fuzz_path("%s/data", root));
   fuzz_write(fuzz_path("%s/data/b.bin", root), "b", 1);
@@ -57,20 +83,27 @@ static void check_parse(int rc, const ls_storage_journal *j, const ls_diag *diag
     FUZZ_CHECK(ls_layout_check_payload_path(j->paths[i], NULL) == LS_OK);
 }
 
-static void check_recovery(const ls_storage_journal *j, bool parsed)
+static void check_recovery(const ls_storage_journal *j, bool parsed, bool begun, bool mapped)
 {
   ls_storage_recovery done;
   ls_diag diag = {{0}};
-  int rc = ls_storage_recover(fuzz_game_dir(), "g", &done, &diag);
+  int rc = ls_storage_recover(fuzz_game_dir(), "g", &done, NULL, &diag);
   fuzz_check_ok(rc, &diag, "recovery");
-  bool committed = parsed && strcmp(j->version, "1.0") == 0;
-  FUZZ_CHECK(done == (committed ? LS_RECOVERY_COMPLETED : LS_RECOVERY_DISCARDED));
+  bool committed = parsed && !begun && strcmp(j->version, "1.0") == 0;
+  bool unstarted = parsed && !begun && !committed;
+  bool paused = parsed && begun && mapped;
+  FUZZ_CHECK(done == (committed   ? LS_RECOVERY_COMPLETED
+                      : unstarted ? LS_RECOVERY_UNSTARTED
+                      : paused    ? LS_RECOVERY_PAUSED
+                                  : LS_RECOVERY_DISCARDED));
   FUZZ_CHECK(diag.text[0] != '\0');
-  FUZZ_CHECK(!fuzz_exists(fuzz_path("%s/" LS_DOWNLOAD_JOURNAL, root)));
-  FUZZ_CHECK(!fuzz_exists(fuzz_path("%s/" LS_VERSION_DISCARDED, root)));
-  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_VERSION_FILE, root)) == committed);
-  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/a.bin", root)) == (committed && listed(j, "a.bin")));
-  bool b_kept = committed && listed(j, "data/b.bin");
+  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_DOWNLOAD_JOURNAL, root)) == paused);
+  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_CHUNK_MAP, root)) == paused);
+  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_VERSION_DISCARDED, root)) == paused);
+  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_VERSION_FILE, root)) == (committed || unstarted));
+  bool a_kept = unstarted || paused || (committed && listed(j, "a.bin"));
+  bool b_kept = unstarted || paused || (committed && listed(j, "data/b.bin"));
+  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/a.bin", root)) == a_kept);
   FUZZ_CHECK(fuzz_exists(fuzz_path("%s/data/b.bin", root)) == b_kept);
   FUZZ_CHECK(fuzz_exists(fuzz_path("%s/data", root)) == b_kept);
   FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_LOCAL_DIR "/game.exe", root)));
@@ -81,12 +114,20 @@ static void check_recovery(const ls_storage_journal *j, bool parsed)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+  if (size == 0)
+    return 0;
+  unsigned mode = data[0];
+  data++;
+  size--;
   ls_storage_journal j;
   ls_diag diag = {{0}};
   int rc = ls_storage_journal_parse((const char *)data, size, &j, &diag);
   check_parse(rc, &j, &diag);
-  make_root(data, size);
-  check_recovery(&j, rc == LS_OK);
+  bool mapped = rc == LS_OK && j.format == LS_JOURNAL_FORMAT && (mode & MODE_MAP);
+  make_root(data, size, mode);
+  if (mapped)
+    write_map(&j);
+  check_recovery(&j, rc == LS_OK, mode & MODE_BEGUN, mapped);
   ls_storage_journal_free(&j);
   return 0;
 }

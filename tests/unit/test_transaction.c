@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/teststep.h"
 #include "install/transaction.h"
 #include "install/unpack.h"
 #include "library/layout.h"
@@ -824,11 +825,11 @@ static int crash_at_every_step(fixture *f, crash_op op, crash_stats *s)
   step_list steps = {.count = 0};
   prepare(f, op);
 #ifdef LS_TEST_HOOKS
-  ls_txn_set_step_hook(record_step, &steps);
+  ls_test_set_step_hook(record_step, &steps);
 #endif
   assert_int_equal(run_op(f, op, 0), LS_OK);
 #ifdef LS_TEST_HOOKS
-  ls_txn_set_step_hook(NULL, NULL);
+  ls_test_set_step_hook(NULL, NULL);
 #endif
   assert_true(steps.count >= 4);
   for (int i = 0; i < steps.count; i++)
