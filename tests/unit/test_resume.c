@@ -7,7 +7,9 @@
  *
  * The source is in-process: a 1 ms timer answers the engine's fetches from
  * memory at a fixed rate, so a download takes a few hundred ms and a kill
- * can land anywhere in it. */
+ * can land anywhere in it. The downloader that is killed is this program
+ * run again (fork and exec of "--downloader ..."): a fresh process, as a
+ * restarted peer is, and ThreadSanitizer allows its threads. */
 #include "testrun.h"
 #include "testutil.h"
 
@@ -38,6 +40,7 @@
 /* One version of the game: its files and their bytes. */
 typedef struct game {
   const char *version;
+  unsigned seed_a, seed_b;
   const char *paths[NFILES];
   uint64_t sizes[NFILES];
   uint8_t *data[NFILES];
@@ -57,7 +60,7 @@ static uint8_t *pattern(uint64_t size, unsigned seed)
 /* a.bin and sub/b.bin (seeds chosen per version), and version.ini. */
 static game make_game(const char *version, unsigned seed_a, unsigned seed_b)
 {
-  game g = {.version = version,
+  game g = {.version = version, .seed_a = seed_a, .seed_b = seed_b,
             .paths = {"a.bin", "sub/b.bin", "version.ini"},
             .sizes = {40 * CHUNK + 17, 24 * CHUNK, strlen(version) + 1}};
   g.data[0] = pattern(g.sizes[0], seed_a);
@@ -322,13 +325,18 @@ static void resume_and_check(const char *dir, const game *g, crash_stats *s, con
 static bool crash_trial(const char *dir, const game *g, const char *step, long delay_us,
                         run_opts o)
 {
+  char seed_a[16], seed_b[16], cancel_at[32];
+  snprintf(seed_a, sizeof seed_a, "%u", g->seed_a);
+  snprintf(seed_b, sizeof seed_b, "%u", g->seed_b);
+  snprintf(cancel_at, sizeof cancel_at, "%llu", (unsigned long long)o.cancel_at);
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
     if (step)
       setenv("LS_TEST_CRASH_AT", step, 1);
-    int err = download(dir, g, o, NULL);
-    _exit(err == LS_OK || err == LS_ECANCELED ? 0 : 1);
+    execl("/proc/self/exe", "test_resume", "--downloader", dir, g->version, seed_a, seed_b,
+          cancel_at, (char *)NULL);
+    _exit(127);
   }
   if (delay_us >= 0) {
     struct timespec ts = {delay_us / 1000000, (delay_us % 1000000) * 1000};
@@ -371,7 +379,8 @@ static void killed_at_random_moments_resumes_byte_exact(void **state)
   assert_int_equal(download(dir, &g, (run_opts){0}, NULL), LS_OK);
   long whole_us = (long)((now_s() - t0) * 1e6);
   assert_game_is(dir, &g);
-  unsigned seed = (unsigned)time(NULL);
+  const char *env = getenv("LS_TEST_SEED"); /* to replay a failure */
+  unsigned seed = env ? (unsigned)strtoul(env, NULL, 0) : (unsigned)time(NULL);
   srand(seed);
   crash_stats s = {0};
   const char *base = t_tempdir();
@@ -656,8 +665,20 @@ static void verify_finds_a_flipped_byte_and_a_missing_file(void **state)
   free_game(&g);
 }
 
-int main(void)
+/* The child of crash_trial: test_resume --downloader DIR VERSION SEED_A
+ * SEED_B CANCEL_AT. Exits 0 when the download ended as asked. */
+static int downloader_main(char **argv)
 {
+  game g = make_game(argv[1], (unsigned)atoi(argv[2]), (unsigned)atoi(argv[3]));
+  run_opts o = {.cancel_at = strtoull(argv[4], NULL, 10)};
+  int err = download(argv[0], &g, o, NULL);
+  return err == LS_OK || err == LS_ECANCELED ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc == 7 && strcmp(argv[1], "--downloader") == 0)
+    return downloader_main(argv + 2);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(killed_at_random_moments_resumes_byte_exact),
     cmocka_unit_test(killed_at_every_step_resumes_byte_exact),
