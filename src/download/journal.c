@@ -133,7 +133,8 @@ static int parse_chunks(json_t *entry, size_t i, ls_storage_journal *j, ls_diag 
   if (json_unpack(entry, "{s:I, s:s}", "size", &size, "sha256", &hex) != 0 || size < 0)
     return ls_diag_set(diag, LS_EFORMAT, "file %zu has no size or sha256", i + 1);
   uint64_t n = ls_proto_chunk_count((uint64_t)size, j->chunk_size);
-  if (strlen(hex) != n * HASH_LEN * 2)
+  size_t len = strlen(hex); /* compared by division: n * 64 could wrap */
+  if (len % (HASH_LEN * 2) != 0 || len / (HASH_LEN * 2) != n)
     return ls_diag_set(diag, LS_EFORMAT, "file %zu: sha256 must hold %llu hashes", i + 1,
                        (unsigned long long)n);
   j->sizes[i] = (uint64_t)size;

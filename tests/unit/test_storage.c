@@ -541,6 +541,45 @@ static void recovery_keeps_a_download_crashed_after_begin(void **state)
   assert_int_equal(recover_ok(dir, "fresh"), LS_RECOVERY_NONE);
 }
 
+/* Synced chunks are kept; a chunk whose file is now shorter than the map
+ * says is not; a damaged map, or one of another file list, discards. */
+static void recovery_trusts_the_map_only_as_far_as_the_files_go(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  ls_storage_file files[] = {{"a.eti", 3 * TEST_CHUNK, NULL}, {"b.eti", 10, NULL},
+                             {"version.ini", 3, NULL}};
+  ls_storage *s = begin_ok(dir, "g", "1.0", files, 3);
+  assert_int_equal(ls_storage_chunk_count(s), 5);
+  char *zeros = calloc(1, TEST_CHUNK);
+  for (int c = 0; c < 3; c++)
+    assert_int_equal(ls_storage_write(s, 0, (uint64_t)c * TEST_CHUNK, zeros, TEST_CHUNK, NULL),
+                     LS_OK);
+  write_whole(s, 1, "0123456789", 10);
+  uint8_t bits[1] = {0x1f}; /* every chunk, the sentinel's too: sync drops that one */
+  assert_int_equal(ls_storage_sync(s, bits, NULL), LS_OK);
+  ls_storage_free(s);
+  free(zeros);
+  ls_storage_paused paused = {.bytes = 0};
+  ls_storage_recovery done = LS_RECOVERY_NONE;
+  assert_int_equal(ls_storage_recover(dir, "g", &done, &paused, NULL), LS_OK);
+  assert_int_equal(done, LS_RECOVERY_PAUSED);
+  assert_int_equal(paused.bytes, 3 * TEST_CHUNK + 10);
+  assert_int_equal(truncate(t_path("%s/g/a.eti", dir), 2 * TEST_CHUNK - 1), 0);
+  assert_int_equal(ls_storage_recover(dir, "g", &done, &paused, NULL), LS_OK);
+  assert_int_equal(paused.bytes, TEST_CHUNK + 10); /* chunks 1 and 2 of a.eti are gone */
+  /* One flipped bit of the map: not a map any more. */
+  size_t len = 0;
+  char *map = slurp(t_path("%s/g/%s", dir, LS_CHUNK_MAP), &len);
+  map[len / 2] ^= 1;
+  FILE *f = fopen(t_path("%s/g/%s", dir, LS_CHUNK_MAP), "wb");
+  fwrite(map, 1, len, f);
+  fclose(f);
+  free(map);
+  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_DISCARDED);
+  assert_false(exists(t_path("%s/g", dir)));
+}
+
 /* A journal of the first format (no chunk hashes) cannot be resumed. */
 static void recovery_discards_a_format_1_journal(void **state)
 {
@@ -689,6 +728,17 @@ static void journal_parse_refuses_bad_journals(void **state)
   expect_bad_journal("{not json", "not JSON");
   expect_bad_journal("{\"format\":3,\"version\":\"1\",\"files\":[]}", "format 1");
   expect_bad_journal("{\"format\":2,\"version\":\"1\",\"files\":[]}", "chunk_size");
+  /* 2^58 chunks of 1 byte: 2^58 x 64 hex digits wraps to 0, which an empty
+   * sha256 would match if the length were compared by multiplication. */
+  expect_bad_journal("{\"format\":2,\"version\":\"1\",\"chunk_size\":1,\"digest\":\""
+                     "0000000000000000000000000000000000000000000000000000000000000000\","
+                     "\"files\":[{\"path\":\"a\",\"size\":288230376151711744,"
+                     "\"sha256\":\"\"}]}",
+                     "must hold");
+  expect_bad_journal("{\"format\":2,\"version\":\"1\",\"chunk_size\":4,\"digest\":\""
+                     "0000000000000000000000000000000000000000000000000000000000000000\","
+                     "\"files\":[]}",
+                     "does not match");
   /* 2^32 + 1 is not format 1 (an int conversion would make it 1). */
   expect_bad_journal("{\"format\":4294967297,\"version\":\"1\",\"files\":[]}", "format 1");
   expect_bad_journal("{\"format\":1,\"version\":\"1\",\"files\":{}}", "format 1");
@@ -884,6 +934,7 @@ int main(void)
     cmocka_unit_test(abort_without_discard_keeps_the_payload),
     cmocka_unit_test(recovery_keeps_a_download_crashed_after_begin),
     cmocka_unit_test(recovery_discards_a_format_1_journal),
+    cmocka_unit_test(recovery_trusts_the_map_only_as_far_as_the_files_go),
     cmocka_unit_test(recovery_keeps_an_update_crashed_after_some_writes),
     cmocka_unit_test(recovery_keeps_a_download_crashed_before_the_rename),
     cmocka_unit_test(recovery_finishes_a_committed_download),
