@@ -297,7 +297,8 @@ static void scenario_auto_install(void **state)
   /* The runtime's view says what the game is and what can be done. */
   json_t *g = pn_game_entry(d, ID);
   assert_string_equal(pn_field(g, "state"), "installed");
-  assert_string_equal(pn_field(g, "actions"), "[\"uninstall\"]");
+  assert_string_equal(pn_field(g, "actions"), "[\"uninstall\",\"verify\",\"repair\"]");
+  assert_string_equal(pn_field(g, "download"), "null");
   assert_string_equal(pn_field(g, "operation"), "null");
   assert_string_equal(pn_field(g, "update_available"), "false");
   json_decref(g);
@@ -635,7 +636,10 @@ static void scenario_set_game_dir_idle_and_busy(void **state)
   /* The view reports the running download, and that only cancel is open. */
   json_t *g = pn_game_entry(d, ID);
   assert_string_equal(pn_field(g, "state"), "downloading");
-  assert_string_equal(pn_field(g, "actions"), "[\"cancel\"]");
+  assert_string_equal(pn_field(g, "actions"), "[\"pause\",\"cancel\"]");
+  json_t *dl = json_object_get(g, "download");
+  assert_string_equal(json_string_value(json_object_get(dl, "state")), "running");
+  assert_true(json_integer_value(json_object_get(dl, "total_bytes")) > 0);
   json_t *op = json_object_get(g, "operation");
   assert_string_equal(json_string_value(json_object_get(op, "kind")), "download");
   assert_true(json_integer_value(json_object_get(op, "total_bytes")) >= 16 << 20);
