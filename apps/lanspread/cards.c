@@ -138,12 +138,11 @@ static char *verify_message(json_t *r, char *text, size_t size)
   json_int_t chunks = int_of(r, "chunks"), bad = int_of(r, "bad_chunks");
   json_int_t files = int_of(r, "files_bad");
   if (json_is_true(json_object_get(r, "repair"))) {
-    char fetched[32];
+    char fetched[32], kept[32]; /* fetched: the bad chunks and version.ini */
     format_size(fetched, sizeof fetched, int_of(r, "bytes_fetched"));
-    if (int_of(r, "bytes_fetched") == 0)
-      snprintf(text, size, "Repaired: nothing was damaged.");
-    else
-      snprintf(text, size, "Repaired: %s fetched again from the peers.", fetched);
+    format_size(kept, sizeof kept, int_of(r, "bytes_reused"));
+    snprintf(text, size, "Repaired: %s fetched again from the peers, %s was intact.", fetched,
+             kept);
   } else if (json_is_true(json_object_get(r, "ok"))) {
     snprintf(text, size, "Verified: all %lld %s OK.", (long long)chunks,
              plural(chunks, "chunk", "chunks"));
@@ -168,6 +167,8 @@ json_t *lsd_verify_result(json_t *event)
   json_object_set_new(r, "message", json_string(verify_message(r, text, sizeof text)));
   return r;
 }
+
+/* ---- cards ---------------------------------------------------------------- */
 
 /* {"bytes", "total_bytes", "bytes_per_sec", "eta_s"} of a download, a
  * verification or an install, else null. */

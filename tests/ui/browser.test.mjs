@@ -493,7 +493,7 @@ test('pause, resume, discard, verify and repair through the page, on a rate-limi
       await button(page, ONE, 'repair').click();
       const repaired = card(page, ONE).locator('.verify[data-ok="true"]');
       await repaired.waitFor({ timeout: 60000 * h.T });
-      assert.match(await repaired.textContent(), /^Repaired: 1\.0 MiB fetched again/);
+      assert.match(await repaired.textContent(), /^Repaired: 1\.0 MiB fetched again from the peers, 95\.0 MiB was intact\.$/);
       const done = await s.waitFor('game-download-finished', (x) => x.id === ONE, 5000, { since: mark });
       assert.equal(done.data.repair, true);
       // The bad chunk, and version.ini, which every download commits last.

@@ -401,7 +401,7 @@ static void verify_results_and_user_stops(void **state)
   assert_true(json_is_true(json_object_get(v, "repair")));
   assert_true(json_is_true(json_object_get(v, "ok")));
   assert_string_equal(json_string_value(json_object_get(v, "message")),
-                      "Repaired: 2.0 KiB fetched again from the peers.");
+                      "Repaired: 2.0 KiB fetched again from the peers, 800 B was intact.");
   json_decref(v);
 
   feed(f, "{\"type\": \"game-verify-begin\", \"id\": \"chess\", \"total_bytes\": 1000}");
