@@ -1,6 +1,7 @@
 /* Owns the REST API of docs/API.md: each endpoint's checks and its mapping
  * to runtime commands (the original UI's request_games, install_game,
- * update_game, remove_downloaded_game, update_game_directory, ...), and the
+ * update_game, remove_downloaded_game, update_game_directory, ..., and
+ * pause, verify and repair), and the
  * settings changes that start, move or restart the runtime. http.c has
  * already checked Host, Origin, key and size; this file sees parsed JSON. */
 #include "app.h"
@@ -116,8 +117,9 @@ static bool card_allows(json_t *card, const char *action)
 
 /* Download and update fetch the latest version, which the card's actions
  * already judge: an idle card that offers neither is refused here (the
- * runtime would fetch the same version again). A busy game, or one not in
- * the library, is left to the runtime, which says why. */
+ * runtime would fetch the same version again). A paused card offers
+ * download (its resume) and cancel, so it is not idle here; a busy game, or
+ * one not in the library, is left to the runtime, which says why. */
 static const char *refusal(lsd_app *app, const char *id, const char *action)
 {
   bool download = strcmp(action, "download") == 0, update = strcmp(action, "update") == 0;
@@ -155,17 +157,28 @@ static int play(lsd_app *app, const char *id, json_t **out)
   return 200;
 }
 
+/* Each action's command. starts: it begins an operation, whose failures
+ * are then this action's (cancel and pause only stop the running one). */
+static const struct {
+  const char *action;
+  ls_command_type type;
+  bool repair;
+  bool starts;
+  int ok_status;
+} commands[] = {
+  {"download", LS_CMD_DOWNLOAD_GAME_FILES, false, true, 202},
+  {"update", LS_CMD_DOWNLOAD_GAME_FILES, false, true, 202},
+  {"pause", LS_CMD_PAUSE_DOWNLOAD, false, false, 200},
+  {"cancel", LS_CMD_CANCEL_DOWNLOAD, false, false, 200},
+  {"verify", LS_CMD_VERIFY_GAME, false, true, 202},
+  {"repair", LS_CMD_VERIFY_GAME, true, true, 202},
+  {"install", LS_CMD_INSTALL_GAME, false, true, 202},
+  {"uninstall", LS_CMD_UNINSTALL_GAME, false, true, 202},
+  {"remove", LS_CMD_REMOVE_DOWNLOADED_GAME, false, true, 202},
+};
+
 static int game_command(lsd_app *app, const char *id, const char *action, json_t **out)
 {
-  static const struct {
-    const char *action;
-    ls_command_type type;
-    int ok_status;
-  } commands[] = {
-    {"download", LS_CMD_DOWNLOAD_GAME_FILES, 202}, {"update", LS_CMD_DOWNLOAD_GAME_FILES, 202},
-    {"cancel", LS_CMD_CANCEL_DOWNLOAD, 200},       {"install", LS_CMD_INSTALL_GAME, 202},
-    {"uninstall", LS_CMD_UNINSTALL_GAME, 202},     {"remove", LS_CMD_REMOVE_DOWNLOADED_GAME, 202},
-  };
   if (strcmp(action, "play") == 0)
     return play(app, id, out);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
@@ -177,9 +190,9 @@ static int game_command(lsd_app *app, const char *id, const char *action, json_t
       lsd_hub_note_failure(app->hub, id, action, LS_ESTATE, why);
       return 409;
     }
-    if (commands[i].type != LS_CMD_CANCEL_DOWNLOAD)
+    if (commands[i].starts)
       lsd_hub_note_action(app->hub, id, action);
-    ls_command cmd = {.type = commands[i].type, .id = id};
+    ls_command cmd = {.type = commands[i].type, .id = id, .repair = commands[i].repair};
     int code = LS_OK;
     int status = call(app, &cmd, commands[i].ok_status, &code, NULL, out);
     if (status == 409 || status == 504)

@@ -1,13 +1,15 @@
 /* Owns what a card shows (cards.h): the runtime's entry with the catalog's
- * genre, description and players, the progress of a download or install
- * with its ETA, the last error, and the actions the runtime allows plus
- * Play when the game has a launch file; and the table that turns an error
- * code into a player's words. The runtime decides state and actions; a
- * card only adds what the daemon knows (the catalog's launch file). */
+ * genre, description and players, the progress of a download, verification
+ * or install with its ETA, the last error, the last verification's result
+ * in a player's words, and the actions the runtime allows plus Play when
+ * the game has a launch file; and the table that turns an error code into
+ * a player's words. The runtime decides state and actions; a card only adds
+ * what the daemon knows (the catalog's launch file). */
 #include "cards.h"
 
 #include <lanspread/error.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,9 @@ static const struct {
   {LS_ENOENT, "uninstall", "The game is not installed."},
   {LS_ESTATE, "download", "This machine has that version already, or no peer has a newer one."},
   {LS_ESTATE, "update", "No peer has a newer version than this machine."},
+  {LS_ESTATE, "pause", "No download of this game is running."},
+  {LS_ESTATE, "verify", "The game's files are not on this machine."},
+  {LS_ESTATE, "repair", "The game's files are not on this machine."},
 };
 
 /* When no row matches: what failed. */
@@ -44,6 +49,8 @@ static const struct {
   {"download", "The download failed."}, {"update", "The download failed."},
   {"install", "The installation failed."}, {"uninstall", "Uninstalling failed."},
   {"remove", "Removing the files failed."}, {"play", "The game could not be started."},
+  {"pause", "The download could not be paused."}, {"verify", "Checking the game's files failed."},
+  {"repair", "The repair failed."},
 };
 
 const char *lsd_player_message(const char *action, int code)
@@ -99,14 +106,80 @@ char *lsd_launch_path(const char *game_dir, const ls_catalog_game *cg, json_t *g
   return path;
 }
 
+/* ---- verification results ------------------------------------------------ */
+
+/* "1 chunk", "3 chunks". */
+static const char *plural(json_int_t n, const char *one, const char *many)
+{
+  return n == 1 ? one : many;
+}
+
+/* 1536 -> "1.5 KiB" (the page's units). */
+static void format_size(char *out, size_t size, json_int_t bytes)
+{
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = (double)bytes;
+  size_t i = 0;
+  while (v >= 1024 && i < sizeof units / sizeof units[0] - 1)
+    v /= 1024, i++;
+  if (i == 0)
+    snprintf(out, size, "%lld B", (long long)bytes);
+  else
+    snprintf(out, size, v >= 100 ? "%.0f %s" : "%.1f %s", v, units[i]);
+}
+
+static json_int_t int_of(json_t *obj, const char *key)
+{
+  return json_integer_value(json_object_get(obj, key));
+}
+
+static char *verify_message(json_t *r, char *text, size_t size)
+{
+  json_int_t chunks = int_of(r, "chunks"), bad = int_of(r, "bad_chunks");
+  json_int_t files = int_of(r, "files_bad");
+  if (json_is_true(json_object_get(r, "repair"))) {
+    char fetched[32], kept[32]; /* fetched: the bad chunks and version.ini */
+    format_size(fetched, sizeof fetched, int_of(r, "bytes_fetched"));
+    format_size(kept, sizeof kept, int_of(r, "bytes_reused"));
+    snprintf(text, size, "Repaired: %s fetched again from the peers, %s was intact.", fetched,
+             kept);
+  } else if (json_is_true(json_object_get(r, "ok"))) {
+    snprintf(text, size, "Verified: all %lld %s OK.", (long long)chunks,
+             plural(chunks, "chunk", "chunks"));
+  } else {
+    snprintf(text, size, "Verify found %lld bad %s in %lld %s: Repair fetches them.",
+             (long long)bad, plural(bad, "chunk", "chunks"), (long long)files,
+             plural(files, "file", "files"));
+  }
+  return text;
+}
+
+json_t *lsd_verify_result(json_t *event)
+{
+  bool repair = json_is_true(json_object_get(event, "repair"));
+  json_t *r = json_deep_copy(event);
+  json_object_del(r, "type");
+  json_object_del(r, "id");
+  json_object_set_new(r, "repair", json_boolean(repair));
+  if (repair)
+    json_object_set_new(r, "ok", json_true());
+  char text[256];
+  json_object_set_new(r, "message", json_string(verify_message(r, text, sizeof text)));
+  return r;
+}
+
 /* ---- cards ---------------------------------------------------------------- */
 
-/* {"bytes", "total_bytes", "bytes_per_sec", "eta_s"} of a download or an
- * install, else null. */
+/* {"bytes", "total_bytes", "bytes_per_sec", "eta_s"} of a download, a
+ * verification or an install, else null. */
 static json_t *progress_json(json_t *op)
 {
+  static const char *const kinds[] = {"download", "verify", "install"};
   const char *kind = json_string_value(json_object_get(op, "kind"));
-  if (!kind || (strcmp(kind, "download") != 0 && strcmp(kind, "install") != 0))
+  bool shown = false;
+  for (size_t i = 0; kind && i < sizeof kinds / sizeof kinds[0]; i++)
+    shown = shown || strcmp(kind, kinds[i]) == 0;
+  if (!shown)
     return json_null();
   json_int_t bytes = json_integer_value(json_object_get(op, "bytes"));
   json_int_t total = json_integer_value(json_object_get(op, "total_bytes"));
@@ -131,7 +204,7 @@ static json_t *actions_json(json_t *game, bool playable)
   return actions;
 }
 
-json_t *lsd_card_new(json_t *game, const ls_catalog_game *cg, json_t *error,
+json_t *lsd_card_new(json_t *game, const ls_catalog_game *cg, json_t *error, json_t *verify,
                      const char *game_dir)
 {
   char why[256];
@@ -144,6 +217,7 @@ json_t *lsd_card_new(json_t *game, const ls_catalog_game *cg, json_t *error,
   json_object_set_new(card, "max_players", json_integer(cg ? cg->max_players : 0));
   json_object_set_new(card, "progress", progress_json(json_object_get(game, "operation")));
   json_object_set_new(card, "error", error ? json_deep_copy(error) : json_null());
+  json_object_set_new(card, "verify", verify ? json_deep_copy(verify) : json_null());
   json_object_set_new(card, "actions", actions_json(game, launch != NULL));
   free(launch);
   return card;

@@ -1,6 +1,6 @@
 /* Owns the web UI's state (see hub.h): the runtime's last library and peer
- * list, per game the last error and the action it belongs to, and the
- * settings and runtime status; and the order in which changes become
+ * list, per game the last error and the action it belongs to, the last
+ * verification's (or repair's) result, and the settings and runtime status; and the order in which changes become
  * records of the event log (records.c). Cards are cards.c's. One mutex
  * guards the state; records are appended while it is held, so a snapshot
  * and the sequence number it includes always agree. */
@@ -20,6 +20,7 @@ struct lsd_hub {
   json_t *games;   /* the runtime's merged library (array) */
   json_t *errors;  /* id -> {"action", "message", "detail", "code"} */
   json_t *actions; /* id -> the action the running operation serves */
+  json_t *verified; /* id -> the card's "verify" (lsd_verify_result) */
   json_t *peers;   /* array; entries carry "status" */
   json_t *status;  /* {"settings", "runtime", "setup_needed"} */
   lsd_log log;
@@ -37,6 +38,7 @@ int lsd_hub_create(lsd_hub **out)
   h->games = json_array();
   h->errors = json_object();
   h->actions = json_object();
+  h->verified = json_object();
   h->peers = json_array();
   h->status = json_object();
   *out = h;
@@ -56,6 +58,7 @@ void lsd_hub_free(lsd_hub *h)
   json_decref(h->games);
   json_decref(h->errors);
   json_decref(h->actions);
+  json_decref(h->verified);
   json_decref(h->peers);
   json_decref(h->status);
   pthread_mutex_destroy(&h->mu);
@@ -95,7 +98,7 @@ static json_t *card_locked(lsd_hub *h, json_t *g)
 {
   const char *id = json_string_value(json_object_get(g, "id"));
   return lsd_card_new(g, catalog_game(h, g), json_object_get(h->errors, id),
-                      game_dir_locked(h));
+                      json_object_get(h->verified, id), game_dir_locked(h));
 }
 
 static json_t *cards_locked(lsd_hub *h)
@@ -124,9 +127,20 @@ void lsd_hub_set_catalog(lsd_hub *h, const ls_catalog *catalog)
   pthread_mutex_unlock(&h->mu);
 }
 
+/* A stop the user asked for (a cancel, a pause) ends an operation, or a
+ * command before it began, with this code: no failure to show. */
+static bool user_stop(int code)
+{
+  return code == LS_ECANCELED || code == LS_EPAUSED;
+}
+
 static void set_error(lsd_hub *h, const char *id, const char *action, int code,
                       const char *detail)
 {
+  if (user_stop(code)) {
+    json_object_del(h->errors, id);
+    return;
+  }
   json_object_set_new(h->errors, id,
                       json_pack("{s:s, s:s, s:s, s:s}", "action", action, "message",
                                 lsd_player_message(action, code), "detail",
@@ -140,60 +154,90 @@ static const char *action_of(lsd_hub *h, const char *id, const char *fallback)
 }
 
 /* How a game event changes a card: the action a failure belongs to when
- * no command named one, and whether the event begins an operation, reports
- * its progress, or ends it. */
-enum role { BEGINS, PROGRESSES, SUCCEEDS, FAILS, OTHER };
+ * no command named one, whether the event begins an operation, reports
+ * its progress, or ends it (a pause or a cancel ends it too), and whether
+ * that operation reads or changes the payload (which makes the last
+ * verification's result stale when it begins). */
+enum role { BEGINS, PROGRESSES, ENDS, FAILS, OTHER };
 
-static enum role role_of(ls_event_kind kind, const char **action)
+static enum role role_of(ls_event_kind kind, const char **action, bool *payload)
 {
   static const struct {
     ls_event_kind kind;
     const char *action;
     enum role role;
+    bool payload;
   } table[] = {
-    {LS_EVENT_DOWNLOAD_BEGIN, "download", BEGINS},
-    {LS_EVENT_DOWNLOAD_PROGRESS, "download", PROGRESSES},
-    {LS_EVENT_DOWNLOAD_FINISHED, "download", SUCCEEDS},
-    {LS_EVENT_DOWNLOAD_CANCELLED, "download", SUCCEEDS},
-    {LS_EVENT_DOWNLOAD_FAILED, "download", FAILS},
-    {LS_EVENT_INSTALL_BEGIN, "install", BEGINS},
-    {LS_EVENT_INSTALL_PROGRESS, "install", PROGRESSES},
-    {LS_EVENT_INSTALL_FINISHED, "install", SUCCEEDS},
-    {LS_EVENT_INSTALL_FAILED, "install", FAILS},
-    {LS_EVENT_UNINSTALL_BEGIN, "uninstall", BEGINS},
-    {LS_EVENT_UNINSTALL_FINISHED, "uninstall", SUCCEEDS},
-    {LS_EVENT_UNINSTALL_FAILED, "uninstall", FAILS},
-    {LS_EVENT_REMOVE_BEGIN, "remove", BEGINS},
-    {LS_EVENT_REMOVE_FINISHED, "remove", SUCCEEDS},
-    {LS_EVENT_REMOVE_FAILED, "remove", FAILS},
+    {LS_EVENT_DOWNLOAD_BEGIN, "download", BEGINS, true},
+    {LS_EVENT_DOWNLOAD_PROGRESS, "download", PROGRESSES, true},
+    {LS_EVENT_DOWNLOAD_FINISHED, "download", ENDS, true},
+    {LS_EVENT_DOWNLOAD_CANCELLED, "download", ENDS, true},
+    {LS_EVENT_DOWNLOAD_PAUSED, "download", ENDS, true},
+    {LS_EVENT_DOWNLOAD_FAILED, "download", FAILS, true},
+    {LS_EVENT_VERIFY_BEGIN, "verify", BEGINS, true},
+    {LS_EVENT_VERIFY_PROGRESS, "verify", PROGRESSES, true},
+    {LS_EVENT_VERIFY_FINISHED, "verify", ENDS, true},
+    {LS_EVENT_VERIFY_FAILED, "verify", FAILS, true},
+    {LS_EVENT_INSTALL_BEGIN, "install", BEGINS, false},
+    {LS_EVENT_INSTALL_PROGRESS, "install", PROGRESSES, false},
+    {LS_EVENT_INSTALL_FINISHED, "install", ENDS, false},
+    {LS_EVENT_INSTALL_FAILED, "install", FAILS, false},
+    {LS_EVENT_UNINSTALL_BEGIN, "uninstall", BEGINS, false},
+    {LS_EVENT_UNINSTALL_FINISHED, "uninstall", ENDS, false},
+    {LS_EVENT_UNINSTALL_FAILED, "uninstall", FAILS, false},
+    {LS_EVENT_REMOVE_BEGIN, "remove", BEGINS, true},
+    {LS_EVENT_REMOVE_FINISHED, "remove", ENDS, true},
+    {LS_EVENT_REMOVE_FAILED, "remove", FAILS, true},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
     if (table[i].kind == kind) {
       *action = table[i].action;
+      *payload = table[i].payload;
       return table[i].role;
     }
   return OTHER;
 }
 
-/* Progress events carry the operation's numbers: the card shows them
- * until the runtime's next library. */
+/* The end of a verification, or of a repair (a download with "repair"):
+ * its result is what the card shows until the payload changes again. */
+static bool ends_check(const ls_event *ev, json_t *obj)
+{
+  return ev->kind == LS_EVENT_VERIFY_FINISHED ||
+         (ev->kind == LS_EVENT_DOWNLOAD_FINISHED && json_is_true(json_object_get(obj, "repair")));
+}
+
+static void copy_ints(json_t *to, json_t *from, const char *const *fields, size_t n)
+{
+  for (size_t i = 0; json_is_object(to) && i < n; i++) {
+    json_t *v = json_object_get(from, fields[i]);
+    if (json_is_integer(v))
+      json_object_set(to, fields[i], v);
+  }
+}
+
+/* Progress events carry the operation's numbers (and a running
+ * download's): the card shows them until the runtime's next library. */
 static void take_progress(json_t *g, json_t *ev)
 {
-  json_t *op = json_object_get(g, "operation");
-  const char *fields[] = {"bytes", "total_bytes", "bytes_per_sec"};
-  for (size_t i = 0; json_is_object(op) && i < 3; i++) {
-    json_t *v = json_object_get(ev, fields[i]);
-    if (json_is_integer(v))
-      json_object_set(op, fields[i], v);
-  }
+  static const char *const fields[] = {"bytes", "total_bytes", "bytes_per_sec"};
+  copy_ints(json_object_get(g, "operation"), ev, fields, 3);
+  json_t *dl = json_object_get(g, "download");
+  const char *dl_state = json_string_value(json_object_get(dl, "state"));
+  if (dl_state && strcmp(dl_state, "running") == 0)
+    copy_ints(dl, ev, fields, 2);
 }
 
 static void apply_game_event(lsd_hub *h, const ls_event *ev, json_t *obj)
 {
   const char *action = NULL;
-  enum role role = role_of(ev->kind, &action);
+  bool payload = false;
+  enum role role = role_of(ev->kind, &action, &payload);
   if (role == OTHER)
     return; /* game-files: nothing the page shows */
+  if (role == BEGINS && payload)
+    json_object_del(h->verified, ev->id);
+  if (ends_check(ev, obj))
+    json_object_set_new(h->verified, ev->id, lsd_verify_result(obj));
   if (role == PROGRESSES) {
     json_t *g = find_game(h, ev->id);
     if (g)
@@ -204,7 +248,7 @@ static void apply_game_event(lsd_hub *h, const ls_event *ev, json_t *obj)
     json_object_del(h->actions, ev->id);
   } else {
     json_object_del(h->errors, ev->id);
-    if (role == SUCCEEDS)
+    if (role == ENDS)
       json_object_del(h->actions, ev->id);
   }
   publish_card(h, ev->id);

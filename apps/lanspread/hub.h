@@ -1,7 +1,8 @@
 /* The page's state and its event stream. The hub is the one owner of what
  * the web UI shows: the runtime's library (each game with the state,
  * actions and operation the runtime gives it) and peers, each game's last
- * error, the settings and the runtime's status. Runtime events go in
+ * error and last verification's result, the settings and the runtime's
+ * status. Runtime events go in
  * (lsd_hub_on_event, on the runtime thread); numbered records for
  * Server-Sent Events come out (records.h, on HTTP threads). */
 #ifndef LSD_HUB_H

@@ -37,7 +37,7 @@ async function all(checks) {
 // after the other; one accepted by mistake is let finish and the game is
 // brought back to idleState before the next, and all mistakes are reported
 // at the end.
-const BUSY = ['downloading', 'installing', 'uninstalling', 'removing'];
+const BUSY = ['downloading', 'verifying', 'installing', 'uninstalling', 'removing'];
 async function refusals(d, id, actions, idleState, what) {
   await all(actions.map((action) => async () => {
     const r = await d.api('POST', `/api/games/${id}/${action}`);
@@ -212,7 +212,7 @@ test('security checks, errors and static parts', { timeout: 120000 }, async (t) 
         assert.equal(r.status, 404, `POST /api/games/${id}/download: ${r.status} ${r.text}`);
         assert.ok(['unknown_game', 'not_found'].includes(r.json?.code), `POST /api/games/${id}/download: ${r.text}`);
       }
-      for (const action of ['download', 'update', 'cancel', 'install', 'uninstall', 'remove', 'play'])
+      for (const action of ['download', 'update', 'pause', 'cancel', 'verify', 'repair', 'install', 'uninstall', 'remove', 'play'])
         assertError(await d.api('POST', `/api/games/nosuch/${action}`), 404, 'unknown_game', `POST nosuch/${action}`);
       assertError(await d.api('GET', '/api/games/nosuch'), 404, 'unknown_game', 'GET nosuch');
     });
@@ -589,7 +589,7 @@ test('games: download, install, play, uninstall, remove, cancel, refusals, peers
       assert.equal(card.local_version, '1.0');
       assert.equal(card.progress, null);
       assert.equal(card.error, null);
-      assert.deepEqual(card.actions, ['play', 'uninstall']);
+      assert.deepEqual(card.actions, ['play', 'uninstall', 'verify', 'repair']);
       assert.deepEqual(h.listFiles(root('alpha', 'local')), ['bin/play.sh', 'data/level1.txt']);
       assert.equal(fs.readFileSync(root('alpha', 'local/data/level1.txt'), 'utf8'), 'level one\n');
       assert.equal(fs.readFileSync(root('alpha', 'version.ini'), 'utf8').trim(), '1.0');
@@ -637,7 +637,7 @@ test('games: download, install, play, uninstall, remove, cancel, refusals, peers
       assert.equal((await d.api('POST', '/api/games/nolaunch/download')).status, 202);
       await s.waitFor('game-install-finished', (x) => x.id === 'nolaunch', 20000, { since: mark });
       const card = await d.waitCard('nolaunch', (c) => c.state === 'installed', 'installed');
-      assert.deepEqual(card.actions, ['uninstall']);
+      assert.deepEqual(card.actions, ['uninstall', 'verify', 'repair']);
       assertError(await d.api('POST', '/api/games/nolaunch/play'), 409, 'refused', 'play without launch');
       // alpha with its launch file deleted: no play action, play refused.
       fs.renameSync(root('alpha', 'local/bin/play.sh'), env.path('play.sh.saved'));
@@ -661,7 +661,7 @@ test('games: download, install, play, uninstall, remove, cancel, refusals, peers
       let card = await d.waitCard('alpha', (c) => c.state === 'downloaded', 'downloaded');
       assert.equal(card.installed, false);
       assert.equal(card.downloaded, true);
-      assert.deepEqual(card.actions, ['install', 'remove']);
+      assert.deepEqual(card.actions, ['install', 'remove', 'verify', 'repair']);
       assert.equal(fs.existsSync(root('alpha', 'local')), false);
       assert.ok(fs.existsSync(root('alpha', 'version.ini')));
       assert.ok(fs.existsSync(root('alpha', 'alpha.part01.eti')));
@@ -722,6 +722,106 @@ test('games: download, install, play, uninstall, remove, cancel, refusals, peers
       assert.notEqual(settingsOf(await d.ok('GET', '/api/settings')).name, 'busy');
     });
 
+    await t.test('pause → a paused card; its refusals; cancel discards it', async () => {
+      let r = await d.api('POST', `/api/games/${BIG}/pause`);
+      assertError(r, 409, 'refused', 'pause with no download');
+      assert.equal(r.json.runtime_code, 'LS_ESTATE');
+      assert.match(r.json.error, /no download of big0001 is running/);
+      const mark = s.mark();
+      assert.equal((await d.api('POST', `/api/games/${BIG}/download`)).status, 202);
+      await s.waitFor('game-download-progress', (x) => x.id === BIG && x.bytes > 0, 20000, { since: mark });
+      // The runtime's library (a fresh one) says what runs.
+      const running = (await d.ok('GET', '/api/games')).games.find((g) => g.id === BIG);
+      assert.deepEqual(running.actions, ['pause', 'cancel']);
+      assert.equal(running.download?.state, 'running', JSON.stringify(running.download));
+      r = await d.api('POST', `/api/games/${BIG}/pause`);
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual(r.json, { ok: true, id: BIG });
+      const paused = await s.waitFor('game-download-paused', (x) => x.id === BIG, 20000, { since: mark });
+      assert.equal(s.events.slice(mark).some((e) => e.event === 'game-download-finished' && e.data.id === BIG), false,
+        'the download finished before the pause: make the game bigger');
+      const card = await d.waitCard(BIG, (c) => c.state === 'paused', 'paused');
+      assert.deepEqual(card.actions, ['download', 'cancel']);
+      assert.equal(card.progress, null);
+      assert.equal(card.operation, null);
+      assert.equal(card.error, null);
+      assert.equal(card.downloaded, false);
+      assert.equal(card.download.state, 'paused');
+      assert.equal(card.download.version, card.latest_version);
+      assert.equal(card.download.bytes, paused.data.bytes);
+      assert.ok(card.download.bytes > 0 && card.download.bytes < card.download.total_bytes, JSON.stringify(card.download));
+      assert.ok(fs.existsSync(root(BIG, '.lanspread.download')));
+      r = await d.api('POST', `/api/games/${BIG}/pause`);
+      assertError(r, 409, 'refused', 'pause of a paused game');
+      assert.equal(r.json.runtime_code, 'LS_ESTATE');
+      r = await d.api('POST', `/api/games/${BIG}/verify`);
+      assertError(r, 409, 'refused', 'verify of a paused game');
+      assert.equal(r.json.runtime_code, 'LS_ESTATE');
+      assert.equal((await d.card(BIG)).state, 'paused');
+      r = await d.api('POST', `/api/games/${BIG}/cancel`);
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual(r.json, { ok: true, id: BIG });
+      await s.waitFor('game-download-cancelled', (x) => x.id === BIG, 20000, { since: mark });
+      const after = await d.waitCard(BIG, (c) => c.state === 'available', 'available after the discard');
+      assert.equal(after.download, null);
+      assert.deepEqual(after.actions, ['download']);
+      assert.equal(fs.existsSync(root(BIG)), false, `left after the discard: ${h.listFiles(root(BIG)).join(', ')}`);
+    });
+
+    await t.test('verify → its result on the card; a flipped byte → a bad chunk; repair → clean again', async () => {
+      const id = 'nolaunch';
+      assert.deepEqual((await d.card(id)).actions, ['uninstall', 'verify', 'repair']);
+      const local = fs.readFileSync(root(id, 'local', 'readme.txt'));
+      const verify = async (what) => {
+        const mark = s.mark();
+        const r = await d.api('POST', `/api/games/${id}/verify`);
+        assert.equal(r.status, 202, `${what}: ${r.text}`);
+        assert.deepEqual(r.json, { ok: true, id });
+        const done = await s.waitFor('game-verify-finished', (x) => x.id === id, 20000, { since: mark });
+        await s.waitFor('game-state', (c) => c.id === id && c.verify?.chunks === done.data.chunks &&
+          c.state === 'installed', 10000, { since: mark });
+        return { done: done.data, card: await d.card(id) };
+      };
+      let { done, card } = await verify('a clean game');
+      assert.equal(done.ok, true, JSON.stringify(done));
+      assert.equal(card.verify.ok, true);
+      assert.equal(card.verify.repair, false);
+      assert.equal(card.verify.message, `Verified: all ${done.chunks} ${done.chunks === 1 ? 'chunk' : 'chunks'} OK.`);
+
+      const archive = root(id, `${id}.part01.eti`);
+      const bytes = fs.readFileSync(archive);
+      bytes[600] ^= 0x55;
+      fs.writeFileSync(archive, bytes);
+      ({ done, card } = await verify('a flipped byte'));
+      assert.equal(done.ok, false);
+      assert.equal(done.bad_chunks, 1);
+      assert.deepEqual(done.files.map((f) => f.path), [`${id}.part01.eti`]);
+      assert.equal(card.verify.ok, false);
+      assert.equal(card.verify.message, 'Verify found 1 bad chunk in 1 file: Repair fetches them.');
+
+      const mark = s.mark();
+      const r = await d.api('POST', `/api/games/${id}/repair`);
+      assert.equal(r.status, 202, r.text);
+      assert.deepEqual(r.json, { ok: true, id });
+      const begin = await s.waitFor('game-download-begin', (x) => x.id === id, 20000, { since: mark });
+      assert.equal(begin.data.repair, true);
+      const fin = await s.waitFor('game-download-finished', (x) => x.id === id, 20000, { since: mark });
+      assert.equal(fin.data.repair, true);
+      card = await d.waitCard(id, (c) => c.verify?.repair === true && c.state === 'installed', 'repaired');
+      assert.equal(card.verify.ok, true);
+      assert.match(card.verify.message, /^Repaired: /);
+      assert.equal(s.events.slice(mark).some((e) => e.event === 'game-install-begin'), false, 'a repair reinstalled');
+      assert.deepEqual(fs.readFileSync(root(id, 'local', 'readme.txt')), local);
+      ({ done } = await verify('the repaired game'));
+      assert.equal(done.ok, true, JSON.stringify(done));
+      // Repair and verify of a game that is not here: refused by the runtime.
+      for (const action of ['verify', 'repair']) {
+        const no = await d.api('POST', `/api/games/alpha/${action}`);
+        assertError(no, 409, 'refused', `${action} of a game that is not downloaded`);
+        assert.equal(no.json.runtime_code, 'LS_ESTATE');
+      }
+    });
+
     await t.test('a peer that goes: peer-disconnected, status disconnected, installed games stay', async () => {
       const mark = s.mark();
       await seeder.stop();
@@ -733,7 +833,7 @@ test('games: download, install, play, uninstall, remove, cancel, refusals, peers
       assert.equal(n.state, 'installed');
       assert.equal(n.peers, 0);
       const { games } = await d.ok('GET', '/api/games');
-      assert.ok(!games.some((g) => g.id === BIG), 'a game only the gone peer had is no longer listed');
+      assert.ok(!games.some((g) => g.id === BIG), `a game only the gone peer had is no longer listed: ${JSON.stringify(games.find((g) => g.id === BIG))}`);
     });
 
     await t.test('SIGTERM with an event stream open: exit status 0, the stream ends', async () => {

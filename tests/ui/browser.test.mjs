@@ -200,7 +200,7 @@ test('two peers through the page: download, cancel, play, update, uninstall, rem
       await shot(page, 'downloading');
       await waitState(page, BIG, 'installed', 90000);
       await button(page, BIG, 'play').waitFor({ timeout: 5000 });
-      assert.deepEqual(await actionsOf(page, BIG), ['play', 'uninstall']);
+      assert.deepEqual(await actionsOf(page, BIG), ['play', 'uninstall', 'verify', 'repair']);
       assert.ok(fs.existsSync(root(BIG, 'local', 'bin', 'play.sh')));
       assert.ok(fs.existsSync(root(BIG, 'local', BIG, 'data')));
       await shot(page, 'installed');
@@ -230,7 +230,7 @@ test('two peers through the page: download, cancel, play, update, uninstall, rem
     });
 
     await t.test('Remove files asks first; No keeps, Yes removes', async () => {
-      assert.deepEqual(await actionsOf(page, 'broken'), ['install', 'remove']);
+      assert.deepEqual(await actionsOf(page, 'broken'), ['install', 'remove', 'verify', 'repair']);
       await button(page, 'broken', 'remove').click();
       await card(page, 'broken').locator('[data-confirm=no]').click();
       await button(page, 'broken', 'remove').waitFor({ timeout: 5000 });
@@ -270,7 +270,7 @@ test('two peers through the page: download, cancel, play, update, uninstall, rem
       await waitState(page, BIG, 'downloaded', 30000);
       assert.equal(fs.existsSync(root(BIG, 'local')), false);
       assert.ok(fs.existsSync(root(BIG, 'version.ini')));
-      assert.deepEqual(await actionsOf(page, BIG), ['install', 'remove']);
+      assert.deepEqual(await actionsOf(page, BIG), ['install', 'remove', 'verify', 'repair']);
       await waitState(page2, BIG, 'downloaded', 5000);
       await page2.bringToFront();
       await button(page2, BIG, 'remove').click();
@@ -348,6 +348,196 @@ test('two peers through the page: download, cancel, play, update, uninstall, rem
         /^409 POST \/api\/games\/big0001\/remove$/, /^400 PUT \/api\/settings$/];
       assert.deepEqual(realProblems(page, expected), []);
       assert.deepEqual(realProblems(page2), []);
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+// The payload of a game root: its files without local/ and the names that
+// start with a dot (journal, chunk map, install markers), each with its
+// SHA-256.
+function payload(root) {
+  return Object.fromEntries(h.listFiles(root)
+    .filter((f) => !f.startsWith('local/') && !f.split('/').some((c) => c.startsWith('.')))
+    .map((f) => [f, h.sha256File(path.join(root, f))]));
+}
+
+// Every file under dir with its size, mode, mtime and SHA-256.
+function treeState(dir) {
+  return Object.fromEntries(h.listFiles(dir).map((f) => {
+    const st = fs.statSync(path.join(dir, f));
+    return [f, `${st.size} ${st.mode.toString(8)} ${st.mtimeMs} ${h.sha256File(path.join(dir, f))}`];
+  }));
+}
+
+// Waits until the page shows a running download of id with bytes > 0.
+async function waitBytes(page, id) {
+  await page.waitForFunction((gid) => {
+    const p = document.querySelector(`.card[data-game-id="${gid}"][data-state="downloading"] .progress`);
+    return p && p.value > 0;
+  }, id, { timeout: 20000 * h.T, polling: 50 });
+}
+
+// The label of a card's button.
+const labelOf = async (page, id, action) => (await button(page, id, action).textContent()).trim();
+
+test('pause, resume, discard, verify and repair through the page, on a rate-limited link', { timeout: 300000 }, async (t) => {
+  await h.withEnv('browser-resume', async (env) => {
+    const ONE = 'big0001', TWO = 'big0002';
+    const RATE = 16 << 20; // bytes/s: a 96 MiB game takes about 6 s
+    const cat = env.writeCatalog([
+      { id: ONE, name: 'Paused Game', description: 'Paused, resumed, verified and repaired' },
+      { id: TWO, name: 'Discarded Game', description: 'Paused and discarded' },
+    ]);
+    const seedGames = env.mkdir('seeder', 'games');
+    env.genGame(seedGames, { id: ONE, size: '96M', archives: 3 });
+    env.genGame(seedGames, { id: TWO, size: '64M', archives: 2 });
+    const seeder = await env.startSeeder({ gameDir: seedGames, catalog: cat });
+    const relay = await env.startRelay({ target: seeder.addr, rate: RATE });
+    const gameDir = env.mkdir('games');
+    const d = await env.startDaemon({ catalog: cat, gameDir, peers: [relay.addr] });
+    const s = d.events();
+    env.streams.push(s);
+    await s.waitFor('snapshot');
+    const { context } = await launchBrowser(env);
+    const page = await openPage(context, d.url);
+    const root = (id, ...rest) => path.join(gameDir, id, ...rest);
+    const seedPayload = payload(path.join(seedGames, ONE));
+    for (const id of [ONE, TWO]) await waitState(page, id, 'available', 20000);
+
+    let pausedAt;
+    await t.test('Pause keeps the partial download: "Paused N%", Resume and Discard', async () => {
+      const mark = s.mark();
+      await button(page, ONE, 'download').click();
+      await waitBytes(page, ONE);
+      assert.deepEqual(await actionsOf(page, ONE), ['pause', 'cancel']);
+      assert.equal(await labelOf(page, ONE, 'pause'), 'Pause');
+      assert.equal(await labelOf(page, ONE, 'cancel'), 'Cancel');
+      await button(page, ONE, 'pause').click();
+      const paused = await s.waitFor('game-download-paused', (x) => x.id === ONE, 20000, { since: mark });
+      assert.equal(s.events.slice(mark).some((e) => e.event === 'game-download-finished'), false,
+        'the download finished before the pause: lower the rate');
+      await waitState(page, ONE, 'paused', 10000);
+      const c = await d.card(ONE);
+      assert.equal(c.state, 'paused');
+      assert.equal(c.downloaded, false);
+      assert.equal(c.operation, null);
+      assert.equal(c.progress, null);
+      assert.equal(c.download?.state, 'paused', JSON.stringify(c.download));
+      assert.ok(c.download.bytes > 0 && c.download.bytes < c.download.total_bytes, JSON.stringify(c.download));
+      assert.equal(c.download.bytes, paused.data.bytes);
+      const pct = Math.floor((100 * c.download.bytes) / c.download.total_bytes);
+      assert.equal((await card(page, ONE).locator('.state').textContent()).trim(), `Paused ${pct}%`);
+      assert.match(await card(page, ONE).locator('.progress-text').textContent(), new RegExp(`^Paused · ${pct}%`));
+      assert.deepEqual(await actionsOf(page, ONE), ['download', 'cancel']);
+      assert.equal(await labelOf(page, ONE, 'download'), 'Resume');
+      assert.equal(await labelOf(page, ONE, 'cancel'), 'Discard');
+      // The root keeps the partial files, and is no downloaded game.
+      const files = h.listFiles(root(ONE));
+      assert.equal(files.includes('version.ini'), false, `version.ini after a pause: ${files}`);
+      assert.ok(files.includes('.lanspread.download'), `no journal after a pause: ${files}`);
+      assert.ok(files.some((f) => f.endsWith('.eti')), `no partial payload after a pause: ${files}`);
+      pausedAt = c.download.bytes;
+      await shot(page, 'paused');
+    });
+
+    await t.test('Resume fetches the rest; the payload matches the seeder byte for byte', async () => {
+      const mark = s.mark();
+      await button(page, ONE, 'download').click();
+      const begin = await s.waitFor('game-download-begin', (x) => x.id === ONE, 20000, { since: mark });
+      const began = Date.now();
+      assert.equal(begin.data.resumed, true, JSON.stringify(begin.data));
+      assert.ok(begin.data.kept_bytes > 0 && begin.data.kept_bytes <= pausedAt, JSON.stringify(begin.data));
+      const done = await s.waitFor('game-download-finished', (x) => x.id === ONE, 60000, { since: mark });
+      assert.ok(done.data.bytes_fetched < done.data.bytes, `a resume fetched everything: ${JSON.stringify(done.data)}`);
+      const rate = done.data.bytes_fetched / ((Date.now() - began) / 1000);
+      assert.ok(rate < RATE * 1.5, `the link was not shaped: ${Math.round(rate)} B/s`);
+      await waitState(page, ONE, 'installed', 60000);
+      const c = await d.card(ONE);
+      assert.equal(c.downloaded, true);
+      assert.equal(c.download, null);
+      assert.deepEqual(payload(root(ONE)), seedPayload);
+      assert.equal(h.listFiles(root(ONE)).some((f) => f.startsWith('.lanspread.')), false,
+        `journal or chunk map left: ${h.listFiles(root(ONE))}`);
+    });
+
+    await t.test('Verify reports a flipped byte; Repair fetches its chunk; local/ is untouched', async () => {
+      assert.deepEqual(await actionsOf(page, ONE), ['uninstall', 'verify', 'repair']);
+      assert.equal(await labelOf(page, ONE, 'verify'), 'Verify');
+      assert.equal(await labelOf(page, ONE, 'repair'), 'Repair');
+      const local = treeState(root(ONE, 'local'));
+      assert.ok(Object.keys(local).length > 0, 'nothing installed');
+      const victim = Object.keys(seedPayload).filter((f) => f.endsWith('.eti')).sort()[1];
+      const file = root(ONE, victim);
+      const at = Math.floor(fs.statSync(file).size / 2);
+      const fd = fs.openSync(file, 'r+');
+      const b = Buffer.alloc(1);
+      fs.readSync(fd, b, 0, 1, at);
+      b[0] ^= 0xff;
+      fs.writeSync(fd, b, 0, 1, at);
+      fs.closeSync(fd);
+
+      await button(page, ONE, 'verify').click();
+      const bad = card(page, ONE).locator('.verify[data-ok="false"]');
+      await bad.waitFor({ timeout: 60000 * h.T });
+      assert.equal((await bad.textContent()).trim(), 'Verify found 1 bad chunk in 1 file: Repair fetches them.');
+      const v = (await d.card(ONE)).verify;
+      assert.equal(v.bad_chunks, 1, JSON.stringify(v));
+      assert.equal(v.files_bad, 1);
+      assert.deepEqual(v.files.map((f) => f.path), [victim]);
+      await waitState(page, ONE, 'installed', 10000);
+      await shot(page, 'verify-bad');
+
+      const mark = s.mark();
+      await button(page, ONE, 'repair').click();
+      const repaired = card(page, ONE).locator('.verify[data-ok="true"]');
+      await repaired.waitFor({ timeout: 60000 * h.T });
+      assert.match(await repaired.textContent(), /^Repaired: 1\.0 MiB fetched again from the peers, 95\.0 MiB was intact\.$/);
+      const done = await s.waitFor('game-download-finished', (x) => x.id === ONE, 5000, { since: mark });
+      assert.equal(done.data.repair, true);
+      // The bad chunk, and version.ini, which every download commits last.
+      const sentinel = fs.statSync(root(ONE, 'version.ini')).size;
+      assert.equal(done.data.bytes_fetched, (1 << 20) + sentinel, JSON.stringify(done.data));
+      assert.equal(s.events.slice(mark).some((e) => e.event === 'game-install-begin'), false,
+        'a repair reinstalled the game');
+      await waitState(page, ONE, 'installed', 10000);
+      assert.deepEqual(payload(root(ONE)), seedPayload);
+      assert.deepEqual(treeState(root(ONE, 'local')), local, 'the repair changed local/');
+
+      await button(page, ONE, 'verify').click();
+      const clean = card(page, ONE).locator('.verify[data-ok="true"]', { hasText: /^Verified/ });
+      await clean.waitFor({ timeout: 60000 * h.T });
+      const chunks = (await d.card(ONE)).verify.chunks;
+      assert.ok(chunks >= 96, `chunks ${chunks}`);
+      assert.equal((await clean.textContent()).trim(), `Verified: all ${chunks} chunks OK.`);
+      await shot(page, 'verified');
+    });
+
+    await t.test('a second pause, then Discard leaves the root as a cancel leaves it', async () => {
+      const mark = s.mark();
+      await button(page, TWO, 'download').click();
+      await waitBytes(page, TWO);
+      await button(page, TWO, 'pause').click();
+      await waitState(page, TWO, 'paused', 20000);
+      assert.equal(s.events.slice(mark).some((e) => e.event === 'game-download-finished'), false,
+        'the download finished before the pause: lower the rate');
+      assert.match((await card(page, TWO).locator('.state').textContent()).trim(), /^Paused \d+%$/);
+      assert.ok(h.exists(root(TWO, '.lanspread.download')), `${h.listFiles(root(TWO))}`);
+      assert.equal(await labelOf(page, TWO, 'cancel'), 'Discard');
+      await button(page, TWO, 'cancel').click();
+      await s.waitFor('game-download-cancelled', (x) => x.id === TWO, 20000, { since: mark });
+      await waitState(page, TWO, 'available', 20000);
+      assert.deepEqual(await actionsOf(page, TWO), ['download']);
+      assert.equal(await card(page, TWO).locator('.progress').count(), 0);
+      const c = await d.card(TWO);
+      assert.equal(c.download, null);
+      assert.equal(c.downloaded, false);
+      assert.equal(h.exists(root(TWO)), false, `left after Discard: ${h.listFiles(root(TWO)).join(', ')}`);
+    });
+
+    await t.test('no script errors and no refusals in the page', () => {
+      assert.deepEqual(realProblems(page), []);
     });
   });
 });

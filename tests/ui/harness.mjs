@@ -2,7 +2,7 @@
 // processes of the build tree (lanspread, lanspread-peer-cli, lanspread-gen)
 // on 127.0.0.1, real files in a temporary directory per test, raw HTTP with
 // node:http (the tests send Host and Origin headers that fetch forbids) and
-// a Server-Sent Events client.
+// a Server-Sent Events client, and a rate-limited UDP link between peers.
 //
 // Every test runs inside withEnv(t, async (env) => ...): the env makes the
 // temporary directory, tracks every process it starts and, at the end,
@@ -18,7 +18,8 @@
 
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -409,6 +410,73 @@ export class EventStream {
   }
 }
 
+// ---- a rate-limited link ------------------------------------------------------------
+
+// A UDP relay on 127.0.0.1 that stands for `target` (HOST:PORT of a peer):
+// what its one client (the first address that sends to it) sends goes to
+// the target unchanged; what comes back (from the target, on the relay's
+// other socket, whichever side opened the QUIC connection) reaches the
+// client through a token bucket of `rate` bytes/s with a drop-tail queue
+// of `queueBytes`, as tbf shapes a link. So a peer given relay.addr
+// instead of the seeder's downloads from it at about `rate`.
+export class Relay {
+  static async start({ target, rate, queueBytes = 256 * 1024, burst = 64 * 1024 }) {
+    const r = new Relay(target, rate, queueBytes, burst);
+    await Promise.all([r.front, r.back].map((sock) => new Promise((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(0, '127.0.0.1', () => { sock.off('error', reject); resolve(); });
+    })));
+    r.port = r.front.address().port;
+    r.addr = `127.0.0.1:${r.port}`;
+    return r;
+  }
+
+  constructor(target, rate, queueBytes, burst) {
+    const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.split(':').pop())];
+    Object.assign(this, { rate, queueBytes, burst, tokens: burst, last: process.hrtime.bigint() });
+    this.queue = [];
+    this.queued = 0;
+    this.dropped = 0;
+    this.client = null;
+    this.timer = null;
+    const opts = { type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 };
+    this.front = dgram.createSocket(opts); // faces the client
+    this.back = dgram.createSocket(opts);  // faces the target
+    this.front.on('message', (msg, from) => {
+      this.client = { port: from.port, address: from.address };
+      this.back.send(msg, port, host);
+    });
+    this.back.on('message', (msg) => {
+      if (!this.client || this.queued + msg.length > this.queueBytes) { this.dropped++; return; }
+      this.queue.push(msg);
+      this.queued += msg.length;
+      this._pump();
+    });
+    for (const sock of [this.front, this.back]) sock.on('error', () => {}); // ICMP errors: the peer went
+  }
+
+  _pump() {
+    const now = process.hrtime.bigint();
+    this.tokens = Math.min(this.burst, this.tokens + (Number(now - this.last) / 1e9) * this.rate);
+    this.last = now;
+    while (this.queue.length && this.tokens >= this.queue[0].length) {
+      const msg = this.queue.shift();
+      this.queued -= msg.length;
+      this.tokens -= msg.length;
+      this.front.send(msg, this.client.port, this.client.address);
+    }
+    if (this.queue.length && !this.timer && !this.closed) {
+      this.timer = setTimeout(() => { this.timer = null; this._pump(); }, 1);
+    }
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    for (const sock of [this.front, this.back]) try { sock.close(); } catch { /* closed */ }
+  }
+}
+
 // ---- the daemon ----------------------------------------------------------------
 
 export class Daemon {
@@ -610,6 +678,13 @@ export class Env {
     return d;
   }
 
+  // A rate-limited link to a peer (Relay), closed at the end.
+  async startRelay(opts) {
+    const relay = await Relay.start(opts);
+    this.onCleanup(() => relay.close());
+    return relay;
+  }
+
   // Starts another program: a Proc the env will stop and check (exit
   // status opts.expectCode, default 0).
   spawn(name, cmd, args, opts = {}) {
@@ -682,6 +757,19 @@ export function writeRandomFile(file, bytes) {
     off += len;
   }
   fs.closeSync(fd);
+}
+
+// SHA-256 (hex) of a file's content.
+export function sha256File(file) {
+  const hash = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 // Screenshot path $LS_BINARY_DIR/ui-screenshots/NAME.png (dir created).

@@ -334,6 +334,97 @@ static void failures_show_in_a_players_words_and_clear(void **state)
   json_decref(card);
 }
 
+static json_t *card_field(fixture *f, const char *id, const char *field)
+{
+  json_t *card = lsd_hub_card(f->hub, id);
+  assert_non_null(card);
+  json_t *v = json_incref(json_object_get(card, field));
+  json_decref(card);
+  return v;
+}
+
+/* A paused game's download object comes through; a verification shows its
+ * progress, then its result in a player's words until the payload changes
+ * (a repair replaces it with its own); a pause or a cancel is no failure. */
+static void verify_results_and_user_stops(void **state)
+{
+  fixture *f = *state;
+  feed(f, "{\"type\": \"games-list-updated\", \"changed\": [], \"games\": [{\"id\": \"chess\","
+          " \"name\": \"n\", \"downloaded\": false, \"installed\": false, \"peers\": 1,"
+          " \"size\": 1000, \"state\": \"paused\", \"update_available\": false,"
+          " \"actions\": [\"download\", \"cancel\"], \"operation\": null, \"download\":"
+          " {\"state\": \"paused\", \"version\": \"1.0\", \"bytes\": 600, \"total_bytes\": 1000}}]}");
+  json_t *dl = card_field(f, "chess", "download");
+  assert_int_equal(json_integer_value(json_object_get(dl, "bytes")), 600);
+  json_decref(dl);
+  json_t *progress = card_field(f, "chess", "progress");
+  assert_true(json_is_null(progress)); /* idle: nothing runs */
+  json_decref(progress);
+
+  lsd_hub_note_failure(f->hub, "chess", "download", LS_EPAUSED, "paused");
+  json_t *err = card_field(f, "chess", "error");
+  assert_true(json_is_null(err));
+  json_decref(err);
+
+  set_game(f, "chess", false, "verifying", "[\"cancel\"]",
+           "{\"kind\": \"verify\", \"bytes\": 0, \"total_bytes\": 1000, \"bytes_per_sec\": 0}");
+  lsd_hub_note_action(f->hub, "chess", "verify");
+  feed(f, "{\"type\": \"game-verify-begin\", \"id\": \"chess\", \"version\": \"1.0\","
+          " \"total_bytes\": 1000, \"files\": 2}");
+  feed(f, "{\"type\": \"game-verify-progress\", \"id\": \"chess\", \"bytes\": 400,"
+          " \"total_bytes\": 1000, \"bytes_per_sec\": 100}");
+  progress = card_field(f, "chess", "progress");
+  assert_int_equal(json_integer_value(json_object_get(progress, "bytes")), 400);
+  assert_int_equal(json_integer_value(json_object_get(progress, "eta_s")), 6);
+  json_decref(progress);
+  feed(f, "{\"type\": \"game-verify-finished\", \"id\": \"chess\", \"version\": \"1.0\","
+          " \"ok\": false, \"chunks\": 9, \"bad_chunks\": 2, \"bad_bytes\": 200, \"files_bad\": 1,"
+          " \"files\": [{\"path\": \"a.eti\", \"bad_chunks\": 2, \"bad_bytes\": 200}]}");
+  json_t *v = card_field(f, "chess", "verify");
+  assert_false(json_is_true(json_object_get(v, "ok")));
+  assert_false(json_is_true(json_object_get(v, "repair")));
+  assert_int_equal(json_integer_value(json_object_get(v, "bad_chunks")), 2);
+  assert_null(json_object_get(v, "type"));
+  assert_string_equal(json_string_value(json_object_get(v, "message")),
+                      "Verify found 2 bad chunks in 1 file: Repair fetches them.");
+  json_decref(v);
+
+  lsd_hub_note_action(f->hub, "chess", "repair");
+  feed(f, "{\"type\": \"game-download-begin\", \"id\": \"chess\", \"total_bytes\": 1000,"
+          " \"repair\": true}");
+  v = card_field(f, "chess", "verify");
+  assert_true(json_is_null(v)); /* stale once the payload changes */
+  json_decref(v);
+  feed(f, "{\"type\": \"game-download-finished\", \"id\": \"chess\", \"version\": \"1.0\","
+          " \"bytes\": 1000, \"bytes_fetched\": 2048, \"bytes_reused\": 800, \"repair\": true}");
+  v = card_field(f, "chess", "verify");
+  assert_true(json_is_true(json_object_get(v, "repair")));
+  assert_true(json_is_true(json_object_get(v, "ok")));
+  assert_string_equal(json_string_value(json_object_get(v, "message")),
+                      "Repaired: 2.0 KiB fetched again from the peers, 800 B was intact.");
+  json_decref(v);
+
+  feed(f, "{\"type\": \"game-verify-begin\", \"id\": \"chess\", \"total_bytes\": 1000}");
+  feed(f, "{\"type\": \"game-verify-failed\", \"id\": \"chess\", \"error\": \"cancelled\","
+          " \"code\": \"LS_ECANCELED\"}");
+  err = card_field(f, "chess", "error");
+  assert_true(json_is_null(err)); /* the user's cancel */
+  json_decref(err);
+  feed(f, "{\"type\": \"game-verify-begin\", \"id\": \"chess\", \"total_bytes\": 1000}");
+  feed(f, "{\"type\": \"game-verify-finished\", \"id\": \"chess\", \"version\": \"1.0\","
+          " \"ok\": true, \"chunks\": 1, \"bad_chunks\": 0, \"bad_bytes\": 0, \"files_bad\": 0,"
+          " \"files\": []}");
+  v = card_field(f, "chess", "verify");
+  assert_string_equal(json_string_value(json_object_get(v, "message")), "Verified: all 1 chunk OK.");
+  json_decref(v);
+  feed(f, "{\"type\": \"game-verify-begin\", \"id\": \"chess\", \"total_bytes\": 1000}");
+  feed(f, "{\"type\": \"game-verify-failed\", \"id\": \"chess\", \"error\": \"no list\","
+          " \"code\": \"LS_ENOPEER\"}");
+  err = card_field(f, "chess", "error");
+  assert_string_equal(json_string_value(json_object_get(err, "action")), "verify");
+  json_decref(err);
+}
+
 static void play_needs_an_executable_inside_local(void **state)
 {
   fixture *f = *state;
@@ -470,6 +561,7 @@ int main(void)
     cmocka_unit_test(game_dir_can_be_created_on_request),
     cmocka_unit_test_setup_teardown(cards_follow_the_runtimes_view, setup, teardown),
     cmocka_unit_test_setup_teardown(failures_show_in_a_players_words_and_clear, setup, teardown),
+    cmocka_unit_test_setup_teardown(verify_results_and_user_stops, setup, teardown),
     cmocka_unit_test_setup_teardown(play_needs_an_executable_inside_local, setup, teardown),
     cmocka_unit_test_setup_teardown(stream_starts_with_a_snapshot_and_keeps_order, setup,
                                     teardown),

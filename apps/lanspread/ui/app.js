@@ -10,16 +10,21 @@
  *    text of a failed POST (shown until the next game-state of that game),
  *    and which settings fields the user has edited but not saved;
  *  - rendering: cards are keyed by game id and updated in place, so a
- *    progress update does not recreate the buttons under the mouse.
+ *    progress update does not recreate the buttons under the mouse; the
+ *    words of a state or a button (a paused card's Resume and Discard),
+ *    the percentages and sizes.
  */
 'use strict';
 
 const KEY = document.querySelector('meta[name="lanspread-api-key"]').content;
 
 const ACTION_LABELS = {
-  download: 'Download', cancel: 'Cancel', install: 'Install', play: 'Play',
-  update: 'Update', uninstall: 'Uninstall', remove: 'Remove files',
+  download: 'Download', pause: 'Pause', cancel: 'Cancel', install: 'Install', play: 'Play',
+  update: 'Update', uninstall: 'Uninstall', remove: 'Remove files', verify: 'Verify',
+  repair: 'Repair',
 };
+// A paused download: download resumes it, cancel discards what it has.
+const PAUSED_LABELS = { download: 'Resume', cancel: 'Discard' };
 const CONFIRM_QUESTIONS = {
   uninstall: 'Really uninstall?',
   remove: 'Really remove the downloaded files?',
@@ -28,6 +33,14 @@ const STATE_LABELS = {
   available: 'Available', downloading: 'Downloading', installing: 'Installing',
   downloaded: 'Downloaded', installed: 'Installed', update_available: 'Update available',
   uninstalling: 'Uninstalling', removing: 'Removing', unavailable: 'Unavailable',
+  paused: 'Paused', verifying: 'Verifying',
+};
+// The busy states with a progress bar: its label, and its text before the
+// first numbers come.
+const PROGRESS = {
+  downloading: ['Download progress', 'Starting download…'],
+  verifying: ['Verify progress', 'Starting verification…'],
+  installing: ['Install progress', 'Installing…'],
 };
 const FILTERS = {
   all: () => true,
@@ -178,6 +191,22 @@ function plural(n, one, many) {
   return n + ' ' + (n === 1 ? one : many);
 }
 
+function percent(bytes, total) {
+  return Math.floor((100 * bytes) / total);
+}
+
+// "Paused 60%" for a paused download; else the state's label.
+function stateText(card) {
+  const dl = card.download;
+  if (card.state === 'paused' && dl && dl.total_bytes > 0)
+    return STATE_LABELS.paused + ' ' + percent(dl.bytes, dl.total_bytes) + '%';
+  return STATE_LABELS[card.state] || card.state;
+}
+
+function actionLabel(card, action) {
+  return (card.state === 'paused' && PAUSED_LABELS[action]) || ACTION_LABELS[action] || action;
+}
+
 function versionText(card) {
   const local = card.local_version, latest = card.latest_version;
   if (local && latest && local !== latest) return local + ' → ' + latest;
@@ -242,14 +271,14 @@ function createCard(id) {
     meta.append(row);
   }
   card.append(head, meta, el('p', 'description'), el('div', 'progress-slot'),
-    el('div', 'error-slot'), el('div', 'actions'));
+    el('div', 'verify-slot'), el('div', 'error-slot'), el('div', 'actions'));
   return card;
 }
 
 function updateCard(node, card) {
   if (node.dataset.state !== card.state) node.dataset.state = card.state;
   setText($('.name', node), card.name || card.id);
-  setText($('.state', node), STATE_LABELS[card.state] || card.state);
+  setText($('.state', node), stateText(card));
   setText($('.genre', node), card.genre || '—');
   setText($('.players', node), card.max_players ? 'up to ' + card.max_players : '—');
   setText($('.size', node), formatSize(card.size));
@@ -260,24 +289,27 @@ function updateCard(node, card) {
   setText($('.seeders', node), card.peers ? 'on ' + plural(card.peers, 'peer', 'peers') : 'none');
   setText($('.description', node), card.description || '');
   updateProgress($('.progress-slot', node), card);
+  updateVerify($('.verify-slot', node), card);
   updateError($('.error-slot', node), card);
   updateActions($('.actions', node), card);
 }
 
+// The bar of a running operation, or of a paused download where it stopped.
 function updateProgress(slot, card) {
-  const busy = card.state === 'downloading' || card.state === 'installing';
-  if (!busy) { if (slot.firstChild) slot.replaceChildren(); return; }
+  const paused = card.state === 'paused' && card.download;
+  const [label, starting] = paused ? ['Download progress', 'Paused'] : PROGRESS[card.state] || [];
+  if (!label) { if (slot.firstChild) slot.replaceChildren(); return; }
   let bar = $('.progress', slot), text = $('.progress-text', slot);
   if (!bar) {
     bar = el('progress', 'progress');
     text = el('p', 'progress-text');
     slot.replaceChildren(bar, text);
   }
-  bar.setAttribute('aria-label', card.state === 'downloading' ? 'Download progress' : 'Install progress');
-  const p = card.progress;
+  if (bar.getAttribute('aria-label') !== label) bar.setAttribute('aria-label', label);
+  const p = paused ? card.download : card.progress;
   if (!p || !(p.total_bytes > 0)) {
     bar.removeAttribute('value'); // indeterminate
-    setText(text, card.state === 'downloading' ? 'Starting download…' : 'Installing…');
+    setText(text, starting);
     setText(bar, text.textContent);
     return;
   }
@@ -288,13 +320,27 @@ function updateProgress(slot, card) {
 }
 
 function progressText(st, p) {
-  const pct = Math.floor((100 * p.bytes) / p.total_bytes);
-  const parts = [pct + '%', formatSize(p.bytes) + ' of ' + formatSize(p.total_bytes)];
-  if (st === 'downloading') {
+  const parts = [percent(p.bytes, p.total_bytes) + '%',
+    formatSize(p.bytes) + ' of ' + formatSize(p.total_bytes)];
+  if (st === 'paused') parts.unshift('Paused');
+  if (st === 'downloading' || st === 'verifying') {
     if (p.bytes_per_sec > 0) parts.push(formatSpeed(p.bytes_per_sec));
     if (p.eta_s > 0) parts.push(formatEta(p.eta_s) + ' left');
   }
   return parts.join(' · ');
+}
+
+// The last verification's (or repair's) result, in the daemon's words.
+function updateVerify(slot, card) {
+  const v = card.verify || null;
+  const sig = JSON.stringify(v && [v.ok, v.message]);
+  if (slot.dataset.sig === sig) return;
+  slot.dataset.sig = sig;
+  if (!v) { slot.replaceChildren(); return; }
+  const p = el('p', 'verify', v.message);
+  p.dataset.ok = v.ok ? 'true' : 'false';
+  p.setAttribute('role', 'status');
+  slot.replaceChildren(p);
 }
 
 function updateError(slot, card) {
@@ -328,12 +374,12 @@ function updateActions(slot, card) {
   // A pending action no longer offered needs no disabled button: leave the
   // buttons alone when its POST answers.
   const pending = actions.includes(view.pending.get(card.id)) ? view.pending.get(card.id) : null;
-  const sig = JSON.stringify([actions, pending, asking || null]);
+  const sig = JSON.stringify([actions, pending, asking || null, card.state]);
   if (slot.dataset.sig === sig) return;
   slot.dataset.sig = sig;
   if (asking) { slot.replaceChildren(confirmBox(asking)); return; }
   slot.replaceChildren(...actions.map((action, i) => {
-    const b = el('button', i === 0 ? 'primary' : null, ACTION_LABELS[action] || action);
+    const b = el('button', i === 0 ? 'primary' : null, actionLabel(card, action));
     b.type = 'button';
     b.dataset.action = action;
     b.disabled = pending === action;
