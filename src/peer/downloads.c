@@ -214,6 +214,7 @@ static void on_begin(void *user, int err, const char *diag)
                            "total_bytes", (json_int_t)pr.total_bytes, "peers",
                            (int)d->nsources, "resumed", r.resumed));
   uv_timer_start(&d->progress, on_tick, PROGRESS_MS, PROGRESS_MS);
+  ls_rt_emit_games(p, json_pack("[s]", op->id)); /* the view's download object has its total now */
 }
 
 static void on_progress(void *user, const ls_download_progress *pr)
@@ -271,6 +272,17 @@ static void end_verify(dl *d, ls_peer *p, const char *id)
   ls_rt_emit_game(p, LS_EVENT_VERIFY_FINISHED, id, fields);
 }
 
+/* game-download-paused for id's paused download. */
+static void emit_paused(ls_peer *p, const char *id)
+{
+  ls_paused_info info = {0};
+  ls_downloads_paused(p, id, &info);
+  ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_PAUSED, id,
+                  json_pack("{s:s?, s:I, s:I}", "version", info.version, "bytes",
+                            (json_int_t)info.bytes, "total_bytes",
+                            (json_int_t)info.total_bytes));
+}
+
 /* After the refresh: the operation ends and the last event goes out. */
 static void after_refresh(void *user)
 {
@@ -294,12 +306,7 @@ static void after_refresh(void *user)
   } else if (err == LS_ECANCELED) {
     ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_CANCELLED, id, NULL);
   } else if (err == LS_EPAUSED) {
-    ls_paused_info info = {0};
-    ls_downloads_paused(p, id, &info);
-    ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_PAUSED, id,
-                    json_pack("{s:s, s:I, s:I}", "version", d->version, "bytes",
-                              (json_int_t)info.bytes, "total_bytes",
-                              (json_int_t)info.total_bytes));
+    emit_paused(p, id);
   } else {
     ls_rt_emit_failure(p, LS_EVENT_DOWNLOAD_FAILED, id, err, d->end_diag);
   }
@@ -607,8 +614,8 @@ static void stop_listing(dl *d, int code, const char *why)
   if (verify)
     ls_rt_emit_failure(p, LS_EVENT_VERIFY_FAILED, id, LS_ECANCELED, "cancelled");
   else if (code == LS_EPAUSED && ls_downloads_paused(p, id, NULL))
-    ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_PAUSED, id, NULL);
-  else
+    emit_paused(p, id);
+  else /* nothing was kept: the pause of a download that never began */
     ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_CANCELLED, id, NULL);
 }
 
