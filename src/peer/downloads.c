@@ -619,41 +619,41 @@ static void stop_listing(dl *d, int code, const char *why)
     ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_CANCELLED, id, NULL);
 }
 
-void ls_downloads_cancel(ls_peer *p, const ls_command *cmd)
+/* Cancel or pause of the running download (or verification): the engine's
+ * on_end follows, or at once when the file list is still being asked for. */
+static void stop_running(ls_peer *p, const ls_command *cmd, bool pause)
 {
-  ls_op *op = cmd->id ? ls_ops_find(p, cmd->id) : NULL;
-  if (!op && cmd->id && paused_find(p, cmd->id)) {
-    discard_paused(p, cmd);
-    return;
-  }
-  dl *d = running(p, cmd, "cancel");
+  const char *name = pause ? "pause" : "cancel";
+  dl *d = running(p, cmd, name);
   if (!d)
     return;
   d->op->cancellable = false;
-  ls_rt_reply_ok(p, cmd->tag, "cancel", json_pack("{s:s}", "id", d->op->id));
-  if (d->engine)
-    ls_download_cancel(d->engine); /* on_end(LS_ECANCELED) follows */
+  ls_rt_reply_ok(p, cmd->tag, name, json_pack("{s:s}", "id", d->op->id));
+  if (d->engine && pause)
+    ls_download_pause(d->engine);
+  else if (d->engine)
+    ls_download_cancel(d->engine);
   else
-    stop_listing(d, LS_ECANCELED, "cancelled");
+    stop_listing(d, pause ? LS_EPAUSED : LS_ECANCELED, pause ? "paused" : "cancelled");
+}
+
+void ls_downloads_cancel(ls_peer *p, const ls_command *cmd)
+{
+  ls_op *op = cmd->id ? ls_ops_find(p, cmd->id) : NULL;
+  if (!op && cmd->id && paused_find(p, cmd->id))
+    discard_paused(p, cmd);
+  else
+    stop_running(p, cmd, false);
 }
 
 void ls_downloads_pause(ls_peer *p, const ls_command *cmd)
 {
   ls_op *op = cmd->id ? ls_ops_find(p, cmd->id) : NULL;
-  if (op && op->kind == LS_OP_VERIFY) {
+  if (op && op->kind == LS_OP_VERIFY)
     ls_rt_reply_error(p, cmd->tag, "pause", LS_ESTATE,
                       "a verification cannot be paused: cancel it");
-    return;
-  }
-  dl *d = running(p, cmd, "pause");
-  if (!d)
-    return;
-  d->op->cancellable = false;
-  ls_rt_reply_ok(p, cmd->tag, "pause", json_pack("{s:s}", "id", d->op->id));
-  if (d->engine)
-    ls_download_pause(d->engine); /* on_end(LS_EPAUSED) follows */
   else
-    stop_listing(d, LS_EPAUSED, "paused");
+    stop_running(p, cmd, true);
 }
 
 void ls_downloads_close_all(ls_peer *p)

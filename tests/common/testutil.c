@@ -16,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_TEMPDIRS 64
@@ -214,4 +217,19 @@ void t_rmtree(const char *path)
   ls_diag diag = {""};
   if (ls_rmtree_at(AT_FDCWD, path, &diag) != LS_OK)
     fail_msg("rm -rf %s: %s", path, diag.text);
+}
+
+bool t_wait_child(int pid, long delay_us, const char *label)
+{
+  if (delay_us >= 0) {
+    struct timespec ts = {delay_us / 1000000, (delay_us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+    kill(pid, SIGKILL);
+  }
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  if (!killed && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+    fail_msg("%s: the child failed without a crash (status %d)", label, status);
+  return killed;
 }

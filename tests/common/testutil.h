@@ -28,6 +28,10 @@ bool t_make_deep_tree(const char *dir, const char *rel, size_t levels);
 void t_run_on_stack(size_t stack_size, void *(*fn)(void *), void *arg);
 /* Open descriptors of this process (entries of /proc/self/fd). */
 int t_open_fds(void);
+/* Waits for the child pid, SIGKILLing it after delay_us first unless
+ * delay_us < 0. True when SIGKILL ended it; fails the test when it ended
+ * otherwise than by exiting 0. */
+bool t_wait_child(int pid, long delay_us, const char *label);
 /* lstat succeeds: the path exists (a dangling symlink too). */
 bool t_exists(const char *path);
 /* The whole file (malloc'ed, NUL-terminated, *len bytes), or NULL when it

@@ -338,17 +338,7 @@ static bool crash_trial(const char *dir, const game *g, const char *step, long d
           cancel_at, (char *)NULL);
     _exit(127);
   }
-  if (delay_us >= 0) {
-    struct timespec ts = {delay_us / 1000000, (delay_us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-    kill(pid, SIGKILL);
-  }
-  int status = 0;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-  if (!killed && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-    fail_msg("the downloader failed without a crash (status %d)", status);
-  return killed;
+  return t_wait_child(pid, delay_us, step ? step : "the downloader");
 }
 
 /* A fresh game directory under base (one t_tempdir per test). */

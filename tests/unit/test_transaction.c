@@ -788,16 +788,7 @@ static void crash_trial(fixture *f, crash_op op, const char *step_name, long lon
       setenv("LS_TEST_CRASH_AT", step_name, 1);
     _exit(run_op(f, op, kill_after) == LS_OK ? 0 : 1);
   }
-  if (delay_us >= 0) {
-    struct timespec ts = {delay_us / 1000000, (delay_us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-    kill(pid, SIGKILL);
-  }
-  int status = 0;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-  if (!killed && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-    fail_msg("%s: the operation failed without a crash (status %d)", label, status);
+  bool killed = t_wait_child(pid, delay_us, label);
   s->killed += killed;
   check_recovered(f, op, s, label);
 }
