@@ -604,10 +604,14 @@ static void stop_listing(dl *d, int code, const char *why)
   ls_listing_abandon(d->listing);
   d->listing = NULL;
   refuse(d, code, why);
+  ls_paused_info info = {0};
   if (verify)
     ls_rt_emit_failure(p, LS_EVENT_VERIFY_FAILED, id, LS_ECANCELED, "cancelled");
-  else if (code == LS_EPAUSED && ls_downloads_paused(p, id, NULL))
-    ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_PAUSED, id, NULL);
+  else if (code == LS_EPAUSED && ls_downloads_paused(p, id, &info))
+    ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_PAUSED, id,
+                    json_pack("{s:s, s:I, s:I}", "version", info.version, "bytes",
+                              (json_int_t)info.bytes, "total_bytes",
+                              (json_int_t)info.total_bytes));
   else
     ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_CANCELLED, id, NULL);
 }

@@ -297,7 +297,7 @@ static void scenario_auto_install(void **state)
   /* The runtime's view says what the game is and what can be done. */
   json_t *g = pn_game_entry(d, ID);
   assert_string_equal(pn_field(g, "state"), "installed");
-  assert_string_equal(pn_field(g, "actions"), "[\"uninstall\"]");
+  assert_string_equal(pn_field(g, "actions"), "[\"uninstall\",\"verify\",\"repair\"]");
   assert_string_equal(pn_field(g, "operation"), "null");
   assert_string_equal(pn_field(g, "update_available"), "false");
   json_decref(g);
@@ -632,10 +632,11 @@ static void scenario_set_game_dir_idle_and_busy(void **state)
   double seen = pn_download_until(d, ID, 0.1);
   assert_true(seen > 0);
   pn_refused(d, "operation", "set-game-dir %s", orig);
-  /* The view reports the running download, and that only cancel is open. */
+  /* The view reports the running download, and that only pause and cancel
+   * are open. */
   json_t *g = pn_game_entry(d, ID);
   assert_string_equal(pn_field(g, "state"), "downloading");
-  assert_string_equal(pn_field(g, "actions"), "[\"cancel\"]");
+  assert_string_equal(pn_field(g, "actions"), "[\"pause\",\"cancel\"]");
   json_t *op = json_object_get(g, "operation");
   assert_string_equal(json_string_value(json_object_get(op, "kind")), "download");
   assert_true(json_integer_value(json_object_get(op, "total_bytes")) >= 16 << 20);
