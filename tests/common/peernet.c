@@ -11,7 +11,10 @@
 #include "testrun.h"
 #include "testutil.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <lanspread/peer.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +153,167 @@ peerproc *pn_start(pn_net *n, int host, pn_peer o)
   free(listen);
   for (int i = 0; i < PN_MAX_HOSTS; i++)
     free(peer_args[i]);
+  n->peers[host] = p;
+  json_t *ready = pp_expect(p, "ready", NULL, PN_T_MS);
+  snprintf(n->ids[host], sizeof n->ids[host], "%s",
+           json_string_value(json_object_get(ready, "peer_id")));
+  json_decref(ready);
+  return p;
+}
+
+/* ---- an in-process peer (pn_start_direct) ---------------------------------- */
+
+typedef struct direct_args {
+  char game_dir[4096], state_dir[4096], catalog[4096], listen[64], name[32], log[4096];
+  char peers[PN_MAX_HOSTS][64];
+  const char *peer_list[PN_MAX_HOSTS];
+  size_t npeers;
+  char env[256];
+} direct_args;
+
+static bool write_all(int fd, const char *data, size_t len)
+{
+  while (len > 0) {
+    ssize_t w = write(fd, data, len);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return false;
+    data += w;
+    len -= (size_t)w;
+  }
+  return true;
+}
+
+static void direct_print(const char *json)
+{
+  size_t len = strlen(json);
+  char *line = malloc(len + 2);
+  if (!line)
+    return;
+  memcpy(line, json, len);
+  line[len] = '\n';
+  write_all(1, line, len + 1);
+  free(line);
+}
+
+/* One command line for the in-process peer; false for quit. */
+static bool direct_command(ls_peer *peer, char *line, uint64_t *tag)
+{
+  char *words[4] = {0};
+  size_t n = 0;
+  for (char *w = strtok(line, " \t\r"); w && n < 4; w = strtok(NULL, " \t\r"))
+    words[n++] = w;
+  if (n == 0)
+    return true;
+  if (strcmp(words[0], "quit") == 0)
+    return false;
+  static const struct {
+    const char *name;
+    ls_command_type type;
+  } names[] = {
+    {"games", LS_CMD_LIST_GAMES},
+    {"peers", LS_CMD_LIST_PEERS},
+    {"download", LS_CMD_DOWNLOAD_GAME_FILES},
+    {"pause", LS_CMD_PAUSE_DOWNLOAD},
+    {"cancel", LS_CMD_CANCEL_DOWNLOAD},
+    {"verify", LS_CMD_VERIFY_GAME},
+  };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(words[0], names[i].name) == 0) {
+      ls_command cmd = {.type = names[i].type, .id = words[1], .tag = ++*tag,
+                        .repair = n > 2 && strcmp(words[2], "--repair") == 0};
+      if (ls_peer_send(peer, &cmd) != LS_OK)
+        fprintf(stderr, "direct peer: cannot send %s\n", words[0]);
+      return true;
+    }
+  fprintf(stderr, "direct peer: unknown command %s\n", words[0]);
+  return true;
+}
+
+static int direct_main(void *arg)
+{
+  direct_args *a = arg;
+  signal(SIGPIPE, SIG_IGN); /* as lanspread-peer-cli does */
+  if (a->log[0]) {
+    int log = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log >= 0) {
+      dup2(log, 2);
+      close(log);
+    }
+  }
+  if (a->env[0]) {
+    char *eq = strchr(a->env, '=');
+    *eq = '\0';
+    setenv(a->env, eq + 1, 1);
+  }
+  ls_peer_config cfg = {.game_dir = a->game_dir, .state_dir = a->state_dir,
+                        .catalog_path = a->catalog, .listen = a->listen,
+                        .static_peers = a->peer_list, .static_peer_count = a->npeers,
+                        .mdns = false, .name = a->name};
+  ls_peer *peer;
+  ls_diag diag;
+  if (ls_peer_start(&cfg, &peer, &diag) != LS_OK) {
+    fprintf(stderr, "direct peer: %s\n", diag.text);
+    return 1;
+  }
+  char ready[256];
+  snprintf(ready, sizeof ready, "{\"type\":\"ready\",\"peer_id\":\"%s\",\"listen\":\"%s\"}",
+           ls_peer_id(peer), ls_peer_listen_address(peer));
+  direct_print(ready);
+  static char buf[65536];
+  size_t len = 0;
+  uint64_t tag = 0;
+  for (bool running = true; running;) {
+    struct pollfd pfd[2] = {{.fd = ls_peer_event_fd(peer), .events = POLLIN},
+                            {.fd = 0, .events = POLLIN}};
+    if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+      break;
+    for (ls_event *ev; (ev = ls_peer_next_event(peer)) != NULL; ls_event_free(ev))
+      direct_print(ev->json);
+    if (!(pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+      continue;
+    ssize_t r = read(0, buf + len, sizeof buf - 1 - len);
+    if (r <= 0) {
+      running = r < 0 && errno == EINTR;
+      continue;
+    }
+    len += (size_t)r;
+    char *nl;
+    while (running && (nl = memchr(buf, '\n', len)) != NULL) {
+      *nl = '\0';
+      running = direct_command(peer, buf, &tag);
+      len -= (size_t)(nl + 1 - buf);
+      memmove(buf, nl + 1, len);
+    }
+  }
+  ls_peer_stop(peer); /* frees the peer and its queued events */
+  return 0;
+}
+
+peerproc *pn_start_direct(pn_net *n, int host, pn_peer o)
+{
+  static direct_args a; /* the child's copy is what it reads */
+  memset(&a, 0, sizeof a);
+  snprintf(a.game_dir, sizeof a.game_dir, "%s", pn_game_dir(n, host));
+  snprintf(a.state_dir, sizeof a.state_dir, "%s/s%d", n->root, host);
+  snprintf(a.catalog, sizeof a.catalog, "%s", o.catalog ? o.catalog : n->catalog);
+  snprintf(a.listen, sizeof a.listen, "%s", pn_endpoint(n, host));
+  snprintf(a.name, sizeof a.name, "host%d", host);
+  if (o.log)
+    snprintf(a.log, sizeof a.log, "%s/h%d.log", n->root, host);
+  if (o.env) {
+    assert_non_null(strchr(o.env, '='));
+    snprintf(a.env, sizeof a.env, "%s", o.env);
+  }
+  for (int i = 0; i < n->hosts; i++)
+    if (o.static_peers & (1u << i)) {
+      snprintf(a.peers[a.npeers], sizeof a.peers[0], "%s", pn_endpoint(n, i));
+      a.peer_list[a.npeers] = a.peers[a.npeers];
+      a.npeers++;
+    }
+  t_mkdir(n->root, t_path("h%d", host));
+  peerproc *p = pp_fork_in_netns(ls_netns_name(n->ns, host), direct_main, &a);
   n->peers[host] = p;
   json_t *ready = pp_expect(p, "ready", NULL, PN_T_MS);
   snprintf(n->ids[host], sizeof n->ids[host], "%s",

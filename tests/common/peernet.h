@@ -2,8 +2,9 @@
  * network namespace host (netns.h), each with its game directory ROOT/hI,
  * state directory ROOT/sI and a shared catalog ROOT/catalog.json that
  * pn_generate grows; helpers to generate games (lanspread-gen), start, stop
- * and kill peers, run commands that must succeed or be refused, collect the
- * events of one game, and compare files and trees.
+ * and kill peers (lanspread-peer-cli, or the library in-process for races
+ * the CLI cannot make), run commands that must succeed or be refused,
+ * collect the events of one game, and compare files and trees.
  *
  * Cleanup: pn_destroy quits the peers and removes the namespaces; when a
  * test fails before it, the atexit handlers of netns.c, peerproc.c and
@@ -70,6 +71,17 @@ typedef struct pn_peer {
 /* Starts host's peer with --game-dir ROOT/hI (created) --state-dir ROOT/sI
  * --listen ENDPOINT --name hostI --serve and waits for `ready`. */
 peerproc *pn_start(pn_net *n, int host, pn_peer o);
+/* The same peer (same directories, address, static peers and catalog; mDNS
+ * off) run in-process by the library in a forked child inside host's
+ * namespace, for races the CLI's one-command-at-a-time rule cannot make
+ * (a pause while `download` still waits for its file list): each stdin
+ * line is sent at once, without waiting for the previous reply. Its
+ * stdout carries every event as one JSON line (replies with their "cmd"),
+ * after a first {"type":"ready","peer_id"} line. Commands: games, peers,
+ * download ID, pause ID, cancel ID, verify ID [--repair], quit (stops the
+ * peer and exits 0; so does the end of stdin). pn_stop, pn_kill and
+ * pn_destroy treat it like the others. */
+peerproc *pn_start_direct(pn_net *n, int host, pn_peer o);
 /* `quit`; the peer must exit 0 within PN_T_MS. */
 void pn_stop(pn_net *n, int host);
 /* SIGKILL and reap. */

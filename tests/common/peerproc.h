@@ -19,6 +19,11 @@ peerproc *pp_start(char *const argv[]);
  * child setns()es before exec (exit 126 if it cannot) and is killed when
  * the test process dies. */
 peerproc *pp_start_in_netns(const char *netns, char *const argv[]);
+/* The same with a function instead of a program: the forked child enters
+ * the namespace, gets the pipes as its stdin and stdout and exits with
+ * fn(arg) (through exit(), so a sanitizer's leak check runs). For a child
+ * that runs the library in-process. */
+peerproc *pp_fork_in_netns(const char *netns, int (*fn)(void *arg), void *arg);
 /* Writes one line (a newline is added). */
 void pp_send(peerproc *p, const char *line);
 /* Closes the child's stdin (end of input). */

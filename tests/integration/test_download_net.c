@@ -1,7 +1,8 @@
 /* Tests downloads whose timing matters, between lanspread-peer-cli processes
  * in network namespaces with tbf-shaped links (tests/common/peernet.h):
  * cancel at 5%, 50% and 95% of a fresh download, cancel of an update, a
- * seeder killed mid-download, the downloader killed and restarted, a
+ * seeder killed mid-download, the downloader killed and restarted (its
+ * download is kept as paused; test_resume_net resumes such downloads), a
  * cancel while the only seeder's link is down, and a download from three
  * seeders. Skipped where namespaces cannot be made. */
 #include <stdarg.h>
@@ -157,10 +158,29 @@ static void scenario_downloader_killed_and_restarted(void **state)
   assert_true(pn_download_until(d, ID, 0.4) > 0);
   pn_kill(n, 1);
   assert_true(pn_exists(at(n, 1, ID "/.lanspread.download"))); /* mid-download */
+  assert_true(pn_exists(at(n, 1, ID "/.lanspread.chunks")));
   d = start(n, 1, 1); /* startup recovery runs before the first scan */
-  assert_false(pn_exists(at(n, 1, ID)));
+  /* It keeps the download as paused: journal, chunk map and payload stay,
+   * nothing is committed. */
+  assert_true(pn_exists(at(n, 1, ID "/.lanspread.download")));
+  assert_true(pn_exists(at(n, 1, ID "/.lanspread.chunks")));
+  assert_true(pn_exists(at(n, 1, ID "/" ID ".part01.eti")));
+  assert_false(pn_exists(at(n, 1, ID "/version.ini")));
+  json_decref(pn_ok(d, "wait-peers 1 20"));
   json_t *g = pn_game_entry(d, ID);
-  assert_true(!g || !json_is_true(json_object_get(g, "downloaded")));
+  assert_non_null(g);
+  assert_false(json_is_true(json_object_get(g, "downloaded")));
+  assert_string_equal(pn_field(g, "state"), "paused");
+  assert_string_equal(pn_field(g, "actions"), "[\"download\",\"cancel\"]");
+  json_t *dl = json_object_get(g, "download");
+  assert_string_equal(pn_field(dl, "state"), "paused");
+  assert_string_equal(pn_field(dl, "version"), "1.0");
+  json_int_t bytes = json_integer_value(json_object_get(dl, "bytes"));
+  json_int_t total = json_integer_value(json_object_get(dl, "total_bytes"));
+  print_message("recovered as paused: %lld of %lld bytes durable\n", (long long)bytes,
+                (long long)total);
+  assert_true(bytes > 0 && bytes < total);
+  assert_int_equal(total, (48 << 20) + 4); /* the archives and "1.0\n" */
   json_decref(g);
   pn_destroy(n);
 }
