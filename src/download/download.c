@@ -86,7 +86,7 @@ struct ls_download {
   int drop_err;         /* why the last source was dropped */
   char drop_why[LS_DIAG_MAX / 2];
   bool abandoned;       /* the program is stopping: no callback */
-  bool verify_only;
+  bool verify_only, keep_on_failure;
   uint64_t rate_bytes, rate_ns;
   double rate;
   /* resume */
@@ -177,7 +177,10 @@ static bool probes_left(const ls_download *d)
  * the program, or when no source was left; anything else discards. */
 static bool keeps(const ls_download *d)
 {
-  return d->end_err == LS_EPAUSED || d->end_err == LS_ENOPEER;
+  if (d->verify_only || d->end_err == LS_OK)
+    return false;
+  return d->end_err == LS_EPAUSED || d->end_err == LS_ENOPEER ||
+         (d->keep_on_failure && d->end_err != LS_ECANCELED);
 }
 
 static double smooth(double old, uint64_t bytes, double secs)
@@ -826,6 +829,7 @@ int ls_download_start(const ls_download_config *c, ls_download **out, ls_diag *d
     goto nomem;
   d->loop = c->loop;
   d->verify_only = c->verify_only;
+  d->keep_on_failure = c->keep_on_failure;
   d->sync_bytes = c->sync_bytes ? c->sync_bytes : LS_DOWNLOAD_SYNC_BYTES;
   d->sync_ns = (c->sync_ms ? c->sync_ms : LS_DOWNLOAD_SYNC_SECONDS * 1000u) * (uint64_t)1000000;
   d->ops = *c->ops;
@@ -920,7 +924,7 @@ ls_download_resume ls_download_get_resume(const ls_download *d)
 
 ls_download_result ls_download_get_result(const ls_download *d)
 {
-  ls_download_result r = {d->fetched_bytes, d->reused_bytes, 0, 0};
+  ls_download_result r = {d->fetched_bytes, d->reused_bytes, 0, 0, keeps(d) && d->storage};
   if (d->verify_only)
     for (size_t k = 0; k < d->nchunks; k++)
       if (d->chunks[k].state != CH_DONE) {

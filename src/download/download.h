@@ -96,8 +96,9 @@ typedef struct ls_download_ops {
   void (*on_progress)(void *user, const ls_download_progress *progress);
   /* The last call: committed (LS_OK; a verification: done), kept for a
    * resume after a pause (LS_EPAUSED) or when no source was left
-   * (LS_ENOPEER), or rolled back and discarded after a cancel
-   * (LS_ECANCELED) or any other failure (its code; diag says why).
+   * (LS_ENOPEER; with keep_on_failure, any failure), or rolled back and
+   * discarded after a cancel (LS_ECANCELED) or any other failure (its
+   * code; diag says why).
    * ls_download_get_result says more. The engine is freed when this
    * returns. Never called after ls_download_abandon. */
   void (*on_end)(void *user, int err, const char *diag);
@@ -115,6 +116,8 @@ typedef struct ls_download_config {
   const char *const *sources;    /* names, for the log and diags (peer ids) */
   size_t source_count;           /* 1 .. LS_DOWNLOAD_MAX_SOURCES (0 to verify) */
   bool verify_only;              /* check the game root against the manifest */
+  bool keep_on_failure;          /* a failure keeps the download too (a repair:
+                                    the payload is the game's own) */
   uint64_t sync_bytes;           /* 0: LS_DOWNLOAD_SYNC_BYTES */
   uint32_t sync_ms;              /* 0: LS_DOWNLOAD_SYNC_SECONDS */
   const ls_download_ops *ops;
@@ -186,6 +189,7 @@ typedef struct ls_download_result {
   uint64_t bytes_reused;   /* kept from before or found on disk */
   size_t bad_chunks;       /* a verification: chunks that did not match */
   uint64_t bad_bytes;
+  bool kept;               /* the storage stays for a resume (journal, map) */
 } ls_download_result;
 ls_download_result ls_download_get_result(const ls_download *d);
 

@@ -31,6 +31,7 @@ struct ls_paused {
   ls_paused *next;
   char *id, *version;
   uint64_t bytes, total_bytes;
+  bool repair; /* a repair of that version (known in this run only) */
 };
 
 static ls_paused *paused_find(const ls_peer *p, const char *id)
@@ -55,7 +56,7 @@ static void paused_remove(ls_peer *p, const char *id)
 }
 
 static void paused_put(ls_peer *p, const char *id, const char *version, uint64_t bytes,
-                       uint64_t total)
+                       uint64_t total, bool repair)
 {
   paused_remove(p, id);
   ls_paused *e = calloc(1, sizeof *e);
@@ -67,6 +68,7 @@ static void paused_put(ls_peer *p, const char *id, const char *version, uint64_t
   }
   e->bytes = bytes;
   e->total_bytes = total;
+  e->repair = repair;
   e->next = p->paused;
   p->paused = e;
 }
@@ -100,7 +102,7 @@ void ls_downloads_recover(ls_peer *p)
     if (done != LS_RECOVERY_NONE)
       ls_rt_log("%s", diag.text);
     if (done == LS_RECOVERY_PAUSED)
-      paused_put(p, id, found.version, found.bytes, found.total_bytes);
+      paused_put(p, id, found.version, found.bytes, found.total_bytes, false);
   }
 }
 
@@ -325,9 +327,9 @@ static void on_end(void *user, int err, const char *diag)
       "bad_chunks", (json_int_t)d->result.bad_chunks, "bad_bytes",
       (json_int_t)d->result.bad_bytes, "files_bad", (json_int_t)files_bad, "files", files);
   }
-  if (!d->verify_only && (err == LS_EPAUSED || err == LS_ENOPEER))
+  if (d->result.kept)
     paused_put(d->p, d->op->id, d->version,
-               d->result.bytes_fetched + d->result.bytes_reused, d->op->total_bytes);
+               d->result.bytes_fetched + d->result.bytes_reused, d->op->total_bytes, d->repair);
   else if (!d->verify_only)
     paused_remove(d->p, d->op->id); /* committed, or discarded */
   d->engine = NULL;
@@ -432,6 +434,7 @@ static void start_engine(dl *d)
   ls_download_config c = {
     .loop = &p->loop, .game_dir = p->game_dir, .id = d->op->id, .manifest = &manifest,
     .sources = names, .source_count = d->nsources, .verify_only = d->verify_only,
+    .keep_on_failure = d->repair,
     .ops = &engine_ops, .user = d,
   };
   if (rc == LS_OK)
@@ -466,11 +469,21 @@ static int copy_files(dl *d, const ls_command *cmd)
   return LS_OK;
 }
 
+/* A repair paused in this run: `download` resumes it as a repair. */
+static const ls_paused *paused_repair(const ls_peer *p, const ls_command *cmd)
+{
+  const ls_paused *e = cmd->type == LS_CMD_DOWNLOAD_GAME_FILES ? paused_find(p, cmd->id) : NULL;
+  return e && e->repair ? e : NULL;
+}
+
 /* The version a command works on: a download the latest any peer has; a
- * verification or repair the one on disk. NULL (the reply sent) when there
- * is none. */
+ * verification or repair (a resumed one too) the one on disk. NULL (the
+ * reply sent) when there is none. */
 static const char *target_version(ls_peer *p, const ls_command *cmd, const char *name)
 {
+  const ls_paused *repair = paused_repair(p, cmd);
+  if (repair)
+    return repair->version;
   if (cmd->type != LS_CMD_VERIFY_GAME) {
     ls_peerdb_game_view view = ls_peerdb_view(p->peerdb, cmd->id);
     if (!view.latest_version)
@@ -508,7 +521,7 @@ void ls_downloads_run(ls_peer *p, const ls_command *cmd)
   }
   d->p = p;
   d->verify_only = kind == LS_OP_VERIFY;
-  d->repair = verify && cmd->repair;
+  d->repair = (verify && cmd->repair) || paused_repair(p, cmd);
   d->op->impl = d;
   uv_timer_init(&p->loop, &d->progress);
   d->progress.data = d;
@@ -627,6 +640,7 @@ static void stop_running(ls_peer *p, const ls_command *cmd, bool pause)
   dl *d = running(p, cmd, name);
   if (!d)
     return;
+  pause = pause || d->repair; /* a repair's payload is the game's own: kept */
   d->op->cancellable = false;
   ls_rt_reply_ok(p, cmd->tag, name, json_pack("{s:s}", "id", d->op->id));
   if (d->engine && pause)

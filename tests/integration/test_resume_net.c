@@ -607,6 +607,39 @@ static void scenario_verify_and_repair(void **state)
   assert_true(json_is_true(json_object_get(g, "downloaded")));
   assert_string_equal(jstr(g, "state"), "installed");
   json_decref(g);
+
+  /* A cancelled repair keeps the game's files: part02 overwritten whole
+   * (every chunk of it to fetch again), cancel mid-repair, and the repair
+   * is paused, the other archives intact; `download` resumes it as a
+   * repair (no install follows). */
+  f = fopen(victim, "r+b");
+  assert_non_null(f);
+  for (long long i = 0; i < size; i++)
+    fputc(0xa5, f);
+  assert_int_equal(fclose(f), 0);
+  pp_send(d, "verify " ID " --repair");
+  json_decref(pp_expect(d, "game-download-progress", NULL, T_MS));
+  json_decref(pn_ok(d, "cancel " ID));
+  json_t *paused = pp_expect(d, "game-download-paused", NULL, T_MS);
+  printf("repair cancelled at %lld of %lld bytes: kept as paused\n",
+         (long long)jint(paused, "bytes"), (long long)jint(paused, "total_bytes"));
+  json_decref(paused);
+  g = pn_game_entry(d, ID);
+  assert_string_equal(jstr(g, "state"), "paused");
+  assert_true(json_is_true(json_object_get(g, "installed")));
+  json_decref(g);
+  assert_true(pn_same_file(at(n, 0, ID "/" ID ".part01.eti"), at(n, 1, ID "/" ID ".part01.eti")));
+  assert_true(pn_same_file(at(n, 0, ID "/" ID ".part03.eti"), at(n, 1, ID "/" ID ".part03.eti")));
+  ev = run_until(d, "download " ID, ID, "game-download-finished");
+  rf = event(ev, "game-download-finished");
+  assert_true(json_is_true(json_object_get(rf, "repair")));
+  assert_true(jint(rf, "bytes_fetched") <= size + ini_bytes);
+  json_decref(ev);
+  json_decref(pn_ok(d, "games")); /* after the finished event: no install began */
+  g = pn_game_entry(d, ID);
+  assert_string_equal(jstr(g, "state"), "installed");
+  json_decref(g);
+
   assert_true(pn_same_tree(local, snap)); /* local/ untouched throughout */
   assert_same_payload(n, 0, 1, 1, 3);
   free(local);
