@@ -75,6 +75,7 @@ struct ls_download {
   ls_storage *storage;
   chunk *chunks;
   size_t nchunks, next_todo;
+  size_t done_chunks, probe_chunks; /* CH_DONE; CH_PROBE or CH_PROBING */
   source sources[LS_DOWNLOAD_MAX_SOURCES];
   int nsources;
   ls_fetch *fetches;    /* in flight */
@@ -147,30 +148,28 @@ static const char *chunk_path(const ls_download *d, const chunk *c)
   return d->manifest.game_files.files[c->file].path;
 }
 
+/* Counted, not scanned: these are asked after every chunk. */
 static bool all_done(const ls_download *d)
 {
-  for (size_t i = 0; i < d->nchunks; i++)
-    if (d->chunks[i].state != CH_DONE)
-      return false;
-  return true;
+  return d->done_chunks == d->nchunks;
+}
+
+static bool probes_left(const ls_download *d)
+{
+  return d->probe_chunks > 0;
 }
 
 /* Some chunk is still to be fetched (not merely to be probed). */
 static bool needs_fetch(const ls_download *d)
 {
-  for (size_t i = 0; i < d->nchunks; i++)
-    if (d->chunks[i].state == CH_TODO || d->chunks[i].state == CH_FETCHING ||
-        d->chunks[i].state == CH_CHECKING)
-      return true;
-  return false;
+  return d->done_chunks + d->probe_chunks < d->nchunks;
 }
 
-static bool probes_left(const ls_download *d)
+static void mark_done(ls_download *d, chunk *c)
 {
-  for (size_t i = 0; i < d->nchunks; i++)
-    if (d->chunks[i].state == CH_PROBE || d->chunks[i].state == CH_PROBING)
-      return true;
-  return false;
+  c->state = CH_DONE;
+  d->done_chunks++;
+  d->done_bytes += c->len;
 }
 
 /* A download keeps its storage (for a resume) after a pause, a stop of
@@ -200,8 +199,7 @@ static void report_progress(ls_download *d)
 /* Chunk k is on disk and verified: it goes into the next sync. */
 static void chunk_written(ls_download *d, chunk *c, size_t k)
 {
-  c->state = CH_DONE;
-  d->done_bytes += c->len;
+  mark_done(d, c);
   if (d->pending) {
     ls_chunk_bit_set(d->pending, k);
     d->unsynced_bytes += c->len;
@@ -548,14 +546,14 @@ static void probe_done(job *j)
   ls_download *d = j->d;
   chunk *c = &d->chunks[j->chunk];
   d->probe_jobs--;
+  d->probe_chunks--;
   d->probed_bytes += c->len;
   if (j->rc != LS_OK)
     log_line(d, "%s of %s: %s (the chunk is fetched again)",
              d->verify_only ? "verification" : "download", d->id, j->diag.text);
   if (j->rc == LS_OK && j->hash_ok) {
     if (d->verify_only) {
-      c->state = CH_DONE;
-      d->done_bytes += c->len;
+      mark_done(d, c);
     } else {
       chunk_written(d, c, j->chunk);
     }
@@ -689,12 +687,12 @@ static void init_chunk_states(ls_download *d)
   for (size_t k = 0; k < d->nchunks; k++) {
     chunk *c = &d->chunks[k];
     if (!d->verify_only && ls_storage_chunk_kept(d->storage, k)) {
-      c->state = CH_DONE;
-      d->done_bytes += c->len;
+      mark_done(d, c);
       d->reused_bytes += c->len;
       ls_chunk_bit_set(d->durable, k);
     } else if (d->verify_only || !ls_storage_file_fresh(d->storage, c->file)) {
       c->state = CH_PROBE;
+      d->probe_chunks++;
     }
   }
 }
