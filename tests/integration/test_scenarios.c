@@ -395,9 +395,11 @@ static void scenario_corrupt_peer(void **state)
 #else
   pn_net *n = pn_create(3, PORT);
   /* h0 flips the first byte of everything it serves; h1 is honest. */
-  pn_generate(n, 0, (pn_game){.size = "8M"});
+  /* 24 chunks: enough that the corrupt peer is asked for 3 of them even
+   * when the honest one is much faster (a loaded machine, a sanitizer). */
+  pn_generate(n, 0, (pn_game){.size = "24M"});
   pn_generate(n, 0, (pn_game){.number = 2, .size = "2M"});
-  pn_generate(n, 1, (pn_game){.size = "8M"});
+  pn_generate(n, 1, (pn_game){.size = "24M"});
   pn_start(n, 0, (pn_peer){.env = "LS_TEST_CORRUPT_SERVE=1"});
   pn_start(n, 1, (pn_peer){0});
   peerproc *d = pn_start(n, 2, (pn_peer){.static_peers = 3u, .log = true});

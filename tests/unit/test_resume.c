@@ -358,22 +358,32 @@ static double now_s(void)
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* How long a whole download takes in a child, start-up included: the
+ * span in which kills are aimed (a sanitizer makes it several times
+ * longer). */
+static long child_download_us(const char *base, const game *g)
+{
+  const char *dir = trial_dir(base, 999);
+  double t0 = now_s();
+  assert_false(crash_trial(dir, g, NULL, -1, (run_opts){0}));
+  long us = (long)((now_s() - t0) * 1e6);
+  assert_game_is(dir, g);
+  t_rmtree(dir);
+  return us;
+}
+
 /* ---- tests ---------------------------------------------------------------------- */
 
 static void killed_at_random_moments_resumes_byte_exact(void **state)
 {
   (void)state;
   game g = make_game("1.0", 1, 2);
-  const char *dir = t_tempdir();
-  double t0 = now_s();
-  assert_int_equal(download(dir, &g, (run_opts){0}, NULL), LS_OK);
-  long whole_us = (long)((now_s() - t0) * 1e6);
-  assert_game_is(dir, &g);
+  const char *base = t_tempdir();
+  long whole_us = child_download_us(base, &g);
   const char *env = getenv("LS_TEST_SEED"); /* to replay a failure */
   unsigned seed = env ? (unsigned)strtoul(env, NULL, 0) : (unsigned)time(NULL);
   srand(seed);
   crash_stats s = {0};
-  const char *base = t_tempdir();
   for (int i = 0; i < RANDOM_KILLS; i++) {
     const char *trial = trial_dir(base, i);
     long delay = (long)((double)rand() / RAND_MAX * (double)whole_us * 1.1);
@@ -523,17 +533,12 @@ static void power_loss_refetches_exactly_the_unsynced_chunks(void **state)
 {
   (void)state;
   game g = make_game("1.0", 7, 8);
-  long whole_us = 0;
-  {
-    double t0 = now_s();
-    download(t_tempdir(), &g, (run_opts){0}, NULL);
-    whole_us = (long)((now_s() - t0) * 1e6);
-  }
-  int checked = 0;
   const char *base = t_tempdir();
-  for (int i = 1; i <= 8; i++) {
+  long whole_us = child_download_us(base, &g);
+  int checked = 0;
+  for (int i = 1; i <= 19; i++) { /* kills at 5%, 10%, ... 95% of a whole download */
     const char *dir = trial_dir(base, i);
-    if (!crash_trial(dir, &g, NULL, whole_us * i / 10, (run_opts){0}) ||
+    if (!crash_trial(dir, &g, NULL, whole_us * i / 20, (run_opts){0}) ||
         !t_exists(t_path("%s/%s/%s", dir, GAME, LS_CHUNK_MAP)))
       continue; /* it finished, or died before the map: nothing to lose */
     uint8_t durable_bits[64] = {0};
