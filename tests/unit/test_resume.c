@@ -667,6 +667,7 @@ static int downloader_main(char **argv)
   game g = make_game(argv[1], (unsigned)atoi(argv[2]), (unsigned)atoi(argv[3]));
   run_opts o = {.cancel_at = strtoull(argv[4], NULL, 10)};
   int err = download(argv[0], &g, o, NULL);
+  free_game(&g);
   return err == LS_OK || err == LS_ECANCELED ? 0 : 1;
 }
 
