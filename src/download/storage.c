@@ -2,7 +2,9 @@
  * version-sentinel transaction, pre-allocation and chunk writes, commit,
  * rollback, discard and startup recovery. Every path inside the game
  * directory is reached with openat and O_NOFOLLOW from a directory
- * descriptor, so no symbolic link is ever followed. */
+ * descriptor, so no symbolic link is ever followed. A payload file is open
+ * only for the one write, read or sync that needs it: a game of any number
+ * of files fits under any descriptor limit. */
 #include "download/storage.h"
 
 #include "core/error.h"
@@ -34,7 +36,6 @@
 typedef struct slot {
   char *path;
   uint64_t size;
-  int fd;             /* -1 for version.ini (buffered), or missing (read-only) */
   size_t first_chunk; /* its first chunk's index */
   bool fresh;         /* created by begin */
   atomic_bool dirty;  /* written since the last sync */
@@ -204,6 +205,46 @@ static int pwrite_all(int fd, const void *data, size_t len, uint64_t offset)
     offset += (uint64_t)n;
   }
   return 0;
+}
+
+/* Opens the payload file of slot f (flags: O_RDONLY or O_WRONLY) for one
+ * operation; refused unless it is a regular file. */
+static int open_slot(const ls_storage *s, const slot *f, int flags, int *fd, ls_diag *diag)
+{
+  char shown[SHOWN_MAX];
+  show(shown, s->root_path, f->path);
+  int dir_fd = -1;
+  const char *base = NULL;
+  int rc = open_parent(s->root_fd, s->root_path, f->path, false, &dir_fd, &base, diag);
+  if (rc != LS_OK)
+    return rc;
+  *fd = openat(dir_fd, base, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (*fd < 0)
+    rc = open_failure(dir_fd, base, errno, "cannot open", shown, diag);
+  close(dir_fd);
+  struct stat st;
+  if (rc == LS_OK && (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    close(*fd);
+    *fd = -1;
+    rc = ls_diag_set(diag, LS_EINVAL, "%s is not a regular file", shown);
+  }
+  return rc;
+}
+
+/* fsync (whole: the commit) or fdatasync of a payload file. */
+static int sync_slot(const ls_storage *s, const slot *f, bool whole, ls_diag *diag)
+{
+  int fd = -1;
+  int rc = open_slot(s, f, O_RDONLY, &fd, diag);
+  if (rc != LS_OK)
+    return rc;
+  if ((whole ? fsync(fd) : fdatasync(fd)) != 0) {
+    char shown[SHOWN_MAX];
+    show(shown, s->root_path, f->path);
+    rc = ls_diag_errno(diag, errno, whole ? "cannot fsync" : "cannot fdatasync", shown);
+  }
+  close(fd);
+  return rc;
 }
 
 /* ---- removal ------------------------------------------------------------ */
@@ -752,7 +793,6 @@ static int storage_new(const char *game_dir, const char *id, const char *version
   s->sentinel = sentinel;
   s->chunk_size = chunk_size;
   for (size_t i = 0; i < count; i++, s->count++) {
-    s->files[i].fd = -1;
     s->files[i].size = files[i].size;
     s->files[i].first_chunk = s->nchunks;
     s->nchunks += ls_proto_chunk_count(files[i].size, chunk_size);
@@ -922,14 +962,18 @@ static int create_payload_file(ls_storage *s, slot *f, ls_diag *diag)
   int rc = open_parent(s->root_fd, s->root_path, f->path, true, &dir_fd, &base, diag);
   if (rc != LS_OK)
     return rc;
-  f->fd = openat(dir_fd, base, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
-  f->fresh = f->fd >= 0;
-  if (f->fd < 0 && errno == EEXIST)
-    f->fd = openat(dir_fd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-  if (f->fd < 0)
+  int fd = openat(dir_fd, base, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
+  f->fresh = fd >= 0;
+  if (fd < 0 && errno == EEXIST)
+    fd = openat(dir_fd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
     rc = open_failure(dir_fd, base, errno, "cannot create", shown, diag);
   close(dir_fd);
-  return rc == LS_OK ? size_payload_file(f->fd, f->size, shown, diag) : rc;
+  if (rc == LS_OK) {
+    rc = size_payload_file(fd, f->size, shown, diag);
+    close(fd);
+  }
+  return rc;
 }
 
 static int create_payload(ls_storage *s, ls_diag *diag)
@@ -1040,20 +1084,6 @@ bool ls_storage_file_fresh(const ls_storage *s, size_t file_index)
 
 /* ---- verification: read-only opening and probes ------------------------- */
 
-static void open_for_reading(ls_storage *s, slot *f)
-{
-  int dir_fd = -1;
-  const char *base = NULL;
-  if (open_parent(s->root_fd, s->root_path, f->path, false, &dir_fd, &base, NULL) != LS_OK)
-    return;
-  f->fd = openat(dir_fd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  close(dir_fd);
-  struct stat st;
-  if (f->fd >= 0 && (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-    close(f->fd);
-    f->fd = -1;
-  }
-}
 
 int ls_storage_open_readonly(const char *game_dir, const char *id, uint32_t chunk_size,
                              const ls_storage_file *files, size_t count, ls_storage **out,
@@ -1079,8 +1109,6 @@ int ls_storage_open_readonly(const char *game_dir, const char *id, uint32_t chun
   }
   s->readonly = true;
   s->committed = true; /* nothing to commit or abort */
-  for (size_t i = 0; i < s->count; i++)
-    open_for_reading(s, &s->files[i]);
   *out = s;
   return LS_OK;
 }
@@ -1111,28 +1139,24 @@ int ls_storage_probe(ls_storage *s, size_t file_index, uint64_t offset, uint32_t
     return ls_diag_set(diag, LS_EINVAL, "%s: no file #%zu in this download", s->root_path,
                        file_index);
   const slot *f = &s->files[file_index];
-  if (f->fd < 0 || (file_index == s->sentinel && !s->readonly))
-    return LS_OK;
-  if (len == 0) {
-    uint8_t digest[LS_SHA256_SIZE];
-    ls_sha256("", 0, digest);
-    *match = memcmp(digest, hash, sizeof digest) == 0;
-    return LS_OK;
-  }
-  off_t data = lseek(f->fd, (off_t)offset, SEEK_DATA);
-  if (data != (off_t)offset)
-    return LS_OK; /* a hole (never written) or past the end */
-  int e = pread_all(f->fd, buf, len, offset);
-  if (e == ENODATA)
-    return LS_OK;
-  if (e) {
+  int fd = -1;
+  if ((file_index == s->sentinel && !s->readonly) ||
+      open_slot(s, f, O_RDONLY, &fd, NULL) != LS_OK)
+    return LS_OK; /* buffered, or not on disk as a regular file */
+  int e = 0;
+  if (len > 0 && lseek(fd, (off_t)offset, SEEK_DATA) != (off_t)offset)
+    e = ENODATA; /* a hole (never written) or past the end */
+  else if (len > 0)
+    e = pread_all(fd, buf, len, offset);
+  close(fd);
+  if (e && e != ENODATA) {
     char shown[SHOWN_MAX];
     show(shown, s->root_path, f->path);
     return ls_diag_errno(diag, e, "cannot read", shown);
   }
   uint8_t digest[LS_SHA256_SIZE];
-  ls_sha256(buf, len, digest);
-  *match = memcmp(digest, hash, sizeof digest) == 0;
+  ls_sha256(buf, e ? 0 : len, digest);
+  *match = !e && memcmp(digest, hash, sizeof digest) == 0;
   return LS_OK;
 }
 
@@ -1155,15 +1179,21 @@ int ls_storage_write(ls_storage *s, size_t file_index, uint64_t offset, const vo
     pthread_mutex_unlock(&s->sentinel_lock);
     return LS_OK;
   }
-  int e = pwrite_all(f->fd, data, len, offset);
+  int fd = -1;
+  int rc = open_slot(s, f, O_WRONLY, &fd, diag);
+  if (rc != LS_OK)
+    return rc;
+  int e = pwrite_all(fd, data, len, offset);
+  /* Start writeback now, so the commit's fsync finds little left to do
+   * (a 512 MiB download otherwise waits ~0.6 s for it at the end). */
+  if (!e)
+    sync_file_range(fd, (off64_t)offset, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+  close(fd);
   if (e) {
     char shown[SHOWN_MAX];
     show(shown, s->root_path, f->path);
     return ls_diag_errno(diag, e, "cannot write", shown);
   }
-  /* Start writeback now, so the commit's fsync finds little left to do
-   * (a 512 MiB download otherwise waits ~0.6 s for it at the end). */
-  sync_file_range(f->fd, (off64_t)offset, (off64_t)len, SYNC_FILE_RANGE_WRITE);
   atomic_store(&s->files[file_index].dirty, true); /* after the write: see ls_storage_sync */
   return LS_OK;
 }
@@ -1178,13 +1208,12 @@ int ls_storage_sync(ls_storage *s, const uint8_t *bits, ls_diag *diag)
     return ls_diag_set(diag, LS_ESTATE, "%s: nothing to sync", s->root_path);
   for (size_t i = 0; i < s->count; i++) {
     slot *f = &s->files[i];
-    if (f->fd < 0 || !atomic_exchange(&f->dirty, false))
+    if (!atomic_exchange(&f->dirty, false))
       continue;
-    if (fdatasync(f->fd) != 0) {
+    int rc = sync_slot(s, f, false, diag);
+    if (rc != LS_OK) {
       atomic_store(&f->dirty, true);
-      char shown[SHOWN_MAX];
-      show(shown, s->root_path, f->path);
-      return ls_diag_errno(diag, errno, "cannot fdatasync", shown);
+      return rc;
     }
   }
   ls_test_step("download", "data-synced");
@@ -1245,11 +1274,9 @@ static int sync_payload_dirs(ls_storage *s, ls_diag *diag)
 static int sync_payload(ls_storage *s, ls_diag *diag)
 {
   for (size_t i = 0; i < s->count; i++) {
-    if (s->files[i].fd >= 0 && fsync(s->files[i].fd) != 0) {
-      char shown[SHOWN_MAX];
-      show(shown, s->root_path, s->files[i].path);
-      return ls_diag_errno(diag, errno, "cannot fsync", shown);
-    }
+    int rc = i == s->sentinel ? LS_OK : sync_slot(s, &s->files[i], true, diag);
+    if (rc != LS_OK)
+      return rc;
   }
   return sync_payload_dirs(s, diag);
 }
@@ -1334,11 +1361,8 @@ void ls_storage_free(ls_storage *s)
 {
   if (!s)
     return;
-  for (size_t i = 0; i < s->count; i++) {
-    if (s->files[i].fd >= 0)
-      close(s->files[i].fd);
+  for (size_t i = 0; i < s->count; i++)
     free(s->files[i].path);
-  }
   if (s->root_fd >= 0)
     close(s->root_fd);
   if (s->game_fd >= 0)

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -580,6 +581,43 @@ static void recovery_trusts_the_map_only_as_far_as_the_files_go(void **state)
   assert_false(exists(t_path("%s/g", dir)));
 }
 
+/* A game of more files than the process may open descriptors: each file
+ * is open only for the one write or sync that needs it, so begin, the
+ * writes, a resume's probes, the commit and a discard all succeed. */
+static void a_game_of_more_files_than_descriptors(void **state)
+{
+  (void)state;
+  enum { FILES = 1500, FD_LIMIT = 128 };
+  const char *dir = t_tempdir();
+  static char paths[FILES][32];
+  ls_storage_file files[FILES + 1];
+  for (int i = 0; i < FILES; i++) {
+    snprintf(paths[i], sizeof paths[i], "d%02d/file%04d.eti", i % 50, i);
+    files[i] = (ls_storage_file){paths[i], 8, NULL};
+  }
+  files[FILES] = (ls_storage_file){"version.ini", 3, NULL};
+  struct rlimit old, low;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+  low = (struct rlimit){FD_LIMIT, old.rlim_max};
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  ls_storage *s = begin_ok(dir, "many", "1.0", files, FILES + 1);
+  for (int i = 0; i < FILES; i++)
+    write_whole(s, (size_t)i, "12345678", 8);
+  write_whole(s, FILES, "1.0", 3);
+  uint8_t bits[(FILES + 1 + 7) / 8];
+  memset(bits, 0xff, sizeof bits);
+  assert_int_equal(ls_storage_sync(s, bits, NULL), LS_OK);
+  commit_ok(s);
+  ls_storage_free(s);
+  assert_content(t_path("%s/many/%s", dir, paths[FILES - 1]), "12345678");
+  s = begin_ok(dir, "again", "1.0", files, FILES + 1);
+  assert_int_equal(ls_storage_abort(s, true, NULL), LS_OK);
+  ls_storage_free(s);
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+  assert_false(exists(t_path("%s/again", dir)));
+  assert_no_transients(t_path("%s/many", dir));
+}
+
 /* A journal of the first format (no chunk hashes) cannot be resumed. */
 static void recovery_discards_a_format_1_journal(void **state)
 {
@@ -934,6 +972,7 @@ int main(void)
     cmocka_unit_test(abort_without_discard_keeps_the_payload),
     cmocka_unit_test(recovery_keeps_a_download_crashed_after_begin),
     cmocka_unit_test(recovery_discards_a_format_1_journal),
+    cmocka_unit_test(a_game_of_more_files_than_descriptors),
     cmocka_unit_test(recovery_trusts_the_map_only_as_far_as_the_files_go),
     cmocka_unit_test(recovery_keeps_an_update_crashed_after_some_writes),
     cmocka_unit_test(recovery_keeps_a_download_crashed_before_the_rename),
