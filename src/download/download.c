@@ -76,6 +76,7 @@ struct ls_download {
   chunk *chunks;
   size_t nchunks, next_todo;
   size_t done_chunks, probe_chunks; /* CH_DONE; CH_PROBE or CH_PROBING */
+  unsigned checking;    /* check jobs queued or running */
   source sources[LS_DOWNLOAD_MAX_SOURCES];
   int nsources;
   ls_fetch *fetches;    /* in flight */
@@ -448,8 +449,10 @@ static bool begin_check(ls_download *d, ls_fetch *f)
   job *j = calloc(1, sizeof *j);
   if (j) {
     *j = (job){.kind = JOB_CHECK, .chunk = f->chunk, .buf = f->buf, .src = f->src};
-    if (submit_job(d, j, check_run) == LS_OK)
+    if (submit_job(d, j, check_run) == LS_OK) {
+      d->checking++;
       return true;
+    }
     free(j);
   }
   c->state = CH_TODO;
@@ -482,9 +485,10 @@ static void pump(ls_download *d)
     return;
   start_probes(d);
   maybe_sync(d, false);
-  for (int s = 0; s < d->nsources; s++) {
+  for (int s = 0; s < d->nsources && d->checking < LS_DOWNLOAD_MAX_CHECKING; s++) {
     source *src = &d->sources[s];
-    while (!src->dropped && src->inflight < inflight_limit(d, src)) {
+    while (!src->dropped && src->inflight < inflight_limit(d, src) &&
+           d->checking < LS_DOWNLOAD_MAX_CHECKING) {
       long idx = pick_chunk(d, s);
       if (idx < 0 || !start_fetch(d, s, idx))
         break;
@@ -515,6 +519,7 @@ static void check_done(job *j)
 {
   ls_download *d = j->d;
   chunk *c = &d->chunks[j->chunk];
+  d->checking--;
   if (!j->hash_ok) {
     log_line(d, "download of %s: chunk at %llu of %s from peer %.16s failed its hash", d->id,
              (unsigned long long)c->offset, chunk_path(d, c), d->sources[j->src].name);

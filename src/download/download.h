@@ -24,6 +24,9 @@
  * missing chunk, when a chunk failed LS_DOWNLOAD_MAX_CHUNK_ATTEMPTS times,
  * or when the disk refuses a write. Once every chunk is in, fetches still
  * in flight are stopped: a slow or silent source never holds up the end.
+ * While LS_DOWNLOAD_MAX_CHECKING fetched chunks wait to be hashed and
+ * written, no fetch starts: a disk slower than the network holds memory
+ * bounded instead of queueing every chunk.
  *
  * Resume (docs/ARCHITECTURE.md, "Resume"): the storage keeps the chunks an
  * interrupted download of the game made durable; every other chunk of a
@@ -55,6 +58,7 @@
 #define LS_DOWNLOAD_MAX_SOURCE_FAILURES 3
 #define LS_DOWNLOAD_MAX_CHUNK_ATTEMPTS 6
 #define LS_DOWNLOAD_PROBE_JOBS 3             /* chunks read and hashed at once */
+#define LS_DOWNLOAD_MAX_CHECKING 16          /* fetched chunks waiting for the disk */
 #define LS_DOWNLOAD_SYNC_BYTES ((uint64_t)64 << 20)
 #define LS_DOWNLOAD_SYNC_SECONDS 2
 
