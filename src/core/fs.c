@@ -64,6 +64,12 @@ int ls_read_file_at(int dir_fd, const char *path, size_t max, char **data, size_
   return LS_OK;
 }
 
+bool ls_is_regular_at(int dir_fd, const char *name)
+{
+  struct stat st;
+  return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
 ssize_t ls_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
   size_t got = 0;

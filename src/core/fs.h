@@ -4,6 +4,7 @@
 #define LS_CORE_FS_H
 
 #include <lanspread/error.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -12,6 +13,9 @@
  * buffer. LS_ETOOBIG when it is larger. dir_fd may be AT_FDCWD. */
 int ls_read_file_at(int dir_fd, const char *path, size_t max, char **data, size_t *len,
                     ls_diag *diag);
+
+/* dir_fd/name is a regular file (a symbolic link is not followed). */
+bool ls_is_regular_at(int dir_fd, const char *name);
 
 /* Reads len bytes at off into buf, again after EINTR and short reads.
  * Returns len; fewer (what was there) only when the file ends first; or a

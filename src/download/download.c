@@ -100,7 +100,7 @@ struct ls_download {
   uint64_t unsynced_bytes, last_sync_ns;
   uint64_t sync_bytes, sync_ns; /* when a sync is due */
   bool sync_running;
-  ls_download_resume resume;
+  ls_storage_resume resume;
 };
 
 static void pump(ls_download *d);
@@ -686,9 +686,7 @@ static void begin_run(uv_work_t *work)
  * probed first; the rest is fetched. */
 static void init_chunk_states(ls_download *d)
 {
-  ls_storage_resume r = ls_storage_get_resume(d->storage);
-  d->resume = (ls_download_resume){r.resumed, r.manifest_changed, r.kept_chunks,
-                                   r.dropped_chunks, r.kept_bytes};
+  d->resume = ls_storage_get_resume(d->storage);
   for (size_t k = 0; k < d->nchunks; k++) {
     chunk *c = &d->chunks[k];
     if (!d->verify_only && ls_storage_chunk_kept(d->storage, k)) {
@@ -920,7 +918,7 @@ ls_download_progress ls_download_get_progress(const ls_download *d)
   return (ls_download_progress){bytes, d->total, (uint64_t)d->rate};
 }
 
-ls_download_resume ls_download_get_resume(const ls_download *d)
+ls_storage_resume ls_download_get_resume(const ls_download *d)
 {
   return d->resume;
 }

@@ -44,6 +44,7 @@
 #ifndef LS_DOWNLOAD_DOWNLOAD_H
 #define LS_DOWNLOAD_DOWNLOAD_H
 
+#include "download/storage.h"
 #include "proto/proto.h"
 
 #include <lanspread/error.h>
@@ -180,13 +181,9 @@ typedef struct ls_download_chunk_info {
 } ls_download_chunk_info;
 ls_download_chunk_info ls_download_get_chunk(const ls_download *d, size_t k);
 
-/* What begin found of an interrupted download (valid after on_begin). */
-typedef struct ls_download_resume {
-  bool resumed, manifest_changed;
-  size_t kept_chunks, dropped_chunks;
-  uint64_t kept_bytes;
-} ls_download_resume;
-ls_download_resume ls_download_get_resume(const ls_download *d);
+/* What the storage's begin found of an interrupted download (valid after
+ * on_begin). */
+ls_storage_resume ls_download_get_resume(const ls_download *d);
 
 typedef struct ls_download_result {
   uint64_t bytes_fetched;  /* verified bytes written from sources */

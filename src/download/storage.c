@@ -450,7 +450,7 @@ static bool sentinel_committed(int root_fd, const char *version)
   struct stat st;
   if (fstatat(root_fd, LS_VERSION_TMP, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
     return false;
-  if (fstatat(root_fd, LS_VERSION_FILE, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+  if (!ls_is_regular_at(root_fd, LS_VERSION_FILE))
     return false;
   char *text = NULL;
   size_t len = 0;
@@ -531,12 +531,6 @@ static uint64_t durable_bytes(const ls_storage_journal *j, const uint8_t *bits)
         bytes += chunk_len(j->sizes[i], j->chunk_size, c);
   }
   return bytes;
-}
-
-static bool is_regular_at(int dir_fd, const char *name)
-{
-  struct stat st;
-  return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
 /* What recovery found, for a begin that resumes: the journal and its
@@ -621,7 +615,7 @@ static int recover_root(int game_fd, int root_fd, const char *id, const char *ro
   int jrc = journal_read(root_fd, &f.journal, &why);
   if (jrc == LS_OK && sentinel_committed(root_fd, f.journal.version)) {
     rc = recover_committed(root_fd, root_path, &f.journal, done, diag);
-  } else if (jrc == LS_OK && is_regular_at(root_fd, LS_VERSION_FILE)) {
+  } else if (jrc == LS_OK && ls_is_regular_at(root_fd, LS_VERSION_FILE)) {
     rc = remove_version_transients(root_fd, root_path, diag); /* begin never parked it */
     if (rc == LS_OK)
       rc = remove_journal(root_fd, root_path, diag);
@@ -1113,24 +1107,6 @@ int ls_storage_open_readonly(const char *game_dir, const char *id, uint32_t chun
   return LS_OK;
 }
 
-static int pread_all(int fd, void *buf, size_t len, uint64_t offset)
-{
-  char *p = buf;
-  while (len > 0) {
-    ssize_t n = pread(fd, p, len, (off_t)offset);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return errno;
-    if (n == 0)
-      return ENODATA; /* the file is shorter than the range */
-    p += n;
-    len -= (size_t)n;
-    offset += (uint64_t)n;
-  }
-  return 0;
-}
-
 int ls_storage_probe(ls_storage *s, size_t file_index, uint64_t offset, uint32_t len,
                      const uint8_t hash[32], void *buf, bool *match, ls_diag *diag)
 {
@@ -1143,20 +1119,21 @@ int ls_storage_probe(ls_storage *s, size_t file_index, uint64_t offset, uint32_t
   if ((file_index == s->sentinel && !s->readonly) ||
       open_slot(s, f, O_RDONLY, &fd, NULL) != LS_OK)
     return LS_OK; /* buffered, or not on disk as a regular file */
-  int e = 0;
-  if (len > 0 && lseek(fd, (off_t)offset, SEEK_DATA) != (off_t)offset)
-    e = ENODATA; /* a hole (never written) or past the end */
-  else if (len > 0)
-    e = pread_all(fd, buf, len, offset);
+  /* A hole (never written) or a range past the end holds nothing. */
+  bool data = len == 0 || lseek(fd, (off_t)offset, SEEK_DATA) == (off_t)offset;
+  ssize_t got = data && len > 0 ? ls_pread_full(fd, buf, len, offset) : (ssize_t)len;
+  int e = errno;
   close(fd);
-  if (e && e != ENODATA) {
+  if (got < 0) {
     char shown[SHOWN_MAX];
     show(shown, s->root_path, f->path);
     return ls_diag_errno(diag, e, "cannot read", shown);
   }
+  if (!data || (size_t)got != len)
+    return LS_OK;
   uint8_t digest[LS_SHA256_SIZE];
-  ls_sha256(buf, e ? 0 : len, digest);
-  *match = !e && memcmp(digest, hash, sizeof digest) == 0;
+  ls_sha256(buf, len, digest);
+  *match = memcmp(digest, hash, sizeof digest) == 0;
   return LS_OK;
 }
 

@@ -50,12 +50,6 @@ static entry_kind entry_at(int dir_fd, const char *name)
   return S_ISDIR(st.st_mode) ? ENTRY_DIR : ENTRY_OTHER;
 }
 
-static bool is_regular_at(int dir_fd, const char *name)
-{
-  struct stat st;
-  return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
-}
-
 static const char *path_in(const root *r, const char *name, char buf[PATH_MAX])
 {
   snprintf(buf, PATH_MAX, "%s/%s", r->path, name);
@@ -110,7 +104,7 @@ static bool dir_is_marked(const root *r, const char *name)
   int fd = -1;
   if (open_subdir(r, name, &fd, NULL) != LS_OK)
     return false;
-  bool marked = is_regular_at(fd, LS_OWNED_MARKER);
+  bool marked = ls_is_regular_at(fd, LS_OWNED_MARKER);
   close(fd);
   return marked;
 }
@@ -303,7 +297,7 @@ static int intent_clear(const root *r, ls_diag *diag)
   char buf[PATH_MAX];
   if (unlinkat(r->fd, INTENT_TMP, 0) != 0 && errno != ENOENT)
     return ls_diag_errno(diag, errno, "cannot delete", path_in(r, INTENT_TMP, buf));
-  if (is_regular_at(r->fd, LS_INTENT_FILE) && unlinkat(r->fd, LS_INTENT_FILE, 0) != 0 &&
+  if (ls_is_regular_at(r->fd, LS_INTENT_FILE) && unlinkat(r->fd, LS_INTENT_FILE, 0) != 0 &&
       errno != ENOENT)
     return ls_diag_errno(diag, errno, "cannot delete", path_in(r, LS_INTENT_FILE, buf));
   return fsync_root(r, diag);
@@ -525,7 +519,7 @@ static int check_no_download(const root *r, ls_diag *diag)
 static int read_version(const root *r, char **version, ls_diag *diag)
 {
   *version = NULL;
-  if (!is_regular_at(r->fd, LS_VERSION_FILE))
+  if (!ls_is_regular_at(r->fd, LS_VERSION_FILE))
     return ls_diag_set(diag, LS_ESTATE, "%s: not downloaded (no regular %s)", r->path,
                        LS_VERSION_FILE);
   char *text = NULL;
@@ -890,7 +884,7 @@ static int check_removable(const root *r, ls_diag *diag)
   int rc = check_no_download(r, diag);
   if (rc != LS_OK)
     return rc;
-  if (!is_regular_at(r->fd, LS_VERSION_FILE))
+  if (!ls_is_regular_at(r->fd, LS_VERSION_FILE))
     return ls_diag_set(diag, LS_ESTATE, "%s: not downloaded (no regular %s)", r->path,
                        LS_VERSION_FILE);
   return LS_OK;

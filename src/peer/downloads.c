@@ -190,7 +190,7 @@ static void on_begin(void *user, int err, const char *diag)
     return; /* on_end follows */
   }
   ls_download_progress pr = ls_download_get_progress(d->engine);
-  ls_download_resume r = ls_download_get_resume(d->engine);
+  ls_storage_resume r = ls_download_get_resume(d->engine);
   op->total_bytes = pr.total_bytes;
   op->bytes = d->verify_only ? 0 : pr.bytes;
   if (d->verify_only) {

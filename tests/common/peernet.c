@@ -102,6 +102,17 @@ void pn_generate(pn_net *n, int host, pn_game g)
   free(dir);
 }
 
+
+/* Host's peer is registered once it printed "ready" (its peer id kept). */
+static peerproc *await_ready(pn_net *n, int host, peerproc *p)
+{
+  n->peers[host] = p;
+  json_t *ready = pp_expect(p, "ready", NULL, PN_T_MS);
+  snprintf(n->ids[host], sizeof n->ids[host], "%s",
+           json_string_value(json_object_get(ready, "peer_id")));
+  json_decref(ready);
+  return p;
+}
 peerproc *pn_start(pn_net *n, int host, pn_peer o)
 {
   char *game_dir = strdup(pn_game_dir(n, host));
@@ -153,12 +164,7 @@ peerproc *pn_start(pn_net *n, int host, pn_peer o)
   free(listen);
   for (int i = 0; i < PN_MAX_HOSTS; i++)
     free(peer_args[i]);
-  n->peers[host] = p;
-  json_t *ready = pp_expect(p, "ready", NULL, PN_T_MS);
-  snprintf(n->ids[host], sizeof n->ids[host], "%s",
-           json_string_value(json_object_get(ready, "peer_id")));
-  json_decref(ready);
-  return p;
+  return await_ready(n, host, p);
 }
 
 /* ---- an in-process peer (pn_start_direct) ---------------------------------- */
@@ -314,12 +320,7 @@ peerproc *pn_start_direct(pn_net *n, int host, pn_peer o)
     }
   t_mkdir(n->root, t_path("h%d", host));
   peerproc *p = pp_fork_in_netns(ls_netns_name(n->ns, host), direct_main, &a);
-  n->peers[host] = p;
-  json_t *ready = pp_expect(p, "ready", NULL, PN_T_MS);
-  snprintf(n->ids[host], sizeof n->ids[host], "%s",
-           json_string_value(json_object_get(ready, "peer_id")));
-  json_decref(ready);
-  return p;
+  return await_ready(n, host, p);
 }
 
 /* A peer that logs to ROOT/hI.log (pn_peer.log) and exits with another

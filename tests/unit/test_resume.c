@@ -122,7 +122,7 @@ typedef struct run {
   int end_err;
   bool ended;
   ls_download_result result;
-  ls_download_resume resume;
+  ls_storage_resume resume;
   size_t chunks;
   int *chunk_source;          /* copied at the end */
   ls_download_chunk_info bad; /* a verification: the first bad chunk */
