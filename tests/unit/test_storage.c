@@ -15,6 +15,7 @@
 
 #include "core/fs.h"
 #include "download/storage.h"
+#include "library/hashing.h"
 #include "library/layout.h"
 
 #include <errno.h>
@@ -618,6 +619,42 @@ static void a_game_of_more_files_than_descriptors(void **state)
   assert_no_transients(t_path("%s/many", dir));
 }
 
+/* A verification of a hostile file list: a FIFO, a symlink out of the root
+ * and a path through a symlinked directory are no match, at once (nothing
+ * blocks on the FIFO, nothing outside the root is read); a payload path
+ * the rule refuses is refused before anything is opened. */
+static void probes_refuse_fifos_and_symlinks(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  t_write(dir, "g/version.ini", "1.0");
+  assert_int_equal(mkfifo(t_path("%s/g/fifo.eti", dir), 0644), 0);
+  t_symlink("/etc/passwd", t_path("%s/g", dir), "passwd.eti");
+  t_symlink("/etc", t_path("%s/g", dir), "etc");
+  size_t plen = 0;
+  char *passwd = slurp("/etc/passwd", &plen);
+  uint8_t hash[32];
+  ls_sha256(passwd, plen, hash);
+  ls_storage_file files[] = {{"fifo.eti", 4, NULL}, {"passwd.eti", plen, NULL},
+                             {"etc/passwd", plen, NULL}, {"version.ini", 3, NULL}};
+  ls_storage *s = NULL;
+  assert_int_equal(ls_storage_open_readonly(dir, "g", TEST_CHUNK, files, 4, &s, NULL), LS_OK);
+  char *buf = malloc(plen + 4);
+  for (size_t i = 0; i < 3; i++) {
+    bool match = true;
+    assert_int_equal(ls_storage_probe(s, i, 0, (uint32_t)(i ? plen : 4), hash, buf, &match,
+                                      NULL),
+                     LS_OK);
+    assert_false(match);
+  }
+  ls_storage_free(s);
+  ls_storage_file bad[] = {{"../g/version.ini", 3, NULL}, {"version.ini", 3, NULL}};
+  assert_int_equal(ls_storage_open_readonly(dir, "g", TEST_CHUNK, bad, 2, &s, NULL), LS_EINVAL);
+  assert_null(s);
+  free(buf);
+  free(passwd);
+}
+
 /* A journal of the first format (no chunk hashes) cannot be resumed. */
 static void recovery_discards_a_format_1_journal(void **state)
 {
@@ -973,6 +1010,7 @@ int main(void)
     cmocka_unit_test(recovery_keeps_a_download_crashed_after_begin),
     cmocka_unit_test(recovery_discards_a_format_1_journal),
     cmocka_unit_test(a_game_of_more_files_than_descriptors),
+    cmocka_unit_test(probes_refuse_fifos_and_symlinks),
     cmocka_unit_test(recovery_trusts_the_map_only_as_far_as_the_files_go),
     cmocka_unit_test(recovery_keeps_an_update_crashed_after_some_writes),
     cmocka_unit_test(recovery_keeps_a_download_crashed_before_the_rename),
