@@ -187,9 +187,9 @@ generate_games() {
   local dir=$tmp/seed0/games i
   mkdir -p "$dir"
   "$build/lanspread-gen" --game-dir "$dir" --games 1 --first 1 --id-prefix g --archives 8 \
-    --size "${big_mib}M" --version 1.0 --seed 1 --catalog "$tmp/catalog.json" --quiet
+    --size "${big_mib}M" --game-version 1.0 --seed 1 --catalog "$tmp/catalog.json" --quiet
   "$build/lanspread-gen" --game-dir "$dir" --games 1 --first 2 --id-prefix g --archives 8 \
-    --size "${small_mib}M" --version 1.0 --seed 1 --catalog "$tmp/catalog.json" \
+    --size "${small_mib}M" --game-version 1.0 --seed 1 --catalog "$tmp/catalog.json" \
     --catalog-merge --quiet
   for i in 1 2; do
     mkdir -p "$tmp/seed$i"

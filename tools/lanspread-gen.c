@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include <lanspread/catalog.h>
 #include "core/fs.h"
+#include <lanspread/release.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -113,9 +114,10 @@ static void print_help(void)
 {
   printf(
     "Usage: " PROG " --game-dir DIR [--games N] [--first K] [--id-prefix PREFIX]\n"
-    "         [--archives M] [--size BYTES] [--version V] [--format raw|tar|zip]\n"
-    "         [--sparse] [--installed] [--seed S] [--catalog FILE [--catalog-merge]]\n"
-    "         [--expect-dir DIR] [--quiet]\n"
+    "         [--archives M] [--size BYTES] [--game-version V]\n"
+    "         [--format raw|tar|zip] [--sparse] [--installed] [--seed S]\n"
+    "         [--catalog FILE [--catalog-merge]] [--expect-dir DIR] [--quiet]\n"
+    "       " PROG " --help | --version\n"
     "Generate a Lanspread game library for tests, benchmarks and demos.\n"
     "\n"
     "Creates game roots DIR/<PREFIX><NUMBER> (NUMBER zero-padded to 4 digits),\n"
@@ -132,7 +134,7 @@ static void print_help(void)
     "  --size BYTES       total payload bytes per game, split evenly over the\n"
     "                     archives (default 1M); suffixes K, M, G are binary\n"
     "                     (1K = 1024)\n"
-    "  --version V        content of version.ini (default \"1.0\")\n"
+    "  --game-version V   content of version.ini (default \"1.0\")\n"
     "  --format FORMAT    raw: archives are plain pseudo-random bytes (default)\n"
     "                     tar: pax tar archives; zip: zip archives, stored\n"
     "                     (tar/zip: archive NN holds the directories <id>/ and\n"
@@ -154,6 +156,7 @@ static void print_help(void)
     "                     install)\n"
     "  -q, --quiet        no progress on stderr\n"
     "  -h, --help         show this help and exit\n"
+    "  --version          print the version of " PROG " and exit\n"
     "\n"
     "Content: byte OFFSET of a stream is byte OFFSET%%8 (little-endian) of\n"
     "splitmix64 at counter OFFSET/8 + 1, keyed by (seed, id, archive index,\n"
@@ -250,7 +253,7 @@ static void check_options(const gen_options *o)
   if (!*o->game_dir)
     usage_error("--game-dir: empty path");
   if (!*o->version || strlen(o->version) > 256 || strpbrk(o->version, "\r\n"))
-    usage_error("--version: must be 1 to 256 characters on one line");
+    usage_error("--game-version: must be 1 to 256 characters on one line");
   if (o->sparse && o->format != FORMAT_RAW)
     usage_error("--sparse works with --format raw only");
   if (o->expect_dir && o->format == FORMAT_RAW)
@@ -271,7 +274,7 @@ static void check_options(const gen_options *o)
 enum {
   OPT_GAME_DIR = 256, OPT_GAMES, OPT_FIRST, OPT_ID_PREFIX, OPT_ARCHIVES, OPT_SIZE,
   OPT_VERSION, OPT_FORMAT, OPT_SPARSE, OPT_INSTALLED, OPT_SEED, OPT_CATALOG,
-  OPT_CATALOG_MERGE, OPT_EXPECT_DIR,
+  OPT_CATALOG_MERGE, OPT_EXPECT_DIR, OPT_PROGRAM_VERSION,
 };
 
 static void parse_args(int argc, char **argv, gen_options *o)
@@ -283,7 +286,8 @@ static void parse_args(int argc, char **argv, gen_options *o)
     {"id-prefix", required_argument, NULL, OPT_ID_PREFIX},
     {"archives", required_argument, NULL, OPT_ARCHIVES},
     {"size", required_argument, NULL, OPT_SIZE},
-    {"version", required_argument, NULL, OPT_VERSION},
+    {"game-version", required_argument, NULL, OPT_VERSION},
+    {"version", no_argument, NULL, OPT_PROGRAM_VERSION},
     {"format", required_argument, NULL, OPT_FORMAT},
     {"sparse", no_argument, NULL, OPT_SPARSE},
     {"installed", no_argument, NULL, OPT_INSTALLED},
@@ -317,6 +321,7 @@ static void parse_args(int argc, char **argv, gen_options *o)
     case OPT_EXPECT_DIR: o->expect_dir = optarg; break;
     case 'q': o->quiet = true; break;
     case 'h': print_help(); exit(0);
+    case OPT_PROGRAM_VERSION: printf(PROG " %s\n", ls_release_version()); exit(0);
     case ':': usage_error("%s needs a value", argv[optind - 1]);
     default:
       if (optopt > 0 && optopt < 256)

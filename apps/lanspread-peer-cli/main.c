@@ -8,6 +8,8 @@
 
 #include "core/fs.h"
 
+#include <lanspread/release.h>
+
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -18,7 +20,7 @@
 static const char usage[] =
   "Usage: lanspread-peer-cli [--game-dir DIR] [--catalog FILE] [--state-dir DIR]\n"
   "         [--listen HOST:PORT] [--peer HOST:PORT]... [--no-mdns] [--name NAME]\n"
-  "         [--unpacker CMD] [--serve]\n"
+  "         [--unpacker CMD] [--serve] | --help | --version\n"
   "\n"
   "A headless Lanspread peer: it serves GAME_DIR to other peers over QUIC,\n"
   "connects to the peers it knows, keeps one library of every game any of\n"
@@ -31,7 +33,8 @@ static const char usage[] =
   "  --catalog FILE     the catalog of known games (default: the bundled sample)\n"
   "  --state-dir DIR    node identity and library index (default:\n"
   "                     $XDG_STATE_HOME/lanspread, i.e. ~/.local/state/lanspread)\n"
-  "  --listen HOST:PORT the UDP address to serve on (default 0.0.0.0:0, any port)\n"
+  "  --listen HOST:PORT the UDP address to serve QUIC on (default 0.0.0.0:8361, or\n"
+  "                     a free port, logged, when that is taken)\n"
   "  --peer HOST:PORT   a peer to connect to and keep alive (repeatable); for\n"
   "                     networks where multicast does not pass\n"
   "  --no-mdns          no mDNS discovery or advertisement: static peers only\n"
@@ -39,6 +42,7 @@ static const char usage[] =
   "  --unpacker CMD     external unpacker, e.g. 'unrar x {archive} {dest}'\n"
   "  --serve            keep running at end of stdin; stop with SIGINT/SIGTERM\n"
   "  -h, --help         show this help\n"
+  "  --version          print the version and exit\n"
   "\n"
   "Commands (each answered by one {\"type\":\"reply\",\"cmd\":...,\"ok\":...} line):\n"
   "  games                      the merged library of every catalog game present\n"
@@ -102,7 +106,7 @@ static void add_static_peer(cli *c, const char *addr)
 static void parse_args(int argc, char **argv, cli *c)
 {
   enum { O_GAME_DIR = 1, O_CATALOG, O_STATE_DIR, O_LISTEN, O_PEER, O_NO_MDNS, O_NAME,
-         O_UNPACKER, O_SERVE };
+         O_UNPACKER, O_SERVE, O_VERSION };
   static const struct option options[] = {
     {"game-dir", required_argument, NULL, O_GAME_DIR},
     {"catalog", required_argument, NULL, O_CATALOG},
@@ -114,6 +118,7 @@ static void parse_args(int argc, char **argv, cli *c)
     {"unpacker", required_argument, NULL, O_UNPACKER},
     {"serve", no_argument, NULL, O_SERVE},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
   };
   c->config.mdns = true;
@@ -131,6 +136,7 @@ static void parse_args(int argc, char **argv, cli *c)
     case O_UNPACKER: c->config.unpacker = optarg; break;
     case O_SERVE: c->serve = true; break;
     case 'h': fputs(usage, stdout); exit(0);
+    case O_VERSION: printf("lanspread-peer-cli %s\n", ls_release_version()); exit(0);
     default: die_usage("unknown option or missing value: '%s'", argv[optind - 1]);
     }
   }

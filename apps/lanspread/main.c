@@ -9,6 +9,8 @@
 #include "core/fs.h"
 #include "core/hex.h"
 
+#include <lanspread/release.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -25,9 +27,10 @@ static const char usage[] =
   "Shares your game library with the other Lanspread peers on the LAN and\n"
   "serves a web UI to browse, download, install and play games.\n"
   "\n"
-  "  --gui HOST:PORT    where the web UI listens (default 127.0.0.1:8360; port 0\n"
-  "                     picks a free one). It answers only requests addressed to\n"
-  "                     that address and carrying the API key the page holds\n"
+  "  --gui HOST:PORT    where the web UI listens (default 127.0.0.1:8360 (TCP), or\n"
+  "                     a free port when that is taken; port 0 picks a free one).\n"
+  "                     It answers only requests addressed to that address and\n"
+  "                     carrying the API key the page holds\n"
   "  --no-browser       do not open the UI in a browser\n"
   "  --config FILE      the settings file (default: $XDG_CONFIG_HOME/lanspread/\n"
   "                     config.json, i.e. ~/.config/lanspread/config.json)\n"
@@ -36,7 +39,8 @@ static const char usage[] =
   "  --catalog FILE     the catalog of known games (default: the bundled sample)\n"
   "  --game-dir DIR     the game library for this run (else the one in the\n"
   "                     settings; with none, the UI asks for it)\n"
-  "  --listen HOST:PORT the UDP address the peer serves on (default 0.0.0.0:0)\n"
+  "  --listen HOST:PORT the UDP address the peer serves QUIC on (default\n"
+  "                     0.0.0.0:8361, or a free port, logged, when that is taken)\n"
   "  --peer HOST:PORT   a static peer, for networks without multicast; repeat\n"
   "                     for several (this run; the UI's list is added)\n"
   "  --no-mdns          no mDNS discovery or advertisement: static peers only\n"
@@ -44,6 +48,7 @@ static const char usage[] =
   "                     one in the settings, else the host name)\n"
   "  --unpacker CMD     external unpacker, e.g. 'unrar x {archive} {dest}/'\n"
   "  -h, --help         show this help\n"
+  "  --version          print the version and exit\n"
   "\n"
   "It prints 'Lanspread UI: http://HOST:PORT/' once serving. --game-dir, --name,\n"
   "--peer and --gui override the settings file for this run only; changes made\n"
@@ -76,7 +81,7 @@ static void check_option(int rc, const ls_diag *diag)
 static void parse_args(int argc, char **argv, options *o)
 {
   enum { O_GUI = 1, O_NO_BROWSER, O_CONFIG, O_STATE_DIR, O_CATALOG, O_GAME_DIR, O_LISTEN,
-         O_PEER, O_NO_MDNS, O_NAME, O_UNPACKER };
+         O_PEER, O_NO_MDNS, O_NAME, O_UNPACKER, O_VERSION };
   static const struct option longopts[] = {
     {"gui", required_argument, NULL, O_GUI},
     {"no-browser", no_argument, NULL, O_NO_BROWSER},
@@ -90,6 +95,7 @@ static void parse_args(int argc, char **argv, options *o)
     {"name", required_argument, NULL, O_NAME},
     {"unpacker", required_argument, NULL, O_UNPACKER},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
   };
   ls_diag diag;
@@ -114,6 +120,7 @@ static void parse_args(int argc, char **argv, options *o)
     case O_NAME: check_option(lsd_check_name(optarg, &diag), &diag); o->name = optarg; break;
     case O_UNPACKER: o->unpacker = optarg; break;
     case 'h': fputs(usage, stdout); exit(0);
+    case O_VERSION: printf("lanspread %s\n", ls_release_version()); exit(0);
     default: die_usage("unknown option or missing value: '%s'", argv[optind - 1]);
     }
   }
@@ -209,6 +216,19 @@ static void print_where(const lsd_app *app, const char *url, const char *state_d
   fflush(stdout);
 }
 
+/* The UI on its address; when none is chosen and another program (another
+ * user's Lanspread) holds LSD_DEFAULT_GUI, on a free port of loopback. */
+static int start_ui(lsd_app *app, lsd_http **http, ls_diag *diag)
+{
+  if (app->effective.gui)
+    return lsd_http_start(app, app->effective.gui, http, diag);
+  int rc = lsd_http_start(app, LSD_DEFAULT_GUI, http, diag);
+  if (rc != LS_OK && (rc = lsd_http_start(app, LSD_DEFAULT_UI_FALLBACK, http, diag)) == LS_OK)
+    fprintf(stderr, "lanspread: %s is taken; the UI is on %s instead\n", LSD_DEFAULT_GUI,
+            lsd_http_url(*http));
+  return rc;
+}
+
 static int run(const options *o, sigset_t *signals)
 {
   char *config = o->config ? strdup(o->config) : ls_user_dir("XDG_CONFIG_HOME", ".config",
@@ -236,8 +256,7 @@ static int run(const options *o, sigset_t *signals)
   if (rc == LS_OK && o->catalog)
     rc = lsd_host_load_catalog(app.host, &diag); /* a bad --catalog is a start error */
   if (rc == LS_OK)
-    rc = lsd_http_start(&app, app.effective.gui ? app.effective.gui : LSD_DEFAULT_GUI, &http,
-                        &diag);
+    rc = start_ui(&app, &http, &diag);
   if (rc != LS_OK) {
     fprintf(stderr, "lanspread: %s\n", diag.text[0] ? diag.text : ls_strerror(rc));
   } else {

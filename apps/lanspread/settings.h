@@ -10,6 +10,7 @@
 
 #define LSD_MAX_STATIC_PEERS 64
 #define LSD_DEFAULT_GUI "127.0.0.1:8360"
+#define LSD_DEFAULT_UI_FALLBACK "127.0.0.1:0" /* when LSD_DEFAULT_GUI is taken */
 
 typedef struct lsd_settings {
   char *game_dir;     /* NULL: not chosen yet (the page shows its setup screen) */

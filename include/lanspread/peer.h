@@ -69,11 +69,17 @@ typedef struct ls_event {
   const char *json;  /* the whole event, one JSON object without newline */
 } ls_event;
 
+/* The UDP port peers serve QUIC on unless told otherwise (the one to open in
+ * a firewall; the web UI of the lanspread daemon is TCP 8360). */
+#define LS_PEER_DEFAULT_PORT 8361
+#define LS_PEER_DEFAULT_LISTEN "0.0.0.0:8361"
+
 typedef struct ls_peer_config {
   const char *game_dir;            /* must exist and be writable */
   const char *state_dir;           /* identity and index; created if missing */
   const char *catalog_path;        /* NULL: the bundled sample catalog */
-  const char *listen;              /* "HOST:PORT"; NULL: "0.0.0.0:0" */
+  const char *listen;              /* "HOST:PORT"; NULL: LS_PEER_DEFAULT_LISTEN,
+                                      or any free port when that one is taken */
   const char *const *static_peers; /* "HOST:PORT" each */
   size_t static_peer_count;
   bool mdns;                       /* discover and advertise by mDNS */

@@ -321,7 +321,8 @@ static int open_everything(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
   if (rc == LS_OK)
     rc = ls_identity_load_or_create(c->state_dir, &p->identity, diag);
   if (rc == LS_OK)
-    rc = ls_parse_host_port(c->listen ? c->listen : "0.0.0.0:0", &p->listen_addr, diag);
+    rc = ls_parse_host_port(c->listen ? c->listen : LS_PEER_DEFAULT_LISTEN, &p->listen_addr,
+                            diag);
   if (rc == LS_OK && (p->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
     rc = ls_diag_errno(diag, errno, "cannot create", "an eventfd");
   if (rc == LS_OK)
@@ -344,11 +345,11 @@ static void start_discovery(ls_peer *p)
   }
 }
 
-static int start_services(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
+/* Binds the peer's UDP port. Without --listen that is LS_PEER_DEFAULT_PORT,
+ * the one a firewall lets in; when another program holds it, any free port,
+ * said once in the log (mDNS announces whichever port it is). */
+static int start_node(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
 {
-  ls_downloads_recover(p);
-  ls_installs_recover(p);
-  int rc = start_monitor(p, p->game_dir, false, &p->monitor, diag);
   ls_node_config nc = {
     .loop = &p->loop, .bind_addr = (struct sockaddr *)&p->listen_addr,
     .identity = p->identity, .catalog = p->catalog, .monitor = p->monitor,
@@ -356,11 +357,32 @@ static int start_services(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
     .on_conn_ready = ls_links_on_conn_ready, .on_conn_closed = ls_links_on_conn_closed,
     .on_peer_hello = ls_links_on_peer_hello, .user = p,
   };
-  if (rc == LS_OK && (rc = ls_node_new(&nc, &p->node, diag)) != LS_OK) {
+  int rc = ls_node_new(&nc, &p->node, diag);
+  if (rc == LS_EEXIST && !c->listen) {
+    ((struct sockaddr_in *)&p->listen_addr)->sin_port = 0;
+    rc = ls_node_new(&nc, &p->node, diag);
+    if (rc == LS_OK)
+      ls_rt_log("UDP port %d is taken (another Lanspread peer?); serving on UDP port %u "
+                "instead: peers found by mDNS still reach it, but a firewall must let it "
+                "in (or choose one with --listen HOST:PORT)",
+                LS_PEER_DEFAULT_PORT, ls_node_port(p->node));
+  }
+  if (rc != LS_OK) {
     char why[LS_DIAG_MAX];
     snprintf(why, sizeof why, "%s", diag ? diag->text : "");
-    ls_diag_set(diag, rc, "cannot listen on %s: %s", c->listen ? c->listen : "0.0.0.0:0", why);
+    ls_diag_set(diag, rc, "cannot listen on %s: %s", c->listen ? c->listen : LS_PEER_DEFAULT_LISTEN,
+                why);
   }
+  return rc;
+}
+
+static int start_services(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
+{
+  ls_downloads_recover(p);
+  ls_installs_recover(p);
+  int rc = start_monitor(p, p->game_dir, false, &p->monitor, diag);
+  if (rc == LS_OK)
+    rc = start_node(p, c, diag);
   if (rc == LS_OK) {
     struct sockaddr_storage bound = p->listen_addr;
     ((struct sockaddr_in *)&bound)->sin_port = htons((uint16_t)ls_node_port(p->node));

@@ -86,7 +86,7 @@ void pn_generate(pn_net *n, int host, pn_game g)
   char *dir = strdup(g.game_dir ? g.game_dir : pn_game_dir(n, host));
   char *argv[32] = {(char *)pp_program("lanspread-gen"), "--game-dir", dir, "--games", "1",
                     "--first", first, "--id-prefix", "g", "--archives", archives, "--size",
-                    (char *)(g.size ? g.size : "4M"), "--version",
+                    (char *)(g.size ? g.size : "4M"), "--game-version",
                     (char *)(g.version ? g.version : "1.0"), "--format",
                     (char *)(g.format ? g.format : "tar"), "--seed", seed, "--catalog",
                     n->catalog, "--catalog-merge", "--quiet"};

@@ -42,7 +42,7 @@ static void generate(swarm *s, int host, const char *size)
 {
   char *argv[] = {(char *)pp_program("lanspread-gen"), "--game-dir",
                   (char *)t_path("%s/h%d", s->root, host), "--games", "1", "--id-prefix", "g",
-                  "--archives", "3", "--size", (char *)size, "--version", "2.5", "--catalog",
+                  "--archives", "3", "--size", (char *)size, "--game-version", "2.5", "--catalog",
                   s->catalog, "--quiet", NULL};
   assert_int_equal(pp_run(argv, T_MS), 0);
 }

@@ -597,7 +597,7 @@ export class Env {
     assert.ok(m, `genGame: id must end in 4 digits: ${id}`);
     execFileSync(GEN, ['--quiet', '--game-dir', gameDir, '--id-prefix', m[1], '--first', String(Number(m[2])),
       '--games', '1', '--archives', String(archives), '--size', size, '--format', 'tar',
-      '--version', version]);
+      '--game-version', version]);
     return path.join(gameDir, id);
   }
 
