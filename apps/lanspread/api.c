@@ -7,6 +7,8 @@
 #include "app.h"
 #include "play.h"
 
+#include <lanspread/release.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,9 +32,9 @@ json_t *lsd_app_status(lsd_app *app)
   json_t *settings = lsd_settings_json(&app->effective);
   json_object_set_new(settings, "config_file", json_string(app->config_path));
   bool running = lsd_host_running(app->host);
-  return json_pack("{s:o, s:o, s:b, s:s}", "settings", settings, "runtime",
-                   lsd_host_runtime_json(app->host), "setup_needed", !running,
-                   "suggested_game_dir", app->suggested_game_dir);
+  return json_pack("{s:s, s:o, s:o, s:b, s:s}", "version", ls_release_version(), "settings",
+                   settings, "runtime", lsd_host_runtime_json(app->host), "setup_needed",
+                   !running, "suggested_game_dir", app->suggested_game_dir);
 }
 
 void lsd_app_publish_status(lsd_app *app)

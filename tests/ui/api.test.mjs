@@ -313,6 +313,7 @@ test('settings: first start without a game directory, validation, persistence, r
       assert.equal(st.runtime.running, false, JSON.stringify(st.runtime));
       assert.equal(st.settings.game_dir ?? null, null);
       assert.equal(st.settings.config_file, config);
+      assert.equal(st.version, h.daemonVersion()); // what lanspread --version prints
       const s = await d.ok('GET', '/api/settings');
       assert.equal(s.setup_needed, true);
       assert.equal(settingsOf(s).game_dir ?? null, null);

@@ -334,6 +334,10 @@ test('two peers through the page: download, cancel, play, update, uninstall, rem
       assert.equal((after.settings ?? after).game_dir, gameDir);
       assert.equal(JSON.parse(fs.readFileSync(env.path('config.json'), 'utf8')).name, 'browser-box');
       await page.locator('#settings').scrollIntoViewIfNeeded();
+      // The version of the daemon and the UDP address peers reach it on.
+      const listen = (await d.ok('GET', '/api/state')).runtime.listen;
+      await h.until('about line', async () => (await page.locator('#about').textContent()) ===
+        `Lanspread ${h.daemonVersion()} \u00b7 peers reach this one on UDP ${listen}`, 10000);
       await shot(page, 'settings');
       // The runtime came back with the peer and the installed game.
       await waitState(page, 'alpha', 'installed', 20000);

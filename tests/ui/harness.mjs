@@ -37,6 +37,11 @@ export const SCREENSHOT_DIR = path.join(BINARY_DIR, 'ui-screenshots');
 export const CHROMIUM = process.env.LS_CHROMIUM || '/usr/bin/chromium';
 const KEEP = process.env.LS_UI_KEEP === '1';
 
+// The version `lanspread --version` prints ("lanspread 0.1.0" -> "0.1.0").
+export function daemonVersion() {
+  return execFileSync(DAEMON, ['--version'], { encoding: 'utf8' }).trim().replace(/^lanspread /, '');
+}
+
 // An instrumented daemon (build-asan, build-tsan) is several times slower.
 export const SLOW = fs.existsSync(path.join(BINARY_DIR, 'CMakeCache.txt')) &&
   /LS_(SANITIZE|TSAN):BOOL=ON/.test(fs.readFileSync(path.join(BINARY_DIR, 'CMakeCache.txt'), 'utf8'));

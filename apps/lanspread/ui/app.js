@@ -122,6 +122,7 @@ function applySnapshot(snap) {
     seq: snap.seq,
     setup_needed: !!snap.setup_needed,
     runtime: snap.runtime || {},
+    version: snap.version || '',
     settings: snap.settings || {},
     suggested_game_dir: snap.suggested_game_dir || '',
     games: new Map(),
@@ -153,6 +154,7 @@ function applyPeers(data) {
 function applySettings(data) {
   if (data.settings) state.settings = data.settings;
   if (data.runtime) state.runtime = data.runtime;
+  if (data.version) state.version = data.version;
   if ('setup_needed' in data) state.setup_needed = !!data.setup_needed;
   if ('suggested_game_dir' in data) state.suggested_game_dir = data.suggested_game_dir || '';
   renderAll();
@@ -488,6 +490,9 @@ function renderSettings() {
   fillField($('#name'), s.name || '');
   fillField($('#static-peers'), (s.static_peers || []).join('\n'));
   setText($('#config-file'), s.config_file ? 'Settings file: ' + s.config_file : '');
+  const listen = state.runtime && state.runtime.listen;
+  setText($('#about'), 'Lanspread ' + state.version +
+    (listen ? ' \u00b7 peers reach this one on UDP ' + listen : ''));
 }
 
 function staticPeersValue() {
