@@ -3,6 +3,7 @@
 #include <lanspread/catalog.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "core/fs.h"
 #include "core/json_locate.h"
 #include "core/relpath.h"
@@ -209,6 +210,18 @@ static int check_launch(const load_ctx *ctx, size_t i, const char *launch)
                       quoted(launch, q, sizeof q), why.text);
 }
 
+/* A name is shown to users and sent to peers: the display rule of
+ * core/utf8.h (peers refuse a name that breaks it). */
+static int check_name(const load_ctx *ctx, size_t i, const char *name)
+{
+  size_t at;
+  uint32_t cp;
+  if (ls_utf8_displayable(name, strlen(name), &at, &cp))
+    return LS_OK;
+  return fail_at_game(ctx, i, "name", "games[%zu].name: control character U+%04X at byte %zu",
+                      i, (unsigned)cp, at);
+}
+
 /* Validates games[i] into *out (strings borrowed from entry). */
 static int read_game(const load_ctx *ctx, const json_t *entry, size_t i, pending_game *out)
 {
@@ -221,6 +234,7 @@ static int read_game(const load_ctx *ctx, const json_t *entry, size_t i, pending
   if ((rc = get_string(ctx, entry, i, "id", true, &g->id)) != LS_OK ||
       (rc = check_id(ctx, i, g->id)) != LS_OK ||
       (rc = get_string(ctx, entry, i, "name", true, &g->name)) != LS_OK ||
+      (rc = check_name(ctx, i, g->name)) != LS_OK ||
       (rc = get_string(ctx, entry, i, "description", false, &g->description)) != LS_OK ||
       (rc = get_string(ctx, entry, i, "genre", false, &g->genre)) != LS_OK ||
       (rc = get_string(ctx, entry, i, "launch", false, &g->launch)) != LS_OK ||

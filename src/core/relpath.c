@@ -49,15 +49,15 @@ static int check_text(const char *path, size_t *len, ls_diag *diag)
   size_t n = strnlen(path, LS_RELPATH_MAX_LEN + 1);
   if (n > LS_RELPATH_MAX_LEN)
     return ls_diag_set(diag, LS_ETOOBIG, "longer than %d bytes", LS_RELPATH_MAX_LEN);
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)path[i];
-    if (c < 0x20 || c == 0x7F)
-      return ls_diag_set(diag, LS_EFORMAT, "control character 0x%02x at byte %zu", c, i);
-    if (c == '\\')
-      return ls_diag_set(diag, LS_EFORMAT, "backslash at byte %zu", i);
-  }
-  if (!ls_utf8_valid(path, n))
-    return ls_diag_set(diag, LS_EFORMAT, "not valid UTF-8");
+  size_t at;
+  uint32_t cp;
+  if (!ls_utf8_displayable(path, n, &at, &cp))
+    return cp ? ls_diag_set(diag, LS_EFORMAT, "control character U+%04X at byte %zu",
+                            (unsigned)cp, at)
+              : ls_diag_set(diag, LS_EFORMAT, "not valid UTF-8");
+  const char *slash = memchr(path, '\\', n);
+  if (slash)
+    return ls_diag_set(diag, LS_EFORMAT, "backslash at byte %zu", (size_t)(slash - path));
   *len = n;
   return LS_OK;
 }

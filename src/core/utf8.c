@@ -3,12 +3,16 @@
 
 #include <stdint.h>
 
-size_t ls_utf8_char_len(const unsigned char *s, size_t n)
+/* Decodes the character at s (n >= 1 bytes available) into *out; its
+ * length, or 0 when s does not start a valid one. */
+static size_t decode(const unsigned char *s, size_t n, uint32_t *out)
 {
   size_t len;
   uint32_t min;
-  if (s[0] < 0x80)
+  if (s[0] < 0x80) {
+    *out = s[0];
     return 1;
+  }
   if (s[0] >= 0xC2 && s[0] <= 0xDF)
     len = 2, min = 0x80;
   else if ((s[0] & 0xF0) == 0xE0)
@@ -27,7 +31,38 @@ size_t ls_utf8_char_len(const unsigned char *s, size_t n)
   }
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
     return 0;
+  *out = cp;
   return len;
+}
+
+size_t ls_utf8_char_len(const unsigned char *s, size_t n)
+{
+  uint32_t cp;
+  return decode(s, n, &cp);
+}
+
+bool ls_utf8_is_hidden_control(uint32_t cp)
+{
+  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x061C || cp == 0x200E ||
+         cp == 0x200F || (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+bool ls_utf8_displayable(const char *s, size_t len, size_t *at, uint32_t *cp)
+{
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < len;) {
+    uint32_t c = 0;
+    size_t n = decode(p + i, len - i, &c);
+    if (n == 0 || ls_utf8_is_hidden_control(c)) {
+      if (at)
+        *at = i;
+      if (cp)
+        *cp = n ? c : 0;
+      return false;
+    }
+    i += n;
+  }
+  return true;
 }
 
 bool ls_utf8_valid(const char *s, size_t len)

@@ -150,6 +150,7 @@ int ls_request_start(ls_quic_conn *conn, const ls_msg *msg, const ls_request_cal
   r->cb = *cb;
   r->user = user;
   ls_frame_reader_init(&r->reader, LS_DIR_RESPONSE);
+  ls_frame_reader_set_limit(&r->reader, ls_proto_response_limit(msg->type));
   ls_quic_stream_set_user(r->stream, &r->handler);
   ls_quic_stream_write(r->stream, frame, len, 1, release_frame, frame);
   *out = r;

@@ -244,7 +244,9 @@ static void answer_list_games(request *r)
   }
   ls_msg msg = {.type = LS_MSG_GAME_LIST};
   msg.game_list.games = calloc(n ? n : 1, sizeof *msg.game_list.games);
-  for (size_t i = 0; msg.game_list.games && i < n; i++) {
+  /* A catalog of more than LS_PROTO_MAX_GAMES games announces its first. */
+  for (size_t i = 0; msg.game_list.games && i < n && msg.game_list.count < LS_PROTO_MAX_GAMES;
+       i++) {
     if (!sums[i].version)
       continue; /* downloaded, version unknown: not announced */
     msg.game_list.games[msg.game_list.count++] = (ls_msg_game_info){

@@ -7,14 +7,24 @@
  * out; a link whose ping is still unanswered at LS_MISSED_PINGS_MAX ticks in
  * a row is pruned, so a vanished peer is gone within about 4 s. A closed
  * connection prunes at once. Links retry with a backoff of 1, 2, 4, 8, 10 s.
+ * Only static links (--peer) retry forever: a peer learned from mDNS or from
+ * its own Hello is forgotten after LS_LINK_MAX_FAILURES failed connections
+ * in a row (it comes back when it is announced or says Hello again), and at
+ * most LS_MAX_LEARNED_LINKS such links exist at once, so throwaway
+ * identities cannot make this peer dial without end. A forgotten link is
+ * freed once no request of it is in flight.
  * Library changes: every LS_REFRESH_TICKS ticks a ready link re-lists the
- * peer's games (a poll, so static peers without mDNS refresh too). */
+ * peer's games (a poll, so static peers without mDNS refresh too).
+ * Game lists: only catalog games are kept (the others are said once per
+ * link); a list the protocol refuses (over LS_PROTO_MAX_GAMES entries or
+ * LS_PROTO_MAX_GAME_LIST_FRAME bytes, or malformed) disconnects the peer. */
 #include "peer/runtime.h"
 
 #include "core/error.h"
 #include "core/addr.h"
 #include "node/request.h"
 
+#include <lanspread/catalog.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +47,9 @@ struct ls_link {
   ls_quic_conn *conn;
   ls_request *hello, *ping, *list; /* in flight */
   bool announced;                  /* peer-connected was emitted */
+  bool told_foreign, told_bad_list; /* logged once per link */
   unsigned missed, failures;
+  unsigned inflight;               /* requests whose on_done is still due */
   unsigned retry_at;               /* tick */
 };
 
@@ -55,8 +67,24 @@ static void set_addr(ls_link *l, const struct sockaddr *addr)
   ls_format_addr(addr, l->addr_text, sizeof l->addr_text);
 }
 
+static size_t learned_links(const ls_peer *p)
+{
+  size_t n = 0;
+  for (ls_link *l = p->links; l; l = l->next)
+    n += l->state != LINK_DEAD && !(l->origin & ORIGIN_STATIC);
+  return n;
+}
+
 static ls_link *new_link(ls_peer *p, const struct sockaddr *addr, unsigned origin)
 {
+  if (!(origin & ORIGIN_STATIC) && learned_links(p) >= LS_MAX_LEARNED_LINKS) {
+    if (!p->told_links_full)
+      ls_rt_log("%d peers learned from mDNS or their Hello are linked already; not linking "
+                "to more until some are gone", LS_MAX_LEARNED_LINKS);
+    p->told_links_full = true;
+    return NULL;
+  }
+  p->told_links_full = false;
   ls_link *l = calloc(1, sizeof *l);
   if (!l)
     return NULL;
@@ -159,6 +187,19 @@ static void drop(ls_link *l, const char *reason, unsigned min_retry_ticks)
   ls_rt_emit_games(p, NULL);
 }
 
+/* One more failed connection: the link retries, or, learned and failing
+ * LS_LINK_MAX_FAILURES times in a row, is forgotten. */
+static void failed(ls_link *l, const char *reason, unsigned min_retry_ticks)
+{
+  l->failures++;
+  drop(l, reason, min_retry_ticks);
+  if (l->state == LINK_DEAD || (l->origin & ORIGIN_STATIC) || l->failures < LS_LINK_MAX_FAILURES)
+    return;
+  ls_rt_log("forgetting peer %.16s at %s: %u connections in a row failed (last: %s)",
+            l->peer_id[0] ? l->peer_id : "(unknown)", l->addr_text, l->failures, reason);
+  l->state = LINK_DEAD;
+}
+
 static void connect_link(ls_link *l)
 {
   ls_peer *p = l->peer;
@@ -168,8 +209,7 @@ static void connect_link(ls_link *l)
                            l->peer_id[0] ? l->peer_id : NULL, &conn, &diag);
   if (rc != LS_OK) {
     ls_rt_log("cannot connect to %s: %s", l->addr_text, diag.text);
-    l->failures++;
-    schedule_retry(l, 0);
+    failed(l, "cannot connect", 0);
     return;
   }
   l->conn = conn;
@@ -178,12 +218,39 @@ static void connect_link(ls_link *l)
 
 /* ---- ListGames ---------------------------------------------------------- */
 
+/* The games of list that are in the catalog (pointers into list), in
+ * order; *foreign gets how many were not. NULL when out of memory. */
+static ls_msg_game_info *catalog_games(const ls_peer *p, const ls_msg_game_list *list,
+                                       size_t *count, size_t *foreign)
+{
+  ls_msg_game_info *games = malloc((list->count ? list->count : 1) * sizeof *games);
+  *count = *foreign = 0;
+  for (size_t i = 0; games && i < list->count; i++) {
+    if (ls_catalog_find(p->catalog, list->games[i].id))
+      games[(*count)++] = list->games[i];
+    else
+      (*foreign)++;
+  }
+  return games;
+}
+
 static void list_response(ls_request *req, const ls_msg *msg, void *user)
 {
   ls_link *l = user;
   if (req != l->list || msg->type != LS_MSG_GAME_LIST)
     return;
-  bool changed = ls_peerdb_set_games(l->peer->peerdb, l->peer_id, &msg->game_list);
+  size_t count, foreign;
+  ls_msg_game_info *games = catalog_games(l->peer, &msg->game_list, &count, &foreign);
+  if (!games)
+    return;
+  if (foreign && !l->told_foreign) {
+    l->told_foreign = true;
+    ls_rt_log("peer %.16s at %s lists %zu games that are not in the catalog; they are ignored",
+              l->peer_id, l->addr_text, foreign);
+  }
+  ls_msg_game_list known = {.games = games, .count = count};
+  bool changed = ls_peerdb_set_games(l->peer->peerdb, l->peer_id, &known);
+  free(games);
   announce(l);
   if (changed)
     ls_rt_emit_games(l->peer, NULL);
@@ -192,21 +259,29 @@ static void list_response(ls_request *req, const ls_msg *msg, void *user)
 static void list_done(ls_request *req, int err, const char *diag, void *user)
 {
   ls_link *l = user;
-  (void)err;
-  (void)diag;
+  l->inflight--;
   if (req != l->list)
     return;
   l->list = NULL;
-  if (l->state == LINK_READY)
-    announce(l); /* even without its games: it answered Hello */
+  if (l->state != LINK_READY)
+    return;
+  if (err == LS_EPROTO) {
+    if (!l->told_bad_list)
+      ls_rt_log("peer %.16s at %s sent a game list this peer refuses (%s); disconnecting",
+                l->peer_id, l->addr_text, diag);
+    l->told_bad_list = true;
+    drop(l, "invalid game list", REFUSED_BACKOFF_TICKS);
+    return;
+  }
+  announce(l); /* even without its games: it answered Hello */
 }
 
 static void send_list(ls_link *l)
 {
   static const ls_request_callbacks cb = {list_response, NULL, list_done};
   ls_msg msg = {.type = LS_MSG_LIST_GAMES};
-  if (!l->list && l->conn)
-    ls_request_start(l->conn, &msg, &cb, l, &l->list, NULL);
+  if (!l->list && l->conn && ls_request_start(l->conn, &msg, &cb, l, &l->list, NULL) == LS_OK)
+    l->inflight++;
 }
 
 /* ---- Ping ------------------------------------------------------------------ */
@@ -223,6 +298,7 @@ static void ping_done(ls_request *req, int err, const char *diag, void *user)
   ls_link *l = user;
   (void)err;
   (void)diag;
+  l->inflight--;
   if (req == l->ping)
     l->ping = NULL;
 }
@@ -236,7 +312,8 @@ static void ping(ls_link *l)
     return;
   }
   ls_msg msg = {.type = LS_MSG_PING};
-  ls_request_start(l->conn, &msg, &cb, l, &l->ping, NULL);
+  if (ls_request_start(l->conn, &msg, &cb, l, &l->ping, NULL) == LS_OK)
+    l->inflight++;
 }
 
 /* ---- Hello --------------------------------------------------------------- */
@@ -289,19 +366,18 @@ static void hello_response(ls_request *req, const ls_msg *msg, void *user)
   int ours = l->peer->protocol_version;
   if (msg->type == LS_MSG_INVALID_REQUEST) {
     ls_rt_log("peer at %s refused us: %s", l->addr_text, msg->invalid.reason);
-    l->failures++;
-    drop(l, "refused", REFUSED_BACKOFF_TICKS);
+    failed(l, "refused", REFUSED_BACKOFF_TICKS);
   } else if (msg->type != LS_MSG_HELLO_ACK) {
     ls_rt_log("peer at %s answered Hello with %s", l->addr_text, ls_msg_type_name(msg->type));
-    drop(l, "protocol error", REFUSED_BACKOFF_TICKS);
+    failed(l, "protocol error", REFUSED_BACKOFF_TICKS);
   } else if (msg->hello.protocol_version != (uint32_t)ours) {
     ls_rt_log("refused peer %.16s at %s: it speaks protocol version %u, this peer speaks %d",
               msg->hello.peer_id, l->addr_text, msg->hello.protocol_version, ours);
-    drop(l, "protocol version", REFUSED_BACKOFF_TICKS);
+    failed(l, "protocol version", REFUSED_BACKOFF_TICKS);
   } else if (strcmp(msg->hello.peer_id, ls_quic_conn_peer_id(l->conn)) != 0) {
     ls_rt_log("refused peer at %s: its Hello names another peer id than its certificate",
               l->addr_text);
-    drop(l, "peer id mismatch", REFUSED_BACKOFF_TICKS);
+    failed(l, "peer id mismatch", REFUSED_BACKOFF_TICKS);
   } else {
     become_ready(l, &msg->hello);
   }
@@ -310,13 +386,14 @@ static void hello_response(ls_request *req, const ls_msg *msg, void *user)
 static void hello_done(ls_request *req, int err, const char *diag, void *user)
 {
   ls_link *l = user;
+  l->inflight--;
   if (req != l->hello)
     return;
   l->hello = NULL;
   if (err != LS_OK && l->state == LINK_HELLO) {
-    ls_rt_log("Hello to %s failed: %s", l->addr_text, diag);
-    l->failures++;
-    drop(l, "hello failed", 0);
+    if (l->failures == 0)
+      ls_rt_log("Hello to %s failed: %s", l->addr_text, diag);
+    failed(l, "hello failed", 0);
   }
 }
 
@@ -332,8 +409,10 @@ static void send_hello(ls_link *l)
   ls_diag diag;
   if (ls_request_start(l->conn, &msg, &cb, l, &l->hello, &diag) != LS_OK) {
     ls_rt_log("cannot send Hello to %s: %s", l->addr_text, diag.text);
-    drop(l, "hello failed", 0);
+    failed(l, "hello failed", 0);
+    return;
   }
+  l->inflight++;
 }
 
 /* ---- node events ---------------------------------------------------------- */
@@ -358,9 +437,9 @@ void ls_links_on_conn_closed(ls_node *node, ls_quic_conn *conn, int err, const c
     drop(l, diag && *diag ? diag : "connection closed", 0);
     return;
   }
-  if (l->failures++ == 0 || err == LS_EACCES)
+  if (l->failures == 0 || err == LS_EACCES)
     ls_rt_log("cannot reach peer at %s: %s", l->addr_text, diag ? diag : ls_strerror(err));
-  drop(l, "unreachable", 0);
+  failed(l, "unreachable", 0);
 }
 
 void ls_links_on_peer_hello(ls_node *node, ls_quic_conn *conn, const char *peer_id,
@@ -438,8 +517,23 @@ void ls_links_on_mdns_lost(void *user, const char *peer_id)
 
 /* ---- the tick, start and close ------------------------------------------- */
 
+/* Frees the forgotten links nothing refers to any more. */
+static void reap_dead(ls_peer *p)
+{
+  for (ls_link **at = &p->links; *at;) {
+    ls_link *l = *at;
+    if (l->state == LINK_DEAD && !l->conn && l->inflight == 0) {
+      *at = l->next;
+      free(l);
+    } else {
+      at = &l->next;
+    }
+  }
+}
+
 void ls_links_tick(ls_peer *p)
 {
+  reap_dead(p);
   for (ls_link *l = p->links; l; l = l->next) {
     if (l->state == LINK_IDLE && p->ticks >= l->retry_at)
       connect_link(l);

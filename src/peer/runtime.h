@@ -25,6 +25,9 @@
 #define LS_LIVENESS_TICK_MS 1000 /* pings and reconnects run on this tick */
 #define LS_MISSED_PINGS_MAX 3    /* a peer that misses this many is pruned */
 #define LS_REFRESH_TICKS 5       /* ListGames refresh every 5 ticks */
+#define LS_LINK_MAX_FAILURES 3   /* a peer not given by --peer is forgotten after
+                                    this many failed connections in a row */
+#define LS_MAX_LEARNED_LINKS 256 /* links to peers not given by --peer */
 
 typedef struct ls_link ls_link;
 typedef struct queued queued;
@@ -68,6 +71,7 @@ struct ls_peer {
   uint32_t library_rev;     /* advertised in TXT; bumped on local changes */
   ls_peerdb *peerdb;
   ls_link *links;
+  bool told_links_full;     /* the LS_MAX_LEARNED_LINKS refusal was logged */
   ls_op *ops;               /* every operation running (ops.c) */
   ls_listing *listings;     /* file lists being asked for (gets.c) */
   ls_paused *paused;        /* downloads kept for a resume (downloads.c) */

@@ -22,6 +22,18 @@ size_t ls_proto_frame_limit(enum ls_msg_dir dir)
   return dir == LS_DIR_REQUEST ? LS_PROTO_MAX_REQUEST_FRAME : LS_PROTO_MAX_RESPONSE_FRAME;
 }
 
+size_t ls_proto_response_limit(enum ls_msg_type request)
+{
+  switch (request) {
+  case LS_MSG_LIST_GAMES: return LS_PROTO_MAX_GAME_LIST_FRAME;
+  case LS_MSG_HELLO:
+  case LS_MSG_PING:
+  case LS_MSG_GET_GAME_FILE_CHUNK:
+  case LS_MSG_GET_GAME_FILE_DATA: return LS_PROTO_MAX_SMALL_FRAME;
+  default: return LS_PROTO_MAX_RESPONSE_FRAME;
+  }
+}
+
 void ls_frame_put_length(uint8_t out[LS_FRAME_HEADER_LEN], uint32_t len)
 {
   out[0] = (uint8_t)(len >> 24);
@@ -39,7 +51,14 @@ void ls_frame_reader_init(ls_frame_reader *reader, enum ls_msg_dir dir)
 {
   memset(reader, 0, sizeof *reader);
   reader->dir = dir;
+  reader->limit = ls_proto_frame_limit(dir);
   reader->state = READ_HEADER;
+}
+
+void ls_frame_reader_set_limit(ls_frame_reader *reader, size_t limit)
+{
+  if (limit < reader->limit)
+    reader->limit = limit;
 }
 
 void ls_frame_reader_free(ls_frame_reader *reader)
@@ -47,7 +66,9 @@ void ls_frame_reader_free(ls_frame_reader *reader)
   if (!reader)
     return;
   free(reader->body);
+  size_t limit = reader->limit;
   ls_frame_reader_init(reader, reader->dir);
+  reader->limit = limit;
 }
 
 static int fail(ls_frame_reader *reader, int err)
@@ -69,7 +90,7 @@ static void start_frame(ls_frame_reader *reader)
 static int accept_length(ls_frame_reader *reader, ls_diag *diag)
 {
   uint32_t len = get_length(reader->header);
-  size_t limit = ls_proto_frame_limit(reader->dir);
+  size_t limit = reader->limit;
   if (len == 0)
     return fail(reader, ls_diag_set(diag, LS_EFORMAT, "empty frame"));
   if (len > limit)

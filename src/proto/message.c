@@ -117,8 +117,12 @@ static int check_text(const char *s, const char *where, const char *key, size_t 
   size_t len = strlen(s);
   if (len < min || len > max)
     return ls_diag_set(diag, err, "%s%s: must be %zu to %zu bytes", where, key, min, max);
-  if (!ls_utf8_valid(s, len))
-    return ls_diag_set(diag, err, "%s%s: not valid UTF-8", where, key);
+  size_t at;
+  uint32_t cp;
+  if (!ls_utf8_displayable(s, len, &at, &cp))
+    return cp ? ls_diag_set(diag, err, "%s%s: control character U+%04X at byte %zu", where, key,
+                            (unsigned)cp, at)
+              : ls_diag_set(diag, err, "%s%s: not valid UTF-8", where, key);
   return LS_OK;
 }
 
@@ -237,6 +241,9 @@ static int validate_game_list(const ls_msg_game_list *list, int err, ls_diag *di
 {
   if (list->count && !list->games)
     return ls_diag_set(diag, err, "games: missing");
+  if (list->count > LS_PROTO_MAX_GAMES)
+    return ls_diag_set(diag, err, "games: %zu entries, at most %u", list->count,
+                       LS_PROTO_MAX_GAMES);
   for (size_t i = 0; i < list->count; i++) {
     int rc = validate_game_info(&list->games[i], i, err, diag);
     if (rc)
@@ -498,6 +505,9 @@ static int decode_game_list(const json_t *obj, ls_msg *msg, ls_diag *diag)
   if (rc)
     return rc;
   size_t count = json_array_size(games);
+  if (count > LS_PROTO_MAX_GAMES)
+    return ls_diag_set(diag, LS_ETOOBIG, "games: %zu entries, at most %u", count,
+                       LS_PROTO_MAX_GAMES);
   void *mem;
   if ((rc = alloc_array(count, sizeof *list->games, &mem, diag)))
     return rc;

@@ -27,6 +27,11 @@
 #define LS_FRAME_HEADER_LEN 4
 #define LS_PROTO_MAX_REQUEST_FRAME (64u * 1024u)          /* body bytes */
 #define LS_PROTO_MAX_RESPONSE_FRAME (16u * 1024u * 1024u) /* body bytes */
+/* A response may be smaller than that: ls_proto_response_limit. */
+#define LS_PROTO_MAX_GAME_LIST_FRAME (4u * 1024u * 1024u) /* GameList body bytes */
+#define LS_PROTO_MAX_SMALL_FRAME (64u * 1024u) /* HelloAck, Pong, FileData headers */
+/* A GameList names at most this many games. */
+#define LS_PROTO_MAX_GAMES 4096u
 
 /* Files are hashed in chunks of this size (the last one may be shorter). */
 #define LS_CHUNK_SIZE 1048576u
@@ -193,6 +198,9 @@ uint64_t ls_proto_chunk_count(uint64_t size, uint32_t chunk_size);
 
 /* Largest body a frame may carry in direction dir. */
 size_t ls_proto_frame_limit(enum ls_msg_dir dir);
+/* The largest response frame a client accepts to a request of this type:
+ * no peer can make us read and parse 16 MiB for a Ping. */
+size_t ls_proto_response_limit(enum ls_msg_type request);
 
 /* Incremental reader of frames arriving in pieces. Fields are private.
  * It consumes bytes only up to the end of a frame, so bytes after it (the
@@ -201,6 +209,7 @@ size_t ls_proto_frame_limit(enum ls_msg_dir dir);
  * body buffer grows with the bytes received and never exceeds the limit. */
 typedef struct ls_frame_reader {
   enum ls_msg_dir dir;
+  size_t limit; /* ls_proto_frame_limit(dir) unless lowered */
   int state;
   int error;
   uint8_t header[LS_FRAME_HEADER_LEN];
@@ -212,6 +221,8 @@ typedef struct ls_frame_reader {
 } ls_frame_reader;
 
 void ls_frame_reader_init(ls_frame_reader *reader, enum ls_msg_dir dir);
+/* Lowers the largest frame length accepted (never above the direction's). */
+void ls_frame_reader_set_limit(ls_frame_reader *reader, size_t limit);
 void ls_frame_reader_free(ls_frame_reader *reader);
 
 /* Consumes bytes from data; *consumed says how many. Returns 1 when a frame

@@ -350,6 +350,9 @@ static void test_missing_fields(void **state)
                  LS_EFORMAT, "t.json:3:35: games[1]: missing required field \"id\"", NULL);
   expect_refused("{\"games\": [{\"id\": \"a\", \"name\": \"\"}]}", LS_EFORMAT,
                  "t.json:1:32: games[0].name must not be empty", NULL);
+  /* a name peers would refuse (core/utf8.h's display rule) */
+  expect_refused("{\"games\": [{\"id\": \"a\", \"name\": \"evil\\u202etxt.exe\"}]}", LS_EFORMAT,
+                 "games[0].name: control character U+202E at byte 4", NULL);
 }
 
 static void test_unsafe_launch(void **state)

@@ -607,6 +607,29 @@ static void test_invalid_utf8_refused(void **state)
   ls_msg_clear(&msg);
 }
 
+/* Names a user reads carry no character that hides or reorders text: C0 and
+ * C1 controls, DEL, line separators, bidi marks, embeddings, overrides and
+ * isolates (raw or escaped), in a peer name and in a game name. */
+static void test_hidden_controls_refused(void **state)
+{
+  (void)state;
+  static const char *const hidden[] = {
+    "evil\\u202etxt.exe", "evil\xe2\x80\xaetxt.exe", "a\\u0085", "a\xc2\x85", "a\\u200f",
+    "a\\u2066b", "a\\u2069", "a\\u061c", "a\\u2028", "a\\n", "a\\t", "a\\u007f", "a\\u001b[31m",
+  };
+  for (size_t i = 0; i < sizeof hidden / sizeof hidden[0]; i++) {
+    const char *hello = t_path("{\"type\":\"Hello\",\"protocol_version\":1,\"peer_id\":\"" PEER_A
+                               "\",\"name\":\"%s\"}", hidden[i]);
+    expect_reason_has(LS_DIR_REQUEST, hello, "control character U+");
+    const char *list = t_path("{\"type\":\"GameList\",\"games\":[{\"id\":\"a\",\"name\":\"%s\","
+                              "\"version\":\"1\",\"size\":0}]}", hidden[i]);
+    expect_reason_has(LS_DIR_RESPONSE, list, "games[0].name: control character U+");
+  }
+  /* The same characters are fine where they are not control characters. */
+  expect_ok(LS_DIR_RESPONSE, "{\"type\":\"GameList\",\"games\":[{\"id\":\"a\",\"name\":"
+                             "\"\\u05e9\\u05dc\\u05d5\\u05dd \\u2026\",\"version\":\"1\",\"size\":0}]}");
+}
+
 /* -------------------------------------------------------------------------- */
 /* Sizes and numbers                                                          */
 
@@ -963,6 +986,41 @@ static void test_game_list_rules(void **state)
                 "games: duplicate or overlapping entries");
   expect_reason(LS_DIR_RESPONSE, t_path(fmt, t_path("%s,%s", b, "{\"id\":\"c\"}")), LS_EFORMAT,
                 "games[1].name: missing");
+  /* At most LS_PROTO_MAX_GAMES entries: one more is refused before any is
+   * decoded, and the encoder refuses to build one. */
+  for (unsigned extra = 0; extra <= 1; extra++) {
+    size_t n = LS_PROTO_MAX_GAMES + extra, cap = n * 64 + 64, len = 0;
+    char *json = malloc(cap);
+    assert_non_null(json);
+    len += (size_t)snprintf(json, cap, "{\"type\":\"GameList\",\"games\":[");
+    for (size_t i = 0; i < n; i++)
+      len += (size_t)snprintf(json + len, cap - len, "%s{\"id\":\"g%zu\",\"name\":\"G\","
+                              "\"version\":\"1\",\"size\":0}", i ? "," : "", i);
+    len += (size_t)snprintf(json + len, cap - len, "]}");
+    ls_msg msg;
+    ls_diag diag = {{0}};
+    int rc = ls_msg_decode(json, len, LS_DIR_RESPONSE, &msg, &diag);
+    if (extra) {
+      assert_int_equal(rc, LS_ETOOBIG);
+      assert_non_null(strstr(diag.text, "at most 4096"));
+    } else {
+      assert_int_equal(rc, LS_OK);
+      assert_int_equal(msg.game_list.count, LS_PROTO_MAX_GAMES);
+      ls_msg_game_info one = msg.game_list.games[0];
+      ls_msg more = {.type = LS_MSG_GAME_LIST};
+      more.game_list.count = LS_PROTO_MAX_GAMES + 1;
+      more.game_list.games = calloc(more.game_list.count, sizeof one);
+      assert_non_null(more.game_list.games);
+      for (size_t i = 0; i < more.game_list.count; i++)
+        more.game_list.games[i] = one;
+      char *out;
+      size_t out_len;
+      assert_int_equal(ls_msg_encode(&more, &out, &out_len, &diag), LS_EINVAL);
+      free(more.game_list.games);
+      ls_msg_clear(&msg);
+    }
+    free(json);
+  }
 }
 
 static void test_reason_rules(void **state)
@@ -1239,6 +1297,18 @@ static void test_reader_refuses_bad_lengths(void **state)
   assert_int_equal(ls_frame_reader_feed(&reader, "\xff\xff\xff\xff", 4, &used, &diag),
                    LS_ETOOBIG);
   ls_frame_reader_free(&reader);
+  /* a lowered limit: the answer to a Ping or a ListGames is smaller */
+  assert_int_equal(ls_proto_response_limit(LS_MSG_PING), LS_PROTO_MAX_SMALL_FRAME);
+  assert_int_equal(ls_proto_response_limit(LS_MSG_LIST_GAMES), LS_PROTO_MAX_GAME_LIST_FRAME);
+  assert_int_equal(ls_proto_response_limit(LS_MSG_GET_GAME), LS_PROTO_MAX_RESPONSE_FRAME);
+  ls_frame_reader_init(&reader, LS_DIR_RESPONSE);
+  ls_frame_reader_set_limit(&reader, LS_PROTO_MAX_SMALL_FRAME);
+  ls_frame_reader_set_limit(&reader, LS_PROTO_MAX_RESPONSE_FRAME); /* never raised */
+  assert_int_equal(ls_frame_reader_feed(&reader, "\x00\x01\x00\x00", 4, &used, &diag), 0);
+  ls_frame_reader_free(&reader); /* keeps the limit */
+  assert_int_equal(ls_frame_reader_feed(&reader, "\x00\x01\x00\x01", 4, &used, &diag),
+                   LS_ETOOBIG);
+  ls_frame_reader_free(&reader);
   /* zero length */
   ls_frame_reader_init(&reader, LS_DIR_REQUEST);
   assert_int_equal(ls_frame_reader_feed(&reader, "\0\0\0\0{}", 6, &used, &diag), LS_EFORMAT);
@@ -1355,6 +1425,7 @@ int main(void)
     cmocka_unit_test(test_json_level_refusals),
     cmocka_unit_test(test_embedded_nul_refused),
     cmocka_unit_test(test_invalid_utf8_refused),
+    cmocka_unit_test(test_hidden_controls_refused),
     cmocka_unit_test(test_message_size_limits),
     cmocka_unit_test(test_ranges),
     cmocka_unit_test(test_hello_fields),

@@ -53,9 +53,12 @@ static const row rows[] = {
   {"\\a", 0, LS_EFORMAT, "backslash at byte 0", 0},
   {"..\\a", 0, LS_EFORMAT, "backslash", 0},
   {"a/\\/b", 0, LS_EFORMAT, "backslash", 0},
-  {"a/\nb", 0, LS_EFORMAT, "control character 0x0a at byte 2", 0},
-  {"a\tb", 0, LS_EFORMAT, "control character 0x09", 0},
-  {"a\x7f", 0, LS_EFORMAT, "control character 0x7f", 0},
+  {"a/\nb", 0, LS_EFORMAT, "control character U+000A at byte 2", 0},
+  {"a\tb", 0, LS_EFORMAT, "control character U+0009", 0},
+  {"evil\xe2\x80\xaetxt.exe", 0, LS_EFORMAT, "control character U+202E at byte 4", 0},
+  {"a\xc2\x85", 0, LS_EFORMAT, "control character U+0085 at byte 1", 0},
+  {"a\xe2\x81\xa6" "b", 0, LS_EFORMAT, "control character U+2066", 0},
+  {"a\x7f", 0, LS_EFORMAT, "control character U+007F", 0},
   {"a/\xff", 0, LS_EFORMAT, "not valid UTF-8", 0},
   {"\xc0\xae\xc0\xae/x", 0, LS_EFORMAT, "not valid UTF-8", 0}, /* overlong ".." */
   {"a/\xed\xa0\x80", 0, LS_EFORMAT, "not valid UTF-8", 0},     /* a surrogate */

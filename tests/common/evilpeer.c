@@ -1,0 +1,386 @@
+/* The malicious peer of evilpeer.h: QUIC endpoints with throwaway
+ * identities (net/quic.h), Hello through the request client
+ * (node/request.h), and answers built by hand with the frame codec. */
+#include "evilpeer.h"
+
+#include "core/addr.h"
+#include "net/identity.h"
+#include "net/quic.h"
+#include "node/request.h"
+#include "node/stream_handler.h"
+#include "proto/proto.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+typedef struct evil evil;
+
+typedef struct ghost {
+  evil *e;
+  unsigned index;
+  ls_identity *identity;
+  ls_quic *quic;
+  unsigned port;
+  ls_request *hello;
+  bool vanishing;
+  uv_udp_t udp; /* after it vanished: counts what still arrives */
+  bool udp_open;
+  unsigned long datagrams, late;
+} ghost;
+
+struct evil {
+  const evil_config *cfg;
+  uv_loop_t loop;
+  uv_timer_t stop, quiet, launch;
+  unsigned launched;
+  struct sockaddr_storage victim;
+  ghost *ghosts;
+  unsigned count;
+  unsigned lists;
+  bool in_quiet, failed;
+};
+
+/* A stream the victim opened: one request frame in, one answer out. */
+typedef struct srv_stream {
+  ls_stream_handler h;
+  ghost *g;
+  ls_frame_reader reader;
+  bool answered;
+} srv_stream;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  putchar('\n');
+  fflush(stdout);
+}
+
+static ghost *ghost_of(ls_quic_conn *conn)
+{
+  return ls_quic_user(ls_quic_conn_endpoint(conn));
+}
+
+/* ---- answers --------------------------------------------------------------- */
+
+static void write_frame(ls_quic_stream *s, uint8_t *frame, size_t len)
+{
+  if (ls_quic_stream_write(s, frame, len, 1, free, frame) != LS_OK)
+    ls_quic_stream_reset(s, 1);
+}
+
+static void answer_msg(ls_quic_stream *s, const ls_msg *msg)
+{
+  uint8_t *frame;
+  size_t len;
+  if (ls_msg_encode_frame(msg, &frame, &len, NULL) == LS_OK)
+    write_frame(s, frame, len);
+  else
+    ls_quic_stream_reset(s, 1);
+}
+
+static void answer_list(srv_stream *st, ls_quic_stream *s)
+{
+  const evil_config *cfg = st->g->e->cfg;
+  uint8_t *frame = malloc(LS_FRAME_HEADER_LEN + cfg->game_list_len);
+  if (!frame) {
+    ls_quic_stream_reset(s, 1);
+    return;
+  }
+  ls_frame_put_length(frame, (uint32_t)cfg->game_list_len);
+  memcpy(frame + LS_FRAME_HEADER_LEN, cfg->game_list, cfg->game_list_len);
+  write_frame(s, frame, LS_FRAME_HEADER_LEN + cfg->game_list_len);
+  say("{\"evil\":\"list-sent\",\"n\":%u}", ++st->g->e->lists);
+}
+
+static void answer(srv_stream *st, ls_quic_stream *s, const ls_msg *req)
+{
+  ls_msg out = {.type = LS_MSG_INVALID_REQUEST};
+  switch (req->type) {
+  case LS_MSG_HELLO:
+    out.type = LS_MSG_HELLO_ACK;
+    out.hello.protocol_version = LS_PROTO_VERSION;
+    snprintf(out.hello.peer_id, sizeof out.hello.peer_id, "%s",
+             ls_identity_peer_id(st->g->identity));
+    out.hello.name = "evil";
+    break;
+  case LS_MSG_PING: out.type = LS_MSG_PONG; break;
+  case LS_MSG_LIST_GAMES: answer_list(st, s); return;
+  default: out.invalid.reason = "no"; break;
+  }
+  answer_msg(s, &out);
+}
+
+static void srv_on_data(ls_stream_handler *h, ls_quic_stream *s, const uint8_t *data,
+                        size_t len, int fin)
+{
+  srv_stream *st = (srv_stream *)h;
+  (void)fin;
+  size_t used = 0;
+  if (st->answered || ls_frame_reader_feed(&st->reader, data, len, &used, NULL) != 1)
+    return;
+  st->answered = true;
+  ls_msg req;
+  if (ls_frame_reader_decode(&st->reader, &req, NULL) != LS_OK) {
+    ls_quic_stream_reset(s, 1);
+    return;
+  }
+  answer(st, s, &req);
+  ls_msg_clear(&req);
+}
+
+static void srv_on_closed(ls_stream_handler *h, ls_quic_stream *s, int err)
+{
+  srv_stream *st = (srv_stream *)h;
+  (void)s;
+  (void)err;
+  ls_frame_reader_free(&st->reader);
+  free(st);
+}
+
+/* ---- endpoint callbacks ----------------------------------------------------- */
+
+static void on_stream_open(ls_quic_stream *s)
+{
+  srv_stream *st = calloc(1, sizeof *st);
+  if (!st) {
+    ls_quic_stream_reset(s, 1);
+    return;
+  }
+  st->h.on_data = srv_on_data;
+  st->h.on_closed = srv_on_closed;
+  st->g = ghost_of(ls_quic_stream_conn(s));
+  ls_frame_reader_init(&st->reader, LS_DIR_REQUEST);
+  ls_quic_stream_set_user(s, &st->h);
+}
+
+static void on_stream_data(ls_quic_stream *s, const uint8_t *data, size_t len, int fin)
+{
+  ls_stream_handler *h = ls_quic_stream_user(s);
+  if (h)
+    h->on_data(h, s, data, len, fin);
+}
+
+static void on_stream_closed(ls_quic_stream *s, int err)
+{
+  ls_stream_handler *h = ls_quic_stream_user(s);
+  ls_quic_stream_set_user(s, NULL);
+  if (h)
+    h->on_closed(h, s, err);
+}
+
+static void vanish(ghost *g);
+
+static void hello_response(ls_request *req, const ls_msg *msg, void *user)
+{
+  ghost *g = user;
+  (void)req;
+  if (msg->type != LS_MSG_HELLO_ACK)
+    return;
+  if (g->e->cfg->ghosts) {
+    say("{\"evil\":\"ghost-hello\",\"i\":%u,\"port\":%u}", g->index, g->port);
+    vanish(g);
+  } else {
+    say("{\"evil\":\"hello-acked\"}");
+  }
+}
+
+static void hello_done(ls_request *req, int err, const char *diag, void *user)
+{
+  ghost *g = user;
+  (void)req;
+  g->hello = NULL;
+  if (err != LS_OK)
+    say("{\"evil\":\"hello-failed\",\"i\":%u,\"err\":%d}", g->index, err);
+  (void)diag;
+}
+
+static void on_conn_ready(ls_quic_conn *conn)
+{
+  ghost *g = ghost_of(conn);
+  if (!ls_quic_conn_is_client(conn) || g->hello)
+    return;
+  static const ls_request_callbacks cb = {hello_response, NULL, hello_done};
+  ls_msg hello = {.type = LS_MSG_HELLO};
+  hello.hello.protocol_version = LS_PROTO_VERSION;
+  snprintf(hello.hello.peer_id, sizeof hello.hello.peer_id, "%s",
+           ls_identity_peer_id(g->identity));
+  hello.hello.name = "evil";
+  ls_request_start(conn, &hello, &cb, g, &g->hello, NULL);
+}
+
+static void on_conn_closed(ls_quic_conn *conn, int err, const char *diag)
+{
+  ghost *g = ghost_of(conn);
+  if (!g->vanishing)
+    say("{\"evil\":\"closed\",\"client\":%s,\"err\":%d,\"diag\":\"%.120s\"}",
+        ls_quic_conn_is_client(conn) ? "true" : "false", err, diag ? diag : "");
+}
+
+/* ---- ghosts vanish ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+  static char space[65536];
+  (void)h;
+  (void)suggested;
+  *buf = uv_buf_init(space, sizeof space);
+}
+
+static void on_datagram(uv_udp_t *u, ssize_t n, const uv_buf_t *buf,
+                        const struct sockaddr *from, unsigned flags)
+{
+  ghost *g = u->data;
+  (void)buf;
+  (void)flags;
+  if (n <= 0 || !from)
+    return;
+  g->datagrams++;
+  g->late += g->e->in_quiet;
+}
+
+/* The endpoint is gone: a plain socket takes its port and counts. */
+static void after_quic_closed(void *user)
+{
+  ghost *g = user;
+  g->quic = NULL;
+  struct sockaddr_storage at;
+  char text[96];
+  snprintf(text, sizeof text, "%s:%u", g->e->cfg->bind_host, g->port);
+  if (ls_parse_host_port(text, &at, NULL) != LS_OK || uv_udp_init(&g->e->loop, &g->udp) != 0)
+    return;
+  g->udp.data = g;
+  g->udp_open = true;
+  if (uv_udp_bind(&g->udp, (struct sockaddr *)&at, 0) != 0 ||
+      uv_udp_recv_start(&g->udp, on_alloc, on_datagram) != 0) {
+    say("{\"evil\":\"rebind-failed\",\"i\":%u}", g->index);
+    g->e->failed = true;
+  }
+}
+
+static void vanish(ghost *g)
+{
+  if (g->vanishing)
+    return;
+  g->vanishing = true;
+  ls_quic_close(g->quic, after_quic_closed, g);
+}
+
+/* ---- the scenario ------------------------------------------------------------- */
+
+static int start_ghost(evil *e, ghost *g, unsigned index)
+{
+  const evil_config *cfg = e->cfg;
+  char dir[4096], bind_text[96];
+  g->e = e;
+  g->index = index;
+  snprintf(dir, sizeof dir, "%s/e%u", cfg->state_dir, index);
+  mkdir(dir, 0700);
+  struct sockaddr_storage bind_addr;
+  snprintf(bind_text, sizeof bind_text, "%s:0", cfg->bind_host);
+  ls_diag diag;
+  if (ls_identity_load_or_create(dir, &g->identity, &diag) != LS_OK ||
+      ls_parse_host_port(bind_text, &bind_addr, &diag) != LS_OK) {
+    say("{\"evil\":\"setup-failed\",\"why\":\"%.100s\"}", diag.text);
+    return 1;
+  }
+  ls_quic_config qc = {
+    .bind_addr = (struct sockaddr *)&bind_addr, .identity = g->identity, .user = g,
+    .cb = {on_conn_ready, on_conn_closed, cfg->ghosts ? NULL : on_stream_open, on_stream_data,
+           on_stream_closed, NULL},
+  };
+  ls_quic_conn *conn;
+  if (ls_quic_new(&e->loop, &qc, &g->quic, &diag) != LS_OK ||
+      ls_quic_connect(g->quic, (struct sockaddr *)&e->victim, NULL, &conn, &diag) != LS_OK) {
+    say("{\"evil\":\"setup-failed\",\"why\":\"%.100s\"}", diag.text);
+    return 1;
+  }
+  g->port = ls_quic_local_port(g->quic);
+  return 0;
+}
+
+/* Ghosts start one every 10 ms, so that the victim's connection slots are
+ * not what this tests. */
+static void on_launch(uv_timer_t *t)
+{
+  evil *e = t->data;
+  if (e->launched < e->count && start_ghost(e, &e->ghosts[e->launched], e->launched) != 0)
+    e->failed = true;
+  if (++e->launched >= e->count)
+    uv_timer_stop(t);
+}
+
+static void on_quiet(uv_timer_t *t)
+{
+  evil *e = t->data;
+  e->in_quiet = true;
+}
+
+static void close_udp(uv_handle_t *h)
+{
+  (void)h;
+}
+
+static void report_ghosts(const evil *e)
+{
+  printf("{\"evil\":\"ghosts\",\"datagrams\":[");
+  for (unsigned i = 0; i < e->count; i++)
+    printf("%s%lu", i ? "," : "", e->ghosts[i].datagrams);
+  printf("],\"late\":[");
+  for (unsigned i = 0; i < e->count; i++)
+    printf("%s%lu", i ? "," : "", e->ghosts[i].late);
+  printf("]}\n");
+  fflush(stdout);
+}
+
+static void on_stop(uv_timer_t *t)
+{
+  evil *e = t->data;
+  if (e->cfg->ghosts)
+    report_ghosts(e);
+  say("{\"evil\":\"done\",\"lists\":%u}", e->lists);
+  for (unsigned i = 0; i < e->count; i++) {
+    ghost *g = &e->ghosts[i];
+    if (g->quic && !g->vanishing) {
+      g->vanishing = true;
+      ls_quic_close(g->quic, NULL, NULL);
+    }
+    if (g->udp_open)
+      uv_close((uv_handle_t *)&g->udp, close_udp);
+  }
+  uv_close((uv_handle_t *)&e->stop, NULL);
+  uv_close((uv_handle_t *)&e->quiet, NULL);
+  uv_close((uv_handle_t *)&e->launch, NULL);
+}
+
+int evil_run(const evil_config *cfg)
+{
+  evil e = {.cfg = cfg, .count = cfg->ghosts ? cfg->ghosts : 1};
+  if (ls_parse_host_port(cfg->victim, &e.victim, NULL) != LS_OK)
+    return 1;
+  e.ghosts = calloc(e.count, sizeof *e.ghosts);
+  if (!e.ghosts || uv_loop_init(&e.loop) != 0)
+    return 1;
+  uv_timer_init(&e.loop, &e.stop);
+  uv_timer_init(&e.loop, &e.quiet);
+  uv_timer_init(&e.loop, &e.launch);
+  e.stop.data = e.quiet.data = e.launch.data = &e;
+  uv_timer_start(&e.launch, on_launch, 0, 10);
+  uv_timer_start(&e.stop, on_stop, cfg->run_ms, 0);
+  uv_timer_start(&e.quiet, on_quiet, cfg->run_ms > cfg->quiet_ms ? cfg->run_ms - cfg->quiet_ms : 0,
+                 0);
+  uv_run(&e.loop, UV_RUN_DEFAULT);
+  uv_loop_close(&e.loop);
+  for (unsigned i = 0; i < e.count; i++)
+    ls_identity_free(e.ghosts[i].identity);
+  free(e.ghosts);
+  return e.failed;
+}

@@ -1,0 +1,42 @@
+/* A malicious peer for the hostile-peer tests (tests/integration/
+ * test_hostile.c), built on the project's own QUIC endpoint, request client
+ * and frame codec, so it speaks the protocol exactly as far as it wants to.
+ *
+ * evil_run plays one scenario on a loop of its own and reports on stdout,
+ * one JSON object per line ({"evil": WHAT, ...}); run it in a child
+ * (pp_fork_in_netns with netns NULL for loopback), whose stdout the test
+ * reads with pp_next.
+ *
+ * Scenarios:
+ * - one peer (ghosts 0): connects to the victim, says Hello, and answers
+ *   the victim's requests on the connection the victim opens back: Hello
+ *   and Ping as a real peer would, ListGames with the frame body the test
+ *   gives (any bytes: too many games, foreign ids, no JSON at all). Lines:
+ *   "hello-acked", "list-sent" (n: how many so far), "closed" (err, diag:
+ *   a connection ended), "done" (lists: ListGames answered).
+ * - ghosts (ghosts N): N throwaway identities, each on its own UDP port,
+ *   each connects and says Hello, then vanishes: its QUIC endpoint closes
+ *   and a plain UDP socket on the same port counts what the victim still
+ *   sends there (its redials). Lines: "ghost-hello" (i, port), then at the
+ *   end "ghosts" with "datagrams" (per ghost) and "late" (per ghost: the
+ *   datagrams of the last quiet_ms of the run). */
+#ifndef LS_TEST_EVILPEER_H
+#define LS_TEST_EVILPEER_H
+
+#include <stddef.h>
+
+typedef struct evil_config {
+  const char *victim;     /* "HOST:PORT" */
+  const char *bind_host;  /* the address its endpoints use, e.g. "127.0.0.1" */
+  const char *state_dir;  /* its identities go into subdirectories */
+  const char *game_list;  /* the GameList frame body sent for ListGames */
+  size_t game_list_len;
+  unsigned ghosts;        /* 0: one peer that stays */
+  unsigned run_ms;        /* how long the scenario runs */
+  unsigned quiet_ms;      /* ghosts: the final window reported as "late" */
+} evil_config;
+
+/* Plays the scenario; 0 when it ran (what happened is on stdout), else 1. */
+int evil_run(const evil_config *config);
+
+#endif

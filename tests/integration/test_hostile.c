@@ -1,0 +1,326 @@
+/* Hostile peers (issue "Hostile peers"): each test plays one attack with the
+ * malicious peer of tests/common/evilpeer.h against a real victim
+ * (lanspread-peer-cli on 127.0.0.1), checks that the victim refuses it the
+ * way docs/PROTOCOL.md says, says so once in its log, and that it keeps
+ * serving a well-behaved peer meanwhile: it downloads a game from a
+ * seeder during the attack.
+ *
+ * - game lists: a GameList of more than LS_PROTO_MAX_GAMES entries, one
+ *   over the GameList frame limit, and one of thousands of ids not in the
+ *   catalog, re-sent at every refresh;
+ * - ghosts: 300 throwaway identities that say Hello and vanish; the victim
+ *   dials each back at most LS_LINK_MAX_FAILURES times, links at most
+ *   LS_MAX_LEARNED_LINKS of them, and then forgets them all. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "testrun.h"
+
+#include "evilpeer.h"
+#include "peerproc.h"
+#include "testutil.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define T_MS 30000
+
+
+typedef struct party {
+  char *root;
+  char victim_addr[32], seeder_addr[32];
+  peerproc *victim, *seeder;
+} party;
+
+static unsigned next_port(void)
+{
+  static unsigned port;
+  if (!port)
+    port = 46000 + (unsigned)(getpid() % 1000) * 8;
+  return port++;
+}
+
+/* A peer with its stderr in ROOT/NAME.log (the victim's refusals are read
+ * from there). */
+static peerproc *start_peer(party *pt, const char *name, const char *addr, const char *peer)
+{
+  const char *log = t_path("%s/%s.log", pt->root, name);
+  char script[4200];
+  snprintf(script, sizeof script, "exec \"$0\" \"$@\" 2>'%s'", log);
+  char *argv[20] = {"/bin/sh", "-c", script, (char *)pp_program("lanspread-peer-cli"),
+                    "--game-dir", strdup(t_path("%s/%s/games", pt->root, name)),
+                    "--state-dir", strdup(t_path("%s/%s/state", pt->root, name)),
+                    "--catalog", strdup(t_path("%s/catalog.json", pt->root)),
+                    "--listen", (char *)addr, "--no-mdns", "--name", (char *)name, "--serve"};
+  int n = 16;
+  if (peer) {
+    argv[n++] = "--peer";
+    argv[n++] = (char *)peer;
+  }
+  argv[n] = NULL;
+  peerproc *p = pp_start(argv);
+  json_decref(pp_expect(p, "ready", NULL, T_MS));
+  free(argv[5]);
+  free(argv[7]);
+  free(argv[9]);
+  return p;
+}
+
+/* A seeder with three games (g0001..g0003, 8 MiB of tar archives each; the
+ * catalog lists those only) and a victim that has it as a static peer. */
+static party start_party(void)
+{
+  party pt = {.root = t_tempdir()};
+  char *gen[] = {(char *)pp_program("lanspread-gen"), "--quiet", "--game-dir",
+                 strdup(t_path("%s/seeder/games", pt.root)), "--games", "3", "--id-prefix", "g",
+                 "--archives", "2", "--size", "8M", "--format", "tar", "--catalog",
+                 strdup(t_path("%s/catalog.json", pt.root)), NULL};
+  assert_int_equal(pp_run(gen, T_MS), 0);
+  free(gen[3]);
+  free(gen[15]);
+  t_mkdir(pt.root, "victim/games");
+  snprintf(pt.seeder_addr, sizeof pt.seeder_addr, "127.0.0.1:%u", next_port());
+  snprintf(pt.victim_addr, sizeof pt.victim_addr, "127.0.0.1:%u", next_port());
+  pt.seeder = start_peer(&pt, "seeder", pt.seeder_addr, NULL);
+  pt.victim = start_peer(&pt, "victim", pt.victim_addr, pt.seeder_addr);
+  json_t *r = pp_command(pt.victim, "wait-peers 1 20", T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  return pt;
+}
+
+static void stop_party(party *pt)
+{
+  pp_send(pt->victim, "quit");
+  pp_send(pt->seeder, "quit");
+  assert_int_equal(pp_wait(pt->victim, T_MS), 0);
+  assert_int_equal(pp_wait(pt->seeder, T_MS), 0);
+  t_rmtree(pt->root);
+  free(pt->root);
+}
+
+/* How often `needle` occurs in the victim's log. */
+static size_t log_count(const party *pt, const char *needle)
+{
+  size_t len, n = 0;
+  char *log = t_read(t_path("%s/victim.log", pt->root), &len);
+  for (const char *at = log; (at = strstr(at, needle)); at += strlen(needle))
+    n++;
+  free(log);
+  return n;
+}
+
+/* The victim downloads game id from the seeder and installs it, and its
+ * archives are the seeder's. */
+static void victim_downloads(party *pt, const char *id)
+{
+  json_t *r = pp_command(pt->victim, t_path("download %s", id), T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  r = pp_command(pt->victim, t_path("wait game-install-finished %s 90", id), 95000);
+  if (!json_is_true(json_object_get(r, "ok")))
+    fail_msg("the victim's download of %s failed during the attack: %s", id, json_dumps(r, 0));
+  json_decref(r);
+  for (int k = 1; k <= 2; k++) {
+    size_t want_len, got_len;
+    char *want = t_read(t_path("%s/seeder/games/%s/%s.part%02d.eti", pt->root, id, id, k),
+                        &want_len);
+    char *got = t_read(t_path("%s/victim/games/%s/%s.part%02d.eti", pt->root, id, id, k),
+                       &got_len);
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+    free(want);
+    free(got);
+  }
+}
+
+/* The ids the victim's library lists, as one comma-separated string. */
+static char *library_ids(party *pt)
+{
+  json_t *r = pp_command(pt->victim, "games", T_MS);
+  json_t *games = json_object_get(r, "games");
+  char *ids = calloc(1, 4096);
+  size_t i;
+  json_t *g;
+  json_array_foreach(games, i, g) {
+    if (i)
+      strcat(ids, ",");
+    strncat(ids, json_string_value(json_object_get(g, "id")), 64);
+  }
+  json_decref(r);
+  return ids;
+}
+
+typedef struct attack {
+  evil_config cfg;
+  char *body;
+} attack;
+
+static int run_evil(void *arg)
+{
+  return evil_run(&((attack *)arg)->cfg);
+}
+
+/* Starts the malicious peer in a child; its report lines come on stdout. */
+static peerproc *start_evil(party *pt, attack *a, unsigned ghosts, unsigned run_ms,
+                            unsigned quiet_ms)
+{
+  a->cfg.victim = pt->victim_addr;
+  a->cfg.bind_host = "127.0.0.1";
+  static unsigned attacks;
+  const char *dir = t_path("evil%u", ++attacks); /* a new identity each time */
+  a->cfg.state_dir = strdup(t_path("%s/%s", pt->root, dir));
+  t_mkdir(pt->root, dir);
+  a->cfg.game_list = a->body;
+  a->cfg.game_list_len = a->body ? strlen(a->body) : 0;
+  a->cfg.ghosts = ghosts;
+  a->cfg.run_ms = run_ms;
+  a->cfg.quiet_ms = quiet_ms;
+  return pp_fork_in_netns(NULL, run_evil, a);
+}
+
+/* Reads the malicious peer's lines until one has "evil" == what. */
+static json_t *evil_expect(peerproc *e, const char *what, int timeout_ms)
+{
+  for (;;) {
+    json_t *line = pp_next(e, timeout_ms);
+    if (!line)
+      fail_msg("the malicious peer never reported \"%s\"", what);
+    const char *got = json_string_value(json_object_get(line, "evil"));
+    if (got && strcmp(got, what) == 0)
+      return line;
+    json_decref(line);
+  }
+}
+
+/* A GameList body of n games with ids PREFIX0, PREFIX1, ... */
+static char *game_list_body(const char *prefix, size_t n, size_t name_len)
+{
+  size_t cap = n * (name_len + 96) + 64, len = 0;
+  char *body = malloc(cap), *name = malloc(name_len + 1);
+  memset(name, 'n', name_len);
+  name[name_len] = '\0';
+  len += (size_t)snprintf(body, cap, "{\"type\":\"GameList\",\"games\":[");
+  for (size_t i = 0; i < n; i++)
+    len += (size_t)snprintf(body + len, cap - len,
+                            "%s{\"id\":\"%s%zu\",\"name\":\"%s\",\"version\":\"1\",\"size\":1}",
+                            i ? "," : "", prefix, i, name);
+  snprintf(body + len, cap - len, "]}");
+  free(name);
+  return body;
+}
+
+/* One malicious peer, one game list: the victim refuses it with `reason`
+ * in its log (once, whatever the number of refreshes) and disconnects. */
+static void refused_list(party *pt, char *body, const char *reason, const char *id)
+{
+  attack a = {.body = body};
+  size_t before = log_count(pt, "sent a game list this peer refuses");
+  peerproc *e = start_evil(pt, &a, 0, 8000, 0);
+  json_decref(evil_expect(e, "hello-acked", T_MS));
+  json_decref(evil_expect(e, "list-sent", T_MS));
+  json_t *closed = evil_expect(e, "closed", T_MS); /* the victim hung up */
+  json_decref(closed);
+  victim_downloads(pt, id);
+  json_decref(evil_expect(e, "done", T_MS));
+  assert_int_equal(pp_wait(e, T_MS), 0);
+  if (log_count(pt, "sent a game list this peer refuses") != before + 1)
+    fail_msg("log: %s", t_read(t_path("%s/victim.log", pt->root), &(size_t){0}));
+  if (log_count(pt, reason) < 1)
+    fail_msg("no \"%s\" in: %s", reason, t_read(t_path("%s/victim.log", pt->root), &(size_t){0}));
+  char *ids = library_ids(pt);
+  assert_string_equal(ids, "g0001,g0002,g0003");
+  free(ids);
+  free(body);
+  free((char *)a.cfg.state_dir);
+}
+
+static void game_list_attacks(void **state)
+{
+  (void)state;
+  party pt = start_party();
+  /* 4097 games (catalog ids among them): over LS_PROTO_MAX_GAMES */
+  refused_list(&pt, game_list_body("g000", 4097, 1), "at most 4096", "g0001");
+  /* 2200 games of 2000-byte names: a 4.5 MB frame, over the GameList limit */
+  refused_list(&pt, game_list_body("g", 2200, 2000), "exceeds the limit of 4194304", "g0002");
+
+  /* 3000 ids not in the catalog, re-sent at every refresh: kept out of the
+   * library, said once. */
+  attack a = {.body = game_list_body("foreign", 3000, 8)};
+  peerproc *e = start_evil(&pt, &a, 0, 12000, 0);
+  json_decref(evil_expect(e, "hello-acked", T_MS));
+  json_decref(evil_expect(e, "list-sent", T_MS));
+  victim_downloads(&pt, "g0003");
+  json_t *second = evil_expect(e, "list-sent", T_MS); /* the victim's next refresh */
+  json_decref(second);
+  char *ids = library_ids(&pt);
+  assert_string_equal(ids, "g0001,g0002,g0003");
+  free(ids);
+  json_t *r = pp_command(pt.victim, "peers", T_MS);
+  if (json_array_size(json_object_get(r, "peers")) != 2) /* still connected */
+    fail_msg("peers: %s\nlog: %s", json_dumps(r, 0),
+             t_read(t_path("%s/victim.log", pt.root), &(size_t){0}));
+  json_decref(r);
+  json_decref(evil_expect(e, "done", T_MS));
+  assert_int_equal(pp_wait(e, T_MS), 0);
+  assert_int_equal(log_count(&pt, "lists 3000 games that are not in the catalog"), 1);
+  free(a.body);
+  free((char *)a.cfg.state_dir);
+  stop_party(&pt);
+}
+
+static void ghost_peers_are_forgotten(void **state)
+{
+  (void)state;
+  enum { GHOSTS = 300, RUN_MS = 60000, QUIET_MS = 12000 };
+  party pt = start_party();
+  attack a = {0};
+  peerproc *e = start_evil(&pt, &a, GHOSTS, RUN_MS, QUIET_MS);
+  for (int i = 0; i < GHOSTS; i++)
+    json_decref(evil_expect(e, "ghost-hello", T_MS));
+  victim_downloads(&pt, "g0001"); /* during the flood */
+  json_t *report = evil_expect(e, "ghosts", RUN_MS + T_MS);
+  json_t *datagrams = json_object_get(report, "datagrams"), *late = json_object_get(report, "late");
+  assert_int_equal(json_array_size(datagrams), GHOSTS);
+  size_t dialled = 0, max = 0, late_total = 0;
+  for (size_t i = 0; i < GHOSTS; i++) {
+    size_t d = (size_t)json_integer_value(json_array_get(datagrams, i));
+    dialled += d > 0;
+    max = d > max ? d : max;
+    late_total += (size_t)json_integer_value(json_array_get(late, i));
+  }
+  print_message("ghosts dialled back: %zu of %d, at most %zu datagrams each, %zu in the last "
+                "%d s\n", dialled, GHOSTS, max, late_total, QUIET_MS / 1000);
+  json_decref(report);
+  json_decref(evil_expect(e, "done", T_MS));
+  assert_int_equal(pp_wait(e, T_MS), 0);
+  /* Bounded: no more links than the cap, a few attempts each, then silence. */
+  assert_true(dialled >= 1);
+  assert_true(dialled <= 256);
+  assert_true(max <= 60);
+  assert_int_equal(late_total, 0);
+  size_t forgotten = log_count(&pt, "forgetting peer");
+  print_message("forgotten: %zu\n", forgotten);
+  assert_true(forgotten >= dialled);
+  assert_int_equal(log_count(&pt, "not linking to more until some are gone"), 1);
+  /* The seeder is still there, and the victim still downloads from it. */
+  victim_downloads(&pt, "g0002");
+  json_t *r = pp_command(pt.victim, "peers", T_MS);
+  assert_int_equal(json_array_size(json_object_get(r, "peers")), 1);
+  json_decref(r);
+  stop_party(&pt);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(game_list_attacks),
+    cmocka_unit_test(ghost_peers_are_forgotten),
+  };
+  return ls_run_tests(tests, NULL, NULL);
+}
