@@ -177,7 +177,7 @@ static ls_unpacker new_unpacker(const char *external)
 static int unpack(const char *archive, const char *dest, ls_diag *diag)
 {
   ls_unpacker u = new_unpacker(NULL);
-  int rc = u.unpack(u.self, archive, dest, NULL, NULL, diag);
+  int rc = u.unpack(u.self, archive, dest, NULL, NULL, NULL, diag);
   ls_unpacker_libarchive_free(&u);
   return rc;
 }
@@ -229,7 +229,7 @@ static void roundtrip(void **state)
   ls_diag diag = {{0}};
   ls_unpacker u = new_unpacker(NULL);
   assert_true(u.is_archive(u.self, archive));
-  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), NULL, NULL, &diag);
+  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), NULL, NULL, NULL, &diag);
   ls_unpacker_libarchive_free(&u);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
@@ -397,7 +397,7 @@ static void rar5_stored(void **state)
   ls_diag diag = {{0}};
   ls_unpacker u = new_unpacker(NULL);
   assert_true(u.is_archive(u.self, archive));
-  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), NULL, NULL, &diag);
+  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), NULL, NULL, NULL, &diag);
   ls_unpacker_libarchive_free(&u);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
@@ -455,7 +455,7 @@ static void rar5_multivolume_extracts_in_order(void **state)
   for (size_t i = 1; i < 11; i++)
     assert_false(u.is_archive(u.self, names[i]));
   t_mkdir(tmp, "dest");
-  int rc = u.unpack(u.self, names[0], t_path("%s/dest", tmp), NULL, NULL, &diag);
+  int rc = u.unpack(u.self, names[0], t_path("%s/dest", tmp), NULL, NULL, NULL, &diag);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
   size_t len = 0;
@@ -464,7 +464,7 @@ static void rar5_multivolume_extracts_in_order(void **state)
   assert_memory_equal(got, data, len);
   free(got);
   /* a later volume is refused as a start */
-  rc = u.unpack(u.self, names[1], t_path("%s/dest", tmp), NULL, NULL, &diag);
+  rc = u.unpack(u.self, names[1], t_path("%s/dest", tmp), NULL, NULL, NULL, &diag);
   assert_int_equal(rc, LS_EFORMAT);
   assert_non_null(strstr(diag.text, "not its first volume"));
   ls_unpacker_libarchive_free(&u);
@@ -757,7 +757,7 @@ static void external_success_and_substitution(void **state)
   const char *tmpl = t_path("'%s/my tools/ok.sh' {archive} {dest} \"x y\"", tmp);
   ls_diag diag = {{0}};
   int rc = ls_unpack_external(tmpl, t_path("%s/an archive.eti", tmp), t_path("%s/dest dir", tmp),
-                              NULL, NULL, &diag);
+                              NULL, NULL, NULL, &diag);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
   size_t len = 0;
@@ -778,13 +778,14 @@ static void external_failure_reports_status_and_stderr(void **state)
     write_script(tmp, "fail.sh", "#!/bin/sh\necho \"cannot open $1\" >&2\nexit 3\n");
   ls_diag diag = {{0}};
   int rc = ls_unpack_external(t_path("%s {archive} {dest}", script), "/no/such.rar", tmp, NULL,
-                              NULL, &diag);
+                              NULL, NULL, &diag);
   assert_int_equal(rc, LS_EIO);
   assert_non_null(strstr(diag.text, "/no/such.rar"));
   assert_non_null(strstr(diag.text, "status 3"));
   assert_non_null(strstr(diag.text, "cannot open /no/such.rar"));
   /* a shell construct is not interpreted: /bin/sh gets the words as is */
-  rc = ls_unpack_external("/nonexistent/prog {archive} {dest}", "a", tmp, NULL, NULL, &diag);
+  rc = ls_unpack_external("/nonexistent/prog {archive} {dest}", "a", tmp, NULL, NULL, NULL,
+                          &diag);
   assert_int_equal(rc, LS_ENOENT);
   assert_non_null(strstr(diag.text, "/nonexistent/prog"));
 }
@@ -842,7 +843,7 @@ static void unsupported_rar_falls_back(void **state)
   /* with --unpacker: the command runs */
   const char *script = write_script(tmp, "side car.sh", "#!/bin/sh\necho ok > \"$2/by-sidecar\"\n");
   ls_unpacker u = new_unpacker(t_path("'%s' {archive} {dest}", script));
-  rc = u.unpack(u.self, archive, dest, NULL, NULL, &diag);
+  rc = u.unpack(u.self, archive, dest, NULL, NULL, NULL, &diag);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
   struct stat st;
@@ -853,7 +854,7 @@ static void unsupported_rar_falls_back(void **state)
                         "#!/bin/sh\nln -s /etc \"$2/etc\"\nmkfifo \"$2/fifo\"\n"
                         "ln -s inside \"$2/fine\"\n");
   u = new_unpacker(t_path("%s {archive} {dest}", script));
-  rc = u.unpack(u.self, archive, dest, NULL, NULL, &diag);
+  rc = u.unpack(u.self, archive, dest, NULL, NULL, NULL, &diag);
   assert_int_equal(rc, LS_EFORMAT);
   assert_non_null(strstr(diag.text, "removed"));
   assert_int_equal(lstat(t_path("%s/etc", dest), &st), -1);
@@ -893,7 +894,7 @@ static void progress_and_cancel(void **state)
   ls_unpacker u = new_unpacker(NULL);
   progress_log log = {.monotonic = true};
   ls_diag diag = {{0}};
-  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), on_progress, &log, &diag);
+  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), NULL, on_progress, &log, &diag);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
   assert_true(log.calls >= 6);
@@ -901,7 +902,7 @@ static void progress_and_cancel(void **state)
   assert_int_equal(log.last, 24u << 20);
   t_mkdir(tmp, "dest2");
   log = (progress_log){.monotonic = true, .cancel_after = 4u << 20};
-  rc = u.unpack(u.self, archive, t_path("%s/dest2", tmp), on_progress, &log, &diag);
+  rc = u.unpack(u.self, archive, t_path("%s/dest2", tmp), NULL, on_progress, &log, &diag);
   assert_int_equal(rc, LS_ECANCELED);
   assert_true(log.last < 12u << 20);
   struct stat st;
