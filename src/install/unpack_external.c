@@ -1,7 +1,8 @@
 /* Owns the external command runner of the unpacker (install/unpack.h):
  * --unpacker templates split into words without a shell, {archive} and
  * {dest} substituted, the command spawned with stdin and stdout on
- * /dev/null in a process group of its own, confined with bubblewrap when
+ * /dev/null in a process group of its own (fork and exec: the file size
+ * cap is set before exec), confined with bubblewrap when
  * bwrap works here (probed once), the tail of its stderr kept for the diag,
  * the extraction limits watched while it runs (the destination counted,
  * RLIMIT_FSIZE on its files, the group killed over a limit), cancellation. */
@@ -16,7 +17,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,30 +194,57 @@ static const char *tail_text(tail_buf *t, size_t max)
   return s;
 }
 
-static int spawn_with_stderr(char *const argv[], int err_fd, pid_t *pid)
+/* The child between fork and exec: system calls only (the parent has
+ * threads). Reports errno on report_fd when it cannot exec. */
+static void child_exec(const char *path, char *const argv[], int err_fd, int report_fd,
+                       const struct rlimit *fsize)
 {
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  if (posix_spawn_file_actions_init(&fa) != 0)
-    return ENOMEM;
-  if (posix_spawnattr_init(&attr) != 0) {
-    posix_spawn_file_actions_destroy(&fa);
-    return ENOMEM;
+  int in = open("/dev/null", O_RDONLY);
+  int out = open("/dev/null", O_WRONLY);
+  bool ok = setsid() >= 0 && in >= 0 && out >= 0 && dup2(in, 0) == 0 && dup2(out, 1) == 1 &&
+            dup2(err_fd, 2) == 2 && (!fsize || setrlimit(RLIMIT_FSIZE, fsize) == 0);
+  if (ok) {
+    if (in > 2)
+      close(in);
+    if (out > 2)
+      close(out);
+    execve(path, argv, environ);
   }
-  /* its own process group: a kill reaches what it started */
-  int e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  if (!e)
-    e = posix_spawnattr_setpgroup(&attr, 0);
-  if (!e)
-    e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  if (!e)
-    e = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  if (!e)
-    e = posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-  if (!e)
-    e = posix_spawnp(pid, argv[0], &fa, &attr, argv, environ);
-  posix_spawnattr_destroy(&attr);
-  posix_spawn_file_actions_destroy(&fa);
+  int e = errno;
+  ssize_t n = write(report_fd, &e, sizeof e);
+  (void)n;
+  _exit(127);
+}
+
+/* Starts argv (argv[0] looked up on PATH) with stdin and stdout on
+ * /dev/null, stderr on err_fd, in a session of its own (no terminal; a
+ * kill of its process group reaches what it starts) and, when fsize is not NULL, that cap on every
+ * file it writes, set before exec (so bwrap's own children inherit it).
+ * Returns 0 or the errno of the failure. */
+static int spawn_child(char *const argv[], int err_fd, const struct rlimit *fsize, pid_t *pid)
+{
+  char path[PATH_MAX];
+  if (!ls_unpack_find_exec(argv[0], path, sizeof path))
+    return ENOENT;
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0)
+    return errno;
+  *pid = fork();
+  if (*pid == 0)
+    child_exec(path, argv, err_fd, report[1], fsize);
+  int e = *pid < 0 ? errno : 0;
+  close(report[1]);
+  int child_errno = 0;
+  ssize_t n = 0;
+  while (*pid > 0 && (n = read(report[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR)
+    ;
+  close(report[0]);
+  if (e == 0 && n == (ssize_t)sizeof child_errno) { /* it could not exec: reap it */
+    int status;
+    while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
+      ;
+    e = child_errno;
+  }
   return e;
 }
 
@@ -279,14 +306,13 @@ static bool watch_tick(watch *w)
 }
 
 /* Every file the command writes stops at what the game may still write: a
- * write past it fails (SIGXFSZ or EFBIG). Set right after the spawn (the
- * child is then at the start of its program); the counts are the rule. */
-static void cap_file_size(pid_t pid, const ls_unpack_limits *l)
+ * write past it fails (SIGXFSZ or EFBIG). The counts are the rule; this
+ * keeps one file from outrunning them between two counts. */
+static struct rlimit file_size_cap(const ls_unpack_limits *l)
 {
   uint64_t left = ls_unpack_limits_left(l);
-  struct rlimit rl = {.rlim_cur = left < RLIM_INFINITY ? (rlim_t)left : RLIM_INFINITY,
-                      .rlim_max = left < RLIM_INFINITY ? (rlim_t)left : RLIM_INFINITY};
-  prlimit(pid, RLIMIT_FSIZE, &rl, NULL);
+  rlim_t cap = left < RLIM_INFINITY ? (rlim_t)left : RLIM_INFINITY;
+  return (struct rlimit){.rlim_cur = cap, .rlim_max = cap};
 }
 
 /* Reads stderr until EOF, ticking the watch; false when the command was
@@ -311,11 +337,22 @@ static bool drain_child(pid_t pid, int fd, tail_buf *t, watch *w)
   return true;
 }
 
-static int wait_child(pid_t pid, int *status)
+/* Waits for the command to end, then kills what it left running in its
+ * process group and waits (2 s at most) until that is gone too, so nothing
+ * of it writes after we return. The leader is reaped last: until then its
+ * pid, the group's id, cannot be reused. */
+static int reap_child(pid_t pid, int *status)
 {
+  siginfo_t si;
+  while (waitid(P_PID, pid, &si, WEXITED | WNOWAIT) < 0)
+    if (errno != EINTR)
+      return errno;
+  kill(-pid, SIGKILL);
   while (waitpid(pid, status, 0) < 0)
     if (errno != EINTR)
       return errno;
+  for (int i = 0; i < 400 && kill(-pid, 0) == 0; i++)
+    usleep(5000);
   return 0;
 }
 
@@ -368,7 +405,8 @@ static int run_argv(char *const argv[], const char *prog, watch *w, ls_diag *dia
   if (pipe2(fds, O_CLOEXEC) != 0)
     return ls_diag_errno(diag, errno, "cannot create a pipe for", w->archive);
   pid_t pid = 0;
-  int e = spawn_with_stderr(argv, fds[1], &pid);
+  struct rlimit cap = w->limits ? file_size_cap(w->limits) : (struct rlimit){0};
+  int e = spawn_child(argv, fds[1], w->limits ? &cap : NULL, &pid);
   close(fds[1]);
   if (e != 0) {
     close(fds[0]);
@@ -376,15 +414,13 @@ static int run_argv(char *const argv[], const char *prog, watch *w, ls_diag *dia
                        "%s: cannot run external unpacker '%s': %s", w->archive, argv[0],
                        strerror(e));
   }
-  if (w->limits)
-    cap_file_size(pid, w->limits);
   tail_buf *t = calloc(1, sizeof *t);
   bool done = t ? drain_child(pid, fds[0], t, w) : true;
   if (!t)
     kill_group(pid);
   close(fds[0]);
   int status = 0;
-  e = wait_child(pid, &status);
+  e = reap_child(pid, &status);
   int rc = t ? child_result(w, done, e, status, t, prog, diag) : diag_oom(diag);
   free(t);
   return rc;
@@ -394,11 +430,13 @@ static int run_argv(char *const argv[], const char *prog, watch *w, ls_diag *dia
 
 /* The whole file system read-only (so the archive and the command are
  * readable), a fresh /dev and /proc, every namespace bwrap can make (no
- * network), no capabilities, its own session, dead when we die; then
- * "--bind DEST DEST" and the command. */
+ * network; a pid namespace: all of it dies with its first process), no
+ * capabilities, dead when we die; then "--bind DEST DEST" and the command.
+ * Not --new-session: spawn_child's setsid already leaves the terminal, and
+ * keeps the command in the process group we kill. */
 static const char *const BWRAP_ARGS[] = {
   "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
-  "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+  "--die-with-parent", "--cap-drop", "ALL",
 };
 #define BWRAP_COUNT (sizeof BWRAP_ARGS / sizeof *BWRAP_ARGS)
 
@@ -454,9 +492,14 @@ static void probe_sandbox(void)
   if (rc == LS_ENOENT)
     snprintf(g_sandbox_why, sizeof g_sandbox_why,
              "bwrap is not installed (Debian package bubblewrap)");
-  else if (rc != LS_OK)
-    snprintf(g_sandbox_why, sizeof g_sandbox_why, "bwrap cannot confine it here: %.400s",
-             diag.text);
+  else if (rc != LS_OK) {
+    const char *prefix = "bwrap: external unpacker 'bwrap' ";
+    const char *text = strncmp(diag.text, prefix, strlen(prefix)) == 0
+                           ? diag.text + strlen(prefix)
+                           : diag.text;
+    snprintf(g_sandbox_why, sizeof g_sandbox_why,
+             "bwrap cannot make its namespaces here (it %.400s)", text);
+  }
 }
 
 bool ls_unpack_sandboxed(char *why, size_t why_size)
@@ -469,24 +512,29 @@ bool ls_unpack_sandboxed(char *why, size_t why_size)
 
 /* ==== running a template ================================================== */
 
-bool ls_unpack_can_exec(const char *prog)
+bool ls_unpack_find_exec(const char *prog, char *out, size_t size)
 {
   if (strchr(prog, '/'))
-    return access(prog, X_OK) == 0;
+    return access(prog, X_OK) == 0 && snprintf(out, size, "%s", prog) < (int)size;
   const char *path = getenv("PATH");
   if (!path || !*path)
     path = "/usr/local/bin:/usr/bin:/bin";
   for (const char *p = path; *p;) {
     size_t len = strcspn(p, ":");
-    char full[PATH_MAX];
-    if (len > 0 && snprintf(full, sizeof full, "%.*s/%s", (int)len, p, prog) < (int)sizeof full &&
-        access(full, X_OK) == 0)
+    if (len > 0 && snprintf(out, size, "%.*s/%s", (int)len, p, prog) < (int)size &&
+        access(out, X_OK) == 0)
       return true;
     p += len;
     if (*p == ':')
       p++;
   }
   return false;
+}
+
+bool ls_unpack_can_exec(const char *prog)
+{
+  char path[PATH_MAX];
+  return ls_unpack_find_exec(prog, path, sizeof path);
 }
 
 /* The template's words with {archive} and {dest} substituted. */

@@ -88,7 +88,9 @@ int ls_unpack_count_tree(const char *dest_dir, ls_tree_count *out, ls_diag *diag
 
 /* ---- unpack_external.c ---- */
 
-/* True when prog (a path, or a name looked up on PATH) is executable. */
+/* The executable prog (a path, or a name looked up on PATH) in out; false
+ * when there is none. ls_unpack_can_exec: the same, without the path. */
+bool ls_unpack_find_exec(const char *prog, char *out, size_t size);
 bool ls_unpack_can_exec(const char *prog);
 /* LS_EINVAL (diag) unless the template splits and holds {archive} and
  * {dest}. */
