@@ -141,7 +141,7 @@ static double time_ours(ls_unpacker *u, const char *games, const char *dest,
   ls_diag diag = {{0}};
   double t0 = bench_now_s();
   for (unsigned long i = 0; i < archives; i++)
-    if (u->unpack(u->self, archive_path(games, i), dest, NULL, NULL, &diag) != LS_OK)
+    if (u->unpack(u->self, archive_path(games, i), dest, NULL, NULL, NULL, &diag) != LS_OK)
       bench_die("%s", diag.text);
   double t1 = bench_now_s();
   if (ls_fsync_tree(dest, &diag) != LS_OK)

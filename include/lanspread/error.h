@@ -26,6 +26,7 @@ enum {
   LS_ECORRUPT = -16,    /* data failed its SHA-256 check */
   LS_ENOPEER = -17,     /* no connected peer has it or can supply it */
   LS_EPAUSED = -18,     /* stopped and kept, to be resumed later */
+  LS_ELIMIT = -19,      /* an archive goes past an extraction limit (size, ratio, entries) */
 };
 
 /* A human-readable description of an error code; never NULL. */

@@ -30,6 +30,7 @@ static const struct {
   {LS_ECORRUPT, "LS_ECORRUPT", "data failed its SHA-256 check"},
   {LS_ENOPEER, "LS_ENOPEER", "no connected peer can supply it"},
   {LS_EPAUSED, "LS_EPAUSED", "paused: kept to be resumed"},
+  {LS_ELIMIT, "LS_ELIMIT", "archive expands beyond its extraction limit"},
 };
 #define ERROR_COUNT (sizeof errors / sizeof errors[0])
 

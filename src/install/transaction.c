@@ -541,6 +541,7 @@ typedef struct archive {
 typedef struct archive_list {
   archive *items;
   size_t count, cap;
+  uint64_t payload; /* bytes of every payload file: what the limits scale with */
 } archive_list;
 
 static void archives_free(archive_list *l)
@@ -595,6 +596,7 @@ static int list_archives(const root *r, const ls_unpacker *u, archive_list *out,
     qsort(all.items, all.count, sizeof *all.items, archive_cmp);
   for (size_t i = 0; rc == LS_OK && i < all.count; i++) {
     char path[PATH_MAX];
+    out->payload += all.items[i].size;
     if (u->is_archive(u->self, path_in(r, all.items[i].rel, path)) &&
         archives_push(out, all.items[i].rel, all.items[i].size) != LS_OK)
       rc = ls_diag_set(diag, LS_ENOMEM, "out of memory");
@@ -638,16 +640,21 @@ typedef struct txn {
   char *from, *to;
 } txn;
 
+/* Extracts every archive into .local.installing/ under one set of
+ * extraction limits for the game (install/unpack_limits.h), scaled by the
+ * payload's bytes: a limit refused fails the install like any error. */
 static int extract_archives(txn *t, const ls_unpacker *u, const archive_list *l, progress *p,
                             ls_diag *diag)
 {
   char dest[PATH_MAX];
   path_in(&t->r, LS_INSTALLING_DIR, dest);
-  for (size_t i = 0; i < l->count; i++) {
+  ls_unpack_limits limits;
+  int rc = ls_unpack_limits_begin(&limits, NULL, dest, l->payload, diag);
+  for (size_t i = 0; rc == LS_OK && i < l->count; i++) {
     char path[PATH_MAX];
     p->current_size = l->items[i].size;
-    int rc = u->unpack(u->self, path_in(&t->r, l->items[i].rel, path), dest, on_unpack_progress,
-                       p, diag);
+    rc = u->unpack(u->self, path_in(&t->r, l->items[i].rel, path), dest, &limits,
+                   on_unpack_progress, p, diag);
     if (rc != LS_OK)
       return rc;
     p->before += l->items[i].size;
@@ -657,7 +664,7 @@ static int extract_archives(txn *t, const ls_unpacker *u, const archive_list *l,
     snprintf(name, sizeof name, "archive-%zu-extracted", i + 1);
     step(t->op, name);
   }
-  return LS_OK;
+  return rc;
 }
 
 /* Writes the intent, then builds the complete new tree in a marked

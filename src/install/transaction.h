@@ -37,8 +37,11 @@ typedef bool (*ls_install_progress_cb)(void *user, uint64_t done, uint64_t total
  * downloaded": no root; "no archive to install"), LS_ESTATE ("not downloaded":
  * no regular version.ini; a download in flight; local/ not a directory; a
  * reserved directory that is not ours in the way).
- * A failure before the commit point (an unpacker error, a cancel, an I/O
- * error) rolls back: .local.installing/ removed, local/ untouched (absent or
+ * The extraction is held to one set of extraction limits for the game
+ * (install/unpack_limits.h), scaled by the payload's bytes (every payload
+ * file): over one, LS_ELIMIT (LS_ENOSPC for the disk's reserve).
+ * A failure before the commit point (an unpacker error, a limit, a cancel,
+ * an I/O error) rolls back: .local.installing/ removed, local/ untouched (absent or
  * the old tree), intent cleared; the unpacker's diag (naming the archive) is
  * returned. Once the new tree is local/ the result is LS_OK; if the cleanup
  * after that failed, diag->text says so (it is empty otherwise) and the

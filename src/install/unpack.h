@@ -15,7 +15,15 @@
  *   is resolved for real (realpath): one pointing outside is removed and the
  *   unpack fails; device nodes, FIFOs and sockets are refused;
  * - hardlink targets get the same name checks and may not pass through a
- *   symlink.
+ *   symlink;
+ * - no setuid, setgid or sticky bit, no group or world write bit on
+ *   anything extracted (masked per entry; after an external command, and
+ *   when the umask would let libarchive's implicit directories have them,
+ *   by the tree check);
+ * - the extraction limits (install/unpack_limits.h) are checked while
+ *   writing on every path; the external command is watched, its files
+ *   capped (RLIMIT_FSIZE), killed with its process group when over, and
+ *   confined with bubblewrap when bwrap works here (ls_unpack_sandboxed).
  * Names: each unpack runs under a thread-local C.UTF-8 locale (uselocale),
  * so RAR Unicode names convert without touching the process-wide locale. */
 #ifndef LS_INSTALL_UNPACK_H
@@ -24,6 +32,7 @@
 #include "install/unpacker.h"
 
 #include <lanspread/error.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Fills *out with the libarchive unpacker. external_cmd (may be NULL) is the
@@ -56,18 +65,33 @@ int ls_unpack_volumes(const char *archive, ls_volume_list *out, ls_diag *diag);
 void ls_volume_list_free(ls_volume_list *v);
 
 /* Runs an external unpacker template (see ls_unpacker_libarchive) on archive
- * and dest_dir without a shell, stdin and stdout on /dev/null, keeping the
- * last 4 KiB of stderr for the diag on failure (exit status or signal).
- * progress (may be NULL) is polled about twice a second with bytes_done 0;
- * false kills the command (LS_ECANCELED). Does not check the tree: see
- * ls_unpack_check_tree. */
+ * and dest_dir without a shell, stdin and stdout on /dev/null, in a process
+ * group of its own, keeping the last 4 KiB of stderr for the diag on
+ * failure (exit status or signal). When ls_unpack_sandboxed, it runs under
+ * bwrap: the whole file system read-only but dest_dir, no network, no
+ * capabilities, killed with us. limits (NULL: this archive's alone) is
+ * watched: dest_dir is counted every 250 ms or so (less often when a count
+ * is slow) and at the end, every file is capped at what the game may still
+ * write (RLIMIT_FSIZE), and the group is killed over a limit (LS_ELIMIT,
+ * LS_ENOSPC; also when the command failed having filled its budget).
+ * progress (may be NULL) gets the bytes counted; false kills the command
+ * (LS_ECANCELED). Does not check the tree: see ls_unpack_check_tree. */
 int ls_unpack_external(const char *cmd_template, const char *archive, const char *dest_dir,
-                       ls_unpack_progress_cb progress, void *progress_user, ls_diag *diag);
+                       ls_unpack_limits *limits, ls_unpack_progress_cb progress,
+                       void *progress_user, ls_diag *diag);
+
+/* True when an external unpacker runs confined (bwrap is on PATH and can
+ * make its namespaces here: tried once per process, the first call). When
+ * false, why (may be NULL) says what is missing, for the one warning the
+ * runtime logs at start. */
+bool ls_unpack_sandboxed(char *why, size_t why_size);
 
 /* Walks dest_dir (no symlink following): removes every symlink that
  * resolves outside dest_dir (or is absolute / uses ".." and dangles) and
- * every device node, FIFO and socket. LS_EFORMAT naming the first offender
- * when anything was removed. */
+ * every device node, FIFO and socket; clears the bits
+ * (setuid, setgid, sticky, group and world write) on every file and
+ * directory, dest_dir included. LS_EFORMAT naming the first offender when
+ * anything was removed. */
 int ls_unpack_check_tree(const char *dest_dir, ls_diag *diag);
 
 #endif

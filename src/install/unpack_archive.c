@@ -1,6 +1,8 @@
 /* Owns what the unpacker (install/unpack.h) does with libarchive: detection
  * of archives by content, the checks of every entry (names, symlink and
- * hardlink targets, file types) and the extraction of a volume set under a
+ * hardlink targets, file types, modes), the extraction limits checked
+ * before each entry and each block of data is written (install/
+ * unpack_limits.h), and the extraction of a volume set under a
  * thread-local C.UTF-8 locale.
  *
  * libarchive's SECURE flags do not stop outward symlinks and resolve paths
@@ -219,6 +221,25 @@ static int report_progress(ls_unpack_job *j, bool force, ls_diag *diag)
   return LS_OK;
 }
 
+/* Before a block of data lands at [off, off + size) of the current file:
+ * the growth past its declared size (counted at its header) and the
+ * expansion ratio against what was read of the archive. */
+static int check_block(ls_unpack_job *j, struct archive *a, la_int64_t off, size_t size,
+                       ls_diag *diag)
+{
+  uint64_t end = (uint64_t)(off > 0 ? off : 0) + size;
+  uint64_t counted = j->entry_end > j->entry_size ? j->entry_end : j->entry_size;
+  int rc = LS_OK;
+  if (end > counted)
+    rc = ls_unpack_limits_grow(j->limits, j->archive, end - counted, diag);
+  if (end > j->entry_end)
+    j->entry_end = end;
+  la_int64_t read = archive_filter_bytes(a, -1);
+  if (rc == LS_OK)
+    rc = ls_unpack_limits_data(j->limits, j->archive, size, read > 0 ? (uint64_t)read : 0, diag);
+  return rc;
+}
+
 static int copy_data(ls_unpack_job *j, struct archive *a, struct archive *w, const char *name,
                      ls_diag *diag)
 {
@@ -231,10 +252,13 @@ static int copy_data(ls_unpack_job *j, struct archive *a, struct archive *w, con
       return LS_OK;
     if (r != ARCHIVE_OK) /* a WARN here is a bad CRC: the data is wrong */
       return read_failure(j, a, diag);
+    int rc = check_block(j, a, off, size, diag);
+    if (rc != LS_OK)
+      return rc;
     if (archive_write_data_block(w, buf, size, off) < ARCHIVE_WARN)
       return write_failure(j, w, name, diag);
     j->bytes += size;
-    int rc = report_progress(j, false, diag);
+    rc = report_progress(j, false, diag);
     if (rc != LS_OK)
       return rc;
   }
@@ -285,8 +309,22 @@ static int prepare_entry(ls_unpack_job *j, struct archive_entry *e, bool *skip, 
   if (snprintf(path, sizeof path, "%s/%s", j->dest, name) >= (int)sizeof path)
     return ls_diag_set(diag, LS_ETOOBIG, "%s: '%s': path too long", j->archive, name);
   archive_entry_copy_pathname(e, path);
-  archive_entry_set_perm(e, archive_entry_perm(e) & 0777); /* no setuid/setgid/sticky */
+  archive_entry_set_perm(e, archive_entry_perm(e) & LS_UNPACK_MODE_MASK);
   return LS_OK;
+}
+
+/* Before the entry is made: one more entry, and a file's declared size
+ * (libarchive extends the file to it at the end) against the budget. */
+static int check_entry_limits(ls_unpack_job *j, struct archive_entry *e, ls_diag *diag)
+{
+  int rc = ls_unpack_limits_entry(j->limits, j->archive, diag);
+  j->entry_size = j->entry_end = 0;
+  if (rc == LS_OK && archive_entry_filetype(e) == AE_IFREG && archive_entry_size_is_set(e) &&
+      archive_entry_size(e) > 0) {
+    j->entry_size = (uint64_t)archive_entry_size(e);
+    rc = ls_unpack_limits_grow(j->limits, j->archive, j->entry_size, diag);
+  }
+  return rc;
 }
 
 static int extract_entry(ls_unpack_job *j, struct archive *a, struct archive *w,
@@ -298,6 +336,9 @@ static int extract_entry(ls_unpack_job *j, struct archive *a, struct archive *w,
     return rc;
   if (skip)
     return LS_OK;
+  rc = check_entry_limits(j, e, diag);
+  if (rc != LS_OK)
+    return rc;
   const char *full = archive_entry_pathname(e);
   const char *name = full + strlen(j->dest) + 1;
   if (archive_write_header(w, e) < ARCHIVE_WARN)

@@ -3,8 +3,10 @@
  *   unpack.c          the unpacker object and its fallback policy
  *   unpack_rar.c      RAR main headers, volume discovery and order
  *   unpack_archive.c  detection by content, entry checks, libarchive extraction
- *   unpack_external.c the external command runner
- *   unpack_tree.c     the tree check after an extraction, fsync of a tree */
+ *   unpack_external.c the external command runner and its confinement (bwrap)
+ *   unpack_tree.c     the tree check after an extraction (offenders, modes,
+ *                     sizes), fsync of a tree
+ *   unpack_limits.c   the extraction limits every path checks (unpack_limits.h) */
 #ifndef LS_INSTALL_UNPACK_PARTS_H
 #define LS_INSTALL_UNPACK_PARTS_H
 
@@ -51,12 +53,15 @@ ssize_t ls_unpack_read_head(const char *path, unsigned char *buf, size_t cap);
 typedef struct ls_unpack_job {
   const char *archive;
   char dest[PATH_MAX];   /* realpath(dest_dir) */
+  ls_unpack_limits *limits; /* the game's, or one of this archive alone */
   ls_unpack_progress_cb progress;
   void *progress_user;
-  uint64_t bytes;
+  uint64_t bytes;          /* data written from this archive */
   uint64_t last_report;
   size_t symlinks;       /* symlinks created: the tree check runs when > 0 */
   size_t entries;        /* entries extracted */
+  uint64_t entry_size;   /* the current file: its declared size, counted up front */
+  uint64_t entry_end;    /* the current file: the end of its data so far */
   bool fallback_ok;      /* the failure may be fixed by unrar/7z/--unpacker */
   bool unsupported;      /* libarchive said "unsupported", not "corrupt" */
 } ls_unpack_job;
@@ -66,8 +71,27 @@ bool ls_unpack_is_archive(const char *path);
 /* Extracts the volumes with libarchive, every entry checked first. */
 int ls_unpack_extract(ls_unpack_job *j, const ls_volume_list *vols, ls_diag *diag);
 
+/* The bits every extracted file and directory loses: setuid, setgid,
+ * sticky, group and world write. */
+#define LS_UNPACK_MODE_MASK 0755
+
+/* ---- unpack_tree.c ---- */
+
+/* What a walk of an extracted tree counted: bytes of regular files
+ * (st_size) and entries (everything below the root). */
+typedef struct ls_tree_count {
+  uint64_t bytes, entries;
+} ls_tree_count;
+
+/* Counts dest_dir without changing anything. */
+int ls_unpack_count_tree(const char *dest_dir, ls_tree_count *out, ls_diag *diag);
+
 /* ---- unpack_external.c ---- */
 
+/* The executable prog (a path, or a name looked up on PATH) in out; false
+ * when there is none. ls_unpack_can_exec: the same, without the path. */
+bool ls_unpack_find_exec(const char *prog, char *out, size_t size);
+bool ls_unpack_can_exec(const char *prog);
 /* LS_EINVAL (diag) unless the template splits and holds {archive} and
  * {dest}. */
 int ls_unpack_check_template(const char *tmpl, ls_diag *diag);

@@ -1,6 +1,9 @@
 /* Owns the unpacker's tree check (ls_unpack_check_tree): a walk of an
  * extracted tree (core/walk.h) that removes every symlink resolving outside
- * it and every device node, FIFO and socket; and ls_fsync_tree, by path. */
+ * it and every device node, FIFO and socket, and masks the modes of files
+ * and directories (LS_UNPACK_MODE_MASK); the count of a tree's bytes and
+ * entries for the extraction limits (ls_unpack_count_tree); and
+ * ls_fsync_tree, by path. */
 #include "install/unpack_parts.h"
 
 #include "core/error.h"
@@ -54,6 +57,19 @@ static void remove_offender(check_ctx *c, const ls_walk_entry *e, const char *wh
     c->rc = ls_diag_set(diag, LS_EFORMAT, "%s/%s: removed a %s", c->root, e->path, what);
 }
 
+/* Clears the masked bits of a file or directory (never a symlink: the walk
+ * said what it is, and AT_SYMLINK_NOFOLLOW refuses one that replaced it). */
+static int mask_mode(int dir_fd, const char *name, const char *shown, mode_t mode,
+                     ls_diag *diag)
+{
+  mode_t perm = mode & 07777;
+  if ((perm & ~(mode_t)LS_UNPACK_MODE_MASK) == 0)
+    return LS_OK;
+  if (fchmodat(dir_fd, name, perm & LS_UNPACK_MODE_MASK, AT_SYMLINK_NOFOLLOW) != 0)
+    return ls_diag_errno(diag, errno, "cannot clear the mode bits of", shown);
+  return LS_OK;
+}
+
 static int check_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
 {
   check_ctx *c = ctx;
@@ -63,6 +79,8 @@ static int check_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
   else if (e->type == LS_WALK_OTHER)
     remove_offender(c, e, S_ISFIFO(mode) ? "FIFO" : S_ISSOCK(mode) ? "socket" : "device node",
                     diag);
+  else if (e->type == LS_WALK_FILE || e->type == LS_WALK_DIR)
+    return mask_mode(e->dir_fd, e->name, e->path, mode, diag);
   return LS_OK;
 }
 
@@ -72,9 +90,30 @@ int ls_unpack_check_tree(const char *dest_dir, ls_diag *diag)
   if (!root)
     return ls_diag_errno(diag, errno, "cannot resolve", dest_dir);
   check_ctx c = {.root = root};
-  int rc = ls_walk(AT_FDCWD, root, 0, check_visit, &c, diag);
+  struct stat st;
+  int rc = lstat(root, &st) == 0 ? LS_OK : ls_diag_errno(diag, errno, "cannot stat", root);
+  if (rc == LS_OK)
+    rc = mask_mode(AT_FDCWD, root, root, st.st_mode, diag);
+  if (rc == LS_OK)
+    rc = ls_walk(AT_FDCWD, root, 0, check_visit, &c, diag);
   free(root);
   return rc != LS_OK ? rc : c.rc;
+}
+
+static int count_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
+{
+  (void)diag;
+  ls_tree_count *n = ctx;
+  n->entries++;
+  if (e->type == LS_WALK_FILE)
+    n->bytes += (uint64_t)e->st->st_size;
+  return LS_OK;
+}
+
+int ls_unpack_count_tree(const char *dest_dir, ls_tree_count *out, ls_diag *diag)
+{
+  *out = (ls_tree_count){0};
+  return ls_walk(AT_FDCWD, dest_dir, 0, count_visit, out, diag); /* too deep: LS_ETOOBIG */
 }
 
 int ls_fsync_tree(const char *dir, ls_diag *diag)

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,18 @@ static int default_name(ls_peer *p, const char *name)
   return p->name ? LS_OK : LS_ENOMEM;
 }
 
+/* The one warning when external unpackers (--unpacker, unrar, 7z) would
+ * run without bubblewrap; the probe runs once per process. */
+static void warn_unconfined(void)
+{
+  static atomic_bool warned;
+  char why[LS_DIAG_MAX];
+  if (!ls_unpack_sandboxed(why, sizeof why) && !atomic_exchange(&warned, true))
+    ls_rt_log("warning: an external unpacker (--unpacker, unrar, 7z) would run unconfined, "
+              "with all of this user's rights: %s",
+              why);
+}
+
 /* Everything that can fail, on the caller's thread. */
 static int open_everything(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
 {
@@ -327,6 +340,8 @@ static int open_everything(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
     rc = ls_diag_errno(diag, errno, "cannot create", "an eventfd");
   if (rc == LS_OK)
     rc = ls_unpacker_libarchive(&p->unpacker, c->unpacker, diag);
+  if (rc == LS_OK)
+    warn_unconfined();
   return rc;
 }
 

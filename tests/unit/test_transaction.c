@@ -4,7 +4,9 @@
  * update, uninstall and remove-downloaded with their refusals, failures and
  * cancels, recovery of unreadable intents and foreign directories, and crash
  * injection (forked children killed at every step boundary and at seeded
- * random points) followed by ls_recover_game_root. */
+ * random points) followed by ls_recover_game_root; and, with the real
+ * libarchive unpacker, archive bombs from a hostile peer refused under the
+ * extraction limits with the previous install kept. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,9 +25,12 @@
 
 #include <lanspread/catalog.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,8 +112,10 @@ static int write_entry(test_unpacker *u, const char *dest, const char *rel, cons
 }
 
 static int test_unpack(void *self, const char *archive, const char *dest,
-                       ls_unpack_progress_cb progress, void *user, ls_diag *diag)
+                       ls_unpack_limits *limits, ls_unpack_progress_cb progress, void *user,
+                       ls_diag *diag)
 {
+  (void)limits; /* the test format has no bombs */
   test_unpacker *u = self;
   const char *base = strrchr(archive, '/') ? strrchr(archive, '/') + 1 : archive;
   if (u->calls < 8)
@@ -1032,6 +1039,165 @@ static void test_unpacker_writes_a_deep_tree(void **state)
   assert_contains(diag.text, "deeper than 64 levels");
 }
 
+/* ---- archive bombs with the real unpacker ---------------------------------------- */
+
+/* A real archive of t's files (zip, deflated), written with libarchive. */
+static void write_zip_of(const char *path, const tree *t)
+{
+  struct archive *a = archive_write_new();
+  assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
+  assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+  for (size_t i = 0; i < t->count; i++) {
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, t->files[i].path);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, (la_int64_t)t->files[i].len);
+    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+    char *c = content_of(t, &t->files[i]);
+    assert_int_equal(archive_write_data(a, c, t->files[i].len), (la_ssize_t)t->files[i].len);
+    free(c);
+    archive_entry_free(e);
+  }
+  assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+  archive_write_free(a);
+}
+
+/* `count` entries of `each` zero bytes: a zip (deflate) or a tar.xz bomb. */
+static void write_bomb(const char *path, bool xz, size_t count, size_t each)
+{
+  struct archive *a = archive_write_new();
+  if (xz) {
+    assert_int_equal(archive_write_set_format_pax(a), ARCHIVE_OK);
+    assert_int_equal(archive_write_add_filter_xz(a), ARCHIVE_OK);
+  } else {
+    assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
+  }
+  assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+  char *zeros = calloc(1, 1u << 20);
+  for (size_t i = 0; i < count; i++) {
+    struct archive_entry *e = archive_entry_new();
+    char name[32];
+    snprintf(name, sizeof name, "data/z%zu.bin", i);
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, (la_int64_t)each);
+    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+    for (size_t done = 0; done < each; done += 1u << 20)
+      assert_int_equal(archive_write_data(a, zeros, 1u << 20), 1 << 20);
+    archive_entry_free(e);
+  }
+  free(zeros);
+  assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+  archive_write_free(a);
+}
+
+static uint64_t g_walk_bytes;
+
+static int sum_visit(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void)path;
+  (void)flag;
+  (void)ftw;
+  if (S_ISREG(st->st_mode))
+    g_walk_bytes += (uint64_t)st->st_size;
+  return 0;
+}
+
+/* The most .local.installing/ ever held when progress was reported. */
+typedef struct staging_watch {
+  const char *root;
+  uint64_t max_bytes;
+  unsigned calls;
+} staging_watch;
+
+static bool watch_staging(void *user, uint64_t done, uint64_t total)
+{
+  (void)done;
+  (void)total;
+  staging_watch *w = user;
+  g_walk_bytes = 0;
+  if (nftw(t_path("%s/%s", w->root, LS_INSTALLING_DIR), sum_visit, 16, FTW_PHYS) == 0 &&
+      g_walk_bytes > w->max_bytes)
+    w->max_bytes = g_walk_bytes;
+  w->calls++;
+  return true;
+}
+
+static uint64_t size_of(const char *path)
+{
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  return (uint64_t)st.st_size;
+}
+
+/* Installs v1 from a real zip, then offers an update whose archive is a
+ * bomb: the update fails with LS_ELIMIT naming the archive, the staging
+ * tree never held more than the game's budget (32 x its payload + 64 MiB),
+ * and local/ is still v1 with nothing left over; a normal update after it
+ * installs. */
+static void bomb_update_refused(fixture *f, bool xz)
+{
+  ls_unpacker u;
+  ls_diag d;
+  assert_int_equal(ls_unpacker_libarchive(&u, NULL, &d), LS_OK);
+  write_zip_of(t_path("%s/game.zip", f->root), &tree_v1);
+  t_write(f->root, LS_VERSION_FILE, "1.0");
+  if (ls_install_game(f->game_dir, ID, &u, NULL, NULL, &d) != LS_OK)
+    fail_msg("install: %s", d.text);
+  assert_installed(f->root, &tree_v1);
+
+  assert_int_equal(unlink(t_path("%s/game.zip", f->root)), 0);
+  char bomb[4096]; /* t_path's buffers rotate */
+  snprintf(bomb, sizeof bomb, "%s/%s", f->root, xz ? "bomb.tar.xz" : "bomb.zip");
+  write_bomb(bomb, xz, xz ? 8 : 20, (xz ? 16u : 8u) << 20); /* 128 / 160 MiB of zeros */
+  t_write(f->root, LS_VERSION_FILE, "2.0");
+  uint64_t budget = LS_UNPACK_GAME_RATIO * size_of(bomb) + LS_UNPACK_GAME_SLACK;
+  staging_watch w = {.root = f->root};
+  int rc = ls_install_game(f->game_dir, ID, &u, watch_staging, &w, &d);
+  expect_refusal(rc, &d, LS_ELIMIT, xz ? "bomb.tar.xz" : "bomb.zip");
+  assert_contains(d.text, "expands beyond its limit");
+  assert_true(w.calls > 2);
+  if (w.max_bytes > budget || w.max_bytes < budget / 2) /* written up to the cap, no further */
+    fail_msg("staging held %llu bytes, over the budget of %llu",
+             (unsigned long long)w.max_bytes, (unsigned long long)budget);
+  assert_installed(f->root, &tree_v1);
+
+  assert_int_equal(unlink(bomb), 0);
+  write_zip_of(t_path("%s/game.zip", f->root), &tree_v2);
+  if (ls_install_game(f->game_dir, ID, &u, NULL, NULL, &d) != LS_OK)
+    fail_msg("update: %s", d.text);
+  assert_installed(f->root, &tree_v2);
+  ls_unpacker_libarchive_free(&u);
+}
+
+static void test_zip_bomb_update_refused(void **state)
+{
+  bomb_update_refused(*state, false);
+}
+
+static void test_tar_xz_bomb_update_refused(void **state)
+{
+  bomb_update_refused(*state, true);
+}
+
+/* A first install of a bomb: refused, no local/, nothing left over. */
+static void test_bomb_install_refused(void **state)
+{
+  fixture *f = *state;
+  ls_unpacker u;
+  ls_diag d;
+  assert_int_equal(ls_unpacker_libarchive(&u, NULL, &d), LS_OK);
+  write_bomb(t_path("%s/bomb.zip", f->root), false, 20, 8u << 20);
+  t_write(f->root, LS_VERSION_FILE, "1.0");
+  expect_refusal(ls_install_game(f->game_dir, ID, &u, NULL, NULL, &d), &d, LS_ELIMIT,
+                 "bomb.zip");
+  assert_false(exists(t_path("%s/%s", f->root, LS_LOCAL_DIR)));
+  assert_true(no_leftovers(f->root));
+  ls_unpacker_libarchive_free(&u);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1053,6 +1219,9 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_deep_tree_in_payload, setup, teardown),
     cmocka_unit_test_setup_teardown(test_deep_tree_in_local, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unpacker_writes_a_deep_tree, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_zip_bomb_update_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_tar_xz_bomb_update_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_bomb_install_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_crash_install, setup, teardown),
     cmocka_unit_test_setup_teardown(test_crash_update, setup, teardown),
     cmocka_unit_test_setup_teardown(test_crash_uninstall, setup, teardown),

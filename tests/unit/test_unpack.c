@@ -2,7 +2,9 @@
  * (pax, ustar) and 7z archives written with libarchive at test time; RAR5
  * archives and volume sets written by hand from the RAR 5.0 format
  * description (stored entries); malicious, corrupt and truncated archives;
- * detection by content; the external command; progress and cancel; fsync. */
+ * detection by content; the external command; progress and cancel; fsync;
+ * the extraction limits (zip, tar.xz, ratio, entry-count and external
+ * bombs), masked modes, and the external command's confinement (bwrap). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,11 +20,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -177,7 +181,7 @@ static ls_unpacker new_unpacker(const char *external)
 static int unpack(const char *archive, const char *dest, ls_diag *diag)
 {
   ls_unpacker u = new_unpacker(NULL);
-  int rc = u.unpack(u.self, archive, dest, NULL, NULL, diag);
+  int rc = u.unpack(u.self, archive, dest, NULL, NULL, NULL, diag);
   ls_unpacker_libarchive_free(&u);
   return rc;
 }
@@ -229,7 +233,7 @@ static void roundtrip(void **state)
   ls_diag diag = {{0}};
   ls_unpacker u = new_unpacker(NULL);
   assert_true(u.is_archive(u.self, archive));
-  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), NULL, NULL, &diag);
+  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), NULL, NULL, NULL, &diag);
   ls_unpacker_libarchive_free(&u);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
@@ -397,7 +401,7 @@ static void rar5_stored(void **state)
   ls_diag diag = {{0}};
   ls_unpacker u = new_unpacker(NULL);
   assert_true(u.is_archive(u.self, archive));
-  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), NULL, NULL, &diag);
+  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), NULL, NULL, NULL, &diag);
   ls_unpacker_libarchive_free(&u);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
@@ -455,7 +459,7 @@ static void rar5_multivolume_extracts_in_order(void **state)
   for (size_t i = 1; i < 11; i++)
     assert_false(u.is_archive(u.self, names[i]));
   t_mkdir(tmp, "dest");
-  int rc = u.unpack(u.self, names[0], t_path("%s/dest", tmp), NULL, NULL, &diag);
+  int rc = u.unpack(u.self, names[0], t_path("%s/dest", tmp), NULL, NULL, NULL, &diag);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
   size_t len = 0;
@@ -464,7 +468,7 @@ static void rar5_multivolume_extracts_in_order(void **state)
   assert_memory_equal(got, data, len);
   free(got);
   /* a later volume is refused as a start */
-  rc = u.unpack(u.self, names[1], t_path("%s/dest", tmp), NULL, NULL, &diag);
+  rc = u.unpack(u.self, names[1], t_path("%s/dest", tmp), NULL, NULL, NULL, &diag);
   assert_int_equal(rc, LS_EFORMAT);
   assert_non_null(strstr(diag.text, "not its first volume"));
   ls_unpacker_libarchive_free(&u);
@@ -757,7 +761,7 @@ static void external_success_and_substitution(void **state)
   const char *tmpl = t_path("'%s/my tools/ok.sh' {archive} {dest} \"x y\"", tmp);
   ls_diag diag = {{0}};
   int rc = ls_unpack_external(tmpl, t_path("%s/an archive.eti", tmp), t_path("%s/dest dir", tmp),
-                              NULL, NULL, &diag);
+                              NULL, NULL, NULL, &diag);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
   size_t len = 0;
@@ -778,13 +782,14 @@ static void external_failure_reports_status_and_stderr(void **state)
     write_script(tmp, "fail.sh", "#!/bin/sh\necho \"cannot open $1\" >&2\nexit 3\n");
   ls_diag diag = {{0}};
   int rc = ls_unpack_external(t_path("%s {archive} {dest}", script), "/no/such.rar", tmp, NULL,
-                              NULL, &diag);
+                              NULL, NULL, &diag);
   assert_int_equal(rc, LS_EIO);
   assert_non_null(strstr(diag.text, "/no/such.rar"));
   assert_non_null(strstr(diag.text, "status 3"));
   assert_non_null(strstr(diag.text, "cannot open /no/such.rar"));
   /* a shell construct is not interpreted: /bin/sh gets the words as is */
-  rc = ls_unpack_external("/nonexistent/prog {archive} {dest}", "a", tmp, NULL, NULL, &diag);
+  rc = ls_unpack_external("/nonexistent/prog {archive} {dest}", "a", tmp, NULL, NULL, NULL,
+                          &diag);
   assert_int_equal(rc, LS_ENOENT);
   assert_non_null(strstr(diag.text, "/nonexistent/prog"));
 }
@@ -842,7 +847,7 @@ static void unsupported_rar_falls_back(void **state)
   /* with --unpacker: the command runs */
   const char *script = write_script(tmp, "side car.sh", "#!/bin/sh\necho ok > \"$2/by-sidecar\"\n");
   ls_unpacker u = new_unpacker(t_path("'%s' {archive} {dest}", script));
-  rc = u.unpack(u.self, archive, dest, NULL, NULL, &diag);
+  rc = u.unpack(u.self, archive, dest, NULL, NULL, NULL, &diag);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
   struct stat st;
@@ -853,7 +858,7 @@ static void unsupported_rar_falls_back(void **state)
                         "#!/bin/sh\nln -s /etc \"$2/etc\"\nmkfifo \"$2/fifo\"\n"
                         "ln -s inside \"$2/fine\"\n");
   u = new_unpacker(t_path("%s {archive} {dest}", script));
-  rc = u.unpack(u.self, archive, dest, NULL, NULL, &diag);
+  rc = u.unpack(u.self, archive, dest, NULL, NULL, NULL, &diag);
   assert_int_equal(rc, LS_EFORMAT);
   assert_non_null(strstr(diag.text, "removed"));
   assert_int_equal(lstat(t_path("%s/etc", dest), &st), -1);
@@ -893,7 +898,7 @@ static void progress_and_cancel(void **state)
   ls_unpacker u = new_unpacker(NULL);
   progress_log log = {.monotonic = true};
   ls_diag diag = {{0}};
-  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), on_progress, &log, &diag);
+  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), NULL, on_progress, &log, &diag);
   if (rc != LS_OK)
     fail_msg("%s", diag.text);
   assert_true(log.calls >= 6);
@@ -901,7 +906,7 @@ static void progress_and_cancel(void **state)
   assert_int_equal(log.last, 24u << 20);
   t_mkdir(tmp, "dest2");
   log = (progress_log){.monotonic = true, .cancel_after = 4u << 20};
-  rc = u.unpack(u.self, archive, t_path("%s/dest2", tmp), on_progress, &log, &diag);
+  rc = u.unpack(u.self, archive, t_path("%s/dest2", tmp), NULL, on_progress, &log, &diag);
   assert_int_equal(rc, LS_ECANCELED);
   assert_true(log.last < 12u << 20);
   struct stat st;
@@ -909,6 +914,401 @@ static void progress_and_cancel(void **state)
   ls_unpacker_libarchive_free(&u);
   assert_int_equal(ls_fsync_tree(t_path("%s/dest", tmp), &diag), LS_OK);
   assert_int_equal(ls_fsync_tree(t_path("%s/nope", tmp), &diag), LS_ENOENT);
+}
+
+
+/* ==== extraction limits =================================================== */
+
+typedef int (*filter_fn)(struct archive *);
+
+/* `count` entries zN.bin of `each` zero bytes: compressible to almost
+ * nothing (zip deflates; filter NULL: none). */
+static void write_zero_bomb(const char *path, format_fn format, filter_fn filter, size_t count,
+                            size_t each)
+{
+  struct archive *a = archive_write_new();
+  assert_int_equal(format(a), ARCHIVE_OK);
+  if (format == archive_write_set_format_zip)
+    assert_int_equal(archive_write_zip_set_compression_deflate(a), ARCHIVE_OK);
+  if (filter)
+    assert_int_equal(filter(a), ARCHIVE_OK);
+  assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+  char *zeros = calloc(1, 1u << 20);
+  assert_non_null(zeros);
+  for (size_t i = 0; i < count; i++) {
+    struct archive_entry *ae = archive_entry_new();
+    char name[32];
+    snprintf(name, sizeof name, "z%zu.bin", i);
+    archive_entry_set_pathname(ae, name);
+    archive_entry_set_filetype(ae, AE_IFREG);
+    archive_entry_set_perm(ae, 0644);
+    archive_entry_set_size(ae, (la_int64_t)each);
+    assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+    for (size_t done = 0; done < each;) {
+      size_t n = each - done < (1u << 20) ? each - done : (1u << 20);
+      assert_int_equal(archive_write_data(a, zeros, n), (la_ssize_t)n);
+      done += n;
+    }
+    archive_entry_free(ae);
+  }
+  free(zeros);
+  assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+  archive_write_free(a);
+}
+
+static uint64_t g_tree_bytes, g_tree_entries;
+
+static int tree_visit(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void)path;
+  (void)flag;
+  if (ftw->level > 0)
+    g_tree_entries++;
+  if (S_ISREG(st->st_mode))
+    g_tree_bytes += (uint64_t)st->st_size;
+  return 0;
+}
+
+/* Bytes of the regular files under dir (their sizes), and its entries. */
+static uint64_t tree_size(const char *dir, uint64_t *entries)
+{
+  g_tree_bytes = g_tree_entries = 0;
+  assert_int_equal(nftw(dir, tree_visit, 16, FTW_PHYS), 0);
+  if (entries)
+    *entries = g_tree_entries;
+  return g_tree_bytes;
+}
+
+static uint64_t file_size_of(const char *path)
+{
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  return (uint64_t)st.st_size;
+}
+
+/* Unpacks archive into TMP/dest under the game limits begun with rule
+ * (NULL: the default) for a payload of the archive's size; asserts the
+ * refusal `code` naming the archive and `why`, and that the files on disk
+ * never went past the budget. Returns the bytes on disk. */
+static uint64_t expect_limit(const char *tmp, const char *archive, const ls_unpack_rule *rule,
+                             int code, const char *why, uint64_t *budget)
+{
+  const char *dest = t_path("%s/dest", tmp);
+  t_mkdir(tmp, "dest");
+  ls_unpack_limits l;
+  ls_diag diag = {{0}};
+  assert_int_equal(ls_unpack_limits_begin(&l, rule, dest, file_size_of(archive), &diag), LS_OK);
+  ls_unpacker u = new_unpacker(NULL);
+  int rc = u.unpack(u.self, archive, dest, &l, NULL, NULL, &diag);
+  ls_unpacker_libarchive_free(&u);
+  if (rc != code || !strstr(diag.text, archive) || !strstr(diag.text, why))
+    fail_msg("rc %d (%s), diag '%s': wanted %s and '%s'", rc, ls_error_name(rc), diag.text,
+             ls_error_name(code), why);
+  uint64_t on_disk = tree_size(dest, NULL);
+  if (on_disk > l.budget)
+    fail_msg("%llu bytes on disk, over the budget of %llu", (unsigned long long)on_disk,
+             (unsigned long long)l.budget);
+  if (budget)
+    *budget = l.budget;
+  return on_disk;
+}
+
+/* A zip bomb: 24 entries of 8 MiB zeros (192 MiB) in 190 KB. The budget
+ * is 32 x 190 KB + 64 MiB: the entry that would pass it is refused before
+ * a byte of it is written. Also through the unpacker alone (no limits
+ * given: the same rule for this archive). */
+static void zip_bomb_refused(void **state)
+{
+  (void)state;
+  char *tmp = t_tempdir();
+  const char *archive = t_path("%s/bomb.zip", tmp);
+  write_zero_bomb(archive, archive_write_set_format_zip, NULL, 24, 8u << 20);
+  assert_true(file_size_of(archive) < (1u << 20));
+  uint64_t budget = 0;
+  uint64_t on_disk = expect_limit(tmp, archive, NULL, LS_ELIMIT, "expands beyond its limit",
+                                  &budget);
+  assert_true(on_disk + (8u << 20) > budget); /* it wrote up to the cap, not beyond */
+  t_rmtree(t_path("%s/dest", tmp));
+  t_mkdir(tmp, "dest");
+  ls_diag diag = {{0}};
+  assert_int_equal(unpack(archive, t_path("%s/dest", tmp), &diag), LS_ELIMIT);
+  assert_true(tree_size(t_path("%s/dest", tmp), NULL) <= budget);
+}
+
+/* A tar.xz bomb (the issue's: KBs of xz that become hundreds of MiB). */
+static void tar_xz_bomb_refused(void **state)
+{
+  (void)state;
+  char *tmp = t_tempdir();
+  const char *archive = t_path("%s/bomb.tar.xz", tmp);
+  write_zero_bomb(archive, archive_write_set_format_pax, archive_write_add_filter_xz, 8,
+                  16u << 20);
+  assert_true(file_size_of(archive) < (256u << 10));
+  uint64_t budget = 0;
+  uint64_t on_disk = expect_limit(tmp, archive, NULL, LS_ELIMIT, "expands beyond its limit",
+                                  &budget);
+  assert_true(on_disk + (16u << 20) > budget);
+}
+
+/* The expansion ratio, checked per block of data: 1 MiB of noise, then
+ * zeros that gzip squeezes 1000:1; at 10:1 past the first 2 MiB the zeros
+ * are stopped long before their 64 MiB, in the middle of the file. */
+static void ratio_limit_refused(void **state)
+{
+  (void)state;
+  char *tmp = t_tempdir();
+  const char *archive = t_path("%s/ratio.tgz", tmp);
+  struct archive *a = archive_write_new();
+  assert_int_equal(archive_write_set_format_pax(a), ARCHIVE_OK);
+  assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+  assert_int_equal(archive_write_open_filename(a, archive), ARCHIVE_OK);
+  unsigned char *noise = pseudo_random(1u << 20, 3);
+  unsigned char *zeros = calloc(1, 1u << 20);
+  for (int i = 0; i < 2; i++) {
+    struct archive_entry *ae = archive_entry_new();
+    archive_entry_set_pathname(ae, i == 0 ? "noise.bin" : "zeros.bin");
+    archive_entry_set_filetype(ae, AE_IFREG);
+    archive_entry_set_perm(ae, 0644);
+    archive_entry_set_size(ae, i == 0 ? (1 << 20) : (64 << 20));
+    assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+    for (int k = 0; k < (i == 0 ? 1 : 64); k++)
+      assert_int_equal(archive_write_data(a, i == 0 ? noise : zeros, 1u << 20), 1 << 20);
+    archive_entry_free(ae);
+  }
+  free(noise);
+  free(zeros);
+  assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+  archive_write_free(a);
+  ls_unpack_rule rule = ls_unpack_rule_default();
+  rule.game_ratio = 1000000; /* the budget out of the way */
+  rule.ratio = 10;
+  rule.ratio_free = 2u << 20;
+  expect_limit(tmp, archive, &rule, LS_ELIMIT, "expands more than 10:1", NULL);
+  /* the blocks written: libarchive extends a file to its declared size
+   * when it is abandoned (a hole, counted in the budget at its header) */
+  struct stat st;
+  assert_int_equal(stat(t_path("%s/dest/zeros.bin", tmp), &st), 0);
+  assert_true((uint64_t)st.st_blocks * 512 < (32u << 20));
+  assert_int_equal(file_size_of(t_path("%s/dest/noise.bin", tmp)), 1u << 20);
+}
+
+/* Many tiny entries: refused at the entry past the limit (100 here; the
+ * default is LS_UNPACK_MAX_ENTRIES), also when counted over two archives. */
+static void entry_count_bomb_refused(void **state)
+{
+  (void)state;
+  char *tmp = t_tempdir();
+  const char *archive = t_path("%s/many.zip", tmp);
+  write_zero_bomb(archive, archive_write_set_format_zip, NULL, 500, 1);
+  ls_unpack_rule rule = ls_unpack_rule_default();
+  rule.max_entries = 100;
+  expect_limit(tmp, archive, &rule, LS_ELIMIT, "more than 100 entries", NULL);
+  uint64_t entries = 0;
+  tree_size(t_path("%s/dest", tmp), &entries);
+  assert_int_equal(entries, 100);
+  /* two archives of 60 under one game's limits */
+  const char *a1 = t_path("%s/a1.zip", tmp);
+  write_zero_bomb(a1, archive_write_set_format_zip, NULL, 60, 1);
+  t_mkdir(tmp, "two");
+  ls_unpack_limits l;
+  ls_diag diag = {{0}};
+  assert_int_equal(ls_unpack_limits_begin(&l, &rule, t_path("%s/two", tmp), 1000, &diag), LS_OK);
+  ls_unpacker u = new_unpacker(NULL);
+  const char *first = t_path("%s/two/first", tmp), *second = t_path("%s/two/second", tmp);
+  t_mkdir(tmp, "two/first");
+  t_mkdir(tmp, "two/second");
+  assert_int_equal(u.unpack(u.self, a1, first, &l, NULL, NULL, &diag), LS_OK);
+  assert_int_equal(u.unpack(u.self, a1, second, &l, NULL, NULL, &diag), LS_ELIMIT);
+  ls_unpacker_libarchive_free(&u);
+}
+
+/* The free-space bound: a reserve larger than the disk refuses the first
+ * byte with LS_ENOSPC, naming the reserve. */
+static void disk_reserve_refused(void **state)
+{
+  (void)state;
+  char *tmp = t_tempdir();
+  const char *archive = t_path("%s/small.zip", tmp);
+  write_zero_bomb(archive, archive_write_set_format_zip, NULL, 2, 4096);
+  struct statvfs sv;
+  assert_int_equal(statvfs(tmp, &sv), 0);
+  ls_unpack_rule rule = ls_unpack_rule_default();
+  rule.disk_reserve = (uint64_t)sv.f_blocks * sv.f_frsize + 1;
+  uint64_t on_disk = expect_limit(tmp, archive, &rule, LS_ENOSPC, "MiB free", NULL);
+  assert_int_equal(on_disk, 0);
+}
+
+/* ==== modes =============================================================== */
+
+static void assert_masked(const char *path, unsigned want)
+{
+  struct stat st;
+  assert_int_equal(lstat(path, &st), 0);
+  if ((st.st_mode & 07777) != want)
+    fail_msg("%s: mode %04o, wanted %04o", path, (unsigned)(st.st_mode & 07777), want);
+}
+
+/* Files and directories with setuid, setgid, sticky and world write come
+ * out with none of them; a directory the archive does not list (made by
+ * libarchive under the umask) too, even with umask 0. */
+static void modes_masked(void **state)
+{
+  (void)state;
+  char *tmp = t_tempdir();
+  static const unsigned perms[] = {04777, 02777, 0777, 01777, 06775, 0666};
+  t_entry e[2 * 6 + 1];
+  char names[2 * 6][32];
+  for (size_t i = 0; i < 6; i++) {
+    snprintf(names[2 * i], sizeof names[0], "d%04o", perms[i]);
+    snprintf(names[2 * i + 1], sizeof names[0], "f%04o", perms[i]);
+    e[2 * i] = (t_entry){.name = names[2 * i], .type = AE_IFDIR, .perm = perms[i]};
+    e[2 * i + 1] = (t_entry){.name = names[2 * i + 1], .type = AE_IFREG, .perm = perms[i],
+                             .content = "x"};
+  }
+  e[12] = (t_entry){.name = "implicit/parent/f", .type = AE_IFREG, .perm = 0644, .content = "y"};
+  const char *archive = t_path("%s/modes.tar", tmp);
+  write_archive(archive, archive_write_set_format_pax, 0, e, 13);
+  t_mkdir(tmp, "dest");
+  mode_t old = umask(0);
+  ls_diag diag = {{0}};
+  int rc = unpack(archive, t_path("%s/dest", tmp), &diag);
+  umask(old);
+  if (rc != LS_OK)
+    fail_msg("%s", diag.text);
+  for (size_t i = 0; i < 12; i++)
+    assert_masked(t_path("%s/dest/%s", tmp, names[i]), perms[i % 2 ? (i - 1) / 2 : i / 2] & 0755);
+  assert_masked(t_path("%s/dest/implicit", tmp), 0755);
+  assert_masked(t_path("%s/dest/implicit/parent", tmp), 0755);
+}
+
+/* ==== the external command: limits, modes, confinement ==================== */
+
+/* Runs the script as --unpacker on the encrypted RAR5 of
+ * unsupported_rar_falls_back (libarchive refuses it) into TMP/dest. */
+static int run_fallback_script(const char *tmp, const char *body, ls_unpack_limits *l,
+                               ls_diag *diag)
+{
+  const char *archive = t_path("%s/locked.eti", tmp);
+  write_encrypted_rar5(archive);
+  const char *script = write_script(tmp, "unpacker.sh", body);
+  char tmpl[4200];
+  snprintf(tmpl, sizeof tmpl, "'%s' {archive} {dest}", script);
+  ls_unpacker u = new_unpacker(tmpl);
+  int rc = u.unpack(u.self, archive, t_path("%s/dest", tmp), l, NULL, NULL, diag);
+  ls_unpacker_libarchive_free(&u);
+  return rc;
+}
+
+static void external_modes_masked(void **state)
+{
+  (void)state;
+  char *tmp = t_tempdir();
+  t_mkdir(tmp, "dest");
+  ls_diag diag = {{0}};
+  int rc = run_fallback_script(
+    tmp,
+    "#!/bin/sh\ncd \"$2\" || exit 1\n"
+    "for m in 4777 2777 0777 1777 6775; do mkdir d$m; chmod $m d$m; "
+    "echo x > f$m; chmod $m f$m; done\nchmod 0777 .\n",
+    NULL, &diag);
+  if (rc != LS_OK)
+    fail_msg("%s", diag.text);
+  static const char *const modes[] = {"4777", "2777", "0777", "1777", "6775"};
+  for (size_t i = 0; i < 5; i++) {
+    unsigned want = (unsigned)strtoul(modes[i], NULL, 8) & 0755;
+    assert_masked(t_path("%s/dest/d%s", tmp, modes[i]), want);
+    assert_masked(t_path("%s/dest/f%s", tmp, modes[i]), want);
+  }
+  assert_masked(t_path("%s/dest", tmp), 0755);
+}
+
+/* One big file: the file size cap stops it at the budget exactly (so the
+ * command fails, as an unpacker does on a write error); the refusal is the
+ * limit, not the command's failure. */
+static void external_big_file_refused(void **state)
+{
+  (void)state;
+  char *tmp = t_tempdir();
+  t_mkdir(tmp, "dest");
+  ls_unpack_limits l;
+  ls_diag diag = {{0}};
+  ls_unpack_rule rule = ls_unpack_rule_default();
+  rule.game_slack = 8u << 20;
+  assert_int_equal(ls_unpack_limits_begin(&l, &rule, t_path("%s/dest", tmp), 1000, &diag), LS_OK);
+  int rc = run_fallback_script(
+    tmp, "#!/bin/sh\nhead -c 200000000 /dev/zero > \"$2/big\" || exit 1\necho done > \"$2/done\"\n",
+    &l, &diag);
+  if (rc != LS_ELIMIT || !strstr(diag.text, "expands beyond its limit"))
+    fail_msg("rc %s: %s", ls_error_name(rc), diag.text);
+  uint64_t on_disk = tree_size(t_path("%s/dest", tmp), NULL);
+  if (on_disk > l.budget)
+    fail_msg("%llu bytes on disk, budget %llu: %s", (unsigned long long)on_disk,
+             (unsigned long long)l.budget, diag.text);
+}
+
+/* Many files, each under the cap: the watch counts the destination while
+ * the command runs and kills it (with its process group) over the budget,
+ * long before it finishes. */
+static void external_many_files_killed(void **state)
+{
+  (void)state;
+  char *tmp = t_tempdir();
+  t_mkdir(tmp, "dest");
+  ls_unpack_limits l;
+  ls_diag diag = {{0}};
+  ls_unpack_rule rule = ls_unpack_rule_default();
+  rule.game_slack = 8u << 20;
+  assert_int_equal(ls_unpack_limits_begin(&l, &rule, t_path("%s/dest", tmp), 1000, &diag), LS_OK);
+  int rc = run_fallback_script(tmp,
+                               "#!/bin/sh\ni=0\nwhile [ $i -lt 2000 ]; do\n"
+                               "  head -c 1000000 /dev/zero > \"$2/f$i\" || exit 1\n"
+                               "  sleep 0.01; i=$((i + 1))\ndone\necho done > \"$2/done\"\n",
+                               &l, &diag);
+  if (rc != LS_ELIMIT)
+    fail_msg("rc %s: %s", ls_error_name(rc), diag.text);
+  struct stat st;
+  assert_int_equal(lstat(t_path("%s/dest/done", tmp), &st), -1);
+  uint64_t on_disk = tree_size(t_path("%s/dest", tmp), NULL);
+  usleep(300 * 1000); /* killed: nothing grows any more */
+  assert_int_equal(tree_size(t_path("%s/dest", tmp), NULL), on_disk);
+  assert_true(on_disk < l.budget + (64u << 20));
+}
+
+/* Under bwrap the command cannot write outside its destination, and has
+ * no network but loopback. Skipped when bwrap is missing or cannot make
+ * its namespaces here (the runtime then warns at start). */
+static void external_confined_by_bwrap(void **state)
+{
+  (void)state;
+  char why[LS_DIAG_MAX];
+  if (!ls_unpack_sandboxed(why, sizeof why))
+    ls_skip("external unpacker not confined: %s", why);
+  char *tmp = t_tempdir();
+  t_mkdir(tmp, "dest");
+  t_mkdir(tmp, "outside");
+  char body[8192];
+  snprintf(body, sizeof body,
+           "#!/bin/sh\necho escaped > '%s/outside/escaped'\necho escaped > '%s/escaped'\n"
+           "cat /proc/net/dev > \"$2/netdev\"\necho inside > \"$2/inside\"\n",
+           tmp, tmp);
+  ls_diag diag = {{0}};
+  int rc = run_fallback_script(tmp, body, NULL, &diag);
+  if (rc != LS_OK)
+    fail_msg("%s", diag.text);
+  struct stat st;
+  assert_int_equal(lstat(t_path("%s/outside/escaped", tmp), &st), -1);
+  assert_int_equal(lstat(t_path("%s/escaped", tmp), &st), -1);
+  assert_int_equal(lstat(t_path("%s/dest/inside", tmp), &st), 0);
+  size_t len = 0;
+  char *netdev = read_all(t_path("%s/dest/netdev", tmp), &len);
+  assert_non_null(netdev);
+  /* header lines, then one line per interface: only lo */
+  size_t lines = 0;
+  for (size_t i = 0; i < len; i++)
+    lines += netdev[i] == '\n';
+  if (lines != 3 || !strstr(netdev, "lo:"))
+    fail_msg("the unpacker sees network interfaces:\n%s", netdev);
+  free(netdev);
 }
 
 int main(void)
@@ -939,6 +1339,16 @@ int main(void)
     cmocka_unit_test(external_template_validation),
     cmocka_unit_test(unsupported_rar_falls_back),
     cmocka_unit_test(progress_and_cancel),
+    cmocka_unit_test(zip_bomb_refused),
+    cmocka_unit_test(tar_xz_bomb_refused),
+    cmocka_unit_test(ratio_limit_refused),
+    cmocka_unit_test(entry_count_bomb_refused),
+    cmocka_unit_test(disk_reserve_refused),
+    cmocka_unit_test(modes_masked),
+    cmocka_unit_test(external_modes_masked),
+    cmocka_unit_test(external_big_file_refused),
+    cmocka_unit_test(external_many_files_killed),
+    cmocka_unit_test(external_confined_by_bwrap),
   };
   return ls_run_tests(tests, NULL, NULL);
 }
