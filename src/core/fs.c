@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int ls_read_file_at(int dir_fd, const char *path, size_t max, char **data, size_t *len,
@@ -325,4 +326,30 @@ char *ls_user_dir(const char *xdg_var, const char *fallback, const char *sub)
     snprintf(buf, sizeof buf, "%s/%s/lanspread%s%s", home && *home ? home : "/tmp", fallback,
              sub ? "/" : "", sub ? sub : "");
   return strdup(buf);
+}
+
+int ls_free_space(const char *path, uint64_t *out, ls_diag *diag)
+{
+  struct statvfs sv;
+  if (statvfs(path, &sv) != 0)
+    return ls_diag_errno(diag, errno, "cannot read the free space of", path);
+  *out = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+  return LS_OK;
+}
+
+const char *ls_format_size(uint64_t bytes, char out[24])
+{
+  static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (bytes < 1024) {
+    snprintf(out, 24, "%u B", (unsigned)bytes);
+    return out;
+  }
+  double v = (double)bytes / 1024.0;
+  size_t u = 0;
+  while (v >= 1024.0 && u + 1 < sizeof units / sizeof units[0]) {
+    v /= 1024.0;
+    u++;
+  }
+  snprintf(out, 24, "%.1f %s", v, units[u]);
+  return out;
 }

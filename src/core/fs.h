@@ -1,5 +1,6 @@
 /* File system helpers shared by every module: whole-file reads with a cap,
- * atomic writes, directory creation, tree removal and tree fsync. */
+ * atomic writes, directory creation, tree removal and tree fsync, free
+ * space, and sizes as users read them. */
 #ifndef LS_CORE_FS_H
 #define LS_CORE_FS_H
 
@@ -54,6 +55,14 @@ int ls_check_game_dir(const char *dir, ls_diag *diag);
 /* $XDG_<var>/lanspread[/sub], or ~/<fallback>/lanspread[/sub] when the
  * variable is unset or relative (the XDG base directory rules); malloc'ed,
  * NULL when out of memory. */
+/* Free bytes of the filesystem holding path, as an unprivileged user may
+ * use them (f_bavail). */
+int ls_free_space(const char *path, uint64_t *out, ls_diag *diag);
+
+/* "512 B", "3.4 MiB", "240.0 GiB": bytes as a user reads them (binary
+ * units); returns out. */
+const char *ls_format_size(uint64_t bytes, char out[24]);
+
 char *ls_user_dir(const char *xdg_var, const char *fallback, const char *sub);
 
 #endif

@@ -46,6 +46,7 @@ struct ls_fetch {
   uint8_t *buf;
   size_t got;
   void *handle;         /* the owner's */
+  uint64_t last_ns;     /* started, or its last bytes arrived */
   ls_fetch *next;
 };
 
@@ -99,6 +100,7 @@ struct ls_download {
   uint8_t *pending;     /* done, but not yet synced */
   uint64_t unsynced_bytes, last_sync_ns;
   uint64_t sync_bytes, sync_ns; /* when a sync is due */
+  uint64_t stall_ns;            /* a fetch silent this long fails */
   bool sync_running;
   ls_storage_resume resume;
 };
@@ -405,6 +407,7 @@ static bool start_fetch(ls_download *d, int s, long idx)
   }
   f->next = d->fetches;
   d->fetches = f;
+  f->last_ns = now_ns(d);
   if (c->copies++ == 0) {
     c->started_ns = now_ns(d);
     c->first_src = (int8_t)s;
@@ -432,6 +435,8 @@ int ls_fetch_data(ls_fetch *f, const void *data, size_t len)
   }
   memcpy(f->buf + f->got, data, len);
   f->got += len;
+  if (len)
+    f->last_ns = now_ns(d);
   return LS_OK;
 }
 
@@ -833,6 +838,7 @@ int ls_download_start(const ls_download_config *c, ls_download **out, ls_diag *d
   d->keep_on_failure = c->keep_on_failure;
   d->sync_bytes = c->sync_bytes ? c->sync_bytes : LS_DOWNLOAD_SYNC_BYTES;
   d->sync_ns = (c->sync_ms ? c->sync_ms : LS_DOWNLOAD_SYNC_SECONDS * 1000u) * (uint64_t)1000000;
+  d->stall_ns = (c->stall_ms ? c->stall_ms : LS_DOWNLOAD_STALL_SECONDS * 1000u) * (uint64_t)1000000;
   d->ops = *c->ops;
   d->user = c->user;
   d->manifest = *c->manifest; /* taken below, once nothing can fail */
@@ -885,11 +891,38 @@ void ls_download_abandon(ls_download *d)
   maybe_end(d);
 }
 
+/* Fetches that got no byte for stall_ns fail: their chunks go back to the
+ * queue, their sources take a failure each. */
+static void fail_stalled_fetches(ls_download *d, uint64_t now)
+{
+  char why[64];
+  snprintf(why, sizeof why, "no data for %llu s", (unsigned long long)(d->stall_ns / 1000000000u));
+  for (ls_fetch *f = d->fetches, *next; f; f = next) {
+    next = f->next;
+    if (now - f->last_ns < d->stall_ns)
+      continue;
+    int s = f->src;
+    chunk *c = &d->chunks[f->chunk];
+    stop_fetch(d, f);
+    chunk_failed(d, s, c, LS_ETIMEDOUT, why);
+    next = d->fetches; /* a dropped source stopped others too: start over */
+    if (d->end_err)
+      return;
+  }
+}
+
 void ls_download_tick(ls_download *d)
 {
   if (d->phase != PH_RUNNING)
     return;
   uint64_t now = now_ns(d);
+  if (!d->end_err) {
+    fail_stalled_fetches(d, now);
+    pump(d);
+    maybe_end(d);
+    if (d->phase != PH_RUNNING)
+      return;
+  }
   double secs = (double)(now - d->rate_ns) / 1e9;
   uint64_t bytes = ls_download_get_progress(d).bytes;
   if (secs > 0) {

@@ -22,7 +22,10 @@
  * for another source. A source that fails LS_DOWNLOAD_MAX_SOURCE_FAILURES
  * times is dropped; the download fails when no source is left for a
  * missing chunk, when a chunk failed LS_DOWNLOAD_MAX_CHUNK_ATTEMPTS times,
- * or when the disk refuses a write. Once every chunk is in, fetches still
+ * or when the disk refuses a write. A fetch that gets no byte for
+ * LS_DOWNLOAD_STALL_SECONDS fails like a corrupt one (a silent source
+ * loses its chunks to the others, and is dropped after its third), so a
+ * download never waits for ever. Once every chunk is in, fetches still
  * in flight are stopped: a slow or silent source never holds up the end.
  * While LS_DOWNLOAD_MAX_CHECKING fetched chunks wait to be hashed and
  * written, no fetch starts: a disk slower than the network holds memory
@@ -62,6 +65,7 @@
 #define LS_DOWNLOAD_MAX_CHECKING 16          /* fetched chunks waiting for the disk */
 #define LS_DOWNLOAD_SYNC_BYTES ((uint64_t)64 << 20)
 #define LS_DOWNLOAD_SYNC_SECONDS 2
+#define LS_DOWNLOAD_STALL_SECONDS 15         /* a fetch without a byte fails */
 
 typedef struct ls_download ls_download;
 /* One fetch in flight: created by the engine, handed to start_fetch, and
@@ -125,6 +129,7 @@ typedef struct ls_download_config {
                                     the payload is the game's own) */
   uint64_t sync_bytes;           /* 0: LS_DOWNLOAD_SYNC_BYTES */
   uint32_t sync_ms;              /* 0: LS_DOWNLOAD_SYNC_SECONDS */
+  uint32_t stall_ms;             /* 0: LS_DOWNLOAD_STALL_SECONDS */
   const ls_download_ops *ops;
   void *user;
 } ls_download_config;

@@ -4,11 +4,11 @@
 #include "install/unpack_limits.h"
 
 #include "core/error.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/statvfs.h>
 
 #define MIB (1024.0 * 1024.0)
 
@@ -29,15 +29,6 @@ static uint64_t mul_add(uint64_t a, uint64_t b, uint64_t c)
   return a * b + c;
 }
 
-/* Free bytes of the filesystem holding path, for unprivileged users. */
-static int free_space(const char *path, uint64_t *out, ls_diag *diag)
-{
-  struct statvfs sv;
-  if (statvfs(path, &sv) != 0)
-    return ls_diag_errno(diag, errno, "cannot read the free space of", path);
-  *out = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
-  return LS_OK;
-}
 
 int ls_unpack_limits_begin(ls_unpack_limits *l, const ls_unpack_rule *rule, const char *dest_dir,
                            uint64_t declared, ls_diag *diag)
@@ -47,7 +38,7 @@ int ls_unpack_limits_begin(ls_unpack_limits *l, const ls_unpack_rule *rule, cons
   if (snprintf(l->dest, sizeof l->dest, "%s", dest_dir) >= (int)sizeof l->dest)
     return ls_diag_set(diag, LS_EINVAL, "%s: path too long", dest_dir);
   uint64_t avail = 0;
-  int rc = free_space(l->dest, &avail, diag);
+  int rc = ls_free_space(l->dest, &avail, diag);
   if (rc != LS_OK)
     return rc;
   l->declared = declared;
@@ -122,7 +113,7 @@ static int check_space(ls_unpack_limits *l, const char *archive, ls_diag *diag)
     return LS_OK;
   l->next_space_check = l->bytes + LS_UNPACK_SPACE_CHECK;
   uint64_t avail = 0;
-  int rc = free_space(l->dest, &avail, diag);
+  int rc = ls_free_space(l->dest, &avail, diag);
   if (rc != LS_OK || avail >= l->rule.disk_reserve)
     return rc;
   return ls_diag_set(diag, LS_ENOSPC,

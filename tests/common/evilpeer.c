@@ -41,7 +41,7 @@ struct evil {
   struct sockaddr_storage victim;
   ghost *ghosts;
   unsigned count;
-  unsigned lists;
+  unsigned lists, chunks;
   bool in_quiet, failed;
 };
 
@@ -87,18 +87,17 @@ static void answer_msg(ls_quic_stream *s, const ls_msg *msg)
     ls_quic_stream_reset(s, 1);
 }
 
-static void answer_list(srv_stream *st, ls_quic_stream *s)
+/* A frame of the test's body, whatever it holds. */
+static void answer_raw(ls_quic_stream *s, const char *body, size_t len)
 {
-  const evil_config *cfg = st->g->e->cfg;
-  uint8_t *frame = malloc(LS_FRAME_HEADER_LEN + cfg->game_list_len);
+  uint8_t *frame = malloc(LS_FRAME_HEADER_LEN + len);
   if (!frame) {
     ls_quic_stream_reset(s, 1);
     return;
   }
-  ls_frame_put_length(frame, (uint32_t)cfg->game_list_len);
-  memcpy(frame + LS_FRAME_HEADER_LEN, cfg->game_list, cfg->game_list_len);
-  write_frame(s, frame, LS_FRAME_HEADER_LEN + cfg->game_list_len);
-  say("{\"evil\":\"list-sent\",\"n\":%u}", ++st->g->e->lists);
+  ls_frame_put_length(frame, (uint32_t)len);
+  memcpy(frame + LS_FRAME_HEADER_LEN, body, len);
+  write_frame(s, frame, LS_FRAME_HEADER_LEN + len);
 }
 
 static void answer(srv_stream *st, ls_quic_stream *s, const ls_msg *req)
@@ -113,7 +112,20 @@ static void answer(srv_stream *st, ls_quic_stream *s, const ls_msg *req)
     out.hello.name = "evil";
     break;
   case LS_MSG_PING: out.type = LS_MSG_PONG; break;
-  case LS_MSG_LIST_GAMES: answer_list(st, s); return;
+  case LS_MSG_LIST_GAMES:
+    answer_raw(s, st->g->e->cfg->game_list, st->g->e->cfg->game_list_len);
+    say("{\"evil\":\"list-sent\",\"n\":%u}", ++st->g->e->lists);
+    return;
+  case LS_MSG_GET_GAME:
+    if (!st->g->e->cfg->game_files)
+      break;
+    answer_raw(s, st->g->e->cfg->game_files, st->g->e->cfg->game_files_len);
+    say("{\"evil\":\"files-sent\"}");
+    return;
+  case LS_MSG_GET_GAME_FILE_CHUNK:
+  case LS_MSG_GET_GAME_FILE_DATA: /* asked, never answered */
+    say("{\"evil\":\"chunk-asked\",\"n\":%u}", ++st->g->e->chunks);
+    return;
   default: out.invalid.reason = "no"; break;
   }
   answer_msg(s, &out);

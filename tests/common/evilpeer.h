@@ -11,9 +11,11 @@
  * - one peer (ghosts 0): connects to the victim, says Hello, and answers
  *   the victim's requests on the connection the victim opens back: Hello
  *   and Ping as a real peer would, ListGames with the frame body the test
- *   gives (any bytes: too many games, foreign ids, no JSON at all). Lines:
- *   "hello-acked", "list-sent" (n: how many so far), "closed" (err, diag:
- *   a connection ended), "done" (lists: ListGames answered).
+ *   gives (any bytes: too many games, foreign ids, no JSON at all), GetGame
+ *   with the GameFiles body it gives, and file requests never (the stream
+ *   stays open, silent). Lines: "hello-acked", "list-sent" (n: how many so
+ *   far), "files-sent", "chunk-asked" (n), "closed" (err, diag: a
+ *   connection ended), "done" (lists: ListGames answered).
  * - ghosts (ghosts N): N throwaway identities, each on its own UDP port,
  *   each connects and says Hello, then vanishes: its QUIC endpoint closes
  *   and a plain UDP socket on the same port counts what the victim still
@@ -31,6 +33,8 @@ typedef struct evil_config {
   const char *state_dir;  /* its identities go into subdirectories */
   const char *game_list;  /* the GameList frame body sent for ListGames */
   size_t game_list_len;
+  const char *game_files; /* the GameFiles body sent for GetGame (NULL: refused) */
+  size_t game_files_len;
   unsigned ghosts;        /* 0: one peer that stays */
   unsigned run_ms;        /* how long the scenario runs */
   unsigned quiet_ms;      /* ghosts: the final window reported as "late" */

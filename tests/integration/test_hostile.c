@@ -8,6 +8,10 @@
  * - game lists: a GameList of more than LS_PROTO_MAX_GAMES entries, one
  *   over the GameList frame limit, and one of thousands of ids not in the
  *   catalog, re-sent at every refresh;
+ * - file lists: one that claims more than the victim's disk holds (refused
+ *   before a byte is written, with both figures), and a seeder that sends
+ *   its file list and then never a byte (dropped after
+ *   LS_DOWNLOAD_STALL_SECONDS: the download ends, kept, with the reason);
  * - ghosts: 300 throwaway identities that say Hello and vanish; the victim
  *   dials each back at most LS_LINK_MAX_FAILURES times, links at most
  *   LS_MAX_LEARNED_LINKS of them, and then forgets them all. */
@@ -23,9 +27,11 @@
 #include "testutil.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define T_MS 30000
@@ -100,8 +106,7 @@ static void stop_party(party *pt)
   pp_send(pt->seeder, "quit");
   assert_int_equal(pp_wait(pt->victim, T_MS), 0);
   assert_int_equal(pp_wait(pt->seeder, T_MS), 0);
-  t_rmtree(pt->root);
-  free(pt->root);
+  t_rmtree(pt->root); /* the directory; its name is testutil's */
 }
 
 /* How often `needle` occurs in the victim's log. */
@@ -158,7 +163,7 @@ static char *library_ids(party *pt)
 
 typedef struct attack {
   evil_config cfg;
-  char *body;
+  char *body, *files; /* GameList and GameFiles bodies */
 } attack;
 
 static int run_evil(void *arg)
@@ -178,6 +183,8 @@ static peerproc *start_evil(party *pt, attack *a, unsigned ghosts, unsigned run_
   t_mkdir(pt->root, dir);
   a->cfg.game_list = a->body;
   a->cfg.game_list_len = a->body ? strlen(a->body) : 0;
+  a->cfg.game_files = a->files;
+  a->cfg.game_files_len = a->files ? strlen(a->files) : 0;
   a->cfg.ghosts = ghosts;
   a->cfg.run_ms = run_ms;
   a->cfg.quiet_ms = quiet_ms;
@@ -274,6 +281,122 @@ static void game_list_attacks(void **state)
   stop_party(&pt);
 }
 
+/* A GameFiles body for g0001 version 2.0: one file of `chunks` chunks of
+ * 1 MiB (hashes of nothing the evil peer will ever send) and version.ini. */
+static char *files_body(size_t chunks)
+{
+  static const char hash[] = "\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"";
+  size_t cap = chunks * (sizeof hash + 1) + 512, len = 0;
+  char *body = malloc(cap);
+  len += (size_t)snprintf(body, cap, "{\"type\":\"GameFiles\",\"id\":\"g0001\",\"version\":\"2.0\","
+                          "\"chunk_size\":1048576,\"files\":[{\"path\":\"big.eti\",\"size\":%zu,"
+                          "\"sha256\":[", chunks << 20);
+  for (size_t i = 0; i < chunks; i++)
+    len += (size_t)snprintf(body + len, cap - len, "%s%s", i ? "," : "", hash);
+  snprintf(body + len, cap - len, "]},{\"path\":\"version.ini\",\"size\":4,\"sha256\":[%s]}]}",
+           hash);
+  return body;
+}
+
+/* A malicious peer that claims g0001 in version 2.0 (newer than the
+ * seeder's, so the victim's download of g0001 goes to it alone) and serves
+ * a file list of `chunks` chunks; the victim was told to download it, and
+ * *reply (when not NULL) gets the answer. */
+static peerproc *evil_download(party *pt, attack *a, size_t chunks, json_t **reply)
+{
+  a->body = strdup("{\"type\":\"GameList\",\"games\":[{\"id\":\"g0001\",\"name\":\"G\","
+                   "\"version\":\"2.0\",\"size\":1}]}");
+  a->files = files_body(chunks);
+  peerproc *e = start_evil(pt, a, 0, 60000, 0);
+  json_decref(evil_expect(e, "list-sent", T_MS));
+  json_t *r = pp_command(pt->victim, "download g0001", T_MS);
+  if (reply) {
+    *reply = r;
+    return e;
+  }
+  if (!json_is_true(json_object_get(r, "ok")))
+    fail_msg("download g0001: %s", json_dumps(r, 0));
+  json_decref(r);
+  return e;
+}
+
+static void evil_done(peerproc *e, attack *a)
+{
+  pp_signal(e, SIGKILL);
+  pp_wait(e, T_MS);
+  free(a->body);
+  free(a->files);
+  free((char *)a->cfg.state_dir);
+}
+
+/* The state the victim's library gives game id. */
+static char *state_of(party *pt, const char *id)
+{
+  json_t *r = pp_command(pt->victim, "games", T_MS);
+  size_t i;
+  json_t *g;
+  char *state = NULL;
+  json_array_foreach(json_object_get(r, "games"), i, g)
+    if (strcmp(json_string_value(json_object_get(g, "id")), id) == 0)
+      state = strdup(json_string_value(json_object_get(g, "state")));
+  json_decref(r);
+  return state;
+}
+
+static void file_list_attacks(void **state)
+{
+  (void)state;
+  party pt = start_party();
+  /* More than the disk holds: the claim is bounded by the frame (16 MiB of
+   * hashes, about 240 GiB), so a disk with more free space cannot be
+   * tested this way. */
+  struct statvfs sv;
+  assert_int_equal(statvfs(t_path("%s/victim/games", pt.root), &sv), 0);
+  uint64_t free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+  size_t chunks = (size_t)(free_bytes >> 20) / 4 * 5 + 4096; /* others write too */
+  if (chunks > 200000)
+    ls_skip("the disk has %llu GiB free, more than one file list can claim",
+            (unsigned long long)(free_bytes >> 30));
+  attack a = {0};
+  json_t *ev;
+  peerproc *e = evil_download(&pt, &a, chunks, &ev);
+  if (json_is_true(json_object_get(ev, "ok"))) /* refused at once */
+    fail_msg("a claim of %zu MiB was accepted", chunks);
+  const char *error = json_string_value(json_object_get(ev, "error"));
+  print_message("a claim of %zu MiB: %s\n", chunks, error);
+  assert_string_equal(json_string_value(json_object_get(ev, "code")), "LS_ENOSPC");
+  assert_non_null(strstr(error, "more on disk"));
+  assert_non_null(strstr(error, "is free"));
+  json_decref(ev);
+  assert_false(t_exists(t_path("%s/victim/games/g0001/big.eti", pt.root)));
+  assert_false(t_exists(t_path("%s/victim/games/g0001/.lanspread.download", pt.root)));
+  victim_downloads(&pt, "g0002");
+  evil_done(e, &a);
+  json_t *gone = pp_command(pt.victim, "wait peer-disconnected 20", T_MS); /* the pings tell */
+  assert_true(json_is_true(json_object_get(gone, "ok")));
+  json_decref(gone);
+
+  /* A seeder that never sends a byte: dropped after the stall timeout, the
+   * download kept as paused; the seeder serves the victim meanwhile. */
+  attack b = {0};
+  e = evil_download(&pt, &b, 4, NULL);
+  json_decref(evil_expect(e, "chunk-asked", T_MS));
+  victim_downloads(&pt, "g0003");
+  json_t *r = pp_expect(pt.victim, "game-download-failed", NULL, 45000);
+  print_message("a silent seeder: %s\n", json_dumps(r, 0));
+  assert_string_equal(json_string_value(json_object_get(r, "code")), "LS_ENOPEER");
+  assert_non_null(strstr(json_string_value(json_object_get(r, "error")), "no data for 15 s"));
+  json_decref(r);
+  if (log_count(&pt, "no data for 15 s") < 1)
+    fail_msg("no stall in: %s", t_read(t_path("%s/victim.log", pt.root), &(size_t){0}));
+  char *g0001 = state_of(&pt, "g0001");
+  assert_string_equal(g0001, "paused");
+  free(g0001);
+  assert_true(t_exists(t_path("%s/victim/games/g0001/.lanspread.download", pt.root)));
+  evil_done(e, &b);
+  stop_party(&pt);
+}
+
 static void ghost_peers_are_forgotten(void **state)
 {
   (void)state;
@@ -308,6 +431,7 @@ static void ghost_peers_are_forgotten(void **state)
   print_message("forgotten: %zu\n", forgotten);
   assert_true(forgotten >= dialled);
   assert_int_equal(log_count(&pt, "not linking to more until some are gone"), 1);
+  free((char *)a.cfg.state_dir);
   /* The seeder is still there, and the victim still downloads from it. */
   victim_downloads(&pt, "g0002");
   json_t *r = pp_command(pt.victim, "peers", T_MS);
@@ -320,6 +444,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(game_list_attacks),
+    cmocka_unit_test(file_list_attacks),
     cmocka_unit_test(ghost_peers_are_forgotten),
   };
   return ls_run_tests(tests, NULL, NULL);

@@ -359,6 +359,65 @@ static void silent_source_at_the_end_is_overtaken(void **state)
   finish(h);
 }
 
+/* A source that sends nothing for LS_DOWNLOAD_STALL_SECONDS loses its
+ * chunks to the others and is dropped; a slow one that sends a byte now
+ * and then is not; a lone silent source ends the download, kept for a
+ * resume, with the reason. */
+static void stalled_fetches_fail(void **state)
+{
+  (void)state;
+  harness *h = start(2);
+  size_t held = waiting_count(h, 1);
+  assert_true(held >= LS_DOWNLOAD_MAX_SOURCE_FAILURES);
+  answer(h, waiting(h, 0), GOOD);
+  tick(h, (LS_DOWNLOAD_STALL_SECONDS - 1) * 1000);
+  assert_int_equal(waiting_count(h, 1), held); /* not yet */
+  /* Source 0 trickles: one byte of each of its fetches before the deadline. */
+  size_t first = h->nfetches;
+  for (size_t i = 0; i < h->nfetches; i++) {
+    fake_fetch *f = &h->fetches[i];
+    if (f->source == 0 && !f->stopped && !f->answered) {
+      assert_int_equal(ls_fetch_data(f->fetch, content_of(h, f), 1), LS_OK);
+      f->file |= 2; /* one byte is in */
+      first = i < first ? i : first;
+    }
+  }
+  tick(h, 2000);
+  settle(h);
+  assert_int_equal(waiting_count(h, 1), 0); /* source 1's fetches failed */
+  size_t stopped = 0;
+  for (size_t i = 0; i < h->nfetches; i++)
+    stopped += h->fetches[i].source == 1 && h->fetches[i].stopped;
+  assert_int_equal(stopped, held);
+  assert_false(h->fetches[first].stopped); /* a byte 2 s ago: alive */
+  fake_fetch *f;
+  while (h->d && (f = waiting(h, 0))) {
+    if (f->file & 2) { /* the rest of a trickled chunk */
+      f->file &= 1;
+      f->answered = true;
+      ls_fetch_data(f->fetch, content_of(h, f) + 1, f->length - 1);
+      ls_fetch_done(f->fetch, LS_OK, "ok");
+      settle(h);
+    } else {
+      answer(h, f, GOOD);
+    }
+  }
+  assert_downloaded(h);
+  assert_true(h->stats[1].dropped);
+  assert_false(h->stats[0].dropped);
+  assert_int_equal(chunks_from(h, 0), DATA_CHUNKS + 1);
+  finish(h);
+
+  h = start(1);
+  tick(h, (LS_DOWNLOAD_STALL_SECONDS + 1) * 1000);
+  settle(h);
+  assert_int_equal(h->ends, 1);
+  assert_int_equal(h->end_err, LS_ENOPEER);
+  assert_non_null(strstr(h->end_diag, "no data for 15 s"));
+  assert_true(exists(t_path("%s/%s/.lanspread.download", h->game_dir, GAME)));
+  finish(h);
+}
+
 /* A slow source at the end: its last chunk is duplicated by an idle source
  * and the copy that arrives first wins, whichever it is. */
 static void end_game_first_copy_wins(void **state)
@@ -558,6 +617,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(uneven_sources_share_by_rate),
     cmocka_unit_test(silent_source_at_the_end_is_overtaken),
+    cmocka_unit_test(stalled_fetches_fail),
     cmocka_unit_test(end_game_first_copy_wins),
     cmocka_unit_test(corrupt_source_is_dropped),
     cmocka_unit_test(failing_source_is_dropped),

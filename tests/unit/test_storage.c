@@ -890,9 +890,11 @@ static void full_disk_fails_with_enospc_and_rolls_back(void **state)
     ls_storage_free(s);
   }
   assert_int_equal(rc, LS_ENOSPC);
+  /* Refused before anything is written, with both figures. */
+  print_message("%s\n", diag.text);
+  assert_non_null(strstr(diag.text, "needs 4.0 MiB more on disk"));
+  assert_non_null(strstr(diag.text, "is free"));
   assert_null(strstr(diag.text, "rollback failed"));
-  assert_non_null(strstr(diag.text, "No space left on device"));
-  assert_non_null(strstr(diag.text, t_path("%s/g/big.eti", fx->mnt)));
   assert_content(t_path("%s/g/local/game.exe", fx->mnt), "installed");
   assert_false(exists(t_path("%s/g/small.eti", fx->mnt)));
   assert_false(exists(t_path("%s/g/big.eti", fx->mnt)));
@@ -901,6 +903,35 @@ static void full_disk_fails_with_enospc_and_rolls_back(void **state)
   /* A fresh download: nothing of the root is left. */
   assert_int_equal(ls_storage_begin(fx->mnt, "h", "1.0", TEST_CHUNK, files, 3, &s, &diag), LS_ENOSPC);
   assert_false(exists(t_path("%s/h", fx->mnt)));
+}
+
+/* A file list may claim any size (up to 2^53 bytes a file): one that claims
+ * more than the disk has is refused before a byte is written, and what is
+ * on disk already (a resume, an update) does not count twice. */
+static void begin_refuses_a_download_the_disk_cannot_hold(void **state)
+{
+  tmpfs_fixture *fx = *state;
+  const char *dir = t_tempdir();
+  ls_storage_file claim[] = {{"huge.eti", 1ull << 50, NULL}, {"version.ini", 3, NULL}};
+  ls_storage *s = NULL;
+  ls_diag diag = {""};
+  assert_int_equal(ls_storage_begin(dir, "g", "1.0", TEST_CHUNK, claim, 2, &s, &diag), LS_ENOSPC);
+  assert_null(s);
+  assert_non_null(strstr(diag.text, "needs 1.0 PiB more on disk"));
+  assert_false(exists(t_path("%s/g", dir)));
+  if (!fx->mounted)
+    ls_skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+  /* 700 KiB of a 1 MiB disk on disk already: a resume of it still fits. */
+  ls_storage_file files[] = {{"a.eti", 700 * 1024, NULL}, {"version.ini", 3, NULL}};
+  s = begin_ok(fx->mnt, "g", "1.0", files, 2);
+  unsigned char *a = random_bytes(700 * 1024, 7);
+  write_whole(s, 0, a, 700 * 1024);
+  free(a);
+  ls_storage_abort(s, false, NULL); /* kept, as a pause keeps it */
+  ls_storage_free(s);
+  s = begin_ok(fx->mnt, "g", "1.0", files, 2);
+  assert_int_equal(ls_storage_abort(s, true, NULL), LS_OK);
+  ls_storage_free(s);
 }
 
 static void full_disk_at_commit_fails_and_abort_cleans_up(void **state)
@@ -1021,6 +1052,8 @@ int main(void)
     cmocka_unit_test(journal_parse_refuses_bad_journals),
     cmocka_unit_test(begin_settles_a_leftover_journal_first),
     cmocka_unit_test_setup_teardown(full_disk_fails_with_enospc_and_rolls_back,
+                                    mount_small_tmpfs, unmount_small_tmpfs),
+    cmocka_unit_test_setup_teardown(begin_refuses_a_download_the_disk_cannot_hold,
                                     mount_small_tmpfs, unmount_small_tmpfs),
     cmocka_unit_test_setup_teardown(full_disk_at_commit_fails_and_abort_cleans_up,
                                     mount_small_tmpfs, unmount_small_tmpfs),
