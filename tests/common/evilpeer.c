@@ -288,19 +288,31 @@ static void vanish(ghost *g)
 
 /* ---- the scenario ------------------------------------------------------------- */
 
-static int start_ghost(evil *e, ghost *g, unsigned index)
+/* Every identity is made before the first connection, so that the ghosts
+ * arrive at the pace of the launch timer, also when key generation is slow
+ * (sanitizers). */
+static int make_identity(evil *e, ghost *g, unsigned index)
 {
-  const evil_config *cfg = e->cfg;
-  char dir[4096], bind_text[96];
+  char dir[4096];
   g->e = e;
   g->index = index;
-  snprintf(dir, sizeof dir, "%s/e%u", cfg->state_dir, index);
+  snprintf(dir, sizeof dir, "%s/e%u", e->cfg->state_dir, index);
   mkdir(dir, 0700);
+  ls_diag diag;
+  if (ls_identity_load_or_create(dir, &g->identity, &diag) == LS_OK)
+    return 0;
+  say("{\"evil\":\"setup-failed\",\"why\":\"%.100s\"}", diag.text);
+  return 1;
+}
+
+static int start_ghost(evil *e, ghost *g)
+{
+  const evil_config *cfg = e->cfg;
+  char bind_text[96];
   struct sockaddr_storage bind_addr;
   snprintf(bind_text, sizeof bind_text, "%s:0", cfg->bind_host);
   ls_diag diag;
-  if (ls_identity_load_or_create(dir, &g->identity, &diag) != LS_OK ||
-      ls_parse_host_port(bind_text, &bind_addr, &diag) != LS_OK) {
+  if (ls_parse_host_port(bind_text, &bind_addr, &diag) != LS_OK) {
     say("{\"evil\":\"setup-failed\",\"why\":\"%.100s\"}", diag.text);
     return 1;
   }
@@ -324,7 +336,7 @@ static int start_ghost(evil *e, ghost *g, unsigned index)
 static void on_launch(uv_timer_t *t)
 {
   evil *e = t->data;
-  if (e->launched < e->count && start_ghost(e, &e->ghosts[e->launched], e->launched) != 0)
+  if (e->launched < e->count && start_ghost(e, &e->ghosts[e->launched]) != 0)
     e->failed = true;
   if (++e->launched >= e->count)
     uv_timer_stop(t);
@@ -381,6 +393,9 @@ int evil_run(const evil_config *cfg)
   e.ghosts = calloc(e.count, sizeof *e.ghosts);
   if (!e.ghosts || uv_loop_init(&e.loop) != 0)
     return 1;
+  for (unsigned i = 0; i < e.count; i++)
+    if (make_identity(&e, &e.ghosts[i], i) != 0)
+      e.failed = true;
   uv_timer_init(&e.loop, &e.stop);
   uv_timer_init(&e.loop, &e.quiet);
   uv_timer_init(&e.loop, &e.launch);

@@ -12,6 +12,8 @@
  *   before a byte is written, with both figures), and a seeder that sends
  *   its file list and then never a byte (dropped after
  *   LS_DOWNLOAD_STALL_SECONDS: the download ends, kept, with the reason);
+ * - descriptors: a game of 1500 archives downloads and installs between two
+ *   peers whose descriptor limit is the usual soft limit, 1024;
  * - ghosts: 300 throwaway identities that say Hello and vanish; the victim
  *   dials each back at most LS_LINK_MAX_FAILURES times, links at most
  *   LS_MAX_LEARNED_LINKS of them, and then forgets them all. */
@@ -52,12 +54,14 @@ static unsigned next_port(void)
 }
 
 /* A peer with its stderr in ROOT/NAME.log (the victim's refusals are read
- * from there). */
+ * from there), under the descriptor limit LS_TEST_NOFILE when set. */
 static peerproc *start_peer(party *pt, const char *name, const char *addr, const char *peer)
 {
   const char *log = t_path("%s/%s.log", pt->root, name);
+  const char *nofile = getenv("LS_TEST_NOFILE");
   char script[4200];
-  snprintf(script, sizeof script, "exec \"$0\" \"$@\" 2>'%s'", log);
+  snprintf(script, sizeof script, "%s%s%sexec \"$0\" \"$@\" 2>'%s'", nofile ? "ulimit -n " : "",
+           nofile ? nofile : "", nofile ? " && " : "", log);
   char *argv[20] = {"/bin/sh", "-c", script, (char *)pp_program("lanspread-peer-cli"),
                     "--game-dir", strdup(t_path("%s/%s/games", pt->root, name)),
                     "--state-dir", strdup(t_path("%s/%s/state", pt->root, name)),
@@ -201,6 +205,10 @@ static json_t *evil_expect(peerproc *e, const char *what, int timeout_ms)
     const char *got = json_string_value(json_object_get(line, "evil"));
     if (got && strcmp(got, what) == 0)
       return line;
+    if (got && (strcmp(got, "closed") == 0 || strstr(got, "failed"))) {
+      const char *diag = json_string_value(json_object_get(line, "diag"));
+      print_message("malicious peer: %s %s\n", got, diag ? diag : "");
+    }
     json_decref(line);
   }
 }
@@ -329,6 +337,20 @@ static void evil_done(peerproc *e, attack *a)
   free((char *)a->cfg.state_dir);
 }
 
+/* Waits (20 s at most) until the victim is connected to n peers. */
+static void wait_peer_count(party *pt, size_t n)
+{
+  for (int i = 0; i < 100; i++) {
+    json_t *r = pp_command(pt->victim, "peers", T_MS);
+    size_t have = json_array_size(json_object_get(r, "peers"));
+    json_decref(r);
+    if (have == n)
+      return;
+    usleep(200 * 1000);
+  }
+  fail_msg("the victim is not connected to %zu peers after 20 s", n);
+}
+
 /* The state the victim's library gives game id. */
 static char *state_of(party *pt, const char *id)
 {
@@ -372,9 +394,7 @@ static void file_list_attacks(void **state)
   assert_false(t_exists(t_path("%s/victim/games/g0001/.lanspread.download", pt.root)));
   victim_downloads(&pt, "g0002");
   evil_done(e, &a);
-  json_t *gone = pp_command(pt.victim, "wait peer-disconnected 20", T_MS); /* the pings tell */
-  assert_true(json_is_true(json_object_get(gone, "ok")));
-  json_decref(gone);
+  wait_peer_count(&pt, 1); /* the pings tell it the malicious peer is gone */
 
   /* A seeder that never sends a byte: dropped after the stall timeout, the
    * download kept as paused; the seeder serves the victim meanwhile. */
@@ -383,7 +403,9 @@ static void file_list_attacks(void **state)
   json_decref(evil_expect(e, "chunk-asked", T_MS));
   victim_downloads(&pt, "g0003");
   json_t *r = pp_expect(pt.victim, "game-download-failed", NULL, 45000);
-  print_message("a silent seeder: %s\n", json_dumps(r, 0));
+  char *text = json_dumps(r, 0);
+  print_message("a silent seeder: %s\n", text);
+  free(text);
   assert_string_equal(json_string_value(json_object_get(r, "code")), "LS_ENOPEER");
   assert_non_null(strstr(json_string_value(json_object_get(r, "error")), "no data for 15 s"));
   json_decref(r);
@@ -394,6 +416,45 @@ static void file_list_attacks(void **state)
   free(g0001);
   assert_true(t_exists(t_path("%s/victim/games/g0001/.lanspread.download", pt.root)));
   evil_done(e, &b);
+  stop_party(&pt);
+}
+
+/* Finding 9: one descriptor per payload file made a 1500-file game fail
+ * under the usual soft limit of 1024 ("Too many open files"). */
+static void many_files_under_the_usual_descriptor_limit(void **state)
+{
+  (void)state;
+  party pt = {.root = t_tempdir()};
+  char *gen[] = {(char *)pp_program("lanspread-gen"), "--quiet", "--game-dir",
+                 strdup(t_path("%s/seeder/games", pt.root)), "--id-prefix", "g", "--archives",
+                 "1500", "--size", "30M", "--format", "tar", "--catalog",
+                 strdup(t_path("%s/catalog.json", pt.root)), "--expect-dir",
+                 strdup(t_path("%s/want", pt.root)), NULL};
+  assert_int_equal(pp_run(gen, T_MS), 0);
+  free(gen[3]);
+  free(gen[13]);
+  free(gen[15]);
+  t_mkdir(pt.root, "victim/games");
+  snprintf(pt.seeder_addr, sizeof pt.seeder_addr, "127.0.0.1:%u", next_port());
+  snprintf(pt.victim_addr, sizeof pt.victim_addr, "127.0.0.1:%u", next_port());
+  setenv("LS_TEST_NOFILE", "1024", 1);
+  pt.seeder = start_peer(&pt, "seeder", pt.seeder_addr, NULL);
+  pt.victim = start_peer(&pt, "victim", pt.victim_addr, pt.seeder_addr);
+  unsetenv("LS_TEST_NOFILE");
+  json_decref(pp_command(pt.victim, "wait-peers 1 20", T_MS));
+  json_t *r = pp_command(pt.victim, "download g0001", T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  r = pp_command(pt.victim, "wait game-install-finished g0001 300", 305000);
+  if (!json_is_true(json_object_get(r, "ok")))
+    fail_msg("no install: %s", t_read(t_path("%s/victim.log", pt.root), &(size_t){0}));
+  json_decref(r);
+  assert_int_equal(log_count(&pt, "Too many open files"), 0);
+  char *diff[] = {"/usr/bin/diff", "-r", strdup(t_path("%s/want/g0001", pt.root)),
+                  strdup(t_path("%s/victim/games/g0001/local", pt.root)), NULL};
+  assert_int_equal(pp_run(diff, T_MS), 0);
+  free(diff[2]);
+  free(diff[3]);
   stop_party(&pt);
 }
 
@@ -445,6 +506,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(game_list_attacks),
     cmocka_unit_test(file_list_attacks),
+    cmocka_unit_test(many_files_under_the_usual_descriptor_limit),
     cmocka_unit_test(ghost_peers_are_forgotten),
   };
   return ls_run_tests(tests, NULL, NULL);
