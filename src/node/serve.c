@@ -71,7 +71,7 @@ static int open_walk(int root_fd, const char *path)
   char *save = NULL, *part = strtok_r(buf, "/", &save);
   while (dir >= 0 && part) {
     char *next = strtok_r(NULL, "/", &save);
-    int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (next ? O_DIRECTORY : 0);
+    int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (next ? O_DIRECTORY : 0);
     int fd = openat(dir, part, flags);
     int e = errno;
     close(dir);
@@ -97,8 +97,10 @@ int ls_open_beneath(const char *game_dir, const char *id, const char *path, ls_d
     close(gd);
   if (root < 0)
     return ls_diag_errno(diag, e, "cannot open game root", id);
+  /* O_NONBLOCK: opening a FIFO a peer names must not wait for a writer
+   * (this runs on the loop); it is refused below as not a regular file. */
   struct open_how how = {
-    .flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
+    .flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
     .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
   };
   int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof how);
@@ -113,6 +115,7 @@ int ls_open_beneath(const char *game_dir, const char *id, const char *path, ls_d
     close(fd);
     return ls_diag_set(diag, LS_EINVAL, "%s is not a regular file", path);
   }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   return fd;
 }
 

@@ -57,8 +57,9 @@ ls_serve_stats ls_serve_get_stats(const ls_serve *serve);
 /* Opens id/path beneath game_dir for reading without following symlinks in
  * any component (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or a
  * component walk with O_NOFOLLOW where openat2 is missing); a path outside
- * the path rule (core/relpath.h) is refused first. Regular files only.
- * Returns an fd or a negative LS_E* code. */
+ * the path rule (core/relpath.h) is refused first. Regular files only, and
+ * never blocks on what is not one (a FIFO, a device). Returns an fd or a
+ * negative LS_E* code. */
 int ls_open_beneath(const char *game_dir, const char *id, const char *path, ls_diag *diag);
 
 #endif
