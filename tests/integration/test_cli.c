@@ -1,6 +1,7 @@
 /* Tests the lanspread-peer-cli contract (docs/CLI.md) against the real
  * program: the ready line, reply shapes, error
- * replies, live library events, --serve, signals and exit codes. */
+ * replies, live library events, --serve, signals and exit codes, and the
+ * default port with its fallback (in a network namespace of the test's). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 #include "testrun.h"
 
+#include "netns.h"
 #include "peerproc.h"
 #include "testutil.h"
 
@@ -434,6 +436,49 @@ static void set_game_dir_validates(void **state)
   free_env(&e);
 }
 
+/* Without --listen a peer serves on UDP 8361; a second one on the same host
+ * finds it taken, takes a free port and says so on stderr. In a namespace
+ * of its own, so that nothing else holds 8361 and nothing else is reached. */
+static void default_port_then_a_free_one(void **state)
+{
+  (void)state;
+  char why[256];
+  ls_netns *topo = ls_netns_create(1, why, sizeof why);
+  if (!topo)
+    ls_skip("%s", why);
+  env e = make_env();
+  const char *listen[2];
+  peerproc *peer[2];
+  for (int i = 0; i < 2; i++) {
+    char script[4200];
+    snprintf(script, sizeof script, "exec \"$0\" \"$@\" 2>'%s'", t_path("%s/%d.log", e.root, i));
+    char *argv[] = {"/bin/sh", "-c", script, (char *)pp_program("lanspread-peer-cli"),
+                    "--game-dir", (char *)e.games, "--state-dir",
+                    strdup(t_path("%s/state%d", e.root, i)), "--catalog", (char *)e.catalog,
+                    "--no-mdns", "--serve", NULL};
+    peerproc *p = peer[i] = pp_start_in_netns(ls_netns_name(topo, 0), argv);
+    json_t *ready = pp_expect(p, "ready", NULL, T_MS);
+    listen[i] = strdup(json_string_value(json_object_get(ready, "listen")));
+    json_decref(ready);
+    free(argv[7]);
+  }
+  assert_string_equal(listen[0], "0.0.0.0:8361");
+  assert_true(strncmp(listen[1], "0.0.0.0:", 8) == 0);
+  assert_string_not_equal(listen[1], "0.0.0.0:8361");
+  size_t len;
+  char *log = t_read(t_path("%s/1.log", e.root), &len);
+  assert_non_null(strstr(log, "UDP port 8361 is taken"));
+  assert_non_null(strstr(log, t_path("serving on UDP port %s instead", listen[1] + 8)));
+  free(log);
+  for (int i = 0; i < 2; i++) {
+    pp_send(peer[i], "quit");
+    assert_int_equal(pp_wait(peer[i], T_MS), 0);
+    free((char *)listen[i]);
+  }
+  ls_netns_destroy(topo);
+  free_env(&e);
+}
+
 static void taken_port_and_unreachable_peer(void **state)
 {
   (void)state;
@@ -481,6 +526,7 @@ int main(void)
     cmocka_unit_test(static_peers_share_their_libraries),
     cmocka_unit_test(set_game_dir_validates),
     cmocka_unit_test(taken_port_and_unreachable_peer),
+    cmocka_unit_test(default_port_then_a_free_one),
   };
   return ls_run_tests(tests, NULL, NULL);
 }

@@ -29,6 +29,7 @@
 #include "testutil.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +307,27 @@ static char *files_body(size_t chunks)
   return body;
 }
 
+/* Waits (20 s at most) until the victim's library says the latest version
+ * of game id is `version`. */
+static void wait_latest(party *pt, const char *id, const char *version)
+{
+  for (int i = 0; i < 100; i++) {
+    json_t *r = pp_command(pt->victim, "games", T_MS);
+    size_t k;
+    json_t *g;
+    bool seen = false;
+    json_array_foreach(json_object_get(r, "games"), k, g)
+      seen = seen || (strcmp(json_string_value(json_object_get(g, "id")), id) == 0 &&
+                      json_string_value(json_object_get(g, "latest_version")) &&
+                      strcmp(json_string_value(json_object_get(g, "latest_version")), version) == 0);
+    json_decref(r);
+    if (seen)
+      return;
+    usleep(200 * 1000);
+  }
+  fail_msg("the victim's library never showed %s %s", id, version);
+}
+
 /* A malicious peer that claims g0001 in version 2.0 (newer than the
  * seeder's, so the victim's download of g0001 goes to it alone) and serves
  * a file list of `chunks` chunks; the victim was told to download it, and
@@ -317,6 +339,7 @@ static peerproc *evil_download(party *pt, attack *a, size_t chunks, json_t **rep
   a->files = files_body(chunks);
   peerproc *e = start_evil(pt, a, 0, 60000, 0);
   json_decref(evil_expect(e, "list-sent", T_MS));
+  wait_latest(pt, "g0001", "2.0"); /* the victim has read the list */
   json_t *r = pp_command(pt->victim, "download g0001", T_MS);
   if (reply) {
     *reply = r;
@@ -461,7 +484,7 @@ static void many_files_under_the_usual_descriptor_limit(void **state)
 static void ghost_peers_are_forgotten(void **state)
 {
   (void)state;
-  enum { GHOSTS = 300, RUN_MS = 60000, QUIET_MS = 12000 };
+  enum { GHOSTS = 300, RUN_MS = 45000, QUIET_MS = 12000 };
   party pt = start_party();
   attack a = {0};
   peerproc *e = start_evil(&pt, &a, GHOSTS, RUN_MS, QUIET_MS);

@@ -1,8 +1,7 @@
 /* Tests the public runtime API (include/lanspread/peer.h) in-process:
  * commands from several threads each answered exactly once, events by
- * callback and by polling the event fd, start-up failures with a diag, the
- * default port and its fallback (in a namespace of the test's own), and a
- * clean stop (ASan checks that nothing leaks). */
+ * callback and by polling the event fd, start-up failures with a diag, and
+ * a clean stop (ASan checks that nothing leaks). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,15 +9,12 @@
 #include <cmocka.h>
 #include "testrun.h"
 
-#include "netns.h"
 #include "testutil.h"
 
 #include <jansson.h>
 #include <lanspread/peer.h>
 #include <poll.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -193,68 +189,12 @@ static void start_failures_say_why(void **state)
   free_config(&cfg);
 }
 
-/* In the child, inside a namespace: two peers without a listen address,
- * logging into ROOT/log. The first gets the default port, the second, which
- * finds it taken, another one and says so. Exit 0 when both behaved. */
-static int two_default_peers(void *arg)
-{
-  const char *root = arg;
-  int log = open(t_path("%s/log", root), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (log < 0 || dup2(log, STDERR_FILENO) < 0)
-    return 10;
-  ls_peer_config cfg = base_config(root);
-  cfg.listen = NULL;
-  ls_peer *first = NULL, *second = NULL;
-  ls_diag diag;
-  int rc = 0;
-  if (ls_peer_start(&cfg, &first, &diag) != LS_OK)
-    rc = 11;
-  else if (strcmp(ls_peer_listen_address(first), LS_PEER_DEFAULT_LISTEN) != 0)
-    rc = 12;
-  else if (ls_peer_start(&cfg, &second, &diag) != LS_OK)
-    rc = 13;
-  else if (strcmp(ls_peer_listen_address(second), LS_PEER_DEFAULT_LISTEN) == 0 ||
-           strncmp(ls_peer_listen_address(second), "0.0.0.0:", 8) != 0)
-    rc = 14;
-  if (rc)
-    fprintf(stderr, "child: %s / %s: %s\n", first ? ls_peer_listen_address(first) : "-",
-            second ? ls_peer_listen_address(second) : "-", diag.text);
-  if (second)
-    ls_peer_stop(second);
-  if (first)
-    ls_peer_stop(first);
-  free_config(&cfg);
-  return rc;
-}
-
-static void default_port_then_a_free_one(void **state)
-{
-  (void)state;
-  char why[256];
-  ls_netns *topo = ls_netns_create(1, why, sizeof why);
-  if (!topo)
-    ls_skip("%s", why);
-  char *root = t_tempdir();
-  pid_t pid = ls_netns_fork(topo, 0, two_default_peers, root, NULL, NULL);
-  assert_true(pid > 0);
-  int rc = ls_netns_wait(topo, pid, 20000);
-  size_t len;
-  char *log = t_read(t_path("%s/log", root), &len);
-  print_message("%s", log);
-  assert_int_equal(rc, 0);
-  assert_non_null(strstr(log, "UDP port 8361 is taken"));
-  assert_non_null(strstr(log, "--listen HOST:PORT"));
-  free(log);
-  ls_netns_destroy(topo);
-}
-
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(commands_from_many_threads),
     cmocka_unit_test(events_by_polling),
     cmocka_unit_test(start_failures_say_why),
-    cmocka_unit_test(default_port_then_a_free_one),
   };
   return ls_run_tests(tests, NULL, NULL);
 }
