@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include "testrun.h"
 
+#include "bombs.h"
 #include "testutil.h"
 
 #include "core/error.h"
@@ -1063,36 +1064,6 @@ static void write_zip_of(const char *path, const tree *t)
   archive_write_free(a);
 }
 
-/* `count` entries of `each` zero bytes: a zip (deflate) or a tar.xz bomb. */
-static void write_bomb(const char *path, bool xz, size_t count, size_t each)
-{
-  struct archive *a = archive_write_new();
-  if (xz) {
-    assert_int_equal(archive_write_set_format_pax(a), ARCHIVE_OK);
-    assert_int_equal(archive_write_add_filter_xz(a), ARCHIVE_OK);
-  } else {
-    assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
-  }
-  assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
-  char *zeros = calloc(1, 1u << 20);
-  for (size_t i = 0; i < count; i++) {
-    struct archive_entry *e = archive_entry_new();
-    char name[32];
-    snprintf(name, sizeof name, "data/z%zu.bin", i);
-    archive_entry_set_pathname(e, name);
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0644);
-    archive_entry_set_size(e, (la_int64_t)each);
-    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
-    for (size_t done = 0; done < each; done += 1u << 20)
-      assert_int_equal(archive_write_data(a, zeros, 1u << 20), 1 << 20);
-    archive_entry_free(e);
-  }
-  free(zeros);
-  assert_int_equal(archive_write_close(a), ARCHIVE_OK);
-  archive_write_free(a);
-}
-
 static uint64_t g_walk_bytes;
 
 static int sum_visit(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -1151,7 +1122,7 @@ static void bomb_update_refused(fixture *f, bool xz)
   assert_int_equal(unlink(t_path("%s/game.zip", f->root)), 0);
   char bomb[4096]; /* t_path's buffers rotate */
   snprintf(bomb, sizeof bomb, "%s/%s", f->root, xz ? "bomb.tar.xz" : "bomb.zip");
-  write_bomb(bomb, xz, xz ? 8 : 20, (xz ? 16u : 8u) << 20); /* 128 / 160 MiB of zeros */
+  t_zero_bomb(bomb, xz, "data/", xz ? 8 : 20, (xz ? 16u : 8u) << 20); /* 128 / 160 MiB of zeros */
   t_write(f->root, LS_VERSION_FILE, "2.0");
   uint64_t budget = LS_UNPACK_GAME_RATIO * size_of(bomb) + LS_UNPACK_GAME_SLACK;
   staging_watch w = {.root = f->root};
@@ -1189,7 +1160,7 @@ static void test_bomb_install_refused(void **state)
   ls_unpacker u;
   ls_diag d;
   assert_int_equal(ls_unpacker_libarchive(&u, NULL, &d), LS_OK);
-  write_bomb(t_path("%s/bomb.zip", f->root), false, 20, 8u << 20);
+  t_zero_bomb(t_path("%s/bomb.zip", f->root), false, "data/", 20, 8u << 20);
   t_write(f->root, LS_VERSION_FILE, "1.0");
   expect_refusal(ls_install_game(f->game_dir, ID, &u, NULL, NULL, &d), &d, LS_ELIMIT,
                  "bomb.zip");

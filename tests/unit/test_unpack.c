@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include "testrun.h"
 
+#include "bombs.h"
 #include "testutil.h"
 #include "install/unpack.h"
 
@@ -919,43 +920,6 @@ static void progress_and_cancel(void **state)
 
 /* ==== extraction limits =================================================== */
 
-typedef int (*filter_fn)(struct archive *);
-
-/* `count` entries zN.bin of `each` zero bytes: compressible to almost
- * nothing (zip deflates; filter NULL: none). */
-static void write_zero_bomb(const char *path, format_fn format, filter_fn filter, size_t count,
-                            size_t each)
-{
-  struct archive *a = archive_write_new();
-  assert_int_equal(format(a), ARCHIVE_OK);
-  if (format == archive_write_set_format_zip)
-    assert_int_equal(archive_write_zip_set_compression_deflate(a), ARCHIVE_OK);
-  if (filter)
-    assert_int_equal(filter(a), ARCHIVE_OK);
-  assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
-  char *zeros = calloc(1, 1u << 20);
-  assert_non_null(zeros);
-  for (size_t i = 0; i < count; i++) {
-    struct archive_entry *ae = archive_entry_new();
-    char name[32];
-    snprintf(name, sizeof name, "z%zu.bin", i);
-    archive_entry_set_pathname(ae, name);
-    archive_entry_set_filetype(ae, AE_IFREG);
-    archive_entry_set_perm(ae, 0644);
-    archive_entry_set_size(ae, (la_int64_t)each);
-    assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
-    for (size_t done = 0; done < each;) {
-      size_t n = each - done < (1u << 20) ? each - done : (1u << 20);
-      assert_int_equal(archive_write_data(a, zeros, n), (la_ssize_t)n);
-      done += n;
-    }
-    archive_entry_free(ae);
-  }
-  free(zeros);
-  assert_int_equal(archive_write_close(a), ARCHIVE_OK);
-  archive_write_free(a);
-}
-
 static uint64_t g_tree_bytes, g_tree_entries;
 
 static int tree_visit(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -1022,7 +986,7 @@ static void zip_bomb_refused(void **state)
   (void)state;
   char *tmp = t_tempdir();
   const char *archive = t_path("%s/bomb.zip", tmp);
-  write_zero_bomb(archive, archive_write_set_format_zip, NULL, 24, 8u << 20);
+  t_zero_bomb(archive, false, "", 24, 8u << 20);
   assert_true(file_size_of(archive) < (1u << 20));
   uint64_t budget = 0;
   uint64_t on_disk = expect_limit(tmp, archive, NULL, LS_ELIMIT, "expands beyond its limit",
@@ -1041,8 +1005,7 @@ static void tar_xz_bomb_refused(void **state)
   (void)state;
   char *tmp = t_tempdir();
   const char *archive = t_path("%s/bomb.tar.xz", tmp);
-  write_zero_bomb(archive, archive_write_set_format_pax, archive_write_add_filter_xz, 8,
-                  16u << 20);
+  t_zero_bomb(archive, true, "", 8, 16u << 20);
   assert_true(file_size_of(archive) < (256u << 10));
   uint64_t budget = 0;
   uint64_t on_disk = expect_limit(tmp, archive, NULL, LS_ELIMIT, "expands beyond its limit",
@@ -1099,7 +1062,7 @@ static void entry_count_bomb_refused(void **state)
   (void)state;
   char *tmp = t_tempdir();
   const char *archive = t_path("%s/many.zip", tmp);
-  write_zero_bomb(archive, archive_write_set_format_zip, NULL, 500, 1);
+  t_zero_bomb(archive, false, "", 500, 1);
   ls_unpack_rule rule = ls_unpack_rule_default();
   rule.max_entries = 100;
   expect_limit(tmp, archive, &rule, LS_ELIMIT, "more than 100 entries", NULL);
@@ -1108,7 +1071,7 @@ static void entry_count_bomb_refused(void **state)
   assert_int_equal(entries, 100);
   /* two archives of 60 under one game's limits */
   const char *a1 = t_path("%s/a1.zip", tmp);
-  write_zero_bomb(a1, archive_write_set_format_zip, NULL, 60, 1);
+  t_zero_bomb(a1, false, "", 60, 1);
   t_mkdir(tmp, "two");
   ls_unpack_limits l;
   ls_diag diag = {{0}};
@@ -1129,7 +1092,7 @@ static void disk_reserve_refused(void **state)
   (void)state;
   char *tmp = t_tempdir();
   const char *archive = t_path("%s/small.zip", tmp);
-  write_zero_bomb(archive, archive_write_set_format_zip, NULL, 2, 4096);
+  t_zero_bomb(archive, false, "", 2, 4096);
   struct statvfs sv;
   assert_int_equal(statvfs(tmp, &sv), 0);
   ls_unpack_rule rule = ls_unpack_rule_default();
