@@ -396,6 +396,7 @@ int evil_run(const evil_config *cfg)
   for (unsigned i = 0; i < e.count; i++)
     if (make_identity(&e, &e.ghosts[i], i) != 0)
       e.failed = true;
+  uv_update_time(&e.loop); /* the identities took a while: timers count from now */
   uv_timer_init(&e.loop, &e.stop);
   uv_timer_init(&e.loop, &e.quiet);
   uv_timer_init(&e.loop, &e.launch);
