@@ -34,9 +34,10 @@ typedef struct ls_serve ls_serve;
  * once; the others wait in order, so downloads and installs keep the rest
  * of the pool. */
 #define LS_SERVE_MAX_HASH_JOBS 1u
-/* Bytes of large answers (GameFiles, GameList) one connection may have
- * written and not yet acknowledged; a request whose answer would go over
- * is answered InvalidRequest ("busy: ..."). */
+/* Bytes of answers from memory (every frame the server writes; file bytes
+ * are read in bounded blocks by the endpoint) one connection may have
+ * written and not yet acknowledged: a large answer (GameFiles, GameList)
+ * that would go over is answered InvalidRequest ("busy: ...") instead. */
 #define LS_SERVE_ANSWER_BYTES_PER_CONN (32u * 1024u * 1024u)
 /* Bytes of encoded manifests kept for the next GetGame; the oldest go
  * first. */
