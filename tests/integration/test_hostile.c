@@ -41,6 +41,14 @@
 
 #define T_MS 30000
 
+/* A sanitizer's shadow memory and quarantine make RSS no measure of what
+ * the program holds: there the RSS bounds are printed, not checked. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RSS_CHECKED 0
+#else
+#define RSS_CHECKED 1
+#endif
+
 
 typedef struct party {
   char *root;
@@ -521,7 +529,7 @@ static void half_frames_are_capped(void **state)
   /* the cap of every connection, plus 7 MiB for the QUIC state of 4
    * connections and 512 streams */
   long bound = CONNS * (long)(LS_SERVE_REQUEST_BYTES_PER_CONN / 1024) + 7 * 1024;
-  if (during - before > bound)
+  if (RSS_CHECKED && during - before > bound)
     fail_msg("the seeder grew by %ld KiB, over %ld KiB", during - before, bound);
   victim_downloads(&pt, "g0003"); /* and after it */
   free((char *)a.cfg.state_dir);
@@ -561,7 +569,7 @@ static void get_game_flood_hashes_once(void **state)
   assert_int_equal(answered, opened);
   assert_int_equal(reset, 0);
   assert_int_equal(peer_log_count(&pt, "seeder", "hashing g0001:"), 1);
-  if (after - before > 8 * 1024)
+  if (RSS_CHECKED && after - before > 8 * 1024)
     fail_msg("the seeder grew by %ld KiB during the flood", after - before);
   victim_downloads(&pt, "g0001"); /* from the cached manifest: no second hashing */
   assert_int_equal(peer_log_count(&pt, "seeder", "hashing g0001:"), 1);
