@@ -7,6 +7,14 @@
  * File bytes are sent with large reads straight from the file, never loaded
  * whole. Paths are resolved beneath the game root without following any
  * symlink, and only payload files of a downloaded catalog game are served.
+ *
+ * Against hostile clients (the limits below; docs/PROTOCOL.md, "Server
+ * limits"): unfinished request frames are capped per connection and reset
+ * when they stall; the encoded manifest of a game version is built once,
+ * cached while the root's index stamps are unchanged and shared by every
+ * stream that sends it; identical GetGames in progress are merged into one
+ * job, at most LS_SERVE_MAX_HASH_JOBS of them use the thread pool at once;
+ * and the large answers of a connection not yet acknowledged are bounded.
  * Loop thread only. */
 #ifndef LS_NODE_SERVE_H
 #define LS_NODE_SERVE_H
@@ -15,6 +23,25 @@
 #include "net/quic.h"
 
 typedef struct ls_serve ls_serve;
+
+/* Bytes one connection's unfinished request frames may hold (their reader
+ * buffers); the stream whose bytes would take it over is reset. Real
+ * requests are a few hundred bytes and complete in one packet. */
+#define LS_SERVE_REQUEST_BYTES_PER_CONN (256u * 1024u)
+/* A request stream whose frame does not grow for this long is reset. */
+#define LS_SERVE_REQUEST_STALL_MS 10000u
+/* GetGame jobs (hashing and encoding a manifest) on the thread pool at
+ * once; the others wait in order, so downloads and installs keep the rest
+ * of the pool. */
+#define LS_SERVE_MAX_HASH_JOBS 1u
+/* Bytes of answers from memory (every frame the server writes; file bytes
+ * are read in bounded blocks by the endpoint) one connection may have
+ * written and not yet acknowledged: a large answer (GameFiles, GameList)
+ * that would go over is answered InvalidRequest ("busy: ...") instead. */
+#define LS_SERVE_ANSWER_BYTES_PER_CONN (32u * 1024u * 1024u)
+/* Bytes of encoded manifests kept for the next GetGame; the oldest go
+ * first. */
+#define LS_SERVE_MANIFEST_CACHE_BYTES (64u * 1024u * 1024u)
 
 typedef struct ls_serve_config {
   uv_loop_t *loop;
@@ -37,6 +64,11 @@ typedef struct ls_serve_stats {
   unsigned files_hashed;    /* files whose chunks were hashed */
   unsigned hash_cache_hits; /* files whose hashes came from the index */
   unsigned conns_dropped;   /* connections closed for repeated garbage */
+  unsigned hash_jobs;       /* GetGame jobs run on the thread pool */
+  unsigned jobs_merged;     /* GetGames answered by a job already under way */
+  unsigned manifest_hits;   /* GetGames answered from the manifest cache */
+  unsigned requests_reset;  /* unfinished requests reset: over the cap or stalled */
+  unsigned answers_refused; /* answers refused: over the connection's budget */
 } ls_serve_stats;
 
 int ls_serve_new(const ls_serve_config *config, ls_serve **out, ls_diag *diag);

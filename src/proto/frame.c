@@ -178,6 +178,11 @@ int ls_frame_reader_feed(ls_frame_reader *reader, const void *data, size_t len,
   return reader->state == FRAME_COMPLETE ? 1 : 0;
 }
 
+size_t ls_frame_reader_held(const ls_frame_reader *reader)
+{
+  return reader->header_have + reader->body_cap;
+}
+
 const uint8_t *ls_frame_reader_body(const ls_frame_reader *reader, size_t *len)
 {
   if (reader->state != FRAME_COMPLETE) {

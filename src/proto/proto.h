@@ -235,6 +235,10 @@ void ls_frame_reader_free(ls_frame_reader *reader);
 int ls_frame_reader_feed(ls_frame_reader *reader, const void *data, size_t len,
                          size_t *consumed, ls_diag *diag);
 
+/* Bytes of memory the reader holds for its frame (header and body buffer):
+ * what an unfinished frame costs its owner. */
+size_t ls_frame_reader_held(const ls_frame_reader *reader);
+
 /* The body of the complete frame, or NULL when none is complete. */
 const uint8_t *ls_frame_reader_body(const ls_frame_reader *reader, size_t *len);
 

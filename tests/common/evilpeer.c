@@ -1,6 +1,7 @@
 /* The malicious peer of evilpeer.h: QUIC endpoints with throwaway
  * identities (net/quic.h), Hello through the request client
- * (node/request.h), and answers built by hand with the frame codec. */
+ * (node/request.h), answers built by hand with the frame codec, and the
+ * client attacks: request streams it opens and abandons. */
 #include "evilpeer.h"
 
 #include "core/addr.h"
@@ -42,8 +43,16 @@ struct evil {
   ghost *ghosts;
   unsigned count;
   unsigned lists, chunks;
-  bool in_quiet, failed;
+  unsigned opened, resets, answered; /* client attacks */
+  bool in_quiet, failed, stopping;
 };
+
+/* A stream the attack opened. */
+typedef struct cli_stream {
+  ls_stream_handler h;
+  evil *e;
+  bool got_data;
+} cli_stream;
 
 /* A stream the victim opened: one request frame in, one answer out. */
 typedef struct srv_stream {
@@ -158,6 +167,79 @@ static void srv_on_closed(ls_stream_handler *h, ls_quic_stream *s, int err)
   free(st);
 }
 
+/* ---- client attacks --------------------------------------------------------- */
+
+static void cli_on_data(ls_stream_handler *h, ls_quic_stream *s, const uint8_t *data,
+                        size_t len, int fin)
+{
+  cli_stream *st = (cli_stream *)h;
+  (void)s;
+  (void)data;
+  (void)fin;
+  if (len && !st->got_data) {
+    st->got_data = true;
+    st->e->answered++;
+  }
+}
+
+static void cli_on_closed(ls_stream_handler *h, ls_quic_stream *s, int err)
+{
+  cli_stream *st = (cli_stream *)h;
+  (void)s;
+  if (err == LS_ECANCELED && !st->e->stopping)
+    st->e->resets++;
+  free(st);
+}
+
+/* A frame header announcing cfg->announce bytes and cfg->send of them. */
+static int write_half_frame(ls_quic_stream *s, const evil_config *cfg)
+{
+  uint8_t *buf = malloc(LS_FRAME_HEADER_LEN + cfg->send);
+  if (!buf)
+    return LS_ENOMEM;
+  ls_frame_put_length(buf, cfg->announce);
+  memset(buf + LS_FRAME_HEADER_LEN, '{', cfg->send);
+  return ls_quic_stream_write(s, buf, LS_FRAME_HEADER_LEN + cfg->send, 0, free, buf);
+}
+
+/* A GetGame with FIN, and the answer is never read. */
+static int write_get_game(ls_quic_stream *s, const evil_config *cfg)
+{
+  ls_msg msg = {.type = LS_MSG_GET_GAME};
+  msg.game.id = (char *)cfg->game_id;
+  uint8_t *frame;
+  size_t len;
+  int rc = ls_msg_encode_frame(&msg, &frame, &len, NULL);
+  if (rc == LS_OK)
+    rc = ls_quic_stream_write(s, frame, len, 1, free, frame);
+  ls_quic_stream_read_stop(s);
+  return rc;
+}
+
+static void launch_attack(ghost *g, ls_quic_conn *conn)
+{
+  evil *e = g->e;
+  unsigned n = 0;
+  for (; n < e->cfg->streams; n++) {
+    ls_quic_stream *s;
+    cli_stream *st = calloc(1, sizeof *st);
+    if (!st || ls_quic_open_stream(conn, &s) != LS_OK) {
+      free(st);
+      break;
+    }
+    st->h.on_data = cli_on_data;
+    st->h.on_closed = cli_on_closed;
+    st->e = e;
+    ls_quic_stream_set_user(s, &st->h);
+    e->opened++;
+    int rc = e->cfg->attack == EVIL_HALF_FRAMES ? write_half_frame(s, e->cfg)
+                                                : write_get_game(s, e->cfg);
+    if (rc != LS_OK)
+      ls_quic_stream_reset(s, 1);
+  }
+  say("{\"evil\":\"attack-sent\",\"i\":%u,\"streams\":%u}", g->index, n);
+}
+
 /* ---- endpoint callbacks ----------------------------------------------------- */
 
 static void on_stream_open(ls_quic_stream *s)
@@ -220,6 +302,10 @@ static void on_conn_ready(ls_quic_conn *conn)
   ghost *g = ghost_of(conn);
   if (!ls_quic_conn_is_client(conn) || g->hello)
     return;
+  if (g->e->cfg->attack != EVIL_SERVE) {
+    launch_attack(g, conn);
+    return;
+  }
   static const ls_request_callbacks cb = {hello_response, NULL, hello_done};
   ls_msg hello = {.type = LS_MSG_HELLO};
   hello.hello.protocol_version = LS_PROTO_VERSION;
@@ -318,7 +404,8 @@ static int start_ghost(evil *e, ghost *g)
   }
   ls_quic_config qc = {
     .bind_addr = (struct sockaddr *)&bind_addr, .identity = g->identity, .user = g,
-    .cb = {on_conn_ready, on_conn_closed, cfg->ghosts ? NULL : on_stream_open, on_stream_data,
+    .cb = {on_conn_ready, on_conn_closed,
+           cfg->ghosts || cfg->attack != EVIL_SERVE ? NULL : on_stream_open, on_stream_data,
            on_stream_closed, NULL},
   };
   ls_quic_conn *conn;
@@ -370,6 +457,10 @@ static void on_stop(uv_timer_t *t)
   evil *e = t->data;
   if (e->cfg->ghosts)
     report_ghosts(e);
+  if (e->cfg->attack != EVIL_SERVE)
+    say("{\"evil\":\"attack\",\"opened\":%u,\"reset\":%u,\"answered\":%u}", e->opened,
+        e->resets, e->answered);
+  e->stopping = true;
   say("{\"evil\":\"done\",\"lists\":%u}", e->lists);
   for (unsigned i = 0; i < e->count; i++) {
     ghost *g = &e->ghosts[i];
@@ -387,7 +478,8 @@ static void on_stop(uv_timer_t *t)
 
 int evil_run(const evil_config *cfg)
 {
-  evil e = {.cfg = cfg, .count = cfg->ghosts ? cfg->ghosts : 1};
+  unsigned count = cfg->attack != EVIL_SERVE ? cfg->conns : cfg->ghosts;
+  evil e = {.cfg = cfg, .count = count ? count : 1};
   if (ls_parse_host_port(cfg->victim, &e.victim, NULL) != LS_OK)
     return 1;
   e.ghosts = calloc(e.count, sizeof *e.ghosts);

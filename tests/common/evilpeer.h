@@ -21,11 +21,26 @@
  *   and a plain UDP socket on the same port counts what the victim still
  *   sends there (its redials). Lines: "ghost-hello" (i, port), then at the
  *   end "ghosts" with "datagrams" (per ghost) and "late" (per ghost: the
- *   datagrams of the last quiet_ms of the run). */
+ *   datagrams of the last quiet_ms of the run).
+ * - client attacks (attack not EVIL_SERVE): `conns` throwaway identities,
+ *   each connects (no Hello) and opens `streams` request streams at once:
+ *   EVIL_HALF_FRAMES writes on each a frame header announcing `announce`
+ *   body bytes and only `send` of them, then nothing (no FIN);
+ *   EVIL_GET_GAME_FLOOD writes on each a GetGame for `game_id` with FIN and
+ *   stops reading the stream (read_stop: the answer is never consumed).
+ *   Lines: "attack-sent" (i, streams: one connection's streams are out),
+ *   and at the end "attack" with "opened", "reset" (streams the victim
+ *   reset) and "answered" (streams on which any answer byte arrived). */
 #ifndef LS_TEST_EVILPEER_H
 #define LS_TEST_EVILPEER_H
 
 #include <stddef.h>
+
+enum evil_attack {
+  EVIL_SERVE = 0,      /* the peer of the first two scenarios */
+  EVIL_HALF_FRAMES,    /* unfinished request frames */
+  EVIL_GET_GAME_FLOOD, /* GetGames whose answers are never read */
+};
 
 typedef struct evil_config {
   const char *victim;     /* "HOST:PORT" */
@@ -38,6 +53,12 @@ typedef struct evil_config {
   unsigned ghosts;        /* 0: one peer that stays */
   unsigned run_ms;        /* how long the scenario runs */
   unsigned quiet_ms;      /* ghosts: the final window reported as "late" */
+  enum evil_attack attack;
+  unsigned conns;         /* client attacks: connections, one identity each */
+  unsigned streams;       /* client attacks: streams per connection */
+  unsigned announce;      /* half frames: the body length announced */
+  unsigned send;          /* half frames: the body bytes sent */
+  const char *game_id;    /* GetGame flood: the game asked for */
 } evil_config;
 
 /* Plays the scenario; 0 when it ran (what happened is on stdout), else 1. */

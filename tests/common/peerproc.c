@@ -237,6 +237,11 @@ void pp_signal(peerproc *p, int sig)
   kill(p->pid, sig);
 }
 
+int pp_pid(const peerproc *p)
+{
+  return (int)p->pid;
+}
+
 int pp_wait(peerproc *p, int timeout_ms)
 {
   uint64_t deadline = now_ms() + (uint64_t)timeout_ms;

@@ -38,6 +38,8 @@ json_t *pp_expect(peerproc *p, const char *type, const char *cmd, int timeout_ms
 json_t *pp_command(peerproc *p, const char *line, int timeout_ms);
 /* Sends a signal. */
 void pp_signal(peerproc *p, int sig);
+/* The child's process id (after an exec, the program's). */
+int pp_pid(const peerproc *p);
 /* Waits for exit; returns the exit code, 128+signal when killed, or -1 on
  * timeout (the child is then killed). Frees p. */
 int pp_wait(peerproc *p, int timeout_ms);

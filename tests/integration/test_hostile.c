@@ -16,7 +16,11 @@
  *   peers whose descriptor limit is the usual soft limit, 1024;
  * - ghosts: 300 throwaway identities that say Hello and vanish; the victim
  *   dials each back at most LS_LINK_MAX_FAILURES times, links at most
- *   LS_MAX_LEARNED_LINKS of them, and then forgets them all. */
+ *   LS_MAX_LEARNED_LINKS of them, and then forgets them all;
+ * - serving (the seeder is attacked, and must keep serving the victim):
+ *   unfinished request frames on hundreds of streams (capped per
+ *   connection, reset when stalled) and a flood of GetGames whose answers
+ *   are never read (hashed once, one shared manifest). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +29,7 @@
 #include "testrun.h"
 
 #include "evilpeer.h"
+#include "node/serve.h"
 #include "peerproc.h"
 #include "testutil.h"
 
@@ -38,6 +43,14 @@
 #include <unistd.h>
 
 #define T_MS 30000
+
+/* A sanitizer's shadow memory and quarantine make RSS no measure of what
+ * the program holds: there the RSS bounds are printed, not checked. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RSS_CHECKED 0
+#else
+#define RSS_CHECKED 1
+#endif
 
 
 typedef struct party {
@@ -114,15 +127,36 @@ static void stop_party(party *pt)
   t_rmtree(pt->root); /* the directory; its name is testutil's */
 }
 
-/* How often `needle` occurs in the victim's log. */
-static size_t log_count(const party *pt, const char *needle)
+/* How often `needle` occurs in the log of peer `name`. */
+static size_t peer_log_count(const party *pt, const char *name, const char *needle)
 {
   size_t len, n = 0;
-  char *log = t_read(t_path("%s/victim.log", pt->root), &len);
+  char *log = t_read(t_path("%s/%s.log", pt->root, name), &len);
   for (const char *at = log; (at = strstr(at, needle)); at += strlen(needle))
     n++;
   free(log);
   return n;
+}
+
+/* How often `needle` occurs in the victim's log. */
+static size_t log_count(const party *pt, const char *needle)
+{
+  return peer_log_count(pt, "victim", needle);
+}
+
+/* The resident set of a process (VmRSS), in KiB. */
+static long rss_kib(const peerproc *p)
+{
+  FILE *f = fopen(t_path("/proc/%d/status", pp_pid(p)), "r");
+  char line[256];
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+      break;
+  if (f)
+    fclose(f);
+  assert_true(kib > 0);
+  return kib;
 }
 
 /* The victim downloads game id from the seeder and installs it, and its
@@ -193,6 +227,20 @@ static peerproc *start_evil(party *pt, attack *a, unsigned ghosts, unsigned run_
   a->cfg.ghosts = ghosts;
   a->cfg.run_ms = run_ms;
   a->cfg.quiet_ms = quiet_ms;
+  return pp_fork_in_netns(NULL, run_evil, a);
+}
+
+/* Starts a client attack on the seeder (the process that must keep
+ * serving the victim's downloads meanwhile). */
+static peerproc *start_client_attack(party *pt, attack *a, unsigned run_ms)
+{
+  a->cfg.victim = pt->seeder_addr;
+  a->cfg.bind_host = "127.0.0.1";
+  static unsigned attacks;
+  const char *dir = t_path("client%u", ++attacks);
+  a->cfg.state_dir = strdup(t_path("%s/%s", pt->root, dir));
+  t_mkdir(pt->root, dir);
+  a->cfg.run_ms = run_ms;
   return pp_fork_in_netns(NULL, run_evil, a);
 }
 
@@ -524,6 +572,95 @@ static void ghost_peers_are_forgotten(void **state)
   stop_party(&pt);
 }
 
+/* Unfinished request frames: 4 connections of 128 streams, each announcing
+ * 60 KiB and sending 32 KiB (half a frame buffer of 32 KiB each: 16 MiB
+ * without the cap). The seeder holds at most LS_SERVE_REQUEST_BYTES_PER_CONN
+ * per connection (1 MiB here) and resets the streams over it at once and
+ * the stalled rest after LS_SERVE_REQUEST_STALL_MS, says both once per
+ * connection, and keeps serving the victim's download meanwhile. */
+static void half_frames_are_capped(void **state)
+{
+  (void)state;
+  enum { CONNS = 4, STREAMS = 128, RUN_MS = 16000 };
+  party pt = start_party();
+  victim_downloads(&pt, "g0001"); /* the seeder's buffers and threads exist */
+  long before = rss_kib(pt.seeder);
+  attack a = {.cfg = {.attack = EVIL_HALF_FRAMES, .conns = CONNS, .streams = STREAMS,
+                      .announce = 60 * 1024, .send = 32 * 1024}};
+  peerproc *e = start_client_attack(&pt, &a, RUN_MS);
+  for (int i = 0; i < CONNS; i++) {
+    json_t *sent = evil_expect(e, "attack-sent", T_MS);
+    assert_int_equal(json_integer_value(json_object_get(sent, "streams")), STREAMS);
+    json_decref(sent);
+  }
+  usleep(1500 * 1000); /* the half frames arrive */
+  long during = rss_kib(pt.seeder);
+  size_t capped = peer_log_count(&pt, "seeder", "in unfinished requests");
+  victim_downloads(&pt, "g0002"); /* during the attack */
+  json_t *report = evil_expect(e, "attack", RUN_MS + T_MS);
+  long opened = (long)json_integer_value(json_object_get(report, "opened"));
+  long reset = (long)json_integer_value(json_object_get(report, "reset"));
+  json_decref(report);
+  json_decref(evil_expect(e, "done", T_MS));
+  assert_int_equal(pp_wait(e, T_MS), 0);
+  print_message("half frames: seeder RSS %ld KiB before, %ld KiB during (+%ld KiB); %ld of %ld "
+                "streams reset\n", before, during, during - before, reset, opened);
+  assert_int_equal(opened, CONNS * STREAMS);
+  assert_int_equal(reset, opened); /* over the cap at once, the rest stalled */
+  assert_int_equal(capped, CONNS); /* said at once, once per connection */
+  assert_int_equal(peer_log_count(&pt, "seeder", "in unfinished requests"), CONNS);
+  assert_int_equal(peer_log_count(&pt, "seeder", "left a request unfinished"), CONNS);
+  /* the cap of every connection, plus 7 MiB for the QUIC state of 4
+   * connections and 512 streams */
+  long bound = CONNS * (long)(LS_SERVE_REQUEST_BYTES_PER_CONN / 1024) + 7 * 1024;
+  if (RSS_CHECKED && during - before > bound)
+    fail_msg("the seeder grew by %ld KiB, over %ld KiB", during - before, bound);
+  victim_downloads(&pt, "g0003"); /* and after it */
+  free((char *)a.cfg.state_dir);
+  stop_party(&pt);
+}
+
+/* GetGame flood: 64 GetGames of one game on 2 connections, never read. One
+ * hashing job runs (the seeder says "hashing g0001" once), every stream is
+ * answered from the one shared manifest, the seeder's memory stays flat,
+ * and the victim downloads from it meanwhile. */
+static void get_game_flood_hashes_once(void **state)
+{
+  (void)state;
+  enum { CONNS = 2, STREAMS = 32, RUN_MS = 8000 };
+  party pt = start_party();
+  victim_downloads(&pt, "g0003"); /* the seeder's buffers and threads exist */
+  long before = rss_kib(pt.seeder);
+  attack a = {.cfg = {.attack = EVIL_GET_GAME_FLOOD, .conns = CONNS, .streams = STREAMS,
+                      .game_id = "g0001"}};
+  peerproc *e = start_client_attack(&pt, &a, RUN_MS);
+  for (int i = 0; i < CONNS; i++)
+    json_decref(evil_expect(e, "attack-sent", T_MS));
+  victim_downloads(&pt, "g0002"); /* during the flood */
+  json_t *report = evil_expect(e, "attack", RUN_MS + T_MS);
+  long opened = (long)json_integer_value(json_object_get(report, "opened"));
+  long answered = (long)json_integer_value(json_object_get(report, "answered"));
+  long reset = (long)json_integer_value(json_object_get(report, "reset"));
+  json_decref(report);
+  long after = rss_kib(pt.seeder);
+  json_decref(evil_expect(e, "done", T_MS));
+  assert_int_equal(pp_wait(e, T_MS), 0);
+  print_message("GetGame flood: seeder RSS %ld KiB before, %ld KiB after (+%ld KiB); %ld of %ld "
+                "streams answered, %ld reset; hashed %zu time(s)\n", before, after,
+                after - before, answered, opened, reset,
+                peer_log_count(&pt, "seeder", "hashing g0001:"));
+  assert_int_equal(opened, CONNS * STREAMS);
+  assert_int_equal(answered, opened);
+  assert_int_equal(reset, 0);
+  assert_int_equal(peer_log_count(&pt, "seeder", "hashing g0001:"), 1);
+  if (RSS_CHECKED && after - before > 8 * 1024)
+    fail_msg("the seeder grew by %ld KiB during the flood", after - before);
+  victim_downloads(&pt, "g0001"); /* from the cached manifest: no second hashing */
+  assert_int_equal(peer_log_count(&pt, "seeder", "hashing g0001:"), 1);
+  free((char *)a.cfg.state_dir);
+  stop_party(&pt);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -531,6 +668,8 @@ int main(void)
     cmocka_unit_test(file_list_attacks),
     cmocka_unit_test(many_files_under_the_usual_descriptor_limit),
     cmocka_unit_test(ghost_peers_are_forgotten),
+    cmocka_unit_test(half_frames_are_capped),
+    cmocka_unit_test(get_game_flood_hashes_once),
   };
   return ls_run_tests(tests, NULL, NULL);
 }

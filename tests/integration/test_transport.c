@@ -1,7 +1,8 @@
 /* Tests the wire protocol over real QUIC on loopback: a serving node (with
  * its local game monitor) and a client node in one process on one loop.
  * Every request type, a 256 MiB transfer, 64 concurrent chunk requests,
- * hash caching, every bad input, restart and reconnect, a wrong peer id. */
+ * hash and manifest caching (merged GetGames, a changed root hashed again),
+ * every bad input, restart and reconnect, a wrong peer id. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -395,12 +396,30 @@ static void expect_hashes(const char *path, const ls_msg_file_entry *f)
   free(h);
 }
 
+static void count_refreshed(void *user)
+{
+  (*(unsigned *)user)++;
+}
+
 static void manifest_with_cached_hashes(void **state)
 {
   (void)state;
   world *w = start_connected(false);
   ls_msg m = get_game("alpha");
-  result *r = ask(w, &m);
+  /* 8 at once: one job hashes, the others wait for it, all get the same */
+  result *rs[8];
+  unsigned before = done_count;
+  for (int i = 0; i < 8; i++) {
+    rs[i] = calloc(1, sizeof *rs[i]);
+    start(w, &m, rs[i]);
+  }
+  run_until(w, &done_count, before + 8);
+  for (int i = 1; i < 8; i++) {
+    assert_int_equal(rs[i]->type, LS_MSG_GAME_FILES);
+    assert_int_equal(rs[i]->msg.game_files.file_count, 4);
+    free_result(rs[i]);
+  }
+  result *r = rs[0];
   assert_int_equal(r->err, 0);
   assert_int_equal(r->type, LS_MSG_GAME_FILES);
   ls_msg_game_files *gf = &r->msg.game_files;
@@ -415,13 +434,41 @@ static void manifest_with_cached_hashes(void **state)
   free_result(r);
   ls_serve_stats st = ls_serve_get_stats(ls_node_serve(w->srv.node));
   assert_int_equal(st.files_hashed, 4);
+  assert_int_equal(st.hash_jobs, 1);
+  assert_int_equal(st.jobs_merged + st.manifest_hits, 7);
 
-  r = ask(w, &m); /* second time: from the index */
+  r = ask(w, &m); /* again: the manifest cache, no job */
   assert_int_equal(r->type, LS_MSG_GAME_FILES);
   free_result(r);
   st = ls_serve_get_stats(ls_node_serve(w->srv.node));
   assert_int_equal(st.files_hashed, 4);
-  assert_int_equal(st.hash_cache_hits, 4);
+  assert_int_equal(st.hash_jobs, 1);
+  unsigned hits = st.manifest_hits;
+  assert_true(hits >= 1);
+
+  /* A changed root: the monitor's rescan invalidates the manifest; the
+   * changed file is hashed again, the others come from the index, and the
+   * new manifest is served. */
+  t_write(w->srv.games, "alpha/readme.txt", "hello again, lan party, with more bytes\n");
+  unsigned refreshed = 0;
+  assert_int_equal(ls_monitor_refresh(w->srv.monitor, "alpha", count_refreshed, &refreshed), 0);
+  run_until(w, &refreshed, 1);
+  r = ask(w, &m);
+  assert_int_equal(r->type, LS_MSG_GAME_FILES);
+  assert_int_equal(r->msg.game_files.file_count, 4);
+  for (size_t i = 0; i < 4; i++)
+    expect_hashes(t_path("%s/alpha/%s", w->srv.games, want[i]), &r->msg.game_files.files[i]);
+  free_result(r);
+  st = ls_serve_get_stats(ls_node_serve(w->srv.node));
+  assert_int_equal(st.files_hashed, 5);
+  assert_int_equal(st.hash_cache_hits, 3);
+  assert_int_equal(st.manifest_hits, hits);
+  r = ask(w, &m); /* and cached again */
+  assert_int_equal(r->type, LS_MSG_GAME_FILES);
+  free_result(r);
+  st = ls_serve_get_stats(ls_node_serve(w->srv.node));
+  assert_int_equal(st.manifest_hits, hits + 1);
+  assert_int_equal(st.hash_jobs, 2);
 
   /* A restarted server still has them: the index is on disk. */
   stop_side(w, &w->srv);
