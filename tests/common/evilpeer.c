@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 typedef struct evil evil;
@@ -38,6 +39,8 @@ struct evil {
   const evil_config *cfg;
   uv_loop_t loop;
   uv_timer_t stop, quiet, launch;
+  uv_poll_t input; /* stdin: "quiet" and "stop" lines from the test */
+  bool input_open;
   unsigned launched;
   struct sockaddr_storage victim;
   ghost *ghosts;
@@ -435,6 +438,27 @@ static void on_quiet(uv_timer_t *t)
   e->in_quiet = true;
 }
 
+static void on_stop(uv_timer_t *t);
+
+/* The test's lines: "quiet" starts the late count now, "stop" ends the
+ * run now (both also come from the timers). */
+static void on_input(uv_poll_t *p, int status, int events)
+{
+  evil *e = p->data;
+  char buf[256];
+  (void)events;
+  ssize_t n = status < 0 ? -1 : read(0, buf, sizeof buf - 1);
+  if (n <= 0) {
+    uv_poll_stop(p);
+    return;
+  }
+  buf[n] = '\0';
+  if (strstr(buf, "quiet"))
+    e->in_quiet = true;
+  if (strstr(buf, "stop"))
+    uv_timer_start(&e->stop, on_stop, 0, 0);
+}
+
 static void close_udp(uv_handle_t *h)
 {
   (void)h;
@@ -474,6 +498,9 @@ static void on_stop(uv_timer_t *t)
   uv_close((uv_handle_t *)&e->stop, NULL);
   uv_close((uv_handle_t *)&e->quiet, NULL);
   uv_close((uv_handle_t *)&e->launch, NULL);
+  if (e->input_open)
+    uv_close((uv_handle_t *)&e->input, NULL);
+  e->input_open = false;
 }
 
 int evil_run(const evil_config *cfg)
@@ -495,8 +522,14 @@ int evil_run(const evil_config *cfg)
   e.stop.data = e.quiet.data = e.launch.data = &e;
   uv_timer_start(&e.launch, on_launch, 0, 10);
   uv_timer_start(&e.stop, on_stop, cfg->run_ms, 0);
-  uv_timer_start(&e.quiet, on_quiet, cfg->run_ms > cfg->quiet_ms ? cfg->run_ms - cfg->quiet_ms : 0,
-                 0);
+  if (cfg->quiet_ms)
+    uv_timer_start(&e.quiet, on_quiet, cfg->run_ms > cfg->quiet_ms ? cfg->run_ms - cfg->quiet_ms : 0,
+                   0);
+  if (uv_poll_init(&e.loop, &e.input, 0) == 0) {
+    e.input.data = &e;
+    e.input_open = true;
+    uv_poll_start(&e.input, UV_READABLE, on_input);
+  }
   uv_run(&e.loop, UV_RUN_DEFAULT);
   uv_loop_close(&e.loop);
   for (unsigned i = 0; i < e.count; i++)

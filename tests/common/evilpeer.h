@@ -21,7 +21,8 @@
  *   and a plain UDP socket on the same port counts what the victim still
  *   sends there (its redials). Lines: "ghost-hello" (i, port), then at the
  *   end "ghosts" with "datagrams" (per ghost) and "late" (per ghost: the
- *   datagrams of the last quiet_ms of the run).
+ *   datagrams after the quiet window began: the last quiet_ms of the run,
+ *   or from the test's "quiet" line on).
  * - client attacks (attack not EVIL_SERVE): `conns` throwaway identities,
  *   each connects (no Hello) and opens `streams` request streams at once:
  *   EVIL_HALF_FRAMES writes on each a frame header announcing `announce`
@@ -52,7 +53,9 @@ typedef struct evil_config {
   size_t game_files_len;
   unsigned ghosts;        /* 0: one peer that stays */
   unsigned run_ms;        /* how long the scenario runs */
-  unsigned quiet_ms;      /* ghosts: the final window reported as "late" */
+  unsigned quiet_ms;      /* ghosts: the final window reported as "late"; 0: from
+                             the test's "quiet" line on stdin ("stop" ends the
+                             run early) */
   enum evil_attack attack;
   unsigned conns;         /* client attacks: connections, one identity each */
   unsigned streams;       /* client attacks: streams per connection */

@@ -223,7 +223,9 @@ static void full_disk_fails_cleanly(void **state)
   json_t *failed = pp_expect(d, "game-download-failed", NULL, T_MS);
   const char *error = json_string_value(json_object_get(failed, "error"));
   print_message("full disk: %s\n", error);
-  assert_non_null(strstr(error, "No space left on device"));
+  /* refused before a byte is written: 24 MiB cannot fit in 4 */
+  assert_non_null(strstr(error, "needs 24.0 MiB more on disk"));
+  assert_string_equal(json_string_value(json_object_get(failed, "code")), "LS_ENOSPC");
   json_decref(failed);
   struct stat st;
   assert_int_equal(stat(t_path("%s/h3/g0001", s->root), &st), -1); /* nothing left */
