@@ -1026,28 +1026,27 @@ static int begin_on_disk(ls_storage *s, const char *game_dir, const ls_storage_f
 
 /* The disk must hold what the download still has to write: each payload
  * file's size less what it occupies already (a resume, an update). Checked
- * before anything is written, so a file list that claims more than the
- * disk has fails at once, with both figures. */
-static int check_space(const ls_storage *s, const char *game_dir, ls_diag *diag)
+ * first, before anything is allocated or written, so a file list that
+ * claims more than the disk has fails at once, with both figures. */
+static int check_space(const char *game_dir, const char *id, const ls_storage_file *files,
+                       size_t count, ls_diag *diag)
 {
   uint64_t need = 0, have;
-  for (size_t i = 0; i < s->count; i++) {
-    const slot *f = &s->files[i];
+  for (size_t i = 0; i < count; i++) {
     char path[PATH_MAX];
     struct stat st;
     uint64_t used = 0;
-    if (i != s->sentinel &&
-        snprintf(path, sizeof path, "%s/%s", s->root_path, f->path) < (int)sizeof path &&
+    if (snprintf(path, sizeof path, "%s/%s/%s", game_dir, id, files[i].path) < (int)sizeof path &&
         lstat(path, &st) == 0 && S_ISREG(st.st_mode))
       used = (uint64_t)st.st_blocks * 512u;
-    uint64_t more = f->size > used ? f->size - used : 0;
+    uint64_t more = files[i].size > used ? files[i].size - used : 0;
     need = more > UINT64_MAX - need ? UINT64_MAX : need + more;
   }
   int rc = ls_free_space(game_dir, &have, diag);
   if (rc != LS_OK || need <= have)
     return rc;
   char need_text[24], have_text[24];
-  return ls_diag_set(diag, LS_ENOSPC, "%s needs %s more on disk, %s is free", s->root_path,
+  return ls_diag_set(diag, LS_ENOSPC, "%s/%s needs %s more on disk, %s is free", game_dir, id,
                      ls_format_size(need, need_text), ls_format_size(have, have_text));
 }
 
@@ -1060,6 +1059,8 @@ int ls_storage_begin(const char *game_dir, const char *id, const char *version,
   int rc = check_request(id, version, files, count, &sentinel, diag);
   if (rc == LS_OK && (chunk_size < 1 || chunk_size > LS_JOURNAL_MAX_CHUNK_SIZE))
     rc = ls_diag_set(diag, LS_EINVAL, "%s: chunk size %u", id, chunk_size);
+  if (rc == LS_OK)
+    rc = check_space(game_dir, id, files, count, diag);
   found_download old = {0};
   if (rc == LS_OK)
     rc = recover_at(game_dir, id, NULL, NULL, &old, diag);
@@ -1071,8 +1072,6 @@ int ls_storage_begin(const char *game_dir, const char *id, const char *version,
     rc = match_kept(s, files, &old, diag);
   found_free(&old);
   bool journal_written = false;
-  if (rc == LS_OK)
-    rc = check_space(s, game_dir, diag);
   if (rc == LS_OK)
     rc = begin_on_disk(s, game_dir, files, &journal_written, diag);
   if (rc != LS_OK) {

@@ -291,6 +291,7 @@ static void refused_list(party *pt, char *body, const char *reason, const char *
   json_t *closed = evil_expect(e, "closed", T_MS); /* the victim hung up */
   json_decref(closed);
   victim_downloads(pt, id);
+  pp_send(e, "stop");
   json_decref(evil_expect(e, "done", T_MS));
   assert_int_equal(pp_wait(e, T_MS), 0);
   if (log_count(pt, "sent a game list this peer refuses") != before + 1)
@@ -330,6 +331,7 @@ static void game_list_attacks(void **state)
     fail_msg("peers: %s\nlog: %s", json_dumps(r, 0),
              t_read(t_path("%s/victim.log", pt.root), &(size_t){0}));
   json_decref(r);
+  pp_send(e, "stop");
   json_decref(evil_expect(e, "done", T_MS));
   assert_int_equal(pp_wait(e, T_MS), 0);
   assert_int_equal(log_count(&pt, "lists 3000 games that are not in the catalog"), 1);
