@@ -7,12 +7,15 @@
  * out; a link whose ping is still unanswered at LS_MISSED_PINGS_MAX ticks in
  * a row is pruned, so a vanished peer is gone within about 4 s. A closed
  * connection prunes at once. Links retry with a backoff of 1, 2, 4, 8, 10 s.
- * Only static links (--peer) retry forever: a peer learned from mDNS or from
- * its own Hello is forgotten after LS_LINK_MAX_FAILURES failed connections
- * in a row (it comes back when it is announced or says Hello again), and at
- * most LS_MAX_LEARNED_LINKS such links exist at once, so throwaway
- * identities cannot make this peer dial without end. A forgotten link is
- * freed once no request of it is in flight.
+ * Strangers: a peer known only from its own Hello is forgotten after
+ * LS_LINK_MAX_FAILURES failed connections in a row (it comes back when it
+ * says Hello again); one mDNS still announces is then retried only every
+ * LS_LINK_SLOW_RETRY_TICKS (a network outage must not split the party for
+ * good; mDNS forgets it by goodbye or TTL); static links (--peer) keep the
+ * normal backoff. At most LS_MAX_LEARNED_LINKS links not given by --peer
+ * exist at once, so throwaway identities cannot make this peer dial
+ * without end. A forgotten link is freed once no request of it is in
+ * flight.
  * Library changes: every LS_REFRESH_TICKS ticks a ready link re-lists the
  * peer's games (a poll, so static peers without mDNS refresh too).
  * Game lists: only catalog games are kept (the others are said once per
@@ -187,16 +190,26 @@ static void drop(ls_link *l, const char *reason, unsigned min_retry_ticks)
   ls_rt_emit_games(p, NULL);
 }
 
-/* One more failed connection: the link retries, or, learned and failing
- * LS_LINK_MAX_FAILURES times in a row, is forgotten. */
+/* One more failed connection: the link retries; learned and failing
+ * LS_LINK_MAX_FAILURES times in a row, it is forgotten, or, while mDNS
+ * announces it, retried slowly. */
 static void failed(ls_link *l, const char *reason, unsigned min_retry_ticks)
 {
   l->failures++;
   drop(l, reason, min_retry_ticks);
   if (l->state == LINK_DEAD || (l->origin & ORIGIN_STATIC) || l->failures < LS_LINK_MAX_FAILURES)
     return;
-  ls_rt_log("forgetting peer %.16s at %s: %u connections in a row failed (last: %s)",
-            l->peer_id[0] ? l->peer_id : "(unknown)", l->addr_text, l->failures, reason);
+  const char *peer = l->peer_id[0] ? l->peer_id : "(unknown)";
+  if (l->origin & ORIGIN_MDNS) {
+    if (l->failures == LS_LINK_MAX_FAILURES)
+      ls_rt_log("peer %.16s at %s: %u connections in a row failed (last: %s); trying every "
+                "%d s while mDNS announces it", peer, l->addr_text, l->failures, reason,
+                LS_LINK_SLOW_RETRY_TICKS);
+    schedule_retry(l, LS_LINK_SLOW_RETRY_TICKS);
+    return;
+  }
+  ls_rt_log("forgetting peer %.16s at %s: %u connections in a row failed (last: %s)", peer,
+            l->addr_text, l->failures, reason);
   l->state = LINK_DEAD;
 }
 

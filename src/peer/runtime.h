@@ -25,8 +25,9 @@
 #define LS_LIVENESS_TICK_MS 1000 /* pings and reconnects run on this tick */
 #define LS_MISSED_PINGS_MAX 3    /* a peer that misses this many is pruned */
 #define LS_REFRESH_TICKS 5       /* ListGames refresh every 5 ticks */
-#define LS_LINK_MAX_FAILURES 3   /* a peer not given by --peer is forgotten after
-                                    this many failed connections in a row */
+#define LS_LINK_MAX_FAILURES 3   /* a peer known from its Hello only is forgotten
+                                    after this many failed connections in a row */
+#define LS_LINK_SLOW_RETRY_TICKS 60 /* then, one mDNS announces: retried this often */
 #define LS_MAX_LEARNED_LINKS 256 /* links to peers not given by --peer */
 
 typedef struct ls_link ls_link;
