@@ -492,6 +492,20 @@ static void file_list_attacks(void **state)
   stop_party(&pt);
 }
 
+/* The soft descriptor limit of a process (/proc/PID/limits), or -1. */
+static long open_files_limit(const peerproc *p)
+{
+  FILE *f = fopen(t_path("/proc/%d/limits", pp_pid(p)), "r");
+  char line[256];
+  long soft = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "Max open files %ld", &soft) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return soft;
+}
+
 /* Finding 9: one descriptor per payload file made a 1500-file game fail
  * under the usual soft limit of 1024 ("Too many open files"). */
 static void many_files_under_the_usual_descriptor_limit(void **state)
@@ -514,6 +528,8 @@ static void many_files_under_the_usual_descriptor_limit(void **state)
   pt.seeder = start_peer(&pt, "seeder", pt.seeder_addr, NULL);
   pt.victim = start_peer(&pt, "victim", pt.victim_addr, pt.seeder_addr);
   unsetenv("LS_TEST_NOFILE");
+  assert_int_equal(open_files_limit(pt.seeder), 1024); /* the limit did take effect */
+  assert_int_equal(open_files_limit(pt.victim), 1024);
   json_decref(pp_command(pt.victim, "wait-peers 1 20", T_MS));
   json_t *r = pp_command(pt.victim, "download g0001", T_MS);
   assert_true(json_is_true(json_object_get(r, "ok")));
