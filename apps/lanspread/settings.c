@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/addr.h"
+#include "core/utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,7 +99,8 @@ int lsd_check_host_port(const char *addr, ls_diag *diag)
 
 int lsd_check_name(const char *name, ls_diag *diag)
 {
-  if (!name || !*name || strlen(name) > MAX_NAME || has_control_chars(name))
+  if (!name || !*name || strlen(name) > MAX_NAME ||
+      !ls_utf8_displayable(name, strlen(name), NULL, NULL)) /* what peers accept */
     return ls_diag_set(diag, LS_EINVAL, "the name must be 1 to %d printable characters",
                        MAX_NAME);
   return LS_OK;

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/utf8.h"
 #include "download/storage.h"
 #include "install/unpack.h"
 
@@ -298,15 +299,29 @@ static int load_catalog(ls_peer *p, const char *path, ls_diag *diag)
               : ls_catalog_load_builtin(&p->catalog, diag);
 }
 
-static int default_name(ls_peer *p, const char *name)
+/* The name peers see: the given one or the host name, its first
+ * LS_PROTO_MAX_NAME bytes (cut at a character), refused when the protocol
+ * would refuse it (core/utf8.h's display rule), since no peer could then
+ * take our Hello. */
+static int default_name(ls_peer *p, const char *name, ls_diag *diag)
 {
-  char host[65] = "lanspread";
+  char host[LS_PROTO_MAX_NAME + 1] = "lanspread";
   if (!name || !*name) {
     gethostname(host, sizeof host - 1);
     name = host;
   }
-  p->name = strndup(name, 64);
-  return p->name ? LS_OK : LS_ENOMEM;
+  size_t len = strnlen(name, LS_PROTO_MAX_NAME + 1);
+  if (len > LS_PROTO_MAX_NAME)
+    for (len = LS_PROTO_MAX_NAME; len > 0 && ls_utf8_is_continuation(name[len]); len--)
+      ;
+  size_t at;
+  uint32_t cp;
+  if (!ls_utf8_displayable(name, len, &at, &cp))
+    return cp ? ls_diag_set(diag, LS_EINVAL, "name: control character U+%04X at byte %zu",
+                            (unsigned)cp, at)
+              : ls_diag_set(diag, LS_EINVAL, "name: not valid UTF-8");
+  p->name = strndup(name, len);
+  return p->name ? LS_OK : ls_diag_set(diag, LS_ENOMEM, "out of memory");
 }
 
 /* The one warning when external unpackers (--unpacker, unrar, 7z) would
@@ -429,12 +444,17 @@ int ls_peer_start(const ls_peer_config *c, ls_peer **out, ls_diag *diag)
 {
   *out = NULL;
   ls_peer *p = calloc(1, sizeof *p);
-  if (!p || !(p->state_dir = strdup(c->state_dir ? c->state_dir : "")) ||
-      default_name(p, c->name) != LS_OK) {
+  if (!p || !(p->state_dir = strdup(c->state_dir ? c->state_dir : ""))) {
     if (p)
       free(p->state_dir);
     free(p);
     return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  }
+  int rc = default_name(p, c->name, diag);
+  if (rc != LS_OK) {
+    free(p->state_dir);
+    free(p);
+    return rc;
   }
   p->event_fd = -1;
   p->on_event = c->on_event;
@@ -444,7 +464,7 @@ int ls_peer_start(const ls_peer_config *c, ls_peer **out, ls_diag *diag)
   if (getenv("LS_TEST_PROTOCOL_VERSION")) /* test-only: a peer of another version */
     p->protocol_version = atoi(getenv("LS_TEST_PROTOCOL_VERSION"));
 #endif
-  int rc = open_everything(p, c, diag);
+  rc = open_everything(p, c, diag);
   if (rc != LS_OK) {
     free_peer(p);
     return rc;

@@ -168,6 +168,20 @@ static void start_failures_say_why(void **state)
   assert_non_null(strstr(diag.text, "nope.json"));
   cfg.catalog_path = catalog;
 
+  /* A name no peer would accept (it would refuse our Hello): a start error. */
+  cfg.name = "evil\xe2\x80\xaetxt.exe";
+  assert_int_equal(ls_peer_start(&cfg, &peer, &diag), LS_EINVAL);
+  assert_non_null(strstr(diag.text, "control character U+202E"));
+  /* A long one is cut at a character, not inside one: it starts. */
+  cfg.name = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+             "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+             "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+             "x\xc3\xa9\xc3\xa9\xc3\xa9"; /* 65 + 4 bytes: byte 64 is inside an é */
+  assert_int_equal(ls_peer_start(&cfg, &peer, &diag), LS_OK);
+  ls_peer_stop(peer);
+  peer = NULL;
+  cfg.name = "test";
+
   cfg.listen = "127.0.0.1:99999";
   assert_int_equal(ls_peer_start(&cfg, &peer, &diag), LS_EINVAL);
   assert_non_null(strstr(diag.text, "port"));
