@@ -539,8 +539,10 @@ static void power_loss_refetches_exactly_the_unsynced_chunks(void **state)
   for (int i = 1; i <= 19; i++) { /* kills at 5%, 10%, ... 95% of a whole download */
     const char *dir = trial_dir(base, i);
     if (!crash_trial(dir, &g, NULL, whole_us * i / 20, (run_opts){0}) ||
-        !t_exists(t_path("%s/%s/%s", dir, GAME, LS_CHUNK_MAP)))
-      continue; /* it finished, or died before the map: nothing to lose */
+        !t_exists(t_path("%s/%s/%s", dir, GAME, LS_CHUNK_MAP)) ||
+        t_exists(t_path("%s/%s/%s", dir, GAME, LS_VERSION_FILE)))
+      continue; /* it finished, died before the map, or died after the commit
+                   (which syncs every file first): nothing to lose */
     uint8_t durable_bits[64] = {0};
     lose_unsynced_writes(dir, &g, durable_bits);
     uint64_t durable = 0;
