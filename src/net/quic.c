@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hex.h"
+#include "net/quic_admit.h"
 #include "net/udp.h"
 #include "net/udp_cidmap.h"
 
@@ -62,18 +63,16 @@ struct chunk {
 typedef struct file_block file_block;
 struct file_block {
   chunk ch;
-  file_block *next_free;
   ls_quic_stream *stream;
-  uint8_t *buf;
+  size_t size;
+  uint8_t buf[];
 };
 
 typedef struct file_src {
   int fd;
   uint64_t pos, left;
   int fin;
-  uint32_t nblocks;
-  file_block **blocks;
-  file_block *free_list;
+  uint32_t nblocks; /* queued or in flight */
 } file_src;
 
 struct ls_quic_stream {
@@ -82,7 +81,7 @@ struct ls_quic_stream {
   void *user;
   ls_quic_stream *prev, *next;       /* conn->streams */
   ls_quic_stream *tx_prev, *tx_next; /* conn->txq */
-  ls_quic_stream *fill_next;         /* conn->fillq */
+  ls_quic_stream *fill_next;         /* conn->fill_head: wants a file read */
   ls_quic_stream *grave_next;
   chunk *head, *tail, *cur;          /* cur: first chunk with unsent bytes */
   uint64_t queued, sent, acked;
@@ -106,7 +105,10 @@ struct ls_quic_conn {
   ls_quic_conn *dirty_next;   /* q->dirty */
   ls_quic_stream *streams;
   ls_quic_stream *txq_head, *txq_tail;
-  ls_quic_stream *fillq;
+  ls_quic_stream *fill_head, *fill_tail;
+  ls_quic_conn *wait_prev, *wait_next; /* q->wait_head: waits for file memory */
+  uint64_t unsent;   /* bytes queued on its streams and not sent yet */
+  uint64_t file_mem; /* bytes in its file blocks */
   ls_quic_stream *grave;
   struct sockaddr_storage remote;
   socklen_t remote_len;
@@ -123,7 +125,7 @@ struct ls_quic_conn {
   unsigned closing_rx;
   void *user;
   unsigned is_dirty : 1, close_requested : 1, announced : 1, notified : 1,
-      ready_pending : 1, streams_wanted : 1, first_sent : 1;
+      ready_pending : 1, streams_wanted : 1, first_sent : 1, in_wait : 1, handshaking : 1;
 };
 
 struct ls_quic {
@@ -142,6 +144,14 @@ struct ls_quic {
   ls_quic_conn *conns;
   ls_quic_conn *dirty_head, *dirty_tail;
   unsigned nconns;
+  unsigned incoming;    /* server connections */
+  unsigned handshaking; /* server connections still in their handshake */
+  uint64_t retries;     /* Retry packets sent */
+  uint8_t retry_secret[LS_QUIC_RETRY_SECRET_LEN];
+  ls_quic_refusals refusals;
+  uint64_t file_mem;                     /* bytes in every file block */
+  ls_quic_conn *wait_head, *wait_tail;   /* conns waiting for file memory */
+  uint64_t pass_ms, pass_read_ns;        /* file reads in this loop iteration */
   uint8_t *txbuf;
   /* Datagrams the kernel did not take yet (socket buffer full). */
   uint8_t *pend;
@@ -420,6 +430,7 @@ static int chunk_append(ls_quic_stream *s, chunk *ch, const void *data, size_t l
   ch->off = s->queued;
   ch->release = release;
   ch->arg = arg;
+  s->conn->unsent += len;
   if (s->tail)
     s->tail->next = ch;
   else
@@ -452,9 +463,16 @@ static size_t stream_vec(const ls_quic_stream *s, ngtcp2_vec *vec, size_t max, i
   return n;
 }
 
+static void fillq_add(ls_quic_stream *s);
+
 static void stream_sent(ls_quic_stream *s, size_t n, int fin_flag)
 {
   s->sent += n;
+  s->conn->unsent -= n;
+  if (n && s->file && s->file->left > 0)
+    fillq_add(s); /* the read-ahead has room again */
+  else if (n && s->conn->fill_head)
+    mark_dirty(s->conn);
   while (s->cur && s->cur->off + s->cur->len <= s->sent && s->cur->len > 0)
     s->cur = s->cur->next;
   if (fin_flag && s->sent == s->queued)
@@ -513,24 +531,133 @@ static void stream_release_all(ls_quic_stream *s)
 
 /* ---- file sending ----------------------------------------------------- */
 
+/* File sends read ahead of what is sent within three budgets, so a peer
+ * that opens many streams and never reads holds little memory. A block
+ * holds one read, from the read until the peer acknowledges it:
+ * - per stream: never more read than the peer's credit for the stream lets
+ *   us send, and at most tun.file_blocks blocks;
+ * - per connection: tun.file_readahead bytes read and not sent,
+ *   tun.conn_file_budget bytes of blocks;
+ * - per endpoint: tun.file_budget bytes of blocks; a connection that hits it
+ *   waits on q->wait_head until a block is freed.
+ * Reads run in flush passes and stop once READ_NS_PER_PASS of reading was
+ * spent in one loop iteration, so a slow disk delays sends, not the loop. */
+#define READ_NS_PER_PASS (5 * 1000 * 1000ull)
+
+typedef enum fill_result {
+  FILL_DONE,     /* nothing to read now: finished, failed, or waits for credit
+                    or its own blocks (an ack or a credit update re-queues it) */
+  FILL_MORE,     /* read a block and wants another turn */
+  FILL_CONN,     /* the connection's read-ahead or memory is spent */
+  FILL_ENDPOINT, /* the endpoint's memory is spent */
+  FILL_PASS,     /* this loop iteration's read time is spent */
+} fill_result;
+
 static void fillq_add(ls_quic_stream *s)
 {
+  ls_quic_conn *c = s->conn;
   if (s->in_fillq || s->dead)
     return;
   s->in_fillq = 1;
-  s->fill_next = s->conn->fillq;
-  s->conn->fillq = s;
-  mark_dirty(s->conn);
+  s->fill_next = NULL;
+  if (c->fill_tail)
+    c->fill_tail->fill_next = s;
+  else
+    c->fill_head = s;
+  c->fill_tail = s;
+  mark_dirty(c);
 }
 
+static void fillq_remove(ls_quic_stream *s)
+{
+  ls_quic_conn *c = s->conn;
+  if (!s->in_fillq)
+    return;
+  ls_quic_stream **pp = &c->fill_head, *prev = NULL;
+  while (*pp != s) {
+    prev = *pp;
+    pp = &prev->fill_next;
+  }
+  *pp = s->fill_next;
+  if (c->fill_tail == s)
+    c->fill_tail = prev;
+  s->in_fillq = 0;
+}
+
+static ls_quic_stream *fillq_pop(ls_quic_conn *c)
+{
+  ls_quic_stream *s = c->fill_head;
+  c->fill_head = s->fill_next;
+  if (!c->fill_head)
+    c->fill_tail = NULL;
+  s->in_fillq = 0;
+  return s;
+}
+
+static void wait_add(ls_quic_conn *c)
+{
+  ls_quic *q = c->q;
+  if (c->in_wait)
+    return;
+  c->in_wait = 1;
+  c->wait_next = NULL;
+  c->wait_prev = q->wait_tail;
+  if (q->wait_tail)
+    q->wait_tail->wait_next = c;
+  else
+    q->wait_head = c;
+  q->wait_tail = c;
+}
+
+static void wait_remove(ls_quic_conn *c)
+{
+  ls_quic *q = c->q;
+  if (!c->in_wait)
+    return;
+  if (c->wait_prev)
+    c->wait_prev->wait_next = c->wait_next;
+  else
+    q->wait_head = c->wait_next;
+  if (c->wait_next)
+    c->wait_next->wait_prev = c->wait_prev;
+  else
+    q->wait_tail = c->wait_prev;
+  c->wait_prev = c->wait_next = NULL;
+  c->in_wait = 0;
+}
+
+/* Memory came back: every connection waiting for it gets a turn (those
+ * that miss out queue again, behind the others). */
+static void wake_waiters(ls_quic *q)
+{
+  while (q->wait_head) {
+    ls_quic_conn *c = q->wait_head;
+    wait_remove(c);
+    mark_dirty(c);
+  }
+}
+
+static void block_free(ls_quic_conn *c, file_src *f, file_block *b)
+{
+  ls_quic *q = c->q;
+  f->nblocks--;
+  c->file_mem -= b->size;
+  q->file_mem -= b->size;
+  free(b);
+  if (c->fill_head)
+    mark_dirty(c);
+  wake_waiters(q);
+}
+
+/* The peer acknowledged the block, or the stream is gone. */
 static void file_block_release(void *arg)
 {
   file_block *b = arg;
-  file_src *f = b->stream->file;
-  b->next_free = f->free_list;
-  f->free_list = b;
+  ls_quic_stream *s = b->stream;
+  file_src *f = s->file;
+  block_free(s->conn, f, b);
   if (f->left > 0)
-    fillq_add(b->stream);
+    fillq_add(s);
 }
 
 static void file_close(file_src *f)
@@ -545,78 +672,121 @@ static void file_free(file_src *f)
   if (!f)
     return;
   file_close(f);
-  for (uint32_t i = 0; i < f->nblocks; i++) {
-    free(f->blocks[i]->buf);
-    free(f->blocks[i]);
-  }
-  free(f->blocks);
   free(f);
 }
 
-static file_block *file_get_block(ls_quic_stream *s)
+/* A block for a read of `size` bytes, or NULL with the budget that is
+ * spent. */
+static file_block *file_get_block(ls_quic_stream *s, size_t size, fill_result *why)
 {
-  ls_quic *q = s->conn->q;
+  ls_quic_conn *c = s->conn;
+  ls_quic *q = c->q;
   file_src *f = s->file;
-  if (f->free_list) {
-    file_block *b = f->free_list;
-    f->free_list = b->next_free;
-    return b;
-  }
-  if (f->nblocks >= q->tun.file_blocks)
+  *why = f->nblocks >= q->tun.file_blocks             ? FILL_DONE
+         : c->file_mem + size > q->tun.conn_file_budget ? FILL_CONN
+         : q->file_mem + size > q->tun.file_budget      ? FILL_ENDPOINT
+                                                        : FILL_MORE;
+  if (*why != FILL_MORE)
     return NULL;
-  file_block *b = calloc(1, sizeof *b);
-  if (!b)
-    return NULL;
-  b->buf = malloc(q->tun.file_block);
-  if (!b->buf) {
-    free(b);
+  file_block *b = malloc(sizeof *b + size);
+  if (!b) {
+    *why = FILL_ENDPOINT; /* out of memory: wait for some to come back */
     return NULL;
   }
   b->stream = s;
-  f->blocks[f->nblocks++] = b;
+  b->size = size;
+  f->nblocks++;
+  c->file_mem += size;
+  q->file_mem += size;
   return b;
 }
 
 static void stream_schedule_reset(ls_quic_stream *s, uint64_t code, int err);
 
-/* Reads blocks while buffers are free. Called outside ngtcp2 callbacks. */
-static void stream_fill(ls_quic_stream *s)
+/* Read time is counted per loop iteration (uv_now changes once per
+ * iteration, and an iteration that read for 5 ms ends at least 5 ms later). */
+static int read_time_left(ls_quic *q)
+{
+  uint64_t now_ms = uv_now(q->loop);
+  if (now_ms != q->pass_ms) {
+    q->pass_ms = now_ms;
+    q->pass_read_ns = 0;
+  }
+  return q->pass_read_ns < READ_NS_PER_PASS;
+}
+
+static void file_finished(ls_quic_stream *s)
 {
   file_src *f = s->file;
-  ls_quic *q = s->conn->q;
-  while (f && f->left > 0) {
-    file_block *b = file_get_block(s);
-    if (!b)
-      break;
-    size_t n = f->left < q->tun.file_block ? (size_t)f->left : q->tun.file_block;
-    if (ls_pread_full(f->fd, b->buf, n, f->pos) != (ssize_t)n) { /* or shorter than announced */
-      b->next_free = f->free_list;
-      f->free_list = b;
-      file_close(f);
-      f->left = 0;
-      stream_schedule_reset(s, APP_ERR_FILE, LS_EIO);
-      return;
-    }
-    chunk_append(s, &b->ch, b->buf, n, file_block_release, b);
-    f->pos += n;
-    f->left -= n;
-  }
-  if (f && f->left == 0 && f->fd >= 0) {
-    file_close(f);
-    if (f->fin)
-      s->fin_queued = 1;
-  }
+  file_close(f);
+  if (f->fin)
+    s->fin_queued = 1;
   txq_update(s);
 }
 
+/* Reads one block into the stream's send queue if every budget allows. */
+static fill_result stream_fill(ls_quic_stream *s)
+{
+  ls_quic_conn *c = s->conn;
+  ls_quic *q = c->q;
+  file_src *f = s->file;
+  if (s->dead || !f || f->left == 0)
+    return FILL_DONE;
+  uint64_t unsent = s->queued - s->sent;
+  uint64_t credit = ngtcp2_conn_get_max_stream_data_left(c->conn, s->id);
+  if (unsent >= credit)
+    return FILL_DONE; /* cb_extend_max_stream_data queues it again */
+  if (c->unsent >= q->tun.file_readahead)
+    return FILL_CONN; /* stream_sent wakes the connection */
+  if (!read_time_left(q))
+    return FILL_PASS;
+  uint64_t n = f->left;
+  if (n > q->tun.file_block)
+    n = q->tun.file_block;
+  if (n > credit - unsent)
+    n = credit - unsent;
+  fill_result why = FILL_MORE;
+  file_block *b = file_get_block(s, (size_t)n, &why);
+  if (!b)
+    return why;
+  uint64_t t0 = uv_hrtime();
+  ssize_t got = ls_pread_full(f->fd, b->buf, (size_t)n, f->pos);
+  q->pass_read_ns += uv_hrtime() - t0;
+  if (got != (ssize_t)n) { /* a read error, or shorter than announced */
+    f->left = 0;
+    block_free(c, f, b);
+    file_close(f);
+    stream_schedule_reset(s, APP_ERR_FILE, LS_EIO);
+    return FILL_DONE;
+  }
+  chunk_append(s, &b->ch, b->buf, (size_t)n, file_block_release, b);
+  f->pos += n;
+  f->left -= n;
+  if (f->left == 0) {
+    file_finished(s);
+    return FILL_DONE;
+  }
+  txq_update(s);
+  return FILL_MORE;
+}
+
+/* Gives the streams that want a read one block each in turn, until every
+ * one is served or a budget is spent. */
 static void conn_fill_files(ls_quic_conn *c)
 {
-  while (c->fillq) {
-    ls_quic_stream *s = c->fillq;
-    c->fillq = s->fill_next;
-    s->in_fillq = 0;
-    if (!s->dead)
-      stream_fill(s);
+  while (c->fill_head) {
+    fill_result r = stream_fill(c->fill_head);
+    if (r == FILL_DONE) {
+      fillq_pop(c);
+    } else if (r == FILL_MORE) {
+      fillq_add(fillq_pop(c)); /* to the back: round robin */
+    } else {
+      if (r == FILL_ENDPOINT)
+        wait_add(c);
+      else if (r == FILL_PASS)
+        mark_dirty(c); /* the next loop iteration continues */
+      return;
+    }
   }
 }
 
@@ -667,6 +837,8 @@ static void stream_retire(ls_quic_stream *s, int err)
     return;
   s->dead = 1;
   txq_remove(s);
+  fillq_remove(s);
+  c->unsent -= s->queued - s->sent;
   if (s->file)
     file_close(s->file);
   stream_release_all(s);
@@ -755,6 +927,16 @@ static int check_alpn(ls_quic_conn *c)
   return 0;
 }
 
+/* A server connection's handshake ended (done or not): it no longer counts
+ * against the handshakes in progress. */
+static void handshake_over(ls_quic_conn *c)
+{
+  if (c->handshaking) {
+    c->handshaking = 0;
+    c->q->handshaking--;
+  }
+}
+
 static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
 {
   ls_quic_conn *c = user_data;
@@ -770,6 +952,7 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
   }
   c->state = CS_READY;
   c->announced = 1;
+  handshake_over(c);
   if (c->q->cb.on_conn_ready) /* before any stream callback of this conn */
     c->q->cb.on_conn_ready(c);
   return 0;
@@ -877,6 +1060,8 @@ static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t stream_id, uint6
     s->blocked = 0;
     txq_update(s);
   }
+  if (s && !s->dead && s->file && s->file->left > 0)
+    fillq_add(s); /* the read-ahead may have waited for this credit */
   return 0;
 }
 
@@ -1102,6 +1287,10 @@ static void conn_destroy(ls_quic_conn *c, int err, const char *msg)
   if (c->next)
     c->next->prev = c->prev;
   q->nconns--;
+  if (!c->is_client)
+    q->incoming--;
+  handshake_over(c);
+  wait_remove(c);
   conn_free_graves(c);
   if (c->conn)
     ngtcp2_conn_del(c->conn);
@@ -1139,7 +1328,10 @@ static int conn_client_new(ls_quic *q, ls_quic_conn *c, ls_diag *diag)
   return LS_OK;
 }
 
-static int conn_server_new(ls_quic *q, ls_quic_conn *c, const ngtcp2_pkt_hd *hd)
+/* odcid: the client's first destination CID when the Initial carried a
+ * valid Retry token, else NULL. */
+static int conn_server_new(ls_quic *q, ls_quic_conn *c, const ngtcp2_pkt_hd *hd,
+                           const ngtcp2_cid *odcid)
 {
   ngtcp2_cid scid = { .datalen = SCID_LEN };
   ngtcp2_settings st;
@@ -1149,6 +1341,12 @@ static int conn_server_new(ls_quic *q, ls_quic_conn *c, const ngtcp2_pkt_hd *hd)
     return LS_EIO;
   conn_settings(q, &st, &p);
   p.original_dcid = hd->dcid;
+  if (odcid) {
+    p.original_dcid = *odcid;
+    p.retry_scid = hd->dcid;
+    p.retry_scid_present = 1;
+    st.token = hd->token;
+  }
   p.stateless_reset_token_present = 1;
   if (ngtcp2_crypto_generate_stateless_reset_token(p.stateless_reset_token, q->reset_secret,
                                                    RESET_SECRET_LEN, &scid) != 0)
@@ -1172,6 +1370,17 @@ static int conn_server_new(ls_quic *q, ls_quic_conn *c, const ngtcp2_pkt_hd *hd)
 
 /* ---- closing ---------------------------------------------------------- */
 
+/* Whether a peer's reason phrase is short printable ASCII (else not shown). */
+static int printable(const uint8_t *text, size_t len)
+{
+  if (!text || len == 0 || len > 120)
+    return 0;
+  for (size_t i = 0; i < len; i++)
+    if (text[i] < 0x20 || text[i] > 0x7e)
+      return 0;
+  return 1;
+}
+
 static int map_peer_close(ls_quic_conn *c, char *msg, size_t msglen)
 {
   ngtcp2_connection_close_error e;
@@ -1190,6 +1399,13 @@ static int map_peer_close(ls_quic_conn *c, char *msg, size_t msglen)
     snprintf(msg, msglen, "peer aborted the TLS handshake (alert %u)",
              (unsigned)(e.error_code & 0xff));
     return LS_EPROTO;
+  }
+  if (e.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
+      e.error_code == NGTCP2_CONNECTION_REFUSED) {
+    snprintf(msg, msglen, "peer refused the connection%s%.*s", printable(e.reason, e.reasonlen)
+             ? ": " : "", printable(e.reason, e.reasonlen) ? (int)e.reasonlen : 0,
+             (const char *)e.reason);
+    return LS_EBUSY;
   }
   snprintf(msg, msglen, "peer closed the connection with transport error 0x%llx",
            (unsigned long long)e.error_code);
@@ -1338,18 +1554,86 @@ static void send_version_negotiation(ls_quic *q, const ngtcp2_version_cid *vc,
   q_send(q, &dst, buf, (size_t)n, (size_t)n);
 }
 
+static ls_quic_load current_load(const ls_quic *q, const struct sockaddr *from)
+{
+  ls_quic_load load = {.total = q->nconns, .incoming = q->incoming,
+                       .handshaking = q->handshaking};
+  for (const ls_quic_conn *c = q->conns; c; c = c->next)
+    if (!c->is_client && ls_quic_same_ip((const struct sockaddr *)&c->remote, from))
+      load.from_addr++;
+  return load;
+}
+
+static ls_quic_admit_limits admit_limits(const ls_quic *q)
+{
+  const ls_quic_tuning *t = &q->tun;
+  return (ls_quic_admit_limits){
+    .max_total = t->max_conns,
+    .max_incoming = t->max_conns > t->reserved_outgoing ? t->max_conns - t->reserved_outgoing : 0,
+    .max_per_addr = t->max_conns_per_addr,
+    .max_handshakes = t->max_handshakes,
+    .retry_above = t->retry_handshakes,
+    .always_retry = (t->flags & LS_QUIC_ALWAYS_RETRY) != 0,
+  };
+}
+
+/* Answers an Initial that gets no connection: a Retry, or a refusal that
+ * the application hears of once per address and minute. */
+static void answer_unadmitted(ls_quic *q, const ls_udp_msg *m, const ngtcp2_pkt_hd *hd,
+                              ls_quic_admission a, uint64_t code)
+{
+  uint8_t buf[CLOSE_PKT_MAX];
+  const struct sockaddr *from = (const struct sockaddr *)&m->peer;
+  const char *why = ls_quic_admission_reason(a);
+  size_t n = 0;
+  if (a == LS_ADMIT_RETRY)
+    n = ls_quic_write_retry(buf, sizeof buf, q->retry_secret, hd, from, m->peer_len, SCID_LEN,
+                            now_ns());
+  else if (a != LS_ADMIT_DROP)
+    n = ls_quic_write_refusal(buf, sizeof buf, hd, code, why);
+  if (n) {
+    ngtcp2_addr dst = {.addr = (ngtcp2_sockaddr *)&m->peer, .addrlen = m->peer_len};
+    q_send(q, &dst, buf, n, n);
+    q->retries += a == LS_ADMIT_RETRY;
+  }
+  if (a != LS_ADMIT_RETRY && q->cb.on_conn_refused &&
+      ls_quic_refusal_is_new(&q->refusals, from, a, uv_now(q->loop)))
+    q->cb.on_conn_refused(q, from, why);
+}
+
+/* An Initial of an unknown connection: admitted, answered with a Retry or
+ * a refusal, or dropped (see quic_admit.h). */
 static void accept_conn(ls_quic *q, const ls_udp_msg *m, const ngtcp2_path *path,
                         const uint8_t *data, size_t len)
 {
   ngtcp2_pkt_hd hd;
-  if (q->closing || q->nconns >= q->tun.max_conns)
-    return;
-  if (ngtcp2_accept(&hd, data, len) != 0)
+  if (q->closing || ngtcp2_accept(&hd, data, len) != 0)
     return; /* not a valid Initial (or 0-RTT we do not take): drop */
+  const struct sockaddr *from = (const struct sockaddr *)&m->peer;
+  ngtcp2_cid odcid;
+  bool validated = false;
+  if (hd.token.len) {
+    validated = ls_quic_check_retry_token(q->retry_secret, &hd, from, m->peer_len, now_ns(),
+                                          &odcid) == 0;
+    if (!validated) { /* forged, stale or from another address */
+      answer_unadmitted(q, m, &hd, LS_ADMIT_REFUSE_TOKEN, NGTCP2_INVALID_TOKEN);
+      return;
+    }
+  }
+  ls_quic_load load = current_load(q, from);
+  ls_quic_admit_limits limits = admit_limits(q);
+  ls_quic_admission a = ls_quic_admit(&load, &limits, validated);
+  if (a != LS_ADMIT) {
+    answer_unadmitted(q, m, &hd, a, NGTCP2_CONNECTION_REFUSED);
+    return;
+  }
   ls_quic_conn *c = conn_alloc(q, &m->peer, m->peer_len, 0);
   if (!c)
     return;
-  if (conn_server_new(q, c, &hd) != LS_OK) {
+  q->incoming++;
+  c->handshaking = 1;
+  q->handshaking++;
+  if (conn_server_new(q, c, &hd, validated ? &odcid : NULL) != LS_OK) {
     conn_destroy(c, LS_ENOMEM, "cannot create the connection");
     return;
   }
@@ -1607,13 +1891,24 @@ static void tuning_defaults(ls_quic_tuning *t)
   DEF(max_streams_bidi, 256);
   DEF(max_udp_payload, 1452);
   DEF(max_conns, 512);
+  DEF(reserved_outgoing, 64);
+  DEF(max_conns_per_addr, 16);
+  DEF(max_handshakes, 64);
+  DEF(retry_handshakes, 16);
   DEF(file_block, 512u << 10);
   DEF(file_blocks, 8);
+  DEF(file_readahead, 2u << 20);
+  DEF(conn_file_budget, 16u << 20);
+  DEF(file_budget, 64u << 20);
 #undef DEF
   if (t->max_conn_window < t->conn_window)
     t->max_conn_window = t->conn_window;
   if (t->max_stream_window < t->stream_window)
     t->max_stream_window = t->stream_window;
+  if (t->conn_file_budget < t->file_block)
+    t->conn_file_budget = t->file_block;
+  if (t->file_budget < t->file_block)
+    t->file_budget = t->file_block;
   if (t->max_udp_payload < 1200)
     t->max_udp_payload = 1200;
   if (t->max_udp_payload > 1452)
@@ -1684,7 +1979,8 @@ int ls_quic_new(uv_loop_t *loop, const ls_quic_config *config, ls_quic **out, ls
     return ls_diag_set(diag, LS_EIO, "TLS priority string refused at \"%s\": %s",
                        errpos ? errpos : "?", gnutls_strerror(rv));
   }
-  if (random_bytes(q->reset_secret, sizeof q->reset_secret) != LS_OK) {
+  if (random_bytes(q->reset_secret, sizeof q->reset_secret) != LS_OK ||
+      random_bytes(q->retry_secret, sizeof q->retry_secret) != LS_OK) {
     q_free(q);
     return ls_diag_set(diag, LS_EIO, "no randomness for the stateless reset secret");
   }
@@ -1930,16 +2226,12 @@ int ls_quic_stream_write(ls_quic_stream *s, const void *data, size_t len, int fi
 
 int ls_quic_stream_send_file(ls_quic_stream *s, int fd, uint64_t offset, uint64_t length, int fin)
 {
-  ls_quic *q = s->conn->q;
   if (!stream_can_write(s) || s->file) {
     close(fd);
     return LS_ESTATE;
   }
   file_src *f = calloc(1, sizeof *f);
-  if (f)
-    f->blocks = calloc(q->tun.file_blocks, sizeof *f->blocks);
-  if (!f || !f->blocks) {
-    free(f);
+  if (!f) {
     close(fd);
     return LS_ENOMEM;
   }
@@ -1949,14 +2241,21 @@ int ls_quic_stream_send_file(ls_quic_stream *s, int fd, uint64_t offset, uint64_
   f->fin = fin;
   s->file = f;
   if (length == 0) {
-    file_close(f);
-    if (fin)
-      s->fin_queued = 1;
-    txq_update(s);
+    file_finished(s);
   } else {
     fillq_add(s); /* read from the flush, outside any callback */
   }
   return LS_OK;
+}
+
+uint64_t ls_quic_file_memory(const ls_quic *q)
+{
+  return q->file_mem;
+}
+
+uint64_t ls_quic_retries_sent(const ls_quic *q)
+{
+  return q->retries;
 }
 
 uint64_t ls_quic_stream_unacked(const ls_quic_stream *s)

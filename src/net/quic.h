@@ -39,7 +39,8 @@ typedef struct ls_quic_callbacks {
   /* The connection is gone. err is 0 after a clean close by either side
    * (application code 0), else LS_ETIMEDOUT (handshake or idle timeout),
    * LS_EACCES (peer id mismatch), LS_ECANCELED (closed by us before the
-   * handshake finished, or endpoint closing), LS_EPROTO (peer or protocol
+   * handshake finished, or endpoint closing), LS_EBUSY (the peer refused
+   * it: its connection slots are taken), LS_EPROTO (peer or protocol
    * error), LS_EIO; `diag` says what happened in one sentence. */
   void (*on_conn_closed)(ls_quic_conn *conn, int err, const char *diag);
   /* The peer opened a stream (optional: without it, remote streams are
@@ -57,6 +58,11 @@ typedef struct ls_quic_callbacks {
   /* Optional: ls_quic_open_stream returned LS_EBUSY earlier and the peer has
    * now raised the stream budget. */
   void (*on_streams_available)(ls_quic_conn *conn);
+  /* Optional: an incoming connection from `from` was refused (`why`: every
+   * incoming slot taken, too many from that address, too many handshakes
+   * at once, an invalid Retry token). Said at most once a minute per
+   * address and reason, whatever the number of refused packets. */
+  void (*on_conn_refused)(ls_quic *q, const struct sockaddr *from, const char *why);
 } ls_quic_callbacks;
 
 enum {
@@ -70,6 +76,7 @@ enum {
   LS_QUIC_NO_GSO = 1 << 0,  /* send one datagram per system call */
   LS_QUIC_NO_GRO = 1 << 1,  /* receive without UDP_GRO */
   LS_QUIC_NO_MMSG = 1 << 2, /* receive one datagram per system call */
+  LS_QUIC_ALWAYS_RETRY = 1 << 3, /* validate every client address (tests) */
 };
 
 /* Zero means "default" for every field. */
@@ -83,8 +90,16 @@ typedef struct ls_quic_tuning {
   uint32_t max_streams_bidi;     /* 256 concurrent peer-opened streams */
   uint32_t max_udp_payload;      /* 1452 bytes sent per datagram */
   uint32_t max_conns;            /* 512 connections per endpoint */
+  uint32_t reserved_outgoing;    /* 64 of them only for connections we open */
+  uint32_t max_conns_per_addr;   /* 16 incoming from one IP address */
+  uint32_t max_handshakes;       /* 64 incoming handshakes at once; more wait */
+  uint32_t retry_handshakes;     /* 16: beyond, a client proves its address
+                                    with a Retry round trip first */
   uint32_t file_block;           /* 512 KiB per file read */
   uint32_t file_blocks;          /* 8 file blocks in flight per stream */
+  uint32_t file_readahead;       /* 2 MiB read and not sent, per connection */
+  uint32_t conn_file_budget;     /* 16 MiB of file blocks per connection */
+  uint32_t file_budget;          /* 64 MiB of file blocks per endpoint */
   int cc_algo;                   /* LS_QUIC_CC_CUBIC */
   unsigned flags;                /* LS_QUIC_NO_*: for measurements */
 } ls_quic_tuning;
@@ -103,6 +118,11 @@ int ls_quic_new(uv_loop_t *loop, const ls_quic_config *config, ls_quic **out, ls
 /* Local UDP port, host order. */
 unsigned ls_quic_local_port(const ls_quic *q);
 void *ls_quic_user(const ls_quic *q);
+/* Bytes of file blocks the endpoint holds: read for sending and not yet
+ * acknowledged (bounded by ls_quic_tuning.file_budget). */
+uint64_t ls_quic_file_memory(const ls_quic *q);
+/* Retry packets sent (address validation under load). */
+uint64_t ls_quic_retries_sent(const ls_quic *q);
 /* Closes every connection (CONNECTION_CLOSE, no closing period: their
  * on_conn_closed runs with LS_ECANCELED) and the endpoint; done_cb (may be
  * NULL) runs once every handle is closed and q is freed. */
@@ -146,8 +166,11 @@ int ls_quic_open_stream(ls_quic_conn *conn, ls_quic_stream **out);
  * is ready, or while a file is being sent. */
 int ls_quic_stream_write(ls_quic_stream *stream, const void *data, size_t len, int fin,
                          void (*release_cb)(void *cb_arg), void *cb_arg);
-/* Sends `length` bytes of `fd` from `offset`, read in blocks into a bounded
- * set of buffers recycled on acknowledgement. The stream takes ownership of
+/* Sends `length` bytes of `fd` from `offset`, read in blocks into buffers
+ * recycled on acknowledgement. Reading runs ahead of sending only as far as
+ * the peer's credit and the per-connection and endpoint budgets of
+ * ls_quic_tuning allow, and for at most a few milliseconds per loop
+ * iteration. The stream takes ownership of
  * fd and closes it when done (also on failure). A short file or read error
  * resets the stream (on_stream_closed: LS_EIO). */
 int ls_quic_stream_send_file(ls_quic_stream *stream, int fd, uint64_t offset, uint64_t length,

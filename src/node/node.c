@@ -3,9 +3,11 @@
  * ls_stream_handler (node/node.h). */
 #include "node/node.h"
 
+#include "core/addr.h"
 #include "core/error.h"
 #include "node/stream_handler.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 struct ls_node {
@@ -41,6 +43,15 @@ static void on_streams_available(ls_quic_conn *conn)
   ls_node *n = node_of_conn(conn);
   if (n->config.on_streams_available)
     n->config.on_streams_available(n, conn, n->config.user);
+}
+
+/* The endpoint says this once a minute per address and reason at most. */
+static void on_conn_refused(ls_quic *q, const struct sockaddr *from, const char *why)
+{
+  char addr[64];
+  (void)q;
+  ls_format_addr(from, addr, sizeof addr);
+  fprintf(stderr, "lanspread: refused connections from %s: %s\n", addr, why);
 }
 
 static void on_hello(void *user, ls_quic_conn *conn, const char *peer_id, const char *name)
@@ -88,7 +99,7 @@ int ls_node_new(const ls_node_config *config, ls_node **out, ls_diag *diag)
     .bind_addr = config->bind_addr, .identity = config->identity, .user = n,
     .tuning = config->tuning,
     .cb = {on_conn_ready, on_conn_closed, on_stream_open, on_stream_data, on_stream_closed,
-           on_streams_available},
+           on_streams_available, on_conn_refused},
   };
   if (rc == LS_OK)
     rc = ls_quic_new(config->loop, &qc, &n->quic, diag);

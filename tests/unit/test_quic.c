@@ -39,6 +39,8 @@ typedef struct endpoint {
   char last_diag[LS_DIAG_MAX];
   ls_quic_conn *conn; /* last ready connection */
   int done;           /* ls_quic_close finished */
+  int refused;        /* on_conn_refused calls */
+  char refused_why[LS_DIAG_MAX];
 } endpoint;
 
 /* One client request: bytes sent, bytes received, completion. */
@@ -237,6 +239,14 @@ static void on_stream_closed(ls_quic_stream *s, int err)
   ep->w->streams_closed++;
 }
 
+static void on_conn_refused(ls_quic *q, const struct sockaddr *from, const char *why)
+{
+  endpoint *ep = ls_quic_user(q);
+  (void)from;
+  ep->refused++;
+  snprintf(ep->refused_why, sizeof ep->refused_why, "%s", why);
+}
+
 static void on_done(void *user)
 {
   endpoint *ep = user;
@@ -245,16 +255,19 @@ static void on_done(void *user)
 
 /* ---- fixture ------------------------------------------------------------ */
 
-static void ep_start(world *w, endpoint *ep, unsigned port, const ls_quic_tuning *tun)
+/* An endpoint on 127.0.0.HOST:PORT (every 127/8 address is loopback). */
+static void ep_start_on(world *w, endpoint *ep, unsigned host, unsigned port,
+                        const ls_quic_tuning *tun)
 {
   ls_diag diag = { { 0 } };
   struct sockaddr_in addr = loopback(port);
+  addr.sin_addr.s_addr = htonl(0x7f000000u | host);
   ls_quic_config cfg = {
     .bind_addr = (const struct sockaddr *)&addr,
     .identity = ep->id,
     .cb = { .on_conn_ready = on_conn_ready, .on_conn_closed = on_conn_closed,
             .on_stream_open = on_stream_open, .on_stream_data = on_stream_data,
-            .on_stream_closed = on_stream_closed },
+            .on_stream_closed = on_stream_closed, .on_conn_refused = on_conn_refused },
     .user = ep,
   };
   if (tun)
@@ -264,6 +277,11 @@ static void ep_start(world *w, endpoint *ep, unsigned port, const ls_quic_tuning
   int rv = ls_quic_new(&w->loop, &cfg, &ep->q, &diag);
   if (rv != 0)
     fail_msg("ls_quic_new: %s", diag.text);
+}
+
+static void ep_start(world *w, endpoint *ep, unsigned port, const ls_quic_tuning *tun)
+{
+  ep_start_on(w, ep, 1, port, tun);
 }
 
 static void ep_stop(world *w, endpoint *ep)
@@ -693,6 +711,146 @@ static void test_idle_timeout(void **state)
   world_free(w);
 }
 
+/* Streams whose reader stopped hold no read-ahead beyond their credit:
+ * 64 streams of an 8 MiB file to a client that grants 64 KiB per stream
+ * and stops reading at once. Before the budgets, each stream read 8 blocks
+ * of 512 KiB ahead (256 MiB here). Resumed, every stream completes intact. */
+static void test_unread_streams_hold_little(void **state)
+{
+  (void)state;
+  enum { STREAMS = 64 };
+  const size_t size = (size_t)8 << 20, window = 64 << 10;
+  uint8_t want[SHA256_DIGEST_SIZE], got[SHA256_DIGEST_SIZE];
+  const char *path = t_path("%s/unread.bin", t_tempdir());
+  make_file(path, size, want);
+  ls_quic_tuning tun = { .stream_window = window, .max_stream_window = window };
+  world *w = world_new(&tun);
+  ls_quic_conn *c = connect_ok(w, NULL);
+  char req[4200];
+  int n = snprintf(req, sizeof req, "F%s", path);
+  int stopped = 0;
+  for (int i = 0; i < STREAMS; i++) {
+    uint8_t *out = malloc((size_t)n);
+    memcpy(out, req, (size_t)n);
+    w->reqs[i].stop_at = 1;
+    start_request(w, c, i, out, (size_t)n, 1);
+  }
+  uint64_t peak = 0;
+  for (int round = 0; round < 50; round++) {
+    run_for(w, 0.02);
+    uint64_t now = ls_quic_file_memory(w->srv.q);
+    peak = now > peak ? now : peak;
+  }
+  for (int i = 0; i < STREAMS; i++)
+    stopped += w->reqs[i].stopped;
+  print_message("unread streams: %d stopped, server file memory peak %llu KiB\n", stopped,
+                (unsigned long long)(peak >> 10));
+  assert_int_equal(stopped, STREAMS);
+  assert_true(peak <= STREAMS * window);
+  for (int i = 0; i < STREAMS; i++)
+    ls_quic_stream_read_start(w->reqs[i].stream);
+  assert_true(run_until(w, &w->nreqs_done, STREAMS, 60));
+  for (int i = 0; i < STREAMS; i++) {
+    request *r = &w->reqs[i];
+    assert_int_equal(r->close_err, 0);
+    assert_int_equal(r->received, size);
+    sha256_digest(&r->sha, SHA256_DIGEST_SIZE, got);
+    assert_memory_equal(got, want, SHA256_DIGEST_SIZE);
+  }
+  run_for(w, 0.1); /* the last acks */
+  assert_int_equal(ls_quic_file_memory(w->srv.q), 0);
+  world_free(w);
+}
+
+/* With every client address validated by a Retry round trip first,
+ * connections and streams work as before. */
+static void test_retry_validates_addresses(void **state)
+{
+  (void)state;
+  ls_quic_tuning tun = { .flags = LS_QUIC_ALWAYS_RETRY };
+  world *w = world_new(&tun);
+  ls_quic_conn *c = connect_ok(w, ls_identity_peer_id(w->srv.id));
+  request *r = start_request(w, c, 0, pattern(70000, 5), 70000, 0);
+  assert_true(run_until(w, &w->nreqs_done, 1, 5));
+  check_echo(r);
+  assert_int_equal(ls_quic_retries_sent(w->srv.q), 1);
+  assert_int_equal(ls_quic_retries_sent(w->cli.q), 0);
+  assert_int_equal(w->srv.refused, 0);
+  world_free(w);
+}
+
+/* Starts endpoint ep on 127.0.0.HOST and connects it to the server; returns
+ * once it is ready (1) or closed (0). */
+static int dial_from(world *w, endpoint *ep, unsigned host)
+{
+  ls_diag diag = { { 0 } };
+  ls_quic_conn *c = NULL;
+  if (!ep->q) {
+    new_identity(&ep->id);
+    ep_start_on(w, ep, host, 0, NULL);
+  }
+  struct sockaddr_in srv = loopback(ls_quic_local_port(w->srv.q));
+  int ready = ep->ready, closed = ep->closed;
+  assert_int_equal(ls_quic_connect(ep->q, (struct sockaddr *)&srv, NULL, &c, &diag), 0);
+  uint64_t deadline = uv_hrtime() + 3000000000ull;
+  while (ep->ready == ready && ep->closed == closed && uv_hrtime() < deadline)
+    run_for(w, 0.01);
+  return ep->ready > ready;
+}
+
+/* Incoming connections are capped per address and in all, refused at once
+ * with a reason (not left to time out), said once per address, and the
+ * slots kept for dialling out still let the server connect. */
+static void test_incoming_slots_are_capped(void **state)
+{
+  (void)state;
+  ls_quic_tuning tun = { .max_conns = 6, .reserved_outgoing = 2, .max_conns_per_addr = 2 };
+  world *w = calloc(1, sizeof *w);
+  assert_non_null(w);
+  assert_int_equal(uv_loop_init(&w->loop), 0);
+  uv_timer_init(&w->loop, &w->tick);
+  new_identity(&w->srv.id);
+  new_identity(&w->cli.id);
+  ep_start(w, &w->srv, 0, &tun);
+  ep_start(w, &w->cli, 0, NULL);
+  endpoint other[3] = { 0 };
+  /* 127.0.0.1: two in, then refused (twice, said once) */
+  assert_true(dial_from(w, &w->cli, 1));
+  assert_true(dial_from(w, &w->cli, 1));
+  uint64_t t0 = uv_hrtime();
+  assert_false(dial_from(w, &w->cli, 1));
+  double refused_s = (double)(uv_hrtime() - t0) / 1e9;
+  assert_int_equal(w->cli.last_err, LS_EBUSY);
+  assert_non_null(strstr(w->cli.last_diag, "too many connections from this address"));
+  assert_false(dial_from(w, &w->cli, 1));
+  assert_int_equal(w->srv.refused, 1);
+  assert_non_null(strstr(w->srv.refused_why, "from this address"));
+  /* 127.0.0.2: two in; the 4 incoming slots (6 - 2 reserved) are taken */
+  assert_true(dial_from(w, &other[0], 2));
+  assert_true(dial_from(w, &other[0], 2));
+  assert_false(dial_from(w, &other[1], 3));
+  assert_int_equal(other[1].last_err, LS_EBUSY);
+  assert_non_null(strstr(other[1].last_diag, "every incoming connection slot is taken"));
+  assert_int_equal(w->srv.refused, 2);
+  /* the server still dials out, on a reserved slot */
+  new_identity(&other[2].id);
+  ep_start_on(w, &other[2], 4, 0, NULL);
+  ls_diag diag = { { 0 } };
+  ls_quic_conn *c = NULL;
+  struct sockaddr_in to = loopback(ls_quic_local_port(other[2].q));
+  to.sin_addr.s_addr = htonl(0x7f000004u);
+  int ready = w->srv.ready;
+  assert_int_equal(ls_quic_connect(w->srv.q, (struct sockaddr *)&to, NULL, &c, &diag), 0);
+  assert_true(run_until(w, &w->srv.ready, ready + 1, 5));
+  print_message("refused in %.3f s\n", refused_s);
+  assert_true(refused_s < 1.0);
+  for (int i = 0; i < 3; i++) {
+    ep_stop(w, &other[i]);
+    ls_identity_free(other[i].id);
+  }
+  world_free(w);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -708,6 +866,9 @@ int main(void)
     cmocka_unit_test(test_server_restart),
     cmocka_unit_test(test_garbage_then_good),
     cmocka_unit_test(test_idle_timeout),
+    cmocka_unit_test(test_unread_streams_hold_little),
+    cmocka_unit_test(test_retry_validates_addresses),
+    cmocka_unit_test(test_incoming_slots_are_capped),
   };
   return ls_run_tests(tests, NULL, NULL);
 }
