@@ -47,6 +47,7 @@ struct evil {
   unsigned count;
   unsigned lists, chunks;
   unsigned opened, resets, answered; /* client attacks */
+  unsigned flood_ready, flood_refused, flood_failed;
   bool in_quiet, failed, stopping;
 };
 
@@ -219,6 +220,42 @@ static int write_get_game(ls_quic_stream *s, const evil_config *cfg)
   return rc;
 }
 
+/* A GetGameFileChunk with FIN, and the answer is never read. */
+static int write_chunk_request(ls_quic_stream *s, const evil_config *cfg)
+{
+  ls_msg msg = {.type = LS_MSG_GET_GAME_FILE_CHUNK};
+  msg.range.id = (char *)cfg->game_id;
+  msg.range.path = (char *)cfg->file_path;
+  msg.range.offset = 0;
+  msg.range.length = cfg->chunk_length;
+  uint8_t *frame;
+  size_t len;
+  int rc = ls_msg_encode_frame(&msg, &frame, &len, NULL);
+  if (rc == LS_OK)
+    rc = ls_quic_stream_write(s, frame, len, 1, free, frame);
+  ls_quic_stream_read_stop(s);
+  return rc;
+}
+
+static int write_attack_request(ls_quic_stream *s, const evil_config *cfg)
+{
+  switch (cfg->attack) {
+  case EVIL_HALF_FRAMES: return write_half_frame(s, cfg);
+  case EVIL_GET_GAME_FLOOD: return write_get_game(s, cfg);
+  case EVIL_UNREAD_CHUNKS: return write_chunk_request(s, cfg);
+  default: return LS_EINVAL;
+  }
+}
+
+/* Says "flood-settled" once every flood connection is ready or closed. */
+static void flood_count(evil *e, unsigned *counter)
+{
+  (*counter)++;
+  if (e->flood_ready + e->flood_refused + e->flood_failed == e->cfg->conns)
+    say("{\"evil\":\"flood-settled\",\"ready\":%u,\"refused\":%u,\"failed\":%u}",
+        e->flood_ready, e->flood_refused, e->flood_failed);
+}
+
 static void launch_attack(ghost *g, ls_quic_conn *conn)
 {
   evil *e = g->e;
@@ -235,8 +272,7 @@ static void launch_attack(ghost *g, ls_quic_conn *conn)
     st->e = e;
     ls_quic_stream_set_user(s, &st->h);
     e->opened++;
-    int rc = e->cfg->attack == EVIL_HALF_FRAMES ? write_half_frame(s, e->cfg)
-                                                : write_get_game(s, e->cfg);
+    int rc = write_attack_request(s, e->cfg);
     if (rc != LS_OK)
       ls_quic_stream_reset(s, 1);
   }
@@ -305,6 +341,10 @@ static void on_conn_ready(ls_quic_conn *conn)
   ghost *g = ghost_of(conn);
   if (!ls_quic_conn_is_client(conn) || g->hello)
     return;
+  if (g->e->cfg->attack == EVIL_CONN_FLOOD) {
+    flood_count(g->e, &g->e->flood_ready);
+    return;
+  }
   if (g->e->cfg->attack != EVIL_SERVE) {
     launch_attack(g, conn);
     return;
@@ -321,6 +361,11 @@ static void on_conn_ready(ls_quic_conn *conn)
 static void on_conn_closed(ls_quic_conn *conn, int err, const char *diag)
 {
   ghost *g = ghost_of(conn);
+  if (g->e->cfg->attack == EVIL_CONN_FLOOD) {
+    if (!g->vanishing && !ls_quic_conn_peer_id(conn))
+      flood_count(g->e, err == LS_EBUSY ? &g->e->flood_refused : &g->e->flood_failed);
+    return;
+  }
   if (!g->vanishing)
     say("{\"evil\":\"closed\",\"client\":%s,\"err\":%d,\"diag\":\"%.120s\"}",
         ls_quic_conn_is_client(conn) ? "true" : "false", err, diag ? diag : "");
@@ -410,10 +455,15 @@ static int start_ghost(evil *e, ghost *g)
     .cb = {on_conn_ready, on_conn_closed,
            cfg->ghosts || cfg->attack != EVIL_SERVE ? NULL : on_stream_open, on_stream_data,
            on_stream_closed, NULL},
+    .tuning = {.stream_window = cfg->recv_window, .max_stream_window = cfg->recv_window,
+               .max_conns = cfg->attack == EVIL_CONN_FLOOD ? cfg->conns + 64 : 0},
   };
+  unsigned dials = cfg->attack == EVIL_CONN_FLOOD ? cfg->conns : 1;
   ls_quic_conn *conn;
-  if (ls_quic_new(&e->loop, &qc, &g->quic, &diag) != LS_OK ||
-      ls_quic_connect(g->quic, (struct sockaddr *)&e->victim, NULL, &conn, &diag) != LS_OK) {
+  int rc = ls_quic_new(&e->loop, &qc, &g->quic, &diag);
+  for (unsigned i = 0; rc == LS_OK && i < dials; i++)
+    rc = ls_quic_connect(g->quic, (struct sockaddr *)&e->victim, NULL, &conn, &diag);
+  if (rc != LS_OK) {
     say("{\"evil\":\"setup-failed\",\"why\":\"%.100s\"}", diag.text);
     return 1;
   }
@@ -505,7 +555,9 @@ static void on_stop(uv_timer_t *t)
 
 int evil_run(const evil_config *cfg)
 {
-  unsigned count = cfg->attack != EVIL_SERVE ? cfg->conns : cfg->ghosts;
+  unsigned count = cfg->attack == EVIL_CONN_FLOOD ? 1
+                   : cfg->attack != EVIL_SERVE    ? cfg->conns
+                                                  : cfg->ghosts;
   evil e = {.cfg = cfg, .count = count ? count : 1};
   if (ls_parse_host_port(cfg->victim, &e.victim, NULL) != LS_OK)
     return 1;

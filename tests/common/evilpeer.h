@@ -28,7 +28,13 @@
  *   EVIL_HALF_FRAMES writes on each a frame header announcing `announce`
  *   body bytes and only `send` of them, then nothing (no FIN);
  *   EVIL_GET_GAME_FLOOD writes on each a GetGame for `game_id` with FIN and
- *   stops reading the stream (read_stop: the answer is never consumed).
+ *   stops reading the stream (read_stop: the answer is never consumed);
+ *   EVIL_UNREAD_CHUNKS does the same with a GetGameFileChunk of
+ *   `chunk_length` bytes of `file_path`.
+ *   EVIL_CONN_FLOOD instead opens `conns` connections from one endpoint
+ *   (one identity, one UDP port) and does nothing on them; once each is
+ *   ready or closed it says "flood-settled" with "ready", "refused" (closed
+ *   with LS_EBUSY: the victim refused it) and "failed" (closed otherwise).
  *   Lines: "attack-sent" (i, streams: one connection's streams are out),
  *   and at the end "attack" with "opened", "reset" (streams the victim
  *   reset) and "answered" (streams on which any answer byte arrived). */
@@ -41,6 +47,8 @@ enum evil_attack {
   EVIL_SERVE = 0,      /* the peer of the first two scenarios */
   EVIL_HALF_FRAMES,    /* unfinished request frames */
   EVIL_GET_GAME_FLOOD, /* GetGames whose answers are never read */
+  EVIL_UNREAD_CHUNKS,  /* file chunk requests whose answers are never read */
+  EVIL_CONN_FLOOD,     /* many connections from one UDP port, doing nothing */
 };
 
 typedef struct evil_config {
@@ -61,7 +69,11 @@ typedef struct evil_config {
   unsigned streams;       /* client attacks: streams per connection */
   unsigned announce;      /* half frames: the body length announced */
   unsigned send;          /* half frames: the body bytes sent */
-  const char *game_id;    /* GetGame flood: the game asked for */
+  const char *game_id;    /* GetGame flood, unread chunks: the game asked for */
+  const char *file_path;  /* unread chunks: the file of game_id asked for */
+  unsigned chunk_length;  /* unread chunks: bytes asked for from offset 0 */
+  unsigned recv_window;   /* client attacks: the per-stream receive window
+                             granted (0: the endpoint's default) */
 } evil_config;
 
 /* Plays the scenario; 0 when it ran (what happened is on stdout), else 1. */

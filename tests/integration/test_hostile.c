@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #define T_MS 30000
@@ -235,7 +236,8 @@ static peerproc *start_evil(party *pt, attack *a, unsigned ghosts, unsigned run_
 static peerproc *start_client_attack(party *pt, attack *a, unsigned run_ms)
 {
   a->cfg.victim = pt->seeder_addr;
-  a->cfg.bind_host = "127.0.0.1";
+  if (!a->cfg.bind_host)
+    a->cfg.bind_host = "127.0.0.1";
   static unsigned attacks;
   const char *dir = t_path("client%u", ++attacks);
   a->cfg.state_dir = strdup(t_path("%s/%s", pt->root, dir));
@@ -687,6 +689,98 @@ static void get_game_flood_hashes_once(void **state)
   stop_party(&pt);
 }
 
+/* File chunk requests never read: one connection of 256 streams, each
+ * asking for a 4 MiB archive and granting 64 KiB of credit, then reading
+ * nothing. Before the send budgets the seeder read 4 MiB ahead on every
+ * stream (1 GiB); now it reads no further than the credit, so one hostile
+ * connection adds at most 32 MiB, and the victim downloads meanwhile. */
+static void unread_chunks_hold_little_memory(void **state)
+{
+  (void)state;
+  enum { STREAMS = 256, RUN_MS = 9000 };
+  party pt = start_party();
+  victim_downloads(&pt, "g0001"); /* the seeder's buffers and threads exist */
+  long before = rss_kib(pt.seeder);
+  attack a = {.cfg = {.attack = EVIL_UNREAD_CHUNKS, .conns = 1, .streams = STREAMS,
+                      .game_id = "g0002", .file_path = "g0002.part01.eti",
+                      .chunk_length = 4u << 20, .recv_window = 64u << 10}};
+  peerproc *e = start_client_attack(&pt, &a, RUN_MS);
+  json_t *sent = evil_expect(e, "attack-sent", T_MS);
+  assert_int_equal(json_integer_value(json_object_get(sent, "streams")), STREAMS);
+  json_decref(sent);
+  usleep(1500 * 1000); /* the answers start and stall */
+  long during = rss_kib(pt.seeder);
+  victim_downloads(&pt, "g0003"); /* during the attack */
+  json_t *report = evil_expect(e, "attack", RUN_MS + T_MS);
+  long opened = (long)json_integer_value(json_object_get(report, "opened"));
+  long answered = (long)json_integer_value(json_object_get(report, "answered"));
+  json_decref(report);
+  json_decref(evil_expect(e, "done", T_MS));
+  assert_int_equal(pp_wait(e, T_MS), 0);
+  print_message("unread chunks: seeder RSS %ld KiB before, %ld KiB during (+%ld KiB); %ld of "
+                "%ld streams answered\n", before, during, during - before, answered, opened);
+  assert_int_equal(opened, STREAMS);
+  assert_int_equal(answered, opened); /* served up to the credit, then held */
+  if (RSS_CHECKED && during - before > 32 * 1024)
+    fail_msg("the seeder grew by %ld KiB, over 32 MiB", during - before);
+  free((char *)a.cfg.state_dir);
+  stop_party(&pt);
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* 512 connections from one UDP port of 127.0.0.2: the seeder admits its
+ * share per address (16) and refuses the rest at once, says so once, and a
+ * new well-behaved peer on 127.0.0.1 still links with it within 2 s while
+ * the victim keeps downloading. */
+static void connection_flood_from_one_address(void **state)
+{
+  (void)state;
+  enum { CONNS = 512, RUN_MS = 12000 };
+  party pt = start_party();
+  long before = rss_kib(pt.seeder);
+  attack a = {.cfg = {.attack = EVIL_CONN_FLOOD, .conns = CONNS, .bind_host = "127.0.0.2"}};
+  peerproc *e = start_client_attack(&pt, &a, RUN_MS);
+  json_t *settled = evil_expect(e, "flood-settled", T_MS);
+  long ready = (long)json_integer_value(json_object_get(settled, "ready"));
+  long refused = (long)json_integer_value(json_object_get(settled, "refused"));
+  long failed = (long)json_integer_value(json_object_get(settled, "failed"));
+  json_decref(settled);
+  long during = rss_kib(pt.seeder);
+  char late_addr[32];
+  snprintf(late_addr, sizeof late_addr, "127.0.0.1:%u", next_port());
+  t_mkdir(pt.root, "late/games");
+  peerproc *late = start_peer(&pt, "late", late_addr, pt.seeder_addr);
+  double t0 = now_s(); /* it is ready: it dials the seeder now */
+  json_t *r = pp_command(late, "wait-peers 1 10", T_MS);
+  double linked_s = now_s() - t0;
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  victim_downloads(&pt, "g0001"); /* during the flood */
+  print_message("connection flood: %ld ready, %ld refused, %ld failed; seeder RSS +%ld KiB; a "
+                "new peer linked in %.2f s\n", ready, refused, failed,
+                during - before, linked_s);
+  assert_int_equal(ready, 16); /* LS_QUIC max_conns_per_addr */
+  assert_int_equal(refused, CONNS - 16);
+  assert_int_equal(failed, 0);
+  assert_int_equal(peer_log_count(&pt, "seeder", "refused connections from 127.0.0.2"), 1);
+  assert_true(linked_s < 2.0);
+  if (RSS_CHECKED && during - before > 64 * 1024)
+    fail_msg("the seeder grew by %ld KiB, over 64 MiB", during - before);
+  pp_send(e, "stop");
+  json_decref(evil_expect(e, "done", RUN_MS + T_MS));
+  assert_int_equal(pp_wait(e, T_MS), 0);
+  pp_send(late, "quit");
+  assert_int_equal(pp_wait(late, T_MS), 0);
+  free((char *)a.cfg.state_dir);
+  stop_party(&pt);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -696,6 +790,8 @@ int main(void)
     cmocka_unit_test(ghost_peers_are_forgotten),
     cmocka_unit_test(half_frames_are_capped),
     cmocka_unit_test(get_game_flood_hashes_once),
+    cmocka_unit_test(unread_chunks_hold_little_memory),
+    cmocka_unit_test(connection_flood_from_one_address),
   };
   return ls_run_tests(tests, NULL, NULL);
 }
