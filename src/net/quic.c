@@ -2263,6 +2263,11 @@ uint64_t ls_quic_stream_unacked(const ls_quic_stream *s)
   return s->queued - s->acked;
 }
 
+uint64_t ls_quic_stream_acked(const ls_quic_stream *s)
+{
+  return s->acked;
+}
+
 void ls_quic_stream_read_stop(ls_quic_stream *s)
 {
   s->read_stopped = 1;

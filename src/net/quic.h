@@ -177,6 +177,8 @@ int ls_quic_stream_send_file(ls_quic_stream *stream, int fd, uint64_t offset, ui
                              int fin);
 /* Bytes queued by write/send_file and not yet acknowledged. */
 uint64_t ls_quic_stream_unacked(const ls_quic_stream *stream);
+/* Bytes of the stream the peer has acknowledged. */
+uint64_t ls_quic_stream_acked(const ls_quic_stream *stream);
 /* Backpressure: while stopped, consumed bytes are not credited back to the
  * peer, so it stops within one stream window (data already in flight, at
  * most that window, is still delivered). */

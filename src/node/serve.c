@@ -2,89 +2,25 @@
  * per-connection accounts (bad requests, bytes of unfinished request frames,
  * bytes of answers not yet acknowledged), the sweep that resets stalled
  * requests, the GetGame jobs (merged, queued for the pool) and the cache of
- * encoded manifests. */
-#include "node/serve.h"
+ * encoded manifests. File answers are node/serve_files.c's. */
+#include "node/serve_int.h"
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "core/relpath.h"
 #include "library/hashing.h"
 #include "library/index.h"
-#include "node/stream_handler.h"
-#include "proto/proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define DEFAULT_MAX_BAD_REQUESTS 8
 #define MAX_IGNORED_BYTES (64 * 1024) /* after an answer, before we reset */
 #define SWEEP_MS 1000u                /* how often stalled requests are looked for */
-#define APP_ERR_GARBAGE 0x10          /* connection closed: repeated garbage */
-#define APP_ERR_REFUSED 0x11          /* stream reset: too many ignored bytes */
-
-/* What one connection costs us, and what was said about it once. */
-typedef struct conn_record {
-  struct conn_record *next;
-  ls_quic_conn *conn;
-  unsigned bad;
-  size_t request_bytes;  /* held by its unfinished request frames */
-  uint64_t answer_bytes; /* large answers written, not yet acknowledged */
-  bool said_over, said_stalled, said_busy;
-} conn_record;
-
-typedef struct hash_job hash_job;
-typedef struct request request;
-typedef struct manifest manifest;
-
-struct ls_serve {
-  uv_loop_t *loop;
-  const ls_catalog *catalog;
-  ls_monitor *monitor;
-  char *game_dir, *peer_id, *name;
-  unsigned max_bad;
-  int protocol_version;
-  void (*on_hello)(void *user, ls_quic_conn *conn, const char *peer_id, const char *name);
-  void *user;
-  conn_record *conns;
-  request *reading;          /* requests whose frame is unfinished, oldest first */
-  request *reading_tail;
-  uv_timer_t sweep;          /* resets stalled requests */
-  bool sweep_on, sweep_closing;
-  hash_job *job_list;        /* GetGame jobs not yet finished, for merging */
-  hash_job *queue, *queue_tail; /* jobs waiting for a pool slot */
-  unsigned running;          /* jobs on the pool */
-  unsigned jobs;             /* jobs not yet freed */
-  manifest *cache, *cache_tail; /* oldest first */
-  size_t cache_bytes;
-  unsigned generation;       /* bumped by ls_serve_set_library */
-  bool freeing;              /* ls_serve_free was called while jobs ran */
-  ls_serve_stats stats;
-};
-
-/* One request stream. Freed when the stream closes, or after its hashing
- * job when that ends later. */
-struct request {
-  ls_stream_handler handler; /* first: the stream's user data */
-  ls_serve *serve;
-  ls_quic_stream *stream;    /* NULL once the stream is gone */
-  conn_record *conn;         /* NULL once the stream is gone */
-  ls_frame_reader reader;
-  request *prev, *next;      /* in serve->reading while `reading` */
-  bool reading;
-  uint64_t progress_ms;      /* when its frame last grew */
-  size_t held;               /* what it counts in conn->request_bytes */
-  bool answered;
-  size_t ignored;
-  hash_job *job;             /* the GetGame job it waits for */
-  request *next_waiter;
-};
 
 /* One encoded GameFiles frame, shared by every stream that sends it and by
  * the cache; freed with its last reference. */
@@ -103,64 +39,6 @@ struct manifest {
   size_t len;
   unsigned refs;
 };
-
-/* ---- opening payload files ------------------------------------------ */
-
-static int open_walk(int root_fd, const char *path)
-{
-  char buf[LS_PROTO_MAX_PATH + 1];
-  snprintf(buf, sizeof buf, "%s", path);
-  int dir = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
-  char *save = NULL, *part = strtok_r(buf, "/", &save);
-  while (dir >= 0 && part) {
-    char *next = strtok_r(NULL, "/", &save);
-    int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (next ? O_DIRECTORY : 0);
-    int fd = openat(dir, part, flags);
-    int e = errno;
-    close(dir);
-    errno = e;
-    if (!next)
-      return fd;
-    dir = fd;
-    part = next;
-  }
-  return -1;
-}
-
-int ls_open_beneath(const char *game_dir, const char *id, const char *path, ls_diag *diag)
-{
-  ls_diag why;
-  if (ls_relpath_check(path, &why) != LS_OK)
-    return ls_diag_set(diag, LS_EINVAL, "cannot open %.300s: %s", path ? path : "(null)",
-                       why.text);
-  int gd = open(game_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int root = gd >= 0 ? openat(gd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
-  int e = errno;
-  if (gd >= 0)
-    close(gd);
-  if (root < 0)
-    return ls_diag_errno(diag, e, "cannot open game root", id);
-  /* O_NONBLOCK: opening a FIFO a peer names must not wait for a writer
-   * (this runs on the loop); it is refused below as not a regular file. */
-  struct open_how how = {
-    .flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
-    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-  };
-  int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof how);
-  if (fd < 0 && errno == ENOSYS)
-    fd = open_walk(root, path);
-  e = errno;
-  close(root);
-  if (fd < 0)
-    return ls_diag_errno(diag, e, "cannot open", path);
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return ls_diag_set(diag, LS_EINVAL, "%s is not a regular file", path);
-  }
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-  return fd;
-}
 
 /* ---- connection accounts ----------------------------------------------- */
 
@@ -186,7 +64,7 @@ static conn_record *conn_record_of(ls_serve *s, ls_quic_conn *conn)
   return c;
 }
 
-static const char *peer_of(const conn_record *c)
+const char *ls_serve_peer_of(const conn_record *c)
 {
   const char *id = ls_quic_conn_peer_id(c->conn);
   return id ? id : "?";
@@ -216,7 +94,7 @@ static void answer_released(void *arg)
 
 /* Writes len bytes of data (released with release(arg)); fin ends the
  * stream. Every byte the server writes from memory goes through here. */
-static void write_answer(request *r, const void *data, size_t len, int fin,
+void ls_serve_write_answer(request *r, const void *data, size_t len, int fin,
                          void (*release)(void *arg), void *arg)
 {
   answer *a = r->conn ? malloc(sizeof *a) : NULL;
@@ -238,13 +116,13 @@ static bool answer_fits(const request *r, size_t len)
   return r->conn && r->conn->answer_bytes + len <= LS_SERVE_ANSWER_BYTES_PER_CONN;
 }
 
-static void release_frame(void *frame)
+void ls_serve_release_frame(void *frame)
 {
   free(frame);
 }
 
 /* Writes one response frame; fin ends the stream. */
-static void send_msg(request *r, const ls_msg *msg, int fin)
+void ls_serve_send_msg(request *r, const ls_msg *msg, int fin)
 {
   uint8_t *frame;
   size_t len;
@@ -257,19 +135,19 @@ static void send_msg(request *r, const ls_msg *msg, int fin)
     ls_quic_stream_reset(r->stream, APP_ERR_REFUSED);
     return;
   }
-  write_answer(r, frame, len, fin, release_frame, frame);
+  ls_serve_write_answer(r, frame, len, fin, ls_serve_release_frame, frame);
 }
 
 /* Answers InvalidRequest. garbage: the request could not be decoded at
  * all; a connection that keeps sending garbage is closed. (A well-formed
  * request refused for its content, such as a stale path, does not count.) */
-static void send_invalid(request *r, const char *reason, bool garbage)
+void ls_serve_send_invalid(request *r, const char *reason, bool garbage)
 {
   ls_msg msg = {.type = LS_MSG_INVALID_REQUEST};
   char text[LS_PROTO_MAX_REASON + 1];
   snprintf(text, sizeof text, "%s", reason);
   msg.invalid.reason = text;
-  send_msg(r, &msg, 1);
+  ls_serve_send_msg(r, &msg, 1);
   if (r->stream)
     ls_quic_stream_stop_sending(r->stream, APP_ERR_REFUSED); /* no more of this request */
   ls_serve *s = r->serve;
@@ -279,7 +157,7 @@ static void send_invalid(request *r, const char *reason, bool garbage)
     return;
   if (++c->bad >= s->max_bad) {
     fprintf(stderr, "lanspread: closing connection from peer %.16s: %u bad requests\n",
-            peer_of(c), c->bad);
+            ls_serve_peer_of(c), c->bad);
     s->stats.conns_dropped++;
     ls_quic_conn_close(c->conn, APP_ERR_GARBAGE);
   }
@@ -293,24 +171,24 @@ static void send_busy(request *r)
   if (c && !c->said_busy) {
     c->said_busy = true;
     fprintf(stderr, "lanspread: peer %.16s leaves over %u MiB of answers unread: refusing "
-            "its large requests until it reads them\n", peer_of(c),
+            "its large requests until it reads them\n", ls_serve_peer_of(c),
             LS_SERVE_ANSWER_BYTES_PER_CONN >> 20);
   }
   char reason[160];
   snprintf(reason, sizeof reason, "busy: %u MiB of answers on this connection are not "
            "acknowledged yet; ask again later", LS_SERVE_ANSWER_BYTES_PER_CONN >> 20);
-  send_invalid(r, reason, false);
+  ls_serve_send_invalid(r, reason, false);
 }
 
-static void send_not_found(request *r, const char *id)
+void ls_serve_send_not_found(request *r, const char *id)
 {
   ls_msg msg = {.type = LS_MSG_GAME_NOT_FOUND};
   msg.game.id = (char *)id;
-  send_msg(r, &msg, 1);
+  ls_serve_send_msg(r, &msg, 1);
 }
 
 /* The library entry of a servable game: catalog, downloaded, versioned. */
-static const ls_local_game *servable_game(const ls_serve *s, const char *id)
+const ls_local_game *ls_serve_find_game(const ls_serve *s, const char *id)
 {
   const ls_local_game *g = ls_library_find(ls_monitor_library(s->monitor), id);
   if (!g || !g->downloaded || !g->version || !ls_catalog_find(s->catalog, id))
@@ -323,7 +201,7 @@ static int compare_file_path(const void *key, const void *elem)
   return strcmp(key, ((const ls_file_info *)elem)->path);
 }
 
-static bool is_payload_file(const ls_local_game *g, const char *path)
+bool ls_serve_is_payload_file(const ls_local_game *g, const char *path)
 {
   return bsearch(path, g->files, g->file_count, sizeof *g->files, compare_file_path) != NULL;
 }
@@ -339,18 +217,18 @@ static void answer_hello(request *r, const ls_msg_hello *hello)
     snprintf(reason, sizeof reason, "protocol version %u not supported; this peer speaks %d",
              hello->protocol_version, s->protocol_version);
     fprintf(stderr, "lanspread: refused peer %.16s: %s\n", hello->peer_id, reason);
-    send_invalid(r, reason, false);
+    ls_serve_send_invalid(r, reason, false);
     return;
   }
   if (!tls_id || strcmp(tls_id, hello->peer_id) != 0) {
-    send_invalid(r, "peer_id does not match the TLS certificate", false);
+    ls_serve_send_invalid(r, "peer_id does not match the TLS certificate", false);
     return;
   }
   ls_msg msg = {.type = LS_MSG_HELLO_ACK};
   msg.hello.protocol_version = (uint32_t)s->protocol_version;
   snprintf(msg.hello.peer_id, sizeof msg.hello.peer_id, "%s", s->peer_id);
   msg.hello.name = s->name;
-  send_msg(r, &msg, 1);
+  ls_serve_send_msg(r, &msg, 1);
   if (s->on_hello && r->stream)
     s->on_hello(s->user, ls_quic_stream_conn(r->stream), hello->peer_id, hello->name);
 }
@@ -372,7 +250,7 @@ static void send_game_list(request *r, const ls_msg *msg)
     send_busy(r);
     return;
   }
-  write_answer(r, frame, len, 1, release_frame, frame);
+  ls_serve_write_answer(r, frame, len, 1, ls_serve_release_frame, frame);
 }
 
 static void answer_list_games(request *r)
@@ -397,73 +275,6 @@ static void answer_list_games(request *r)
   send_game_list(r, &msg);
   free(msg.game_list.games);
   free(sums);
-}
-
-/* ---- file bytes --------------------------------------------------------- */
-
-#ifdef LS_TEST_HOOKS
-/* Test builds only: serves the range with its first byte flipped, so that
- * tests can play a corrupt peer. */
-static void send_corrupted(request *r, int fd, uint64_t offset, uint64_t length)
-{
-  uint8_t *buf = malloc(length ? length : 1);
-  ssize_t n = buf ? ls_pread_full(fd, buf, length, offset) : LS_ENOMEM;
-  close(fd);
-  if (n != (ssize_t)length) {
-    free(buf);
-    ls_quic_stream_reset(r->stream, APP_ERR_REFUSED);
-    return;
-  }
-  if (length)
-    buf[0] ^= 0xff;
-  write_answer(r, buf, length, 1, release_frame, buf);
-}
-#endif
-
-static void answer_file(request *r, const ls_msg_file_range *want, bool whole)
-{
-  ls_serve *s = r->serve;
-  const ls_local_game *g = servable_game(s, want->id);
-  if (!g) {
-    send_not_found(r, want->id);
-    return;
-  }
-  if (!is_payload_file(g, want->path)) {
-    send_invalid(r, "path: not a payload file of this game", false);
-    return;
-  }
-  ls_diag diag;
-  int fd = ls_open_beneath(s->game_dir, want->id, want->path, &diag);
-  struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0) {
-    if (fd >= 0)
-      close(fd);
-    send_invalid(r, "path: cannot be read", false);
-    return;
-  }
-  uint64_t size = (uint64_t)st.st_size;
-  ls_msg msg = {.type = LS_MSG_FILE_DATA};
-  msg.range = (ls_msg_file_range){want->id, want->path, whole ? 0 : want->offset,
-                                  whole ? size : want->length};
-  if (msg.range.offset > size || msg.range.length > size - msg.range.offset) {
-    close(fd);
-    char reason[128];
-    snprintf(reason, sizeof reason, "range past end of file (size %llu)",
-             (unsigned long long)size);
-    send_invalid(r, reason, false);
-    return;
-  }
-  send_msg(r, &msg, 0);
-#ifdef LS_TEST_HOOKS
-  if (getenv("LS_TEST_CORRUPT_SERVE") && r->stream) { /* test-only fault switch */
-    send_corrupted(r, fd, msg.range.offset, msg.range.length);
-    return;
-  }
-#endif
-  if (r->stream)
-    ls_quic_stream_send_file(r->stream, fd, msg.range.offset, msg.range.length, 1);
-  else
-    close(fd);
 }
 
 /* ---- GetGame: the manifest cache ---------------------------------------- */
@@ -704,7 +515,7 @@ static void send_manifest(request *r, manifest *m)
     return;
   }
   m->refs++;
-  write_answer(r, m->frame, m->len, 1, manifest_released, m);
+  ls_serve_write_answer(r, m->frame, m->len, 1, manifest_released, m);
 }
 
 /* Answers r from the finished job: its manifest, or GameNotFound. */
@@ -714,7 +525,7 @@ static void answer_from_job(request *r, hash_job *job)
   if (job->result)
     send_manifest(r, job->result);
   else
-    send_not_found(r, job->id);
+    ls_serve_send_not_found(r, job->id);
   if (!r->stream)
     free_request(r);
 }
@@ -873,7 +684,7 @@ static void begin_job(void *user, ls_index *index)
     return;
   }
   manifest *m = cache_find(s, job->id);
-  const ls_local_game *g = servable_game(s, job->id);
+  const ls_local_game *g = ls_serve_find_game(s, job->id);
   if (m && job->generation == s->generation && manifest_is_current(s, m, g, index)) {
     s->stats.manifest_hits++;
     m->refs++;
@@ -925,9 +736,9 @@ static hash_job *find_job(const ls_serve *s, const ls_local_game *g)
 static void answer_get_game(request *r, const char *id)
 {
   ls_serve *s = r->serve;
-  const ls_local_game *g = servable_game(s, id);
+  const ls_local_game *g = ls_serve_find_game(s, id);
   if (!g) {
-    send_not_found(r, id);
+    ls_serve_send_not_found(r, id);
     return;
   }
   if (!answer_fits(r, 0)) {
@@ -962,18 +773,18 @@ static void dispatch(request *r, const ls_msg *msg)
   case LS_MSG_HELLO: answer_hello(r, &msg->hello); break;
   case LS_MSG_PING: {
     ls_msg pong = {.type = LS_MSG_PONG};
-    send_msg(r, &pong, 1);
+    ls_serve_send_msg(r, &pong, 1);
     break;
   }
   case LS_MSG_LIST_GAMES: answer_list_games(r); break;
   case LS_MSG_GET_GAME: answer_get_game(r, msg->game.id); break;
   case LS_MSG_GET_GAME_FILE_DATA: {
     ls_msg_file_range whole = {msg->file.id, msg->file.path, 0, 0};
-    answer_file(r, &whole, true);
+    ls_serve_answer_file(r, &whole, true);
     break;
   }
-  case LS_MSG_GET_GAME_FILE_CHUNK: answer_file(r, &msg->range, false); break;
-  default: send_invalid(r, "not a request", true); break;
+  case LS_MSG_GET_GAME_FILE_CHUNK: ls_serve_answer_file(r, &msg->range, false); break;
+  default: ls_serve_send_invalid(r, "not a request", true); break;
   }
 }
 
@@ -982,11 +793,11 @@ static void on_frame(request *r, size_t extra)
   ls_msg msg;
   ls_diag diag;
   if (extra > 0) {
-    send_invalid(r, "bytes after the request frame", true);
+    ls_serve_send_invalid(r, "bytes after the request frame", true);
     return;
   }
   if (ls_frame_reader_decode(&r->reader, &msg, &diag) != LS_OK) {
-    send_invalid(r, diag.text, true);
+    ls_serve_send_invalid(r, diag.text, true);
     return;
   }
   dispatch(r, &msg);
@@ -1055,7 +866,7 @@ static bool over_request_cap(request *r)
   if (!c->said_over) {
     c->said_over = true;
     fprintf(stderr, "lanspread: peer %.16s holds over %u KiB in unfinished requests: resetting "
-            "the streams that add to it\n", peer_of(c), LS_SERVE_REQUEST_BYTES_PER_CONN >> 10);
+            "the streams that add to it\n", ls_serve_peer_of(c), LS_SERVE_REQUEST_BYTES_PER_CONN >> 10);
   }
   reset_unfinished(r);
   return true;
@@ -1078,12 +889,12 @@ static void on_request_data(ls_stream_handler *h, ls_quic_stream *s, const uint8
   if (rc != 0 || fin)
     stop_reading(r);
   if (rc < 0) {
-    send_invalid(r, diag.text, true);
+    ls_serve_send_invalid(r, diag.text, true);
   } else if (rc == 1) {
     on_frame(r, len - consumed);
     ls_frame_reader_free(&r->reader); /* the request is decoded: its bytes go */
   } else if (fin) {
-    send_invalid(r, "truncated request frame", true);
+    ls_serve_send_invalid(r, "truncated request frame", true);
   } else {
     if (consumed)
       r->progress_ms = uv_now(r->serve->loop);
@@ -1107,10 +918,11 @@ static void sweep_stalled(uv_timer_t *t)
     if (c && !c->said_stalled) {
       c->said_stalled = true;
       fprintf(stderr, "lanspread: peer %.16s left a request unfinished for %u s: resetting "
-              "its stalled requests\n", peer_of(c), LS_SERVE_REQUEST_STALL_MS / 1000);
+              "its stalled requests\n", ls_serve_peer_of(c), LS_SERVE_REQUEST_STALL_MS / 1000);
     }
     reset_unfinished(r);
   }
+  ls_serve_sweep_files(s, now);
 }
 
 static void free_request(request *r)
@@ -1125,6 +937,7 @@ static void on_request_closed(ls_stream_handler *h, ls_quic_stream *s, int err)
   (void)s;
   (void)err;
   stop_reading(r);
+  ls_serve_file_closed(r);
   r->stream = NULL;
   r->conn = NULL;
   if (!r->job)
@@ -1197,6 +1010,7 @@ int ls_serve_new(const ls_serve_config *config, ls_serve **out, ls_diag *diag)
   s->catalog = config->catalog;
   s->monitor = config->monitor;
   s->max_bad = config->max_bad_requests ? config->max_bad_requests : DEFAULT_MAX_BAD_REQUESTS;
+  s->max_files = ls_serve_files_cap();
   s->on_hello = config->on_hello;
   s->protocol_version = config->protocol_version ? config->protocol_version : LS_PROTO_VERSION;
   s->user = config->user;

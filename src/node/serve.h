@@ -14,7 +14,9 @@
  * cached while the root's index stamps are unchanged and shared by every
  * stream that sends it; identical GetGames in progress are merged into one
  * job, at most LS_SERVE_MAX_HASH_JOBS of them use the thread pool at once;
- * and the large answers of a connection not yet acknowledged are bounded.
+ * the large answers of a connection not yet acknowledged are bounded; and
+ * the files sent at once are capped per connection and per server, and a
+ * file answer nobody reads is reset.
  * Loop thread only. */
 #ifndef LS_NODE_SERVE_H
 #define LS_NODE_SERVE_H
@@ -39,6 +41,16 @@ typedef struct ls_serve ls_serve;
  * written and not yet acknowledged: a large answer (GameFiles, GameList)
  * that would go over is answered InvalidRequest ("busy: ...") instead. */
 #define LS_SERVE_ANSWER_BYTES_PER_CONN (32u * 1024u * 1024u)
+/* File answers (GetGameFile, GetGameFileChunk) one connection may have in
+ * progress, each holding an open descriptor; more are answered "busy". The
+ * server's own cap is half its descriptor limit, at most
+ * LS_SERVE_FILES_MAX. Our downloader asks a source for at most 8 chunks at
+ * once. */
+#define LS_SERVE_FILES_PER_CONN 16u
+#define LS_SERVE_FILES_MAX 4096u
+/* A file answer of which the reader acknowledged nothing for this long is
+ * reset, and its slot freed. */
+#define LS_SERVE_FILE_STALL_MS 10000u
 /* Bytes of encoded manifests kept for the next GetGame; the oldest go
  * first. */
 #define LS_SERVE_MANIFEST_CACHE_BYTES (64u * 1024u * 1024u)

@@ -692,12 +692,15 @@ static void get_game_flood_hashes_once(void **state)
 /* File chunk requests never read: one connection of 256 streams, each
  * asking for a 4 MiB archive and granting 64 KiB of credit, then reading
  * nothing. Before the send budgets the seeder read 4 MiB ahead on every
- * stream (1 GiB); now it reads no further than the credit, so one hostile
- * connection adds at most 32 MiB, and the victim downloads meanwhile. */
+ * stream (1 GiB) and held a descriptor for each. Now it sends
+ * LS_SERVE_FILES_PER_CONN files at once while the rest wait, reads no
+ * further than the credit (one hostile connection adds at most 32 MiB),
+ * resets the answers nobody reads after LS_SERVE_FILE_STALL_MS (the next
+ * ones then start), says each once, and the victim downloads meanwhile. */
 static void unread_chunks_hold_little_memory(void **state)
 {
   (void)state;
-  enum { STREAMS = 256, RUN_MS = 9000 };
+  enum { STREAMS = 256, RUN_MS = LS_SERVE_FILE_STALL_MS + 3500 };
   party pt = start_party();
   victim_downloads(&pt, "g0001"); /* the seeder's buffers and threads exist */
   long before = rss_kib(pt.seeder);
@@ -714,13 +717,18 @@ static void unread_chunks_hold_little_memory(void **state)
   json_t *report = evil_expect(e, "attack", RUN_MS + T_MS);
   long opened = (long)json_integer_value(json_object_get(report, "opened"));
   long answered = (long)json_integer_value(json_object_get(report, "answered"));
+  long reset = (long)json_integer_value(json_object_get(report, "reset"));
   json_decref(report);
   json_decref(evil_expect(e, "done", T_MS));
   assert_int_equal(pp_wait(e, T_MS), 0);
   print_message("unread chunks: seeder RSS %ld KiB before, %ld KiB during (+%ld KiB); %ld of "
-                "%ld streams answered\n", before, during, during - before, answered, opened);
+                "%ld streams answered, %ld reset when stalled\n", before, during,
+                during - before, answered, opened, reset);
   assert_int_equal(opened, STREAMS);
-  assert_int_equal(answered, opened); /* served up to the credit, then held */
+  assert_int_equal(reset, LS_SERVE_FILES_PER_CONN); /* the first ones, once stalled */
+  assert_int_equal(answered, 2 * LS_SERVE_FILES_PER_CONN); /* and the next ones began */
+  assert_int_equal(peer_log_count(&pt, "seeder", "asks for more files at once"), 1);
+  assert_int_equal(peer_log_count(&pt, "seeder", "read nothing of a file answer"), 1);
   if (RSS_CHECKED && during - before > 32 * 1024)
     fail_msg("the seeder grew by %ld KiB, over 32 MiB", during - before);
   free((char *)a.cfg.state_dir);
