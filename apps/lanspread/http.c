@@ -1,8 +1,12 @@
 /* Owns the libmicrohttpd daemon (one thread per connection, so a REST call
  * may wait for the runtime's reply and an event stream may wait for the
  * next record), the request checks of docs/API.md "Security", the request
- * bodies and their limit, the compiled-in page, and the SSE responses. */
+ * bodies and their limit, the compiled-in page, and the SSE responses.
+ * Which connections it keeps is slots.c's rule: each connection's slot is
+ * told when its request starts, is in, and is answered. */
 #include "http.h"
+
+#include "slots.h"
 
 #include "core/error.h"
 #include "core/addr.h"
@@ -21,8 +25,6 @@
  * client would see the reset instead of the answer. A larger one is
  * answered at once and its connection closed. */
 #define DRAIN_MAX (4 * 1024 * 1024)
-#define MAX_CONNECTIONS 64u
-#define IDLE_TIMEOUT_S 60u
 #define KEEPALIVE_MS 15000u
 #define HOST_MAX 300
 
@@ -32,6 +34,7 @@ extern const size_t ls_ui_index_html_len, ls_ui_app_js_len, ls_ui_style_css_len;
 struct lsd_http {
   lsd_app *app;
   struct MHD_Daemon *mhd;
+  lsd_slots *slots;
   char hosts[3][HOST_MAX]; /* accepted Host values; empty when unused */
   /* hosts[] is written once the daemon's port is known, after its threads
    * have started: they read it only after this is set (release/acquire). */
@@ -229,11 +232,50 @@ static bool body_too_long_to_drain(struct MHD_Connection *c)
   return length && strtoull(length, NULL, 10) > DRAIN_MAX;
 }
 
+/* ---- connections --------------------------------------------------------- */
+
+static lsd_slot *slot_of(struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *info =
+    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return info ? info->socket_context : NULL;
+}
+
+/* Started: on the listener thread, before the connection's own thread.
+ * Closed: after that thread ended, before the socket is closed. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+  lsd_http *h = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *fd, *from;
+    fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    from = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    *socket_context =
+      fd ? lsd_slots_admit(h->slots, fd->connect_fd, from ? from->client_addr : NULL) : NULL;
+  } else {
+    lsd_slots_release(h->slots, *socket_context);
+    *socket_context = NULL;
+  }
+}
+
+/* Called when a request's line is in (its return value is the request's
+ * first *con_cls: none). */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *c)
+{
+  (void)uri;
+  lsd_http *h = cls;
+  lsd_slots_request_started(h->slots, slot_of(c));
+  return NULL;
+}
+
 /* ---- requests ------------------------------------------------------------ */
 
+/* The whole request is in (or will not be read): it is answered now. */
 static enum MHD_Result route(lsd_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, request *req)
 {
+  lsd_slots_request_received(h->slots, slot_of(c));
   if (req->refused.status)
     return send_error(c, req->refused.status, req->refused.code, req->refused.text);
   if (strncmp(url, "/api/", 5) != 0) {
@@ -272,8 +314,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   request *req = *con_cls;
   if (!req) {
     refusal r = check_headers(h, c, url);
-    if (r.status && body_too_long_to_drain(c))
-      return send_error(c, r.status, r.code, r.text);
+    if (r.status && body_too_long_to_drain(c)) { /* answered now, the body unread */
+      request unread = {.refused = r};
+      return route(h, c, url, method, &unread);
+    }
     if (!(req = calloc(1, sizeof *req)))
       return MHD_NO;
     req->refused = r;
@@ -303,9 +347,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode code)
 {
-  (void)cls;
-  (void)c;
   (void)code;
+  lsd_http *h = cls;
+  lsd_slots_request_done(h->slots, slot_of(c));
   request *req = *con_cls;
   if (req) {
     free(req->body);
@@ -344,13 +388,22 @@ int lsd_http_start(lsd_app *app, const char *addr, lsd_http **out, ls_diag *diag
   if (!h)
     return ls_diag_set(diag, LS_ENOMEM, "out of memory");
   h->app = app;
+  if ((rc = lsd_slots_create(&h->slots, diag)) != LS_OK) {
+    free(h);
+    return rc;
+  }
+  /* libmicrohttpd's own per-address limit would refuse the newest
+   * connection: on 127.0.0.1 that is the user's own, so slots.c decides. */
   h->mhd = MHD_start_daemon(
     MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
     NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-    MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
-    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-    on_completed, NULL, MHD_OPTION_END);
+    MHD_OPTION_CONNECTION_LIMIT, (unsigned)LSD_SLOTS_HARD_LIMIT,
+    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)LSD_IDLE_TIMEOUT_S,
+    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_URI_LOG_CALLBACK,
+    on_request_line, h, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
   if (!h->mhd) {
+    lsd_slots_free(h->slots);
     free(h);
     return ls_diag_set(diag, LS_EIO, "cannot serve the UI on %s (address in use?); choose "
                                      "another with --gui HOST:PORT", addr);
@@ -378,5 +431,6 @@ void lsd_http_stop(lsd_http *h)
   if (!h)
     return;
   MHD_stop_daemon(h->mhd);
+  lsd_slots_free(h->slots);
   free(h);
 }

@@ -1,8 +1,10 @@
-/* Tests the daemon's settings file and checks (apps/lanspread/settings.c)
- * and its page state (apps/lanspread/hub.c): cards derived from runtime
+/* Tests the daemon's settings file and checks (apps/lanspread/settings.c),
+ * its page state (apps/lanspread/hub.c): cards derived from runtime
  * events, player-facing errors, Play's path checks, and the numbered event
- * stream with its snapshot, order, catch-up and close. Real files, real
- * threads; the events are the JSON the runtime emits. */
+ * stream with its snapshot, order, catch-up and close; and the UI's
+ * connection slots (apps/lanspread/slots.c): which connection makes room
+ * and when one is refused. Real files, real threads, real sockets; the
+ * events are the JSON the runtime emits. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,11 +16,15 @@
 
 #include "hub.h"
 #include "settings.h"
+#include "slots.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -551,6 +557,117 @@ static void close_ends_waiting_readers(void **state)
   lsd_stream_close(r.s);
 }
 
+/* ---- connection slots ---------------------------------------------------- */
+
+/* A connection as the slots see it: the server's end of a socket pair, and
+ * the client's, which reads the end when the slots shut the server's. */
+typedef struct conn {
+  int server, client;
+  lsd_slot *slot;
+} conn;
+
+/* A new connection from 10.0.0.HOST. */
+static conn connect_from(lsd_slots *s, unsigned host)
+{
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  struct sockaddr_in from = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000000u | host)};
+  conn c = {.server = sv[0], .client = sv[1]};
+  c.slot = lsd_slots_admit(s, c.server, (struct sockaddr *)&from);
+  return c;
+}
+
+static bool ended(const conn *c)
+{
+  char byte;
+  return recv(c->client, &byte, 1, MSG_DONTWAIT) == 0;
+}
+
+static void hang_up(lsd_slots *s, conn *c)
+{
+  lsd_slots_release(s, c->slot);
+  close(c->server);
+  close(c->client);
+}
+
+/* An address at its limit makes room from its own waiting connections,
+ * the first to be due first; when all of them are answering, its new
+ * connection is refused. Other addresses are not touched. */
+static void one_address_makes_room_from_its_own(void **state)
+{
+  (void)state;
+  lsd_slots *s;
+  assert_int_equal(lsd_slots_create(&s, NULL), LS_OK);
+  conn other = connect_from(s, 2); /* due before all of host 1's */
+  conn c[LSD_SLOTS_PER_ADDRESS + 3];
+  for (size_t i = 0; i < LSD_SLOTS_PER_ADDRESS; i++)
+    c[i] = connect_from(s, 1);
+  for (size_t i = 0; i < LSD_SLOTS_PER_ADDRESS - 2; i++)
+    lsd_slots_request_received(s, c[i].slot);
+  conn *next = &c[LSD_SLOTS_PER_ADDRESS];
+  next[0] = connect_from(s, 1);
+  assert_non_null(next[0].slot);
+  assert_true(ended(&c[LSD_SLOTS_PER_ADDRESS - 2]));
+  assert_false(ended(&c[LSD_SLOTS_PER_ADDRESS - 1]));
+  next[1] = connect_from(s, 1);
+  assert_true(ended(&c[LSD_SLOTS_PER_ADDRESS - 1]));
+  lsd_slots_request_received(s, next[0].slot);
+  lsd_slots_request_received(s, next[1].slot);
+  next[2] = connect_from(s, 1); /* 16 answering: refused */
+  assert_null(next[2].slot);
+  assert_true(ended(&next[2]));
+  for (size_t i = 0; i < LSD_SLOTS_PER_ADDRESS - 2; i++)
+    assert_false(ended(&c[i]));
+  assert_false(ended(&next[0]) || ended(&next[1]) || ended(&other));
+  for (size_t i = 0; i < LSD_SLOTS_PER_ADDRESS + 3; i++)
+    hang_up(s, &c[i]);
+  hang_up(s, &other);
+  lsd_slots_free(s);
+}
+
+/* With every slot taken, a new connection ends the waiting one due first
+ * of any address: a new one before one kept alive after its answer; with
+ * every one answering it is refused; a closed one frees its slot. */
+static void all_taken_the_first_due_makes_room(void **state)
+{
+  (void)state;
+  lsd_slots *s;
+  assert_int_equal(lsd_slots_create(&s, NULL), LS_OK);
+  conn c[LSD_SLOTS_TOTAL];
+  for (size_t i = 0; i < LSD_SLOTS_TOTAL; i++)
+    c[i] = connect_from(s, 1 + (unsigned)(i / LSD_SLOTS_PER_ADDRESS));
+  lsd_slots_request_started(s, c[0].slot);
+  lsd_slots_request_received(s, c[0].slot);
+  lsd_slots_request_done(s, c[0].slot); /* kept alive: due in 60 s */
+  conn x = connect_from(s, 100);
+  assert_non_null(x.slot);
+  assert_true(ended(&c[1]));
+  assert_false(ended(&c[0]));
+  for (size_t i = 2; i < LSD_SLOTS_TOTAL; i++)
+    lsd_slots_request_received(s, c[i].slot);
+  lsd_slots_request_received(s, x.slot);
+  conn y = connect_from(s, 101); /* the kept-alive one is the only one waiting */
+  assert_true(ended(&c[0]));
+  lsd_slots_request_received(s, y.slot);
+  conn z = connect_from(s, 102);
+  assert_null(z.slot);
+  assert_true(ended(&z));
+  hang_up(s, &c[5]);
+  conn w = connect_from(s, 102);
+  assert_non_null(w.slot);
+  for (size_t i = 2; i < LSD_SLOTS_TOTAL; i++)
+    if (i != 5)
+      assert_false(ended(&c[i]));
+  for (size_t i = 0; i < LSD_SLOTS_TOTAL; i++)
+    if (i != 5)
+      hang_up(s, &c[i]);
+  hang_up(s, &x);
+  hang_up(s, &y);
+  hang_up(s, &z);
+  hang_up(s, &w);
+  lsd_slots_free(s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -566,6 +683,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(stream_starts_with_a_snapshot_and_keeps_order, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(close_ends_waiting_readers, setup, teardown),
+    cmocka_unit_test(one_address_makes_room_from_its_own),
+    cmocka_unit_test(all_taken_the_first_due_makes_room),
   };
   return ls_run_tests(tests, NULL, NULL);
 }
