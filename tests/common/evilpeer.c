@@ -206,21 +206,25 @@ static int write_half_frame(ls_quic_stream *s, const evil_config *cfg)
   return ls_quic_stream_write(s, buf, LS_FRAME_HEADER_LEN + cfg->send, 0, free, buf);
 }
 
-/* A GetGame with FIN, and the answer is never read. */
-static int write_get_game(ls_quic_stream *s, const evil_config *cfg)
+/* Writes the request with FIN, and its answer is never read. */
+static int write_unread_request(ls_quic_stream *s, const ls_msg *msg)
 {
-  ls_msg msg = {.type = LS_MSG_GET_GAME};
-  msg.game.id = (char *)cfg->game_id;
   uint8_t *frame;
   size_t len;
-  int rc = ls_msg_encode_frame(&msg, &frame, &len, NULL);
+  int rc = ls_msg_encode_frame(msg, &frame, &len, NULL);
   if (rc == LS_OK)
     rc = ls_quic_stream_write(s, frame, len, 1, free, frame);
   ls_quic_stream_read_stop(s);
   return rc;
 }
 
-/* A GetGameFileChunk with FIN, and the answer is never read. */
+static int write_get_game(ls_quic_stream *s, const evil_config *cfg)
+{
+  ls_msg msg = {.type = LS_MSG_GET_GAME};
+  msg.game.id = (char *)cfg->game_id;
+  return write_unread_request(s, &msg);
+}
+
 static int write_chunk_request(ls_quic_stream *s, const evil_config *cfg)
 {
   ls_msg msg = {.type = LS_MSG_GET_GAME_FILE_CHUNK};
@@ -228,13 +232,7 @@ static int write_chunk_request(ls_quic_stream *s, const evil_config *cfg)
   msg.range.path = (char *)cfg->file_path;
   msg.range.offset = 0;
   msg.range.length = cfg->chunk_length;
-  uint8_t *frame;
-  size_t len;
-  int rc = ls_msg_encode_frame(&msg, &frame, &len, NULL);
-  if (rc == LS_OK)
-    rc = ls_quic_stream_write(s, frame, len, 1, free, frame);
-  ls_quic_stream_read_stop(s);
-  return rc;
+  return write_unread_request(s, &msg);
 }
 
 static int write_attack_request(ls_quic_stream *s, const evil_config *cfg)

@@ -300,7 +300,8 @@ static void new_identity(ls_identity **out)
     fail_msg("identity: %s", diag.text);
 }
 
-static world *world_new(const ls_quic_tuning *tun)
+/* A server and a client endpoint, each with its own tuning. */
+static world *world_new_tuned(const ls_quic_tuning *srv_tun, const ls_quic_tuning *cli_tun)
 {
   world *w = calloc(1, sizeof *w);
   assert_non_null(w);
@@ -308,9 +309,14 @@ static world *world_new(const ls_quic_tuning *tun)
   uv_timer_init(&w->loop, &w->tick);
   new_identity(&w->srv.id);
   new_identity(&w->cli.id);
-  ep_start(w, &w->srv, 0, tun);
-  ep_start(w, &w->cli, 0, tun);
+  ep_start(w, &w->srv, 0, srv_tun);
+  ep_start(w, &w->cli, 0, cli_tun);
   return w;
+}
+
+static world *world_new(const ls_quic_tuning *tun)
+{
+  return world_new_tuned(tun, tun);
 }
 
 static void world_free(world *w)
@@ -805,14 +811,7 @@ static void test_incoming_slots_are_capped(void **state)
 {
   (void)state;
   ls_quic_tuning tun = { .max_conns = 6, .reserved_outgoing = 2, .max_conns_per_addr = 2 };
-  world *w = calloc(1, sizeof *w);
-  assert_non_null(w);
-  assert_int_equal(uv_loop_init(&w->loop), 0);
-  uv_timer_init(&w->loop, &w->tick);
-  new_identity(&w->srv.id);
-  new_identity(&w->cli.id);
-  ep_start(w, &w->srv, 0, &tun);
-  ep_start(w, &w->cli, 0, NULL);
+  world *w = world_new_tuned(&tun, NULL);
   endpoint other[3] = { 0 };
   /* 127.0.0.1: two in, then refused (twice, said once) */
   assert_true(dial_from(w, &w->cli, 1));
