@@ -86,6 +86,7 @@ struct ls_quic_stream {
   chunk *head, *tail, *cur;          /* cur: first chunk with unsent bytes */
   uint64_t queued, sent, acked;
   uint64_t withheld;                 /* credit held back while stopped */
+  uint64_t file_unsent;              /* file bytes read and not sent yet */
   uint64_t reset_code;
   uint64_t stop_sending_code;
   file_src *file;
@@ -107,7 +108,7 @@ struct ls_quic_conn {
   ls_quic_stream *txq_head, *txq_tail;
   ls_quic_stream *fill_head, *fill_tail;
   ls_quic_conn *wait_prev, *wait_next; /* q->wait_head: waits for file memory */
-  uint64_t unsent;   /* bytes queued on its streams and not sent yet */
+  uint64_t file_unsent; /* file bytes read for its streams and not sent yet */
   uint64_t file_mem; /* bytes in its file blocks */
   ls_quic_stream *grave;
   struct sockaddr_storage remote;
@@ -430,7 +431,6 @@ static int chunk_append(ls_quic_stream *s, chunk *ch, const void *data, size_t l
   ch->off = s->queued;
   ch->release = release;
   ch->arg = arg;
-  s->conn->unsent += len;
   if (s->tail)
     s->tail->next = ch;
   else
@@ -468,7 +468,12 @@ static void fillq_add(ls_quic_stream *s);
 static void stream_sent(ls_quic_stream *s, size_t n, int fin_flag)
 {
   s->sent += n;
-  s->conn->unsent -= n;
+  /* file bytes come last in the queue: the unsent ones are its tail */
+  uint64_t file_unsent = s->queued - s->sent;
+  if (file_unsent < s->file_unsent) {
+    s->conn->file_unsent -= s->file_unsent - file_unsent;
+    s->file_unsent = file_unsent;
+  }
   if (n && s->file && s->file->left > 0)
     fillq_add(s); /* the read-ahead has room again */
   else if (n && s->conn->fill_head)
@@ -736,7 +741,7 @@ static fill_result stream_fill(ls_quic_stream *s)
   uint64_t credit = ngtcp2_conn_get_max_stream_data_left(c->conn, s->id);
   if (unsent >= credit)
     return FILL_DONE; /* cb_extend_max_stream_data queues it again */
-  if (c->unsent >= q->tun.file_readahead)
+  if (c->file_unsent >= q->tun.file_readahead)
     return FILL_CONN; /* stream_sent wakes the connection */
   if (!read_time_left(q))
     return FILL_PASS;
@@ -760,6 +765,8 @@ static fill_result stream_fill(ls_quic_stream *s)
     return FILL_DONE;
   }
   chunk_append(s, &b->ch, b->buf, (size_t)n, file_block_release, b);
+  s->file_unsent += n;
+  c->file_unsent += n;
   f->pos += n;
   f->left -= n;
   if (f->left == 0) {
@@ -838,7 +845,8 @@ static void stream_retire(ls_quic_stream *s, int err)
   s->dead = 1;
   txq_remove(s);
   fillq_remove(s);
-  c->unsent -= s->queued - s->sent;
+  c->file_unsent -= s->file_unsent;
+  s->file_unsent = 0;
   if (s->file)
     file_close(s->file);
   stream_release_all(s);
