@@ -509,7 +509,9 @@ static long open_files_limit(const peerproc *p)
 }
 
 /* Finding 9: one descriptor per payload file made a 1500-file game fail
- * under the usual soft limit of 1024 ("Too many open files"). */
+ * under the usual soft limit of 1024 ("Too many open files"). And finding
+ * 4's answer budget: the game's manifest asked for and never read while
+ * the victim downloads it. */
 static void many_files_under_the_usual_descriptor_limit(void **state)
 {
   (void)state;
@@ -533,6 +535,14 @@ static void many_files_under_the_usual_descriptor_limit(void **state)
   assert_int_equal(open_files_limit(pt.seeder), 1024); /* the limit did take effect */
   assert_int_equal(open_files_limit(pt.victim), 1024);
   json_decref(pp_command(pt.victim, "wait-peers 1 20", T_MS));
+  /* Meanwhile a client asks for the manifest of 1500 files on 256 streams
+   * and reads none of it: past LS_SERVE_ANSWER_BYTES_PER_CONN of answers
+   * not acknowledged, the seeder answers it "busy" (said once), and the
+   * victim's own GetGame, on its own connection, is answered. */
+  attack a = {.cfg = {.attack = EVIL_GET_GAME_FLOOD, .conns = 1, .streams = 256,
+                      .game_id = "g0001", .recv_window = 16u << 10}};
+  peerproc *e = start_client_attack(&pt, &a, 8000);
+  json_decref(evil_expect(e, "attack-sent", T_MS));
   json_t *r = pp_command(pt.victim, "download g0001", T_MS);
   assert_true(json_is_true(json_object_get(r, "ok")));
   json_decref(r);
@@ -540,6 +550,10 @@ static void many_files_under_the_usual_descriptor_limit(void **state)
   if (!json_is_true(json_object_get(r, "ok")))
     fail_msg("no install: %s", t_read(t_path("%s/victim.log", pt.root), &(size_t){0}));
   json_decref(r);
+  json_decref(evil_expect(e, "done", 2 * T_MS));
+  assert_int_equal(pp_wait(e, T_MS), 0);
+  free((char *)a.cfg.state_dir);
+  assert_int_equal(peer_log_count(&pt, "seeder", "of answers unread"), 1);
   assert_int_equal(log_count(&pt, "Too many open files"), 0);
   char *diff[] = {"/usr/bin/diff", "-r", strdup(t_path("%s/want/g0001", pt.root)),
                   strdup(t_path("%s/victim/games/g0001/local", pt.root)), NULL};
