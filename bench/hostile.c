@@ -18,7 +18,9 @@
  * The victims all start together before the first phase (their start-up
  * is over before anything is measured) and each stops after its phase. The
  * idle victim is left alone for --seconds; an attack runs --seconds once
- * the malicious peer has made its identities.
+ * the malicious peer has made its identities. The malicious peer comes from
+ * 127.0.0.2 and the well-behaved one from 127.0.0.1, as from two machines
+ * (a victim admits connections per address).
  *
  * Targets: one hostile connection adds at most 32 MiB of RSS to the idle
  * baseline, more connections from one address (ghosts, floods) at most
@@ -26,22 +28,22 @@
  * connects in under 2 s during every attack. A missed target is printed
  * (BELOW TARGET), not failed.
  *
- *   scripts/bench hostile            full size: 10 s per phase, 75 s in all here
- *   scripts/bench --tiny hostile     what CI runs: 1 s per phase, about 10 s
+ *   scripts/bench hostile            full size: 10 s per phase, 100 s in all here
+ *   scripts/bench --tiny hostile     what CI runs: 0.5 s per phase, about 7 s
  *   build-bench/bench_hostile --seconds 5 --attack half-frames,ghosts --keep
  *
- * It prints a header, one line per phase (wrapped here; the figures of a
- * full run on 2 shared cores) with what the malicious peer said below it,
- * and a summary:
- *   == bench_hostile: 6 attacks, 10 s each, 3 connects each, game 64M, 2 CPUs; ...
- *   hostile.idle rss_peak_MiB=9.3 stall_max_ms=7.4 (target <= 50)
- *     connect_max_ms=8.4 (target < 2000) connects=3/3 (baseline: ...)
- *   hostile.ghosts rss_peak_MiB=25.6 rss_added_MiB=+16.3 rss_ratio=2.76
- *     (target added <= 64) stall_max_ms=3.0 stall_added_ms=-4.4 (target <= 50)
- *     connect_max_ms=5.8 connect_ratio=0.70 (target < 2000) connects=3/3
- *     evil: ghost-hello=300; datagrams_nonzero=255/300 datagrams_max=9 ...
+ * It prints a header, one line per phase (wrapped here; figures of a full
+ * run on 2 shared cores) with what the malicious peer said below it, and a
+ * summary:
+ *   == bench_hostile: 8 attacks, 10 s each, 3 connects each, game 64M, 2 CPUs; ...
+ *   hostile.idle rss_peak_MiB=9.3 stall_max_ms=2.5 (target <= 50)
+ *     connect_max_ms=7.5 (target < 2000) connects=3/3 (baseline: ...)
+ *   hostile.ghosts rss_peak_MiB=25.6 rss_added_MiB=+16.3 rss_ratio=2.74
+ *     (target added <= 64) stall_max_ms=4.5 stall_added_ms=+2.0 (target <= 50)
+ *     connect_max_ms=6.3 connect_ratio=0.84 (target < 2000) connects=3/3
+ *     evil: ghost-hello=300 ghosts=1 done=1; ghosts.datagrams_nonzero=255/300 ...
  *   ...
- *   hostile: 6 attacks, 0 below target, 0 victims died
+ *   hostile: 8 attacks, 0 below target, 0 victims died
  * A phase that missed a target ends its line with BELOW TARGET (rss,
  * stall, connect: the ones it missed); one whose victim died says VICTIM
  * DIED with the last line of its log.
@@ -75,6 +77,11 @@
 #include <unistd.h>
 
 #define PROG "bench_hostile"
+/* The victims listen on 127.0.0.1; the malicious peer comes from another
+ * address than the well-behaved one, as from another machine (the victim
+ * admits connections per address). */
+#define HOSTILE_HOST "127.0.0.2"
+#define FRIEND_HOST "127.0.0.1"
 /* The victims' one game: 2 tar archives of --size / 2 each (16 MiB at the
  * tiny size); GAME_ARCHIVE is the first. */
 #define GAME_ID "g0001"
@@ -95,9 +102,9 @@ typedef struct list_spec {
 } list_spec;
 
 /* One attack: what the malicious peer does (an evil_config of
- * tests/common/evilpeer.h). The bench fills in victim, bind_host,
- * state_dir, run_ms and game_list. Its RSS target follows the number of
- * hostile connections (hostile_connections). */
+ * tests/common/evilpeer.h). The bench fills in victim, bind_host
+ * (HOSTILE_HOST unless set), state_dir, run_ms and game_list. Its RSS
+ * target follows the number of hostile connections (hostile_connections). */
 typedef struct attack {
   const char *name;
   evil_config cfg;
@@ -119,11 +126,19 @@ static const attack attacks[] = {
   {.name = "list-too-many", .list = {"g000", 4097, 1}},
   {.name = "list-oversized", .list = {"g", 2200, 2000}},
   {.name = "list-foreign", .list = {"foreign", 3000, 8}},
+  /* 256 streams each asking for 16 MiB of the first archive, granting
+   * 64 KiB of credit and reading nothing */
+  {.name = "unread-chunks", .cfg = {.attack = EVIL_UNREAD_CHUNKS, .conns = 1, .streams = 256,
+                                    .game_id = GAME_ID, .file_path = GAME_ARCHIVE,
+                                    .chunk_length = 16u << 20, .recv_window = 64u << 10}},
+  /* 512 connections from one UDP port, doing nothing */
+  {.name = "conn-flood", .cfg = {.attack = EVIL_CONN_FLOOD, .conns = 512}},
 };
 #define N_ATTACKS (sizeof attacks / sizeof attacks[0])
 
 typedef struct bench_options {
-  unsigned long seconds, probes;
+  double seconds;
+  unsigned long probes;
   const char *size;
   bool keep;
   bool selected[N_ATTACKS];
@@ -167,7 +182,7 @@ typedef struct phase_result {
   double stall_ms;   /* loop-stats lag_max_us of the phase */
   double connect_ms[MAX_PROBES];
   size_t probes, connected;
-  char evil[512];    /* what the malicious peer said, summed up */
+  char evil[1024];   /* what the malicious peer said, summed up */
 } phase_result;
 
 /* ---- options ------------------------------------------------------------ */
@@ -186,9 +201,11 @@ static void print_help(void)
          "printed (BELOW TARGET), not failed.\n"
          "\n"
          "Options:\n"
-         "  --seconds S      length of each phase (default 10)\n"
+         "  --seconds S      length of each phase (default 10; 0.1 to 600, fractions\n"
+         "                   allowed)\n"
          "  --probes N       connects of the well-behaved peer per phase (default 3)\n"
-         "  --size BYTES     the victim's game (2 archives; default 64M; K, M, G)\n"
+         "  --size BYTES     the victim's game, 2 archives (default 64M; K, M, G; at\n"
+         "                   least 32M: unread-chunks asks for 16 MiB of the first)\n"
          "  --attack LIST    the attacks to play (default: all; see --list)\n"
          "  --keep           keep the work directory (every process's output and log)\n"
          "  --list           print the attacks and exit\n"
@@ -213,6 +230,15 @@ static void select_attacks(const char *list, bench_options *o)
   }
 }
 
+static double parse_seconds(const char *s)
+{
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end || !(v >= 0.1 && v <= 600))
+    bench_usage_error("--seconds: '%s' is not a number of seconds from 0.1 to 600", s);
+  return v;
+}
+
 static void parse_args(int argc, char **argv, bench_options *o)
 {
   enum { O_SECONDS = 256, O_PROBES, O_SIZE, O_ATTACK, O_KEEP, O_LIST };
@@ -226,7 +252,7 @@ static void parse_args(int argc, char **argv, bench_options *o)
   int c;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
-    case O_SECONDS: o->seconds = bench_parse_count("--seconds", optarg, 1, 600); break;
+    case O_SECONDS: o->seconds = parse_seconds(optarg); break;
     case O_PROBES: o->probes = bench_parse_count("--probes", optarg, 1, MAX_PROBES); break;
     case O_SIZE: o->size = optarg; break;
     case O_ATTACK: select_attacks(optarg, o); any = true; break;
@@ -528,7 +554,7 @@ static void start_evil(child *c, const evil_config *cfg, const char *out_path,
 static evil_config friend_config(const bench_paths *p, const char *victim_addr, unsigned run_ms)
 {
   static const char empty[] = "{\"type\":\"GameList\",\"games\":[]}";
-  return (evil_config){.victim = victim_addr, .bind_host = "127.0.0.1",
+  return (evil_config){.victim = victim_addr, .bind_host = FRIEND_HOST,
                        .state_dir = p->friend_dir, .game_list = empty,
                        .game_list_len = sizeof empty - 1, .run_ms = run_ms};
 }
@@ -566,22 +592,23 @@ static double rss_target_mib(const attack *a)
 
 /* ---- what the malicious peer said --------------------------------------- */
 
-/* One "evil" kind and how often it was said. */
+/* One "evil" kind of line, how often it was said, and its last line. */
 typedef struct said {
   char kind[32];
   unsigned n;
+  json_t *last;
 } said;
 
-/* Appends the numbers of a closing report ("attack", "ghosts", "done"):
- * integers as they are, arrays as how many are non-zero and the largest. */
-static void append_report(json_t *obj, char *out, size_t cap)
+/* Appends " KIND.KEY=V" for the numbers of a line: integers as they are,
+ * arrays as how many are non-zero and the largest. */
+static void append_numbers(const char *kind, json_t *obj, char *out, size_t cap)
 {
   const char *key;
   json_t *v;
   json_object_foreach(obj, key, v) {
     size_t len = strlen(out);
     if (json_is_integer(v)) {
-      snprintf(out + len, cap - len, " %s=%lld", key, (long long)json_integer_value(v));
+      snprintf(out + len, cap - len, " %s.%s=%lld", kind, key, (long long)json_integer_value(v));
     } else if (json_is_array(v)) {
       size_t i, nonzero = 0;
       json_int_t max = 0;
@@ -590,49 +617,54 @@ static void append_report(json_t *obj, char *out, size_t cap)
         nonzero += json_integer_value(x) != 0;
         max = json_integer_value(x) > max ? json_integer_value(x) : max;
       }
-      snprintf(out + len, cap - len, " %s_nonzero=%zu/%zu %s_max=%lld", key, nonzero,
-               json_array_size(v), key, (long long)max);
+      snprintf(out + len, cap - len, " %s.%s_nonzero=%zu/%zu %s.%s_max=%lld", kind, key,
+               nonzero, json_array_size(v), kind, key, (long long)max);
     }
   }
 }
 
-static void count_kind(said *kinds, size_t *n, size_t cap, const char *kind)
+/* Counts a line of its kind (at most cap kinds) and keeps it as the last. */
+static void note_said(said *kinds, size_t *n, size_t cap, const char *kind, json_t *line)
 {
   size_t i = 0;
   while (i < *n && strcmp(kinds[i].kind, kind) != 0)
     i++;
   if (i == *n && *n < cap)
     snprintf(kinds[(*n)++].kind, sizeof kinds[0].kind, "%s", kind);
-  if (i < *n)
-    kinds[i].n++;
+  if (i == *n)
+    return;
+  kinds[i].n++;
+  json_decref(kinds[i].last);
+  kinds[i].last = json_incref(line);
 }
 
-/* "KIND=N ...; FIELD=V ...": every line kind the malicious peer printed
- * with its count, then the numbers of its closing reports. */
+/* "KIND=N ...; KIND.KEY=V ...": every kind of line the malicious peer
+ * printed with its count, then the numbers of the lines it printed once
+ * (its reports: "attack", "ghosts", "flood-settled", "done", ...). */
 static void summarize_evil(const char *out_path, char *out, size_t cap)
 {
-  said kinds[32] = {{"", 0}};
+  said kinds[32] = {{"", 0, NULL}};
   size_t n = 0;
-  char reports[512] = "";
   line_file f;
   line_file_open(&f, out_path);
   for (char *line; (line = line_file_next(&f)) != NULL; free(line)) {
     json_t *obj = json_loads(line, 0, NULL);
     const char *kind = json_string_value(json_object_get(obj, "evil"));
-    if (kind && (!strcmp(kind, "attack") || !strcmp(kind, "ghosts") || !strcmp(kind, "done")))
-      append_report(obj, reports, sizeof reports);
-    else if (kind)
-      count_kind(kinds, &n, 32, kind);
+    if (kind)
+      note_said(kinds, &n, 32, kind, obj);
     json_decref(obj);
   }
   line_file_close(&f);
-  size_t len = 0;
   out[0] = '\0';
-  for (size_t i = 0; i < n && len < cap; i++)
-    len += (size_t)snprintf(out + len, cap - len, "%s%s=%u", i ? " " : "", kinds[i].kind,
-                            kinds[i].n);
-  if (len < cap)
-    snprintf(out + len, cap - len, ";%s", reports);
+  for (size_t i = 0; i < n; i++)
+    snprintf(out + strlen(out), cap - strlen(out), "%s%s=%u", i ? " " : "", kinds[i].kind,
+             kinds[i].n);
+  snprintf(out + strlen(out), cap - strlen(out), ";");
+  for (size_t i = 0; i < n; i++) {
+    if (kinds[i].n == 1)
+      append_numbers(kinds[i].kind, kinds[i].last, out, cap);
+    json_decref(kinds[i].last);
+  }
 }
 
 /* ---- one phase ----------------------------------------------------------- */
@@ -643,7 +675,7 @@ static void run_probes(const bench_options *o, const bench_paths *p, const victi
                        double from, phase_result *r)
 {
   for (size_t i = 0; i < o->probes; i++) {
-    sleep_s(from + ((double)i + 0.5) * (double)o->seconds / (double)o->probes - bench_now_s());
+    sleep_s(from + ((double)i + 0.5) * o->seconds / (double)o->probes - bench_now_s());
     double ms = probe_connect_ms(p, v);
     r->connect_ms[r->probes++] = ms;
     r->connected += ms >= 0;
@@ -662,7 +694,7 @@ static evil_config attack_config(const attack *a, const bench_paths *p, const ch
                               a->list.name_len);
   evil_config cfg = a->cfg;
   cfg.victim = victim_addr;
-  cfg.bind_host = "127.0.0.1";
+  cfg.bind_host = cfg.bind_host ? cfg.bind_host : HOSTILE_HOST;
   cfg.state_dir = strdup(dir);
   cfg.game_list = *body;
   cfg.game_list_len = *body ? strlen(*body) : 0;
@@ -678,7 +710,7 @@ static void play_attack(const attack *a, const bench_options *o, const bench_pat
                         victim *v, phase_result *r)
 {
   char *body, out[PATH_MAX + 64], err[PATH_MAX + 64];
-  evil_config cfg = attack_config(a, p, v->addr, (unsigned)o->seconds * 1000u, &body);
+  evil_config cfg = attack_config(a, p, v->addr, (unsigned)(o->seconds * 1000), &body);
   snprintf(out, sizeof out, "%s/evil-%s.out", p->work, a->name);
   snprintf(err, sizeof err, "%s/evil-%s.err", p->work, a->name);
   child e;
@@ -693,7 +725,7 @@ static void play_attack(const attack *a, const bench_options *o, const bench_pat
   }
   json_decref(first);
   run_probes(o, p, v, bench_now_s(), r);
-  if (!child_stop(&e, (double)o->seconds + 60))
+  if (!child_stop(&e, o->seconds + 60))
     fprintf(stderr, PROG ": %s: the malicious peer did not end by itself (see %s)\n", a->name,
             err);
   summarize_evil(out, r->evil, sizeof r->evil);
@@ -712,7 +744,7 @@ static phase_result run_phase(const attack *a, const bench_options *o, const ben
   } else {
     double start = bench_now_s();
     run_probes(o, p, v, start, &r);
-    sleep_s(start + (double)o->seconds - bench_now_s());
+    sleep_s(start + o->seconds - bench_now_s());
   }
   r.stall_ms = victim_loop_lag_ms(v);
   r.rss_mib = (double)proc_status_kib(v->proc.pid, "VmHWM") / 1024.0;
@@ -771,7 +803,7 @@ static void print_idle(const phase_result *idle, const bench_options *o, const c
     bench_die("the idle victim died (its log: %s)", tail);
   }
   printf("hostile.idle rss_peak_MiB=%.1f stall_max_ms=%.1f (target <= %.0f) connect_max_ms=%.1f "
-         "(target < %.0f) connects=%zu/%zu (baseline: a victim left idle %lu s)",
+         "(target < %.0f) connects=%zu/%zu (baseline: a victim left idle %g s)",
          idle->rss_mib, idle->stall_ms, STALL_TARGET_MS, connect_max_ms(idle), CONNECT_TARGET_MS,
          idle->connected, idle->probes, o->seconds);
   print_misses(false, idle->stall_ms > STALL_TARGET_MS, connect_missed(idle));
@@ -920,7 +952,7 @@ int main(int argc, char **argv)
   memset(&p, 0, sizeof p);
   prepare(&o, &p);
   size_t n = selected_count(&o);
-  printf("== " PROG ": %zu attacks, %lu s each, %lu connects each, game %s, %ld CPUs; "
+  printf("== " PROG ": %zu attacks, %g s each, %lu connects each, game %s, %ld CPUs; "
          "victims: lanspread-peer-cli on 127.0.0.1, a fresh one per phase\n",
          n, o.seconds, o.probes, o.size, sysconf(_SC_NPROCESSORS_ONLN));
   victim *v = start_victims(&o, &p, n + 1);
