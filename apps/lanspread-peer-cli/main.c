@@ -78,6 +78,8 @@ static const char usage[] =
   "  remove ID                  delete the downloaded game; refused while it is\n"
   "                             installed or busy (game-remove-begin,\n"
   "                             -finished/-failed)\n"
+  "  loop-stats                 the worst lag of the peer's event loop (how late a\n"
+  "                             10 ms timer fired) since the last loop-stats\n"
   "  quit                       stop (end of stdin does the same without --serve)\n"
   "\n"
   "Exit status: 0 after quit or a signal, 2 for a usage error, 1 when the\n"

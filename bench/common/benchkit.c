@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CHILDREN 16
+#define MAX_CHILDREN 64
 
 static const char *g_prog = "bench";
 static char g_work[PATH_MAX];

@@ -95,7 +95,7 @@ static const char *command_name(ls_command_type type)
     [LS_CMD_REMOVE_DOWNLOADED_GAME] = "remove", [LS_CMD_CANCEL_DOWNLOAD] = "cancel",
     [LS_CMD_SET_GAME_DIR] = "set-game-dir", [LS_CMD_GET_PEER_COUNT] = "peer-count",
     [LS_CMD_LIST_PEERS] = "peers", [LS_CMD_PAUSE_DOWNLOAD] = "pause",
-    [LS_CMD_VERIFY_GAME] = "verify",
+    [LS_CMD_VERIFY_GAME] = "verify", [LS_CMD_LOOP_STATS] = "loop-stats",
   };
   return (size_t)type < sizeof names / sizeof names[0] && names[type] ? names[type] : "?";
 }
@@ -178,6 +178,9 @@ static void run_command(ls_peer *p, const ls_command *cmd)
   case LS_CMD_GET_PEER_COUNT:
     ls_rt_reply_ok(p, cmd->tag, name,
                    json_pack("{s:I}", "count", (json_int_t)ls_links_ready_count(p)));
+    break;
+  case LS_CMD_LOOP_STATS:
+    ls_rt_reply_ok(p, cmd->tag, name, ls_lag_take(p));
     break;
   case LS_CMD_GET_GAME:
   case LS_CMD_FETCH_LATEST:
@@ -264,6 +267,7 @@ static void begin_close(ls_peer *p)
   ls_gets_close_all(p);
   ls_links_close_all(p);
   uv_close((uv_handle_t *)&p->tick, NULL);
+  ls_lag_close(p);
   ls_node_close(p->node, on_node_closed, p);
 }
 
@@ -432,6 +436,7 @@ static void close_after_failed_start(ls_peer *p)
     begin_close(p);
   } else {
     uv_close((uv_handle_t *)&p->tick, NULL);
+    ls_lag_close(p);
     if (p->monitor)
       ls_monitor_close(p->monitor, NULL, NULL);
     uv_close((uv_handle_t *)&p->wake, NULL);
@@ -474,6 +479,7 @@ int ls_peer_start(const ls_peer_config *c, ls_peer **out, ls_diag *diag)
   uv_mutex_init(&p->lock);
   uv_async_init(&p->loop, &p->wake, on_wake);
   uv_timer_init(&p->loop, &p->tick);
+  ls_lag_init(p);
   p->wake.data = p->tick.data = p;
   rc = p->peerdb ? start_services(p, c, diag) : LS_ENOMEM;
   if (rc != LS_OK) {
@@ -483,6 +489,7 @@ int ls_peer_start(const ls_peer_config *c, ls_peer **out, ls_diag *diag)
     return rc;
   }
   uv_timer_start(&p->tick, on_tick, LS_LIVENESS_TICK_MS, LS_LIVENESS_TICK_MS);
+  ls_lag_start(p);
   ls_rt_emit_games(p, NULL);
   if (uv_thread_create(&p->thread, runtime_main, p) != 0) {
     close_after_failed_start(p);

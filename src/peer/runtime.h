@@ -3,8 +3,9 @@
  * ops.c (the list of operations and the checks that admit them), links.c
  * (connections to other peers, liveness), gets.c (file lists), downloads.c
  * (downloads on top of the download engine), installs.c (install,
- * uninstall, remove), views.c (the JSON of games and peers). Loop thread
- * only, except the two queues, which have their own lock. */
+ * uninstall, remove), views.c (the JSON of games and peers), lag.c (the
+ * loop-lag probe). Loop thread only, except the two queues, which have
+ * their own lock. */
 #ifndef LS_PEER_RUNTIME_H
 #define LS_PEER_RUNTIME_H
 
@@ -29,6 +30,7 @@
                                     after this many failed connections in a row */
 #define LS_LINK_SLOW_RETRY_TICKS 60 /* then, one mDNS announces: retried this often */
 #define LS_MAX_LEARNED_LINKS 256 /* links to peers not given by --peer */
+#define LS_LAG_PERIOD_MS 10      /* the loop-lag probe's timer */
 
 typedef struct ls_link ls_link;
 typedef struct queued queued;
@@ -36,6 +38,16 @@ typedef struct ls_event_node ls_event_node;
 typedef struct ls_op ls_op;
 typedef struct ls_listing ls_listing;
 typedef struct ls_paused ls_paused;
+
+/* The loop-lag probe (lag.c): the worst lateness of its timer in the
+ * current window. */
+typedef struct ls_lag_probe {
+  uv_timer_t timer;
+  uint64_t last_ns;   /* uv_hrtime() of the last firing */
+  uint64_t worst_ns;  /* the worst lateness in this window */
+  uint64_t window_ns; /* when this window began */
+  uint64_t ticks;     /* firings in this window */
+} ls_lag_probe;
 
 struct ls_peer {
   /* configuration, fixed after start (game_dir changes with SetGameDir) */
@@ -56,6 +68,7 @@ struct ls_peer {
   uv_async_t wake;
   uv_timer_t tick;
   unsigned ticks;
+  ls_lag_probe lag;
 
   /* queues shared with other threads */
   uv_mutex_t lock;
@@ -142,6 +155,14 @@ json_t *ls_rt_games_json(const ls_peer *p);
 json_t *ls_rt_peers_json(const ls_peer *p);
 /* games-list-updated with the merged library; changed may be NULL. */
 void ls_rt_emit_games(ls_peer *p, json_t *changed);
+
+/* ---- lag.c: the loop-lag probe ---- */
+void ls_lag_init(ls_peer *p);  /* the timer handle, with tick's */
+void ls_lag_start(ls_peer *p); /* the first window begins */
+void ls_lag_close(ls_peer *p);
+/* {"lag_max_us", "window_ms", "ticks", "period_ms"} of the window that
+ * ends now; a new one begins. */
+json_t *ls_lag_take(ls_peer *p);
 
 /* ---- links.c ---- */
 int ls_links_start(ls_peer *p, const char *const *static_peers, size_t count, ls_diag *diag);

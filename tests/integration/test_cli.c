@@ -143,6 +143,12 @@ static void games_reply_shape(void **state)
   r = pp_command(p, "peer-count", T_MS);
   assert_int_equal(json_integer_value(json_object_get(r, "count")), 0);
   json_decref(r);
+  r = pp_command(p, "loop-stats", T_MS); /* its figures: test_runtime */
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  assert_true(json_is_integer(json_object_get(r, "lag_max_us")));
+  assert_true(json_is_integer(json_object_get(r, "window_ms")));
+  assert_int_equal(json_integer_value(json_object_get(r, "period_ms")), 10);
+  json_decref(r);
   pp_close_stdin(p);
   assert_int_equal(pp_wait(p, T_MS), 0); /* end of stdin acts as quit */
   free_env(&e);

@@ -29,6 +29,7 @@
 #include "testrun.h"
 
 #include "evilpeer.h"
+#include "gamelists.h"
 #include "node/serve.h"
 #include "peerproc.h"
 #include "testutil.h"
@@ -264,23 +265,6 @@ static json_t *evil_expect(peerproc *e, const char *what, int timeout_ms)
   }
 }
 
-/* A GameList body of n games with ids PREFIX0, PREFIX1, ... */
-static char *game_list_body(const char *prefix, size_t n, size_t name_len)
-{
-  size_t cap = n * (name_len + 96) + 64, len = 0;
-  char *body = malloc(cap), *name = malloc(name_len + 1);
-  memset(name, 'n', name_len);
-  name[name_len] = '\0';
-  len += (size_t)snprintf(body, cap, "{\"type\":\"GameList\",\"games\":[");
-  for (size_t i = 0; i < n; i++)
-    len += (size_t)snprintf(body + len, cap - len,
-                            "%s{\"id\":\"%s%zu\",\"name\":\"%s\",\"version\":\"1\",\"size\":1}",
-                            i ? "," : "", prefix, i, name);
-  snprintf(body + len, cap - len, "]}");
-  free(name);
-  return body;
-}
-
 /* One malicious peer, one game list: the victim refuses it with `reason`
  * in its log (once, whatever the number of refreshes) and disconnects. */
 static void refused_list(party *pt, char *body, const char *reason, const char *id)
@@ -312,13 +296,14 @@ static void game_list_attacks(void **state)
   (void)state;
   party pt = start_party();
   /* 4097 games (catalog ids among them): over LS_PROTO_MAX_GAMES */
-  refused_list(&pt, game_list_body("g000", 4097, 1), "at most 4096", "g0001");
+  refused_list(&pt, evil_game_list_body("g000", 4097, 1), "at most 4096", "g0001");
   /* 2200 games of 2000-byte names: a 4.5 MB frame, over the GameList limit */
-  refused_list(&pt, game_list_body("g", 2200, 2000), "exceeds the limit of 4194304", "g0002");
+  refused_list(&pt, evil_game_list_body("g", 2200, 2000), "exceeds the limit of 4194304",
+               "g0002");
 
   /* 3000 ids not in the catalog, re-sent at every refresh: kept out of the
    * library, said once. */
-  attack a = {.body = game_list_body("foreign", 3000, 8)};
+  attack a = {.body = evil_game_list_body("foreign", 3000, 8)};
   peerproc *e = start_evil(&pt, &a, 0, 12000, 0);
   json_decref(evil_expect(e, "hello-acked", T_MS));
   json_decref(evil_expect(e, "list-sent", T_MS));

@@ -1,6 +1,7 @@
 /* Tests the public runtime API (include/lanspread/peer.h) in-process:
  * commands from several threads each answered exactly once, events by
- * callback and by polling the event fd, start-up failures with a diag, and
+ * callback and by polling the event fd, start-up failures with a diag, the
+ * loop-lag probe (loop-stats) against a callback that holds the loop, and
  * a clean stop (ASan checks that nothing leaks). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -203,12 +204,87 @@ static void start_failures_say_why(void **state)
   free_config(&cfg);
 }
 
+/* Replies by tag, kept as JSON; the reply to tag HOLD_TAG holds the
+ * runtime loop for HOLD_MS (callbacks run on the runtime thread). */
+#define HOLD_TAG 1
+#define HOLD_MS 150
+typedef struct replies {
+  pthread_mutex_t lock;
+  json_t *by_tag[4];
+} replies;
+
+static void keep_reply(void *user, const ls_event *ev)
+{
+  replies *r = user;
+  if (strcmp(ev->type, "reply") != 0 || ev->tag >= 4)
+    return;
+  if (ev->tag == HOLD_TAG)
+    usleep(HOLD_MS * 1000);
+  pthread_mutex_lock(&r->lock);
+  r->by_tag[ev->tag] = json_loads(ev->json, 0, NULL);
+  pthread_mutex_unlock(&r->lock);
+}
+
+/* Sends cmd and waits (5 s at most) for its reply. */
+static json_t *command_reply(ls_peer *peer, replies *r, ls_command cmd)
+{
+  assert_int_equal(ls_peer_send(peer, &cmd), 0);
+  for (int wait = 0; wait < 500; wait++) {
+    pthread_mutex_lock(&r->lock);
+    json_t *got = r->by_tag[cmd.tag];
+    pthread_mutex_unlock(&r->lock);
+    if (got)
+      return got;
+    usleep(10000);
+  }
+  fail_msg("no reply to tag %llu", (unsigned long long)cmd.tag);
+  return NULL;
+}
+
+static json_int_t field(json_t *obj, const char *key)
+{
+  json_t *v = json_object_get(obj, key);
+  assert_true(json_is_integer(v));
+  return json_integer_value(v);
+}
+
+static void loop_stats_see_a_held_loop(void **state)
+{
+  (void)state;
+  replies r = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  ls_peer_config cfg = base_config(t_tempdir());
+  cfg.on_event = keep_reply;
+  cfg.user = &r;
+  ls_peer *peer;
+  assert_int_equal(ls_peer_start(&cfg, &peer, NULL), 0);
+  command_reply(peer, &r, (ls_command){.type = LS_CMD_LIST_GAMES, .tag = HOLD_TAG});
+  json_t *held = command_reply(peer, &r, (ls_command){.type = LS_CMD_LOOP_STATS, .tag = 2});
+  usleep(300 * 1000);
+  json_t *idle = command_reply(peer, &r, (ls_command){.type = LS_CMD_LOOP_STATS, .tag = 3});
+  char *a = json_dumps(held, 0), *b = json_dumps(idle, 0);
+  print_message("held %d ms: %s\nthen idle: %s\n", HOLD_MS, a, b);
+  free(a);
+  free(b);
+  /* held: one tick about HOLD_MS - 10 ms late (a sanitizer is slower, never faster) */
+  assert_true(field(held, "lag_max_us") >= (HOLD_MS - 40) * 1000);
+  assert_int_equal(field(held, "period_ms"), 10);
+  /* the next window began at that reply: 300 ms with no hold */
+  assert_true(field(idle, "lag_max_us") < (HOLD_MS - 40) * 1000);
+  assert_true(field(idle, "window_ms") >= 300);
+  assert_true(field(idle, "ticks") >= 10);
+  ls_peer_stop(peer);
+  for (int i = 0; i < 4; i++)
+    json_decref(r.by_tag[i]);
+  free_config(&cfg);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(commands_from_many_threads),
     cmocka_unit_test(events_by_polling),
     cmocka_unit_test(start_failures_say_why),
+    cmocka_unit_test(loop_stats_see_a_held_loop),
   };
   return ls_run_tests(tests, NULL, NULL);
 }
