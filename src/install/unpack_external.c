@@ -12,6 +12,7 @@
 #include "core/error.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -337,8 +338,39 @@ static bool drain_child(pid_t pid, int fd, tail_buf *t, watch *w)
   return true;
 }
 
+/* Whether a process of group pgid still runs. Zombies do not count: they
+ * write nothing, and the ones bwrap leaves are reparented to an init that
+ * may take a second or more to reap them. */
+static bool group_runs(pid_t pgid)
+{
+  if (kill(-pgid, 0) != 0)
+    return false;
+  DIR *d = opendir("/proc");
+  if (!d)
+    return true;
+  bool runs = false;
+  struct dirent *e;
+  while (!runs && (e = readdir(d))) {
+    if (!isdigit((unsigned char)e->d_name[0]))
+      continue;
+    char path[300], line[512];
+    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    char *end = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+    fclose(f);
+    char state;
+    long ppid, pgrp;
+    if (end && sscanf(end + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3)
+      runs = pgrp == pgid && state != 'Z' && state != 'X';
+  }
+  closedir(d);
+  return runs;
+}
+
 /* Waits for the command to end, then kills what it left running in its
- * process group and waits (2 s at most) until that is gone too, so nothing
+ * process group and waits (2 s at most) until none of it runs, so nothing
  * of it writes after we return. The leader is reaped last: until then its
  * pid, the group's id, cannot be reused. */
 static int reap_child(pid_t pid, int *status)
@@ -351,7 +383,7 @@ static int reap_child(pid_t pid, int *status)
   while (waitpid(pid, status, 0) < 0)
     if (errno != EINTR)
       return errno;
-  for (int i = 0; i < 400 && kill(-pid, 0) == 0; i++)
+  for (int i = 0; i < 400 && group_runs(pid); i++)
     usleep(5000);
   return 0;
 }
