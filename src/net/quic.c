@@ -148,6 +148,7 @@ struct ls_quic {
   unsigned incoming;    /* server connections */
   unsigned handshaking; /* server connections still in their handshake */
   uint64_t retries;     /* Retry packets sent */
+  uint64_t refused;     /* Initials refused */
   uint8_t retry_secret[LS_QUIC_RETRY_SECRET_LEN];
   ls_quic_refusals refusals;
   uint64_t file_mem;                     /* bytes in every file block */
@@ -1603,6 +1604,7 @@ static void answer_unadmitted(ls_quic *q, const ls_udp_msg *m, const ngtcp2_pkt_
     ngtcp2_addr dst = {.addr = (ngtcp2_sockaddr *)&m->peer, .addrlen = m->peer_len};
     q_send(q, &dst, buf, n, n);
     q->retries += a == LS_ADMIT_RETRY;
+    q->refused += a != LS_ADMIT_RETRY;
   }
   if (a != LS_ADMIT_RETRY && q->cb.on_conn_refused &&
       ls_quic_refusal_is_new(&q->refusals, from, a, uv_now(q->loop)))
@@ -2256,14 +2258,10 @@ int ls_quic_stream_send_file(ls_quic_stream *s, int fd, uint64_t offset, uint64_
   return LS_OK;
 }
 
-uint64_t ls_quic_file_memory(const ls_quic *q)
+ls_quic_stats ls_quic_get_stats(const ls_quic *q)
 {
-  return q->file_mem;
-}
-
-uint64_t ls_quic_retries_sent(const ls_quic *q)
-{
-  return q->retries;
+  return (ls_quic_stats){.file_memory = q->file_mem, .retries = q->retries,
+                         .refused = q->refused};
 }
 
 uint64_t ls_quic_stream_unacked(const ls_quic_stream *s)

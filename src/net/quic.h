@@ -118,11 +118,14 @@ int ls_quic_new(uv_loop_t *loop, const ls_quic_config *config, ls_quic **out, ls
 /* Local UDP port, host order. */
 unsigned ls_quic_local_port(const ls_quic *q);
 void *ls_quic_user(const ls_quic *q);
-/* Bytes of file blocks the endpoint holds: read for sending and not yet
- * acknowledged (bounded by ls_quic_tuning.file_budget). */
-uint64_t ls_quic_file_memory(const ls_quic *q);
-/* Retry packets sent (address validation under load). */
-uint64_t ls_quic_retries_sent(const ls_quic *q);
+/* What the endpoint holds and did, for tests, benchmarks and logs. */
+typedef struct ls_quic_stats {
+  uint64_t file_memory; /* bytes of file blocks read for sending and not yet
+                           acknowledged (at most tuning.file_budget) */
+  uint64_t retries;     /* Retry packets sent (address validation) */
+  uint64_t refused;     /* Initials refused (CONNECTION_REFUSED or INVALID_TOKEN) */
+} ls_quic_stats;
+ls_quic_stats ls_quic_get_stats(const ls_quic *q);
 /* Closes every connection (CONNECTION_CLOSE, no closing period: their
  * on_conn_closed runs with LS_ECANCELED) and the endpoint; done_cb (may be
  * NULL) runs once every handle is closed and q is freed. */

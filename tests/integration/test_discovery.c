@@ -1,8 +1,9 @@
 /* Tests discovery and liveness of real lanspread-peer-cli processes, one per
  * network namespace on one bridge (tests/common/peernet.h): three peers find
  * each other by mDNS alone, show the union of their libraries, notice a
- * peer killed with SIGKILL and its return, and refuse a peer that speaks
- * another protocol version. Skipped where namespaces cannot be made. The
+ * peer killed with SIGKILL and its return, refuse a peer that speaks
+ * another protocol version, and retry a peer mDNS announces but that never
+ * lets anyone connect only slowly. Skipped where namespaces cannot be made. The
  * scenario_* functions are rows of docs/PEER_CLI_SCENARIOS.md. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,13 @@
 #include "peernet.h"
 #include "testutil.h"
 
+#include "net/identity.h"
+#include "net/mdns.h"
+#include "net/quic.h"
+#include "proto/proto.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,12 +179,111 @@ static void scenario_unknown_protocol_version(void **state)
   pn_destroy(l);
 }
 
+/* ---- a fake peer announced by mDNS ---- */
+
+#define FAKE_PORT 47399
+#define FAKE_RUN_MS 20000
+
+typedef struct fake_args {
+  const char *state_dir;
+} fake_args;
+
+static void fake_stop(uv_timer_t *t)
+{
+  uv_stop(t->loop);
+}
+
+static void fake_closed(void *user)
+{
+  (void)user;
+}
+
+/* In its own namespace: announces a peer by mDNS whose QUIC endpoint
+ * refuses every connection at once (no incoming slot: max_conns 1, the one
+ * reserved for dialling out), for FAKE_RUN_MS, then prints how many
+ * connection attempts it refused. */
+static int fake_child(void *arg)
+{
+  const fake_args *a = arg;
+  uv_loop_t loop;
+  ls_identity *id = NULL;
+  ls_quic *q = NULL;
+  ls_mdns *m = NULL;
+  ls_diag diag = {{0}};
+  struct sockaddr_in bind = {.sin_family = AF_INET, .sin_port = htons(FAKE_PORT)};
+  if (uv_loop_init(&loop) != 0 || ls_identity_load_or_create(a->state_dir, &id, &diag) != 0)
+    return 2;
+  ls_quic_config qc = {.bind_addr = (struct sockaddr *)&bind, .identity = id,
+                       .tuning = {.max_conns = 1, .reserved_outgoing = 1}};
+  ls_mdns_config mc = {.loop = &loop, .peer_id = ls_identity_peer_id(id), .name = "fake",
+                       .port = FAKE_PORT, .protocol_version = LS_PROTO_VERSION};
+  if (ls_quic_new(&loop, &qc, &q, &diag) != 0 || ls_mdns_start(&mc, &m, &diag) != 0) {
+    fprintf(stderr, "fake peer: %s\n", diag.text);
+    return 2;
+  }
+  uv_timer_t stop;
+  uv_timer_init(&loop, &stop);
+  uv_timer_start(&stop, fake_stop, FAKE_RUN_MS, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  printf("refused %llu\n", (unsigned long long)ls_quic_get_stats(q).refused);
+  fflush(stdout);
+  ls_mdns_stop(m);
+  ls_quic_close(q, fake_closed, NULL);
+  uv_close((uv_handle_t *)&stop, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  ls_identity_free(id);
+  return 0;
+}
+
+static size_t count_in(const char *text, const char *needle)
+{
+  size_t n = 0;
+  for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle))
+    n++;
+  return n;
+}
+
+/* A peer announced by mDNS that never lets anyone connect (gone, or a
+ * fake): after LS_LINK_MAX_FAILURES refused connections in a row it is
+ * tried once every LS_LINK_SLOW_RETRY_TICKS seconds while mDNS announces
+ * it (not forgotten: a LAN outage must not split the party), so in 20 s
+ * it is dialled exactly 3 times, where the normal backoff would go on
+ * every 2, 4, 8, 10 s. */
+static void scenario_mdns_fake_is_retried_slowly(void **state)
+{
+  (void)state;
+  pn_net *l = make_lan(2);
+  start(l, 0, (pn_peer){.mdns = true});
+  fake_args a = {.state_dir = t_tempdir()};
+  int from = -1;
+  pid_t pid = ls_netns_fork(l->ns, 1, fake_child, &a, NULL, &from);
+  assert_true(pid > 0);
+  assert_int_equal(ls_netns_wait(l->ns, pid, FAKE_RUN_MS + 15000), 0);
+  char out[128] = {0};
+  ssize_t n = read(from, out, sizeof out - 1);
+  close(from);
+  unsigned long long refused = 0;
+  assert_true(n > 0 && sscanf(out, "refused %llu", &refused) == 1);
+  size_t len = 0;
+  char *log = t_read(t_path("%s/h0.log", l->root), &len);
+  size_t slow = count_in(log, "while mDNS announces it");
+  print_message("a peer announced by mDNS that refuses every connection: dialled %llu times "
+                "in %d s; \"retrying slowly\" said %zu time(s)\n", refused, FAKE_RUN_MS / 1000,
+                slow);
+  assert_int_equal(refused, 3);
+  assert_int_equal(slow, 1);
+  free(log);
+  pn_destroy(l);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(scenario_discovery_of_three_peers),
     cmocka_unit_test(scenario_static_peers_without_mdns),
     cmocka_unit_test(scenario_unknown_protocol_version),
+    cmocka_unit_test(scenario_mdns_fake_is_retried_slowly),
   };
   return ls_run_tests(tests, NULL, NULL);
 }
