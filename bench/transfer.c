@@ -726,18 +726,48 @@ static void on_manifest_done(ls_request *req, int err, const char *diag, void *u
     start_download(cl);
 }
 
-static void on_client_ready(ls_node *n, ls_quic_conn *conn, void *user)
+static void ask_manifest(client *cl)
 {
   static const ls_request_callbacks cb = {on_manifest, NULL, on_manifest_done};
-  (void)n;
-  client *cl = user;
-  cl->conn = conn;
   ls_msg m = {.type = LS_MSG_GET_GAME};
   m.game.id = GAME_ID;
   ls_request *req;
   ls_diag diag;
-  if (ls_request_start(conn, &m, &cb, cl, &req, &diag) != LS_OK)
+  if (ls_request_start(cl->conn, &m, &cb, cl, &req, &diag) != LS_OK)
     bench_child_die("client: GetGame: %s", diag.text);
+}
+
+static void on_hello_ack(ls_request *req, const ls_msg *msg, void *user)
+{
+  (void)req;
+  (void)user;
+  if (msg->type != LS_MSG_HELLO_ACK)
+    bench_child_die("client: Hello answered %s", ls_msg_type_name(msg->type));
+}
+
+static void on_hello_done(ls_request *req, int err, const char *diag, void *user)
+{
+  (void)req;
+  if (err != LS_OK)
+    bench_child_die("client: Hello: %s (%s)", ls_strerror(err), diag);
+  ask_manifest(user);
+}
+
+/* A server answers nothing before Hello. */
+static void on_client_ready(ls_node *n, ls_quic_conn *conn, void *user)
+{
+  static const ls_request_callbacks cb = {on_hello_ack, NULL, on_hello_done};
+  (void)n;
+  client *cl = user;
+  cl->conn = conn;
+  ls_msg m = {.type = LS_MSG_HELLO};
+  m.hello.protocol_version = LS_PROTO_VERSION;
+  snprintf(m.hello.peer_id, sizeof m.hello.peer_id, "%s", ls_identity_peer_id(cl->np.identity));
+  m.hello.name = "bench";
+  ls_request *req;
+  ls_diag diag;
+  if (ls_request_start(conn, &m, &cb, cl, &req, &diag) != LS_OK)
+    bench_child_die("client: Hello: %s", diag.text);
 }
 
 static void on_client_closed(ls_node *n, ls_quic_conn *conn, int err, const char *diag,

@@ -20,7 +20,7 @@
 static const char usage[] =
   "Usage: lanspread-peer-cli [--game-dir DIR] [--catalog FILE] [--state-dir DIR]\n"
   "         [--listen HOST:PORT] [--peer HOST:PORT]... [--no-mdns] [--name NAME]\n"
-  "         [--unpacker CMD] [--serve] | --help | --version\n"
+  "         [--unpacker CMD] [--party-key-file FILE] [--serve] | --help | --version\n"
   "\n"
   "A headless Lanspread peer: it serves GAME_DIR to other peers over QUIC,\n"
   "connects to the peers it knows, keeps one library of every game any of\n"
@@ -40,6 +40,9 @@ static const char usage[] =
   "  --no-mdns          no mDNS discovery or advertisement: static peers only\n"
   "  --name NAME        the name other peers see (default: the host name)\n"
   "  --unpacker CMD     external unpacker, e.g. 'unrar x {archive} {dest}'\n"
+  "  --party-key-file FILE\n"
+  "                     the party key (at least 16 characters): only peers with\n"
+  "                     the same key are answered and linked\n"
   "  --serve            keep running at end of stdin; stop with SIGINT/SIGTERM\n"
   "  -h, --help         show this help\n"
   "  --version          print the version and exit\n"
@@ -108,7 +111,7 @@ static void add_static_peer(cli *c, const char *addr)
 static void parse_args(int argc, char **argv, cli *c)
 {
   enum { O_GAME_DIR = 1, O_CATALOG, O_STATE_DIR, O_LISTEN, O_PEER, O_NO_MDNS, O_NAME,
-         O_UNPACKER, O_SERVE, O_VERSION };
+         O_UNPACKER, O_PARTY_KEY, O_SERVE, O_VERSION };
   static const struct option options[] = {
     {"game-dir", required_argument, NULL, O_GAME_DIR},
     {"catalog", required_argument, NULL, O_CATALOG},
@@ -118,6 +121,7 @@ static void parse_args(int argc, char **argv, cli *c)
     {"no-mdns", no_argument, NULL, O_NO_MDNS},
     {"name", required_argument, NULL, O_NAME},
     {"unpacker", required_argument, NULL, O_UNPACKER},
+    {"party-key-file", required_argument, NULL, O_PARTY_KEY},
     {"serve", no_argument, NULL, O_SERVE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, O_VERSION},
@@ -136,6 +140,7 @@ static void parse_args(int argc, char **argv, cli *c)
     case O_NO_MDNS: c->config.mdns = false; break;
     case O_NAME: c->config.name = optarg; break;
     case O_UNPACKER: c->config.unpacker = optarg; break;
+    case O_PARTY_KEY: c->config.party_key_file = optarg; break;
     case O_SERVE: c->serve = true; break;
     case 'h': fputs(usage, stdout); exit(0);
     case O_VERSION: printf("lanspread-peer-cli %s\n", ls_release_version()); exit(0);

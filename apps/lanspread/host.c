@@ -153,7 +153,8 @@ int lsd_host_start(lsd_host *h, const lsd_settings *s, ls_diag *diag)
       .catalog_path = h->config.catalog_path, .listen = h->config.listen,
       .static_peers = (const char *const *)s->static_peers,
       .static_peer_count = s->static_peer_count, .mdns = h->config.mdns, .name = s->name,
-      .unpacker = h->config.unpacker, .on_event = on_event, .user = h,
+      .unpacker = h->config.unpacker, .party_key_file = h->config.party_key_file,
+      .on_event = on_event, .user = h,
     };
     ls_peer *peer = NULL;
     rc = ls_peer_start(&pc, &peer, diag);

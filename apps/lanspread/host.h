@@ -18,6 +18,7 @@ typedef struct lsd_host_config {
   const char *listen;       /* NULL: any port */
   bool mdns;
   const char *unpacker;     /* NULL: libarchive, then unrar/7z */
+  const char *party_key_file; /* NULL: any peer (lanspread/peer.h) */
 } lsd_host_config;
 
 int lsd_host_create(const lsd_host_config *config, lsd_hub *hub, lsd_host **out);

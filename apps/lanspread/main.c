@@ -47,6 +47,9 @@ static const char usage[] =
   "  --name NAME        the name other peers see for this run (default: the\n"
   "                     one in the settings, else the host name)\n"
   "  --unpacker CMD     external unpacker, e.g. 'unrar x {archive} {dest}/'\n"
+  "  --party-key-file FILE\n"
+  "                     the party key (at least 16 characters): only peers with\n"
+  "                     the same key are answered and linked\n"
   "  -h, --help         show this help\n"
   "  --version          print the version and exit\n"
   "\n"
@@ -59,6 +62,7 @@ static const char usage[] =
 
 typedef struct options {
   const char *gui, *config, *state_dir, *catalog, *game_dir, *listen, *name, *unpacker;
+  const char *party_key_file;
   const char *peers[LSD_MAX_STATIC_PEERS];
   size_t peer_count;
   bool no_browser, no_mdns;
@@ -81,7 +85,7 @@ static void check_option(int rc, const ls_diag *diag)
 static void parse_args(int argc, char **argv, options *o)
 {
   enum { O_GUI = 1, O_NO_BROWSER, O_CONFIG, O_STATE_DIR, O_CATALOG, O_GAME_DIR, O_LISTEN,
-         O_PEER, O_NO_MDNS, O_NAME, O_UNPACKER, O_VERSION };
+         O_PEER, O_NO_MDNS, O_NAME, O_UNPACKER, O_PARTY_KEY, O_VERSION };
   static const struct option longopts[] = {
     {"gui", required_argument, NULL, O_GUI},
     {"no-browser", no_argument, NULL, O_NO_BROWSER},
@@ -94,6 +98,7 @@ static void parse_args(int argc, char **argv, options *o)
     {"no-mdns", no_argument, NULL, O_NO_MDNS},
     {"name", required_argument, NULL, O_NAME},
     {"unpacker", required_argument, NULL, O_UNPACKER},
+    {"party-key-file", required_argument, NULL, O_PARTY_KEY},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
@@ -119,6 +124,7 @@ static void parse_args(int argc, char **argv, options *o)
     case O_NO_MDNS: o->no_mdns = true; break;
     case O_NAME: check_option(lsd_check_name(optarg, &diag), &diag); o->name = optarg; break;
     case O_UNPACKER: o->unpacker = optarg; break;
+    case O_PARTY_KEY: o->party_key_file = optarg; break;
     case 'h': fputs(usage, stdout); exit(0);
     case O_VERSION: printf("lanspread %s\n", ls_release_version()); exit(0);
     default: die_usage("unknown option or missing value: '%s'", argv[optind - 1]);
@@ -250,7 +256,8 @@ static int run(const options *o, sigset_t *signals)
   if (rc == LS_OK)
     rc = lsd_hub_create(&app.hub);
   lsd_host_config hc = {.state_dir = state_dir, .catalog_path = o->catalog,
-                        .listen = o->listen, .mdns = !o->no_mdns, .unpacker = o->unpacker};
+                        .listen = o->listen, .mdns = !o->no_mdns, .unpacker = o->unpacker,
+                        .party_key_file = o->party_key_file};
   if (rc == LS_OK)
     rc = lsd_host_create(&hc, app.hub, &app.host);
   if (rc == LS_OK && o->catalog)

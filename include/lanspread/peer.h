@@ -85,6 +85,9 @@ typedef struct ls_peer_config {
   bool mdns;                       /* discover and advertise by mDNS */
   const char *name;                /* display name; NULL: the host name */
   const char *unpacker;            /* external unpacker command, or NULL */
+  /* Optional: a file holding the party key (docs/PROTOCOL.md "Party key"):
+   * only peers with the same key are answered and linked; NULL: any. */
+  const char *party_key_file;
   /* Optional: events by callback instead of the queue. */
   void (*on_event)(void *user, const ls_event *event);
   void *user;

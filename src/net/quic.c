@@ -2119,6 +2119,15 @@ const char *ls_quic_conn_peer_id(const ls_quic_conn *c)
   return c->peer_id[0] && c->state != CS_HANDSHAKE ? c->peer_id : NULL;
 }
 
+int ls_quic_conn_export(const ls_quic_conn *c, const char *label, uint8_t *out, size_t len)
+{
+  if (c->state != CS_READY || !c->tls)
+    return LS_ESTATE;
+  if (gnutls_prf_rfc5705(c->tls, strlen(label), label, 0, NULL, len, (char *)out) != 0)
+    return LS_EIO;
+  return LS_OK;
+}
+
 const struct sockaddr *ls_quic_conn_peer_addr(const ls_quic_conn *c)
 {
   return (const struct sockaddr *)&c->remote;

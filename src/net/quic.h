@@ -147,6 +147,10 @@ void ls_quic_conn_close(ls_quic_conn *conn, uint64_t app_error_code);
 /* The peer's id (64 hex), or NULL before the handshake authenticated it. */
 const char *ls_quic_conn_peer_id(const ls_quic_conn *conn);
 const struct sockaddr *ls_quic_conn_peer_addr(const ls_quic_conn *conn);
+/* The TLS exporter (RFC 8446 7.5) of the connection's session for `label`
+ * and an empty context: len bytes both ends derive alike and nobody else
+ * can, bound to this session. LS_ESTATE before the handshake finished. */
+int ls_quic_conn_export(const ls_quic_conn *conn, const char *label, uint8_t *out, size_t len);
 int ls_quic_conn_is_client(const ls_quic_conn *conn);
 ls_quic *ls_quic_conn_endpoint(const ls_quic_conn *conn);
 void ls_quic_conn_set_user(ls_quic_conn *conn, void *user);

@@ -61,6 +61,14 @@ static void on_hello(void *user, ls_quic_conn *conn, const char *peer_id, const 
     n->config.on_peer_hello(n, conn, peer_id, name, n->config.user);
 }
 
+static void on_other_party(void *user, ls_quic_conn *conn, const char *peer_id,
+                           const char *name)
+{
+  ls_node *n = user;
+  if (n->config.on_other_party)
+    n->config.on_other_party(n, conn, peer_id, name, n->config.user);
+}
+
 static void on_stream_open(ls_quic_stream *stream)
 {
   ls_serve_accept(node_of_conn(ls_quic_stream_conn(stream))->serve, stream);
@@ -92,7 +100,8 @@ int ls_node_new(const ls_node_config *config, ls_node **out, ls_diag *diag)
     .loop = config->loop, .catalog = config->catalog, .monitor = config->monitor,
     .game_dir = config->game_dir, .peer_id = ls_identity_peer_id(config->identity),
     .name = config->name, .protocol_version = config->protocol_version,
-    .on_hello = on_hello, .user = n,
+    .party_key = config->party_key, .on_hello = on_hello, .on_other_party = on_other_party,
+    .user = n,
   };
   int rc = ls_serve_new(&sc, &n->serve, diag);
   ls_quic_config qc = {

@@ -7,6 +7,7 @@
 
 #include "library/monitor.h"
 #include "net/quic.h"
+#include "node/party.h"
 #include "node/serve.h"
 
 typedef struct ls_node ls_node;
@@ -21,6 +22,7 @@ typedef struct ls_node_config {
   const char *name;
   int protocol_version;          /* 0: LS_PROTO_VERSION */
   ls_quic_tuning tuning;
+  const ls_party_key *party_key; /* NULL: answer any peer (node/party.h) */
   /* Optional connection events (the runtime tracks peers with them). */
   void (*on_conn_ready)(ls_node *node, ls_quic_conn *conn, void *user);
   void (*on_conn_closed)(ls_node *node, ls_quic_conn *conn, int err, const char *diag,
@@ -29,6 +31,9 @@ typedef struct ls_node_config {
   /* A peer introduced itself on a connection it opened (valid Hello). */
   void (*on_peer_hello)(ls_node *node, ls_quic_conn *conn, const char *peer_id,
                         const char *name, void *user);
+  /* A peer's Hello was refused: it has no or another party key. */
+  void (*on_other_party)(ls_node *node, ls_quic_conn *conn, const char *peer_id,
+                         const char *name, void *user);
   void *user;
 } ls_node_config;
 

@@ -208,6 +208,21 @@ bool ls_serve_is_payload_file(const ls_local_game *g, const char *path)
 
 /* ---- Hello, Ping, ListGames --------------------------------------------- */
 
+/* A Hello without this party's proof: refused, said once per connection. */
+static void refuse_other_party(request *r, ls_quic_conn *conn, const ls_msg_hello *hello)
+{
+  ls_serve *s = r->serve;
+  conn_record *c = r->conn;
+  if (c && !c->said_party) {
+    c->said_party = true;
+    fprintf(stderr, "lanspread: refused peer %.16s (%s): %s a party key\n", hello->peer_id,
+            hello->name ? hello->name : "", hello->party[0] ? "it proves another" : "it has no");
+  }
+  ls_serve_send_invalid(r, LS_PROTO_REASON_OTHER_PARTY, false);
+  if (s->on_other_party)
+    s->on_other_party(s->user, conn, hello->peer_id, hello->name);
+}
+
 static void answer_hello(request *r, const ls_msg_hello *hello)
 {
   ls_serve *s = r->serve;
@@ -224,13 +239,22 @@ static void answer_hello(request *r, const ls_msg_hello *hello)
     ls_serve_send_invalid(r, "peer_id does not match the TLS certificate", false);
     return;
   }
+  ls_quic_conn *conn = ls_quic_stream_conn(r->stream);
   ls_msg msg = {.type = LS_MSG_HELLO_ACK};
+  if (s->has_party_key &&
+      (!ls_party_proof_ok(&s->party_key, conn, LS_PARTY_HELLO, hello->party) ||
+       ls_party_proof(&s->party_key, conn, LS_PARTY_ACK, msg.hello.party) != LS_OK)) {
+    refuse_other_party(r, conn, hello);
+    return;
+  }
   msg.hello.protocol_version = (uint32_t)s->protocol_version;
   snprintf(msg.hello.peer_id, sizeof msg.hello.peer_id, "%s", s->peer_id);
   msg.hello.name = s->name;
   ls_serve_send_msg(r, &msg, 1);
+  if (r->conn)
+    r->conn->greeted = true;
   if (s->on_hello && r->stream)
-    s->on_hello(s->user, ls_quic_stream_conn(r->stream), hello->peer_id, hello->name);
+    s->on_hello(s->user, conn, hello->peer_id, hello->name);
 }
 
 /* Sends a GameList frame, within the connection's answer budget. */
@@ -769,6 +793,10 @@ static void answer_get_game(request *r, const char *id)
 static void dispatch(request *r, const ls_msg *msg)
 {
   r->serve->stats.requests++;
+  if (msg->type != LS_MSG_HELLO && !(r->conn && r->conn->greeted)) {
+    ls_serve_send_invalid(r, LS_PROTO_REASON_HELLO_FIRST, false);
+    return;
+  }
   switch (msg->type) {
   case LS_MSG_HELLO: answer_hello(r, &msg->hello); break;
   case LS_MSG_PING: {
@@ -1012,6 +1040,11 @@ int ls_serve_new(const ls_serve_config *config, ls_serve **out, ls_diag *diag)
   s->max_bad = config->max_bad_requests ? config->max_bad_requests : DEFAULT_MAX_BAD_REQUESTS;
   s->max_files = ls_serve_files_cap();
   s->on_hello = config->on_hello;
+  s->on_other_party = config->on_other_party;
+  if (config->party_key) {
+    s->has_party_key = true;
+    s->party_key = *config->party_key;
+  }
   s->protocol_version = config->protocol_version ? config->protocol_version : LS_PROTO_VERSION;
   s->user = config->user;
   *out = s;

@@ -17,12 +17,15 @@
  * the large answers of a connection not yet acknowledged are bounded; and
  * the files sent at once are capped per connection and per server, and a
  * file answer nobody reads is reset.
+ * Every request but Hello is refused until the connection's Hello was
+ * accepted; with a party key, a Hello is accepted only with a valid proof.
  * Loop thread only. */
 #ifndef LS_NODE_SERVE_H
 #define LS_NODE_SERVE_H
 
 #include "library/monitor.h"
 #include "net/quic.h"
+#include "node/party.h"
 
 typedef struct ls_serve ls_serve;
 
@@ -64,8 +67,14 @@ typedef struct ls_serve_config {
   const char *name;              /* ours, for HelloAck */
   unsigned max_bad_requests;     /* per connection before it is closed; 0: 8 */
   int protocol_version;          /* the one we speak; 0: LS_PROTO_VERSION */
+  /* Optional: only peers that prove this key in their Hello are answered
+   * (node/party.h); NULL: any peer is. */
+  const ls_party_key *party_key;
   /* Optional: a peer introduced itself with a valid Hello. */
   void (*on_hello)(void *user, ls_quic_conn *conn, const char *peer_id, const char *name);
+  /* Optional: a peer's Hello was refused for the party key (it has none or
+   * another one). */
+  void (*on_other_party)(void *user, ls_quic_conn *conn, const char *peer_id, const char *name);
   void *user;
 } ls_serve_config;
 

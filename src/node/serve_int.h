@@ -22,7 +22,8 @@ typedef struct conn_record {
   size_t request_bytes;  /* held by its unfinished request frames */
   uint64_t answer_bytes; /* large answers written, not yet acknowledged */
   unsigned files;        /* file answers being sent */
-  bool said_over, said_stalled, said_busy, said_files, said_file_stall;
+  bool greeted;          /* its Hello was accepted */
+  bool said_over, said_stalled, said_busy, said_files, said_file_stall, said_party;
 } conn_record;
 
 typedef struct hash_job hash_job;
@@ -37,6 +38,9 @@ struct ls_serve {
   unsigned max_bad;
   int protocol_version;
   void (*on_hello)(void *user, ls_quic_conn *conn, const char *peer_id, const char *name);
+  void (*on_other_party)(void *user, ls_quic_conn *conn, const char *peer_id, const char *name);
+  bool has_party_key;
+  ls_party_key party_key;
   void *user;
   conn_record *conns;
   request *reading;          /* requests whose frame is unfinished, oldest first */

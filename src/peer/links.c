@@ -51,6 +51,7 @@ struct ls_link {
   ls_request *hello, *ping, *list; /* in flight */
   bool announced;                  /* peer-connected was emitted */
   bool told_foreign, told_bad_list; /* logged once per link */
+  bool other_party;                /* refused for the party key, either way */
   unsigned missed, failures;
   unsigned inflight;               /* requests whose on_done is still due */
   unsigned retry_at;               /* tick */
@@ -370,6 +371,35 @@ static void become_ready(ls_link *l, const ls_msg_hello *ack)
   send_list(l);
 }
 
+/* The peer is of another party: it refused our proof, or its HelloAck did
+ * not prove ours. Shown as such (ls_links_other_party_json), said once, and
+ * retried once a minute (a key file may change); never forgotten for it. */
+static void other_party(ls_link *l, const char *peer_id, const char *name, const char *why)
+{
+  if (peer_id && !l->peer_id[0])
+    snprintf(l->peer_id, sizeof l->peer_id, "%s", peer_id);
+  if (name && !l->name[0])
+    snprintf(l->name, sizeof l->name, "%s", name);
+  if (!l->other_party)
+    ls_rt_log("peer %.16s (%s) at %s is of another party: %s", l->peer_id[0] ? l->peer_id : "?",
+              l->name, l->addr_text, why);
+  l->other_party = true;
+  l->failures = 0;
+  drop(l, "other party", LS_LINK_SLOW_RETRY_TICKS);
+}
+
+static bool proves_our_party(const ls_link *l, const ls_msg_hello *ack)
+{
+  const ls_peer *p = l->peer;
+  return !p->has_party_key || ls_party_proof_ok(&p->party_key, l->conn, LS_PARTY_ACK, ack->party);
+}
+
+static bool is_party_refusal(const ls_msg *msg)
+{
+  static const char prefix[] = "party:";
+  return msg->invalid.reason && strncmp(msg->invalid.reason, prefix, sizeof prefix - 1) == 0;
+}
+
 static void hello_response(ls_request *req, const ls_msg *msg, void *user)
 {
   ls_link *l = user;
@@ -377,7 +407,10 @@ static void hello_response(ls_request *req, const ls_msg *msg, void *user)
     return;
   l->hello = NULL;
   int ours = l->peer->protocol_version;
-  if (msg->type == LS_MSG_INVALID_REQUEST) {
+  if (msg->type == LS_MSG_INVALID_REQUEST && is_party_refusal(msg)) {
+    other_party(l, NULL, NULL, l->peer->has_party_key ? "it has another party key"
+                                                      : "it has a party key, this peer none");
+  } else if (msg->type == LS_MSG_INVALID_REQUEST) {
     ls_rt_log("peer at %s refused us: %s", l->addr_text, msg->invalid.reason);
     failed(l, "refused", REFUSED_BACKOFF_TICKS);
   } else if (msg->type != LS_MSG_HELLO_ACK) {
@@ -391,7 +424,11 @@ static void hello_response(ls_request *req, const ls_msg *msg, void *user)
     ls_rt_log("refused peer at %s: its Hello names another peer id than its certificate",
               l->addr_text);
     failed(l, "peer id mismatch", REFUSED_BACKOFF_TICKS);
+  } else if (!proves_our_party(l, &msg->hello)) {
+    other_party(l, msg->hello.peer_id, msg->hello.name,
+                msg->hello.party[0] ? "it proves another party key" : "it has no party key");
   } else {
+    l->other_party = false;
     become_ready(l, &msg->hello);
   }
 }
@@ -419,8 +456,13 @@ static void send_hello(ls_link *l)
   snprintf(msg.hello.peer_id, sizeof msg.hello.peer_id, "%s", ls_identity_peer_id(p->identity));
   msg.hello.name = p->name;
   l->state = LINK_HELLO;
-  ls_diag diag;
-  if (ls_request_start(l->conn, &msg, &cb, l, &l->hello, &diag) != LS_OK) {
+  ls_diag diag = {{0}};
+  int rc = p->has_party_key
+             ? ls_party_proof(&p->party_key, l->conn, LS_PARTY_HELLO, msg.hello.party)
+             : LS_OK;
+  if (rc != LS_OK)
+    ls_diag_set(&diag, rc, "no party proof: %s", ls_strerror(rc));
+  if (rc != LS_OK || ls_request_start(l->conn, &msg, &cb, l, &l->hello, &diag) != LS_OK) {
     ls_rt_log("cannot send Hello to %s: %s", l->addr_text, diag.text);
     failed(l, "hello failed", 0);
     return;
@@ -482,6 +524,26 @@ void ls_links_on_peer_hello(ls_node *node, ls_quic_conn *conn, const char *peer_
   snprintf(l->peer_id, sizeof l->peer_id, "%s", peer_id);
   snprintf(l->name, sizeof l->name, "%s", name);
   connect_link(l);
+}
+
+/* A peer's Hello to us was refused for the party key: it is learned like a
+ * peer that said Hello, and our own Hello to it shows it as of another
+ * party. */
+void ls_links_on_other_party(ls_node *node, ls_quic_conn *conn, const char *peer_id,
+                             const char *name, void *user)
+{
+  ls_links_on_peer_hello(node, conn, peer_id, name, user);
+}
+
+json_t *ls_links_other_party_json(const ls_peer *p)
+{
+  json_t *peers = json_array();
+  for (const ls_link *l = p->links; l; l = l->next)
+    if (l->other_party && l->state != LINK_DEAD)
+      json_array_append_new(peers, json_pack("{s:s, s:s, s:s, s:s}", "peer_id", l->peer_id,
+                                             "addr", l->addr_text, "name", l->name, "party",
+                                             "other"));
+  return peers;
 }
 
 /* ---- discovery ------------------------------------------------------------ */

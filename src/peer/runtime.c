@@ -357,6 +357,10 @@ static int open_everything(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
                             diag);
   if (rc == LS_OK && (p->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
     rc = ls_diag_errno(diag, errno, "cannot create", "an eventfd");
+  if (rc == LS_OK && c->party_key_file) {
+    rc = ls_party_key_load(c->party_key_file, &p->party_key, diag);
+    p->has_party_key = rc == LS_OK;
+  }
   if (rc == LS_OK)
     rc = ls_unpacker_libarchive(&p->unpacker, c->unpacker, diag);
   if (rc == LS_OK)
@@ -389,7 +393,8 @@ static int start_node(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
     .identity = p->identity, .catalog = p->catalog, .monitor = p->monitor,
     .game_dir = p->game_dir, .name = p->name, .protocol_version = p->protocol_version,
     .on_conn_ready = ls_links_on_conn_ready, .on_conn_closed = ls_links_on_conn_closed,
-    .on_peer_hello = ls_links_on_peer_hello, .user = p,
+    .on_peer_hello = ls_links_on_peer_hello, .on_other_party = ls_links_on_other_party,
+    .party_key = p->has_party_key ? &p->party_key : NULL, .user = p,
   };
   int rc = ls_node_new(&nc, &p->node, diag);
   if (rc == LS_EEXIST && !c->listen) {

@@ -55,6 +55,8 @@ struct ls_peer {
   char listen_text[64];
   struct sockaddr_storage listen_addr;
   int protocol_version;
+  bool has_party_key;
+  ls_party_key party_key;
 
   ls_catalog *catalog;
   ls_identity *identity;
@@ -175,6 +177,11 @@ void ls_links_free(ls_peer *p);
 void ls_links_on_conn_ready(ls_node *node, ls_quic_conn *conn, void *user);
 void ls_links_on_conn_closed(ls_node *node, ls_quic_conn *conn, int err, const char *diag,
                              void *user);
+void ls_links_on_other_party(ls_node *node, ls_quic_conn *conn, const char *peer_id,
+                             const char *name, void *user);
+/* The peers of another party the links know: [{peer_id, addr, name,
+ * "party": "other"}]. */
+json_t *ls_links_other_party_json(const ls_peer *p);
 void ls_links_on_peer_hello(ls_node *node, ls_quic_conn *conn, const char *peer_id,
                             const char *name, void *user);
 /* Discovery results (links.c). */

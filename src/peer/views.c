@@ -139,6 +139,9 @@ json_t *ls_rt_peers_json(const ls_peer *p)
                                            "addr", peer->addr, "name", peer->name, "games",
                                            (json_int_t)peer->games.count));
   }
+  json_t *others = ls_links_other_party_json(p);
+  json_array_extend(peers, others);
+  json_decref(others);
   return peers;
 }
 

@@ -161,6 +161,10 @@ static int validate_hello(const ls_msg_hello *h, int err, ls_diag *diag)
   if (!ls_proto_peer_id_is_valid(h->peer_id))
     return ls_diag_set(diag, err, "peer_id: must be %d lowercase hex digits",
                        LS_PROTO_PEER_ID_LEN);
+  if (h->party[0] && !(ls_hex_is_lower(h->party, LS_PROTO_PARTY_PROOF_LEN) &&
+                       h->party[LS_PROTO_PARTY_PROOF_LEN] == '\0'))
+    return ls_diag_set(diag, err, "party: must be %d lowercase hex digits",
+                       LS_PROTO_PARTY_PROOF_LEN);
   return check_text(h->name, "", "name", 0, LS_PROTO_MAX_NAME, err, diag);
 }
 
@@ -446,6 +450,15 @@ static int decode_hello(const json_t *obj, ls_msg *msg, ls_diag *diag)
                        LS_PROTO_PEER_ID_LEN);
   memcpy(h->peer_id, peer_id, len);
   h->peer_id[len] = '\0';
+  if (json_object_get(obj, "party")) {
+    const char *proof = NULL;
+    if ((rc = get_string_view(obj, "", "party", &proof, &len, diag)))
+      return rc;
+    if (len != LS_PROTO_PARTY_PROOF_LEN)
+      return ls_diag_set(diag, LS_EFORMAT, "party: must be %d lowercase hex digits",
+                         LS_PROTO_PARTY_PROOF_LEN);
+    memcpy(h->party, proof, len + 1);
+  }
   return get_string(obj, "", "name", &h->name, diag);
 }
 
@@ -707,7 +720,8 @@ static int encode_hello(json_t *obj, const ls_msg *msg)
 {
   return set_uint(obj, "protocol_version", msg->hello.protocol_version) |
          set_string(obj, "peer_id", msg->hello.peer_id) |
-         set_string(obj, "name", msg->hello.name);
+         set_string(obj, "name", msg->hello.name) |
+         (msg->hello.party[0] ? set_string(obj, "party", msg->hello.party) : 0);
 }
 
 static int encode_game_ref(json_t *obj, const ls_msg *msg)
@@ -990,6 +1004,7 @@ static int copy_fields(ls_msg *dst, const ls_msg *src)
   case LS_MSG_HELLO_ACK:
     dst->hello.protocol_version = src->hello.protocol_version;
     memcpy(dst->hello.peer_id, src->hello.peer_id, sizeof dst->hello.peer_id);
+    memcpy(dst->hello.party, src->hello.party, sizeof dst->hello.party);
     return copy_str(&dst->hello.name, src->hello.name);
   case LS_MSG_GET_GAME:
   case LS_MSG_GAME_NOT_FOUND:
@@ -1072,7 +1087,8 @@ static bool range_equal(const ls_msg_file_range *a, const ls_msg_file_range *b)
 static bool hello_equal(const ls_msg_hello *a, const ls_msg_hello *b)
 {
   return a->protocol_version == b->protocol_version &&
-         strcmp(a->peer_id, b->peer_id) == 0 && str_equal(a->name, b->name);
+         strcmp(a->peer_id, b->peer_id) == 0 && str_equal(a->name, b->name) &&
+         strcmp(a->party, b->party) == 0;
 }
 
 bool ls_msg_equal(const ls_msg *a, const ls_msg *b)

@@ -43,6 +43,10 @@
 
 /* String limits, in bytes of UTF-8. */
 #define LS_PROTO_PEER_ID_LEN 64   /* exactly: lowercase hex SHA-256 */
+#define LS_PROTO_PARTY_PROOF_LEN 64 /* exactly: lowercase hex HMAC-SHA256 */
+/* InvalidRequest reasons a client acts on (their start is what it reads). */
+#define LS_PROTO_REASON_OTHER_PARTY "party: this peer answers only members of its party"
+#define LS_PROTO_REASON_HELLO_FIRST "hello first: no request is answered before a Hello"
 #define LS_PROTO_MAX_NAME 64      /* peer name, 0 .. 64 */
 #define LS_PROTO_MAX_GAME_NAME 256 /* game name, 1 .. 256 */
 #define LS_PROTO_MAX_VERSION 128  /* version, 1 .. 128 */
@@ -79,6 +83,9 @@ typedef struct ls_msg_hello {
   uint32_t protocol_version;                 /* >= 1; we speak LS_PROTO_VERSION */
   char peer_id[LS_PROTO_PEER_ID_LEN + 1];    /* 64 lowercase hex digits */
   char *name;                                /* 0 .. LS_PROTO_MAX_NAME bytes */
+  /* Optional: proof of the party key for this TLS session (docs/
+   * PROTOCOL.md "Party key"), 64 lowercase hex digits; "" when absent. */
+  char party[LS_PROTO_PARTY_PROOF_LEN + 1];
 } ls_msg_hello;
 
 typedef struct ls_msg_game_ref {

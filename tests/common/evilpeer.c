@@ -29,6 +29,7 @@ typedef struct ghost {
   ls_quic *quic;
   unsigned port;
   ls_request *hello;
+  ls_quic_conn *conn; /* its connection to the victim, once ready */
   bool vanishing;
   uv_udp_t udp; /* after it vanished: counts what still arrives */
   bool udp_open;
@@ -48,6 +49,9 @@ struct evil {
   unsigned lists, chunks;
   unsigned opened, resets, answered; /* client attacks */
   unsigned flood_ready, flood_refused, flood_failed;
+  char probe[2][3][24];  /* answers before and after Hello */
+  char probe_hello[24];
+  unsigned probe_phase, probe_left;
   bool in_quiet, failed, stopping;
 };
 
@@ -254,6 +258,67 @@ static void flood_count(evil *e, unsigned *counter)
         e->flood_ready, e->flood_refused, e->flood_failed);
 }
 
+/* ---- the probe --------------------------------------------------------------- */
+
+typedef struct probe_req {
+  evil *e;
+  ghost *g;
+  char *slot; /* where the answer's type name goes */
+} probe_req;
+
+static void send_hello(ghost *g, ls_quic_conn *conn);
+static void probe_send(ghost *g, unsigned phase);
+
+static void probe_response(ls_request *req, const ls_msg *msg, void *user)
+{
+  probe_req *p = user;
+  (void)req;
+  snprintf(p->slot, 24, "%s", ls_msg_type_name(msg->type));
+}
+
+static void probe_done(ls_request *req, int err, const char *diag, void *user)
+{
+  probe_req *p = user;
+  evil *e = p->e;
+  ghost *g = p->g;
+  (void)req;
+  (void)diag;
+  if (err != LS_OK && !p->slot[0])
+    snprintf(p->slot, 24, "error");
+  free(p);
+  if (--e->probe_left)
+    return;
+  if (e->probe_phase == 0) {
+    send_hello(g, g->conn);
+    return;
+  }
+  say("{\"evil\":\"probe\",\"before\":[\"%s\",\"%s\",\"%s\"],\"hello\":\"%s\","
+      "\"after\":[\"%s\",\"%s\",\"%s\"]}", e->probe[0][0], e->probe[0][1], e->probe[0][2],
+      e->probe_hello, e->probe[1][0], e->probe[1][1], e->probe[1][2]);
+}
+
+/* The three requests of a probe phase (0: before Hello, 1: after). */
+static void probe_send(ghost *g, unsigned phase)
+{
+  static const ls_request_callbacks cb = {probe_response, NULL, probe_done};
+  evil *e = g->e;
+  ls_msg msgs[3] = {{.type = LS_MSG_LIST_GAMES}, {.type = LS_MSG_GET_GAME},
+                    {.type = LS_MSG_GET_GAME_FILE_CHUNK}};
+  msgs[1].game.id = (char *)e->cfg->game_id;
+  msgs[2].range = (ls_msg_file_range){(char *)e->cfg->game_id, (char *)e->cfg->file_path, 0, 1};
+  e->probe_phase = phase;
+  e->probe_left = 3;
+  for (int i = 0; i < 3; i++) {
+    probe_req *p = calloc(1, sizeof *p);
+    ls_request *req;
+    *p = (probe_req){e, g, e->probe[phase][i]};
+    if (ls_request_start(g->conn, &msgs[i], &cb, p, &req, NULL) != LS_OK) {
+      snprintf(p->slot, 24, "error");
+      probe_done(NULL, LS_EIO, "", p);
+    }
+  }
+}
+
 static void launch_attack(ghost *g, ls_quic_conn *conn)
 {
   evil *e = g->e;
@@ -314,8 +379,14 @@ static void hello_response(ls_request *req, const ls_msg *msg, void *user)
 {
   ghost *g = user;
   (void)req;
+  if (g->e->cfg->attack == EVIL_PROBE)
+    snprintf(g->e->probe_hello, sizeof g->e->probe_hello, "%s", ls_msg_type_name(msg->type));
   if (msg->type != LS_MSG_HELLO_ACK)
     return;
+  if (g->e->cfg->attack != EVIL_SERVE && g->e->cfg->attack != EVIL_PROBE) {
+    launch_attack(g, g->conn); /* a server answers nothing before Hello */
+    return;
+  }
   if (g->e->cfg->ghosts) {
     say("{\"evil\":\"ghost-hello\",\"i\":%u,\"port\":%u}", g->index, g->port);
     vanish(g);
@@ -332,6 +403,8 @@ static void hello_done(ls_request *req, int err, const char *diag, void *user)
   if (err != LS_OK)
     say("{\"evil\":\"hello-failed\",\"i\":%u,\"err\":%d}", g->index, err);
   (void)diag;
+  if (g->e->cfg->attack == EVIL_PROBE)
+    probe_send(g, 1);
 }
 
 static void on_conn_ready(ls_quic_conn *conn)
@@ -343,10 +416,16 @@ static void on_conn_ready(ls_quic_conn *conn)
     flood_count(g->e, &g->e->flood_ready);
     return;
   }
-  if (g->e->cfg->attack != EVIL_SERVE) {
-    launch_attack(g, conn);
+  g->conn = conn;
+  if (g->e->cfg->attack == EVIL_PROBE) {
+    probe_send(g, 0);
     return;
   }
+  send_hello(g, conn);
+}
+
+static void send_hello(ghost *g, ls_quic_conn *conn)
+{
   static const ls_request_callbacks cb = {hello_response, NULL, hello_done};
   ls_msg hello = {.type = LS_MSG_HELLO};
   hello.hello.protocol_version = LS_PROTO_VERSION;

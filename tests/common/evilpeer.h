@@ -24,7 +24,8 @@
  *   datagrams after the quiet window began: the last quiet_ms of the run,
  *   or from the test's "quiet" line on).
  * - client attacks (attack not EVIL_SERVE): `conns` throwaway identities,
- *   each connects (no Hello) and opens `streams` request streams at once:
+ *   each connects, says Hello (a server answers nothing before it) and
+ *   then opens `streams` request streams at once:
  *   EVIL_HALF_FRAMES writes on each a frame header announcing `announce`
  *   body bytes and only `send` of them, then nothing (no FIN);
  *   EVIL_GET_GAME_FLOOD writes on each a GetGame for `game_id` with FIN and
@@ -35,6 +36,10 @@
  *   (one identity, one UDP port) and does nothing on them; once each is
  *   ready or closed it says "flood-settled" with "ready", "refused" (closed
  *   with LS_EBUSY: the victim refused it) and "failed" (closed otherwise).
+ *   EVIL_PROBE connects once and asks ListGames, GetGame `game_id` and a
+ *   1-byte GetGameFileChunk of `file_path`, then (once answered) says Hello,
+ *   then asks the three again; it says "probe" with "before" and "after"
+ *   (the answers' type names, or "error") and "hello" (the Hello's).
  *   Lines: "attack-sent" (i, streams: one connection's streams are out),
  *   and at the end "attack" with "opened", "reset" (streams the victim
  *   reset) and "answered" (streams on which any answer byte arrived). */
@@ -49,6 +54,7 @@ enum evil_attack {
   EVIL_GET_GAME_FLOOD, /* GetGames whose answers are never read */
   EVIL_UNREAD_CHUNKS,  /* file chunk requests whose answers are never read */
   EVIL_CONN_FLOOD,     /* many connections from one UDP port, doing nothing */
+  EVIL_PROBE,          /* requests before and after its Hello, answers reported */
 };
 
 typedef struct evil_config {

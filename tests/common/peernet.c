@@ -128,6 +128,10 @@ peerproc *pn_start(pn_net *n, int host, pn_peer o)
   int k = 12;
   if (!o.mdns)
     argv[k++] = "--no-mdns";
+  if (o.party_key_file) {
+    argv[k++] = "--party-key-file";
+    argv[k++] = (char *)o.party_key_file;
+  }
   for (int i = 0; i < n->hosts; i++)
     if (o.static_peers & (1u << i)) {
       peer_args[i] = strdup(pn_endpoint(n, i));

@@ -66,6 +66,7 @@ typedef struct pn_peer {
   const char *catalog;   /* NULL: the shared catalog */
   const char *env;       /* "NAME=VALUE" for this peer only, or NULL */
   bool log;              /* stderr to ROOT/hI.log (see pn_log_has) */
+  const char *party_key_file; /* --party-key-file, or NULL */
 } pn_peer;
 
 /* Starts host's peer with --game-dir ROOT/hI (created) --state-dir ROOT/sI

@@ -204,10 +204,15 @@ static void connect_client(world *w, const char *expect_id)
   run_until(w, &w->cli.ready, before + 1);
 }
 
+static void say_hello(world *w);
+
+/* A world whose client is connected and has said Hello (without which the
+ * server answers nothing else). */
 static world *start_connected(bool with_big)
 {
   world *w = start_world(with_big);
   connect_client(w, ls_identity_peer_id(w->srv.identity));
+  say_hello(w);
   return w;
 }
 
@@ -295,6 +300,30 @@ static void free_result(result *r)
   free(r);
 }
 
+static ls_msg client_hello(world *w)
+{
+  ls_msg hello = {.type = LS_MSG_HELLO};
+  hello.hello.protocol_version = 1;
+  snprintf(hello.hello.peer_id, sizeof hello.hello.peer_id, "%s",
+           ls_identity_peer_id(w->cli.identity));
+  hello.hello.name = "client";
+  return hello;
+}
+
+static void say_hello(world *w)
+{
+  ls_msg hello = client_hello(w);
+  result *r = ask(w, &hello);
+  assert_int_equal(r->type, LS_MSG_HELLO_ACK);
+  free_result(r);
+}
+
+static void connect_and_greet(world *w)
+{
+  connect_client(w, ls_identity_peer_id(w->srv.identity));
+  say_hello(w);
+}
+
 static ls_msg get_game(const char *id)
 {
   ls_msg m = {.type = LS_MSG_GET_GAME};
@@ -340,14 +369,20 @@ static void assert_not_found(world *w, const char *id)
 static void hello_ping_and_list(void **state)
 {
   (void)state;
-  world *w = start_connected(false);
+  world *w = start_world(false);
+  connect_client(w, ls_identity_peer_id(w->srv.identity));
   assert_string_equal(ls_quic_conn_peer_id(w->conn), ls_identity_peer_id(w->srv.identity));
 
-  ls_msg hello = {.type = LS_MSG_HELLO};
+  /* Nothing but Hello is answered before a Hello was accepted. */
+  ls_msg before[] = {{.type = LS_MSG_PING}, {.type = LS_MSG_LIST_GAMES}, get_game("alpha"),
+                     get_chunk("alpha", "data.eti", 0, 1)};
+  for (size_t i = 0; i < sizeof before / sizeof *before; i++)
+    assert_invalid(w, &before[i], "hello first");
+  ls_msg hello = client_hello(w);
+  hello.hello.protocol_version = 2;
+  assert_invalid(w, &hello, "protocol version 2 not supported");
+  assert_invalid(w, &before[0], "hello first"); /* a refused Hello opens nothing */
   hello.hello.protocol_version = 1;
-  snprintf(hello.hello.peer_id, sizeof hello.hello.peer_id, "%s",
-           ls_identity_peer_id(w->cli.identity));
-  hello.hello.name = "client";
   result *r = ask(w, &hello);
   assert_int_equal(r->type, LS_MSG_HELLO_ACK);
   assert_string_equal(r->msg.hello.peer_id, ls_identity_peer_id(w->srv.identity));
@@ -473,7 +508,7 @@ static void manifest_with_cached_hashes(void **state)
   /* A restarted server still has them: the index is on disk. */
   stop_side(w, &w->srv);
   start_side(w, &w->srv, w->port);
-  connect_client(w, ls_identity_peer_id(w->srv.identity));
+  connect_and_greet(w);
   r = ask(w, &m);
   assert_int_equal(r->type, LS_MSG_GAME_FILES);
   free_result(r);
@@ -794,7 +829,7 @@ static void bad_requests_are_refused(void **state)
   static const uint8_t truncated[] = {0, 0, 0, 50, '{', '"'};
   expect_raw_invalid(w, truncated, sizeof truncated, "truncated");
   /* A fresh connection: 8 garbage requests on one connection would close it. */
-  connect_client(w, ls_identity_peer_id(w->srv.identity));
+  connect_and_greet(w);
   expect_json_invalid(w, "{\"type\":\"Teleport\"}", "");
   expect_json_invalid(w, "{\"type\":\"GetGameFileData\",\"id\":\"alpha\",\"path\":\"../x\"}", "path");
   expect_json_invalid(w, "{\"type\":\"GetGameFileData\",\"id\":\"alpha\",\"path\":\"/etc/passwd\"}", "path");
@@ -839,7 +874,7 @@ static void repeated_garbage_disconnects(void **state)
   run_until(w, &w->cli.closed, closed_before + 1); /* the 8th closes the connection */
   assert_int_equal(ls_serve_get_stats(ls_node_serve(w->srv.node)).conns_dropped, 1);
   free_raw(r);
-  connect_client(w, ls_identity_peer_id(w->srv.identity)); /* a new one is welcome */
+  connect_and_greet(w); /* a new one is welcome */
   ls_msg ping = {.type = LS_MSG_PING};
   result *res = ask(w, &ping);
   assert_int_equal(res->type, LS_MSG_PONG);
@@ -855,7 +890,7 @@ static void reconnect_after_server_restart(void **state)
   stop_side(w, &w->srv);
   run_until(w, &w->cli.closed, closed_before + 1); /* the client sees it go */
   start_side(w, &w->srv, w->port);
-  connect_client(w, ls_identity_peer_id(w->srv.identity));
+  connect_and_greet(w);
   ls_msg ping = {.type = LS_MSG_PING};
   result *r = ask(w, &ping);
   assert_int_equal(r->type, LS_MSG_PONG);
