@@ -308,8 +308,11 @@ void lsd_hub_set_peers(lsd_hub *h, json_t *peers)
   pthread_mutex_lock(&h->mu);
   size_t i;
   json_t *p;
-  json_array_foreach(peers, i, p)
-    json_object_set_new(p, "status", json_string("connected"));
+  json_array_foreach(peers, i, p) { /* "party": "other": refused, not connected */
+    const char *party = json_string_value(json_object_get(p, "party"));
+    bool other = party && strcmp(party, "other") == 0;
+    json_object_set_new(p, "status", json_string(other ? "other party" : "connected"));
+  }
   json_array_foreach(h->peers, i, p) { /* seen earlier in this run, gone now */
     const char *peer_id = json_string_value(json_object_get(p, "peer_id"));
     if (!peer_by_id(peers, peer_id)) {
