@@ -758,6 +758,17 @@ static void test_hello_fields(void **state)
   expect_ok(LS_DIR_REQUEST, hello_json("1", PEER_A, emoji));
   strcat(emoji, "\xf0\x9f\x98\x80");
   expect_refused(LS_DIR_REQUEST, hello_json("1", PEER_A, emoji), LS_EFORMAT);
+  /* the party proof: absent, or exactly 64 lowercase hex digits */
+  const char *base = "{\"type\":\"Hello\",\"protocol_version\":1,\"peer_id\":\"" PEER_A "\","
+                     "\"name\":\"x\",\"party\":";
+  expect_ok(LS_DIR_REQUEST, t_path("%s\"%s\"}", base, PEER_B));
+  expect_refused(LS_DIR_REQUEST, t_path("%s\"%s\"}", base, &PEER_B[1]), LS_EFORMAT);
+  expect_refused(LS_DIR_REQUEST, t_path("%s\"%s0\"}", base, PEER_B), LS_EFORMAT);
+  expect_refused(LS_DIR_REQUEST,
+                 t_path("%s\"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+                        base), LS_EFORMAT);
+  expect_refused(LS_DIR_REQUEST, t_path("%s7}", base), LS_EFORMAT);
+  expect_refused(LS_DIR_REQUEST, t_path("%s\"\"}", base), LS_EFORMAT);
   assert_true(ls_proto_peer_id_is_valid(PEER_A));
   assert_false(ls_proto_peer_id_is_valid(NULL));
   assert_false(ls_proto_peer_id_is_valid(PEER_A "a"));
