@@ -30,6 +30,7 @@ typedef struct ghost {
   unsigned port;
   ls_request *hello;
   ls_quic_conn *conn; /* its connection to the victim, once ready */
+  unsigned streams_opened; /* client attacks */
   bool vanishing;
   uv_udp_t udp; /* after it vanished: counts what still arrives */
   bool udp_open;
@@ -319,15 +320,23 @@ static void probe_send(ghost *g, unsigned phase)
   }
 }
 
+/* Opens the attack's streams; when the victim's stream budget is spent
+ * (its credit for the Hello's stream may still be on its way), the rest
+ * follow on on_streams_available. "attack-sent" once all are open. */
 static void launch_attack(ghost *g, ls_quic_conn *conn)
 {
   evil *e = g->e;
-  unsigned n = 0;
+  unsigned n = g->streams_opened;
   for (; n < e->cfg->streams; n++) {
     ls_quic_stream *s;
     cli_stream *st = calloc(1, sizeof *st);
-    if (!st || ls_quic_open_stream(conn, &s) != LS_OK) {
+    int rc = st ? ls_quic_open_stream(conn, &s) : LS_ENOMEM;
+    if (rc != LS_OK) {
       free(st);
+      if (rc == LS_EBUSY) {
+        g->streams_opened = n;
+        return; /* on_streams_available goes on */
+      }
       break;
     }
     st->h.on_data = cli_on_data;
@@ -335,11 +344,19 @@ static void launch_attack(ghost *g, ls_quic_conn *conn)
     st->e = e;
     ls_quic_stream_set_user(s, &st->h);
     e->opened++;
-    int rc = write_attack_request(s, e->cfg);
-    if (rc != LS_OK)
+    if (write_attack_request(s, e->cfg) != LS_OK)
       ls_quic_stream_reset(s, 1);
   }
+  g->streams_opened = e->cfg->streams;
   say("{\"evil\":\"attack-sent\",\"i\":%u,\"streams\":%u}", g->index, n);
+}
+
+static void on_streams_available(ls_quic_conn *conn)
+{
+  ghost *g = ghost_of(conn);
+  if (g->e->cfg->attack != EVIL_SERVE && g->e->cfg->attack != EVIL_PROBE &&
+      g->streams_opened < g->e->cfg->streams)
+    launch_attack(g, conn);
 }
 
 /* ---- endpoint callbacks ----------------------------------------------------- */
@@ -531,7 +548,7 @@ static int start_ghost(evil *e, ghost *g)
     .bind_addr = (struct sockaddr *)&bind_addr, .identity = g->identity, .user = g,
     .cb = {on_conn_ready, on_conn_closed,
            cfg->ghosts || cfg->attack != EVIL_SERVE ? NULL : on_stream_open, on_stream_data,
-           on_stream_closed, NULL},
+           on_stream_closed, on_streams_available},
     .tuning = {.stream_window = cfg->recv_window, .max_stream_window = cfg->recv_window,
                .max_conns = cfg->attack == EVIL_CONN_FLOOD ? cfg->conns + 64 : 0},
   };
