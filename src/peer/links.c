@@ -373,7 +373,8 @@ static void become_ready(ls_link *l, const ls_msg_hello *ack)
 
 /* The peer is of another party: it refused our proof, or its HelloAck did
  * not prove ours. Shown as such (ls_links_other_party_json), said once, and
- * retried once a minute (a key file may change); never forgotten for it. */
+ * retried once a minute (a key file may change); a peer known only from its
+ * own Hello is forgotten after LS_LINK_MAX_FAILURES of these, as any. */
 static void other_party(ls_link *l, const char *peer_id, const char *name, const char *why)
 {
   if (peer_id && !l->peer_id[0])
@@ -384,8 +385,7 @@ static void other_party(ls_link *l, const char *peer_id, const char *name, const
     ls_rt_log("peer %.16s (%s) at %s is of another party: %s", l->peer_id[0] ? l->peer_id : "?",
               l->name, l->addr_text, why);
   l->other_party = true;
-  l->failures = 0;
-  drop(l, "other party", LS_LINK_SLOW_RETRY_TICKS);
+  failed(l, "other party", LS_LINK_SLOW_RETRY_TICKS);
 }
 
 static bool proves_our_party(const ls_link *l, const ls_msg_hello *ack)
