@@ -53,6 +53,7 @@ typedef enum ls_event_kind {
   LS_EVENT_VERIFY_PROGRESS,       /* "game-verify-progress" */
   LS_EVENT_VERIFY_FINISHED,       /* "game-verify-finished" */
   LS_EVENT_VERIFY_FAILED,         /* "game-verify-failed" */
+  LS_EVENT_MANIFEST_REFUSED,      /* "game-manifest-refused": a peer's list breaks a pin */
   LS_EVENT_KIND_COUNT
 } ls_event_kind;
 

@@ -444,11 +444,16 @@ static void start_engine(dl *d)
     refuse(d, rc, diag.text);
 }
 
-static void on_listed(void *user, const char *version, const ls_msg *manifest, unsigned agreeing)
+static void on_listed(void *user, const char *version, const ls_msg *manifest, unsigned agreeing,
+                      const char *refusal)
 {
   dl *d = user;
   (void)agreeing;
   d->listing = NULL;
+  if (!manifest && refusal) {
+    refuse(d, LS_EPIN, refusal); /* nothing was written */
+    return;
+  }
   if (!manifest) {
     char why[LS_DIAG_MAX];
     snprintf(why, sizeof why, "no peer sent the file list of %s %s", d->op->id, version);

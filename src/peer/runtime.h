@@ -97,6 +97,9 @@ struct ls_peer {
 void ls_rt_emit(ls_peer *p, ls_event_kind kind, json_t *fields);
 /* {"type", "id", ...fields}. */
 void ls_rt_emit_game(ls_peer *p, ls_event_kind kind, const char *id, json_t *fields);
+/* ls_rt_emit_game with code (not LS_OK) as "code", the event's typed code. */
+void ls_rt_emit_game_code(ls_peer *p, ls_event_kind kind, const char *id, int code,
+                          json_t *fields);
 /* {"type", "id", "error", "code": ls_error_name(code)}. */
 void ls_rt_emit_failure(ls_peer *p, ls_event_kind kind, const char *id, int code,
                         const char *error);
@@ -190,8 +193,10 @@ size_t ls_links_ready_count(const ls_peer *p);
  * (kept in PeerGameDB), emits game-files with the first list, then calls
  * done with it (NULL when no peer sent one) and how many peers sent the
  * same list. done is not called after ls_listing_abandon or at shutdown. */
+/* manifest is NULL when no peer sent an acceptable list; refusal is the
+ * last pin refusal's sentence (NULL when none was refused). */
 typedef void (*ls_listing_done)(void *user, const char *version, const ls_msg *manifest,
-                                unsigned agreeing);
+                                unsigned agreeing, const char *refusal);
 int ls_listing_start(ls_peer *p, const char *id, const char *version, ls_listing_done done,
                      void *user, ls_listing **out);
 void ls_listing_abandon(ls_listing *listing);
