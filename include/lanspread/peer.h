@@ -115,6 +115,7 @@ typedef enum ls_command_type {
   LS_CMD_PAUSE_DOWNLOAD,    /* id: stop a download and keep it for a resume */
   LS_CMD_VERIFY_GAME,       /* id, repair: check the payload against its manifest */
   LS_CMD_LOOP_STATS,        /* reply: the runtime loop's worst lag since the last one */
+  LS_CMD_MANIFEST_DIGEST,   /* id: reply "digest", the pin of the local version's manifest */
 } ls_command_type;
 
 typedef struct ls_command {

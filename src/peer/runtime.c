@@ -96,6 +96,7 @@ static const char *command_name(ls_command_type type)
     [LS_CMD_SET_GAME_DIR] = "set-game-dir", [LS_CMD_GET_PEER_COUNT] = "peer-count",
     [LS_CMD_LIST_PEERS] = "peers", [LS_CMD_PAUSE_DOWNLOAD] = "pause",
     [LS_CMD_VERIFY_GAME] = "verify", [LS_CMD_LOOP_STATS] = "loop-stats",
+    [LS_CMD_MANIFEST_DIGEST] = "manifest-digest",
   };
   return (size_t)type < sizeof names / sizeof names[0] && names[type] ? names[type] : "?";
 }
@@ -185,6 +186,9 @@ static void run_command(ls_peer *p, const ls_command *cmd)
   case LS_CMD_GET_GAME:
   case LS_CMD_FETCH_LATEST:
     ls_gets_run(p, cmd);
+    break;
+  case LS_CMD_MANIFEST_DIGEST:
+    ls_digests_run(p, cmd);
     break;
   case LS_CMD_SET_GAME_DIR:
     set_game_dir(p, cmd);

@@ -202,6 +202,10 @@ int ls_listing_start(ls_peer *p, const char *id, const char *version, ls_listing
 void ls_listing_abandon(ls_listing *listing);
 /* GetGame / FetchLatestFromPeers. */
 void ls_gets_run(ls_peer *p, const ls_command *cmd);
+
+/* ---- digests.c ---- */
+/* ManifestDigest: the manifest digest of the local version of a game. */
+void ls_digests_run(ls_peer *p, const ls_command *cmd);
 /* Stopping: no listing reports anything any more. */
 void ls_gets_close_all(ls_peer *p);
 
