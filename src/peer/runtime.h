@@ -38,6 +38,7 @@ typedef struct ls_event_node ls_event_node;
 typedef struct ls_op ls_op;
 typedef struct ls_listing ls_listing;
 typedef struct ls_paused ls_paused;
+typedef struct ls_known ls_known;
 
 /* The loop-lag probe (lag.c): the worst lateness of its timer in the
  * current window. */
@@ -89,6 +90,7 @@ struct ls_peer {
   ls_op *ops;               /* every operation running (ops.c) */
   ls_listing *listings;     /* file lists being asked for (gets.c) */
   ls_paused *paused;        /* downloads kept for a resume (downloads.c) */
+  ls_known *known;          /* peers seen in earlier sessions (known.c) */
   bool closing;             /* loop thread only; workers get their own flags */
 };
 
@@ -202,6 +204,17 @@ int ls_listing_start(ls_peer *p, const char *id, const char *version, ls_listing
 void ls_listing_abandon(ls_listing *listing);
 /* GetGame / FetchLatestFromPeers. */
 void ls_gets_run(ls_peer *p, const ls_command *cmd);
+
+/* ---- known.c ---- */
+#define LS_KNOWN_PEERS_MAX 4096
+/* Reads STATE_DIR/known-peers (caller's thread, at start); LS_ENOMEM. */
+int ls_known_load(ls_peer *p);
+/* A peer was announced (peer-connected) in this session. */
+void ls_known_saw(ls_peer *p, const char *peer_id);
+/* True when the peer was seen in an earlier session. */
+bool ls_known_before(const ls_peer *p, const char *peer_id);
+/* Writes the file with this session's peers added (after the loop ended). */
+void ls_known_save_and_free(ls_peer *p);
 
 /* ---- digests.c ---- */
 /* ManifestDigest: the manifest digest of the local version of a game. */

@@ -505,12 +505,29 @@ static void pin_version(party *pt, const char *id, const char *version, const ch
   json_decref(catalog);
 }
 
+/* The victim's offer of game id in `version` (its "offers" entry), or NULL. */
+static json_t *offer_of(party *pt, const char *id, const char *version)
+{
+  json_t *r = pp_command(pt->victim, "games", T_MS), *found = NULL;
+  size_t i, k;
+  json_t *g, *o;
+  json_array_foreach(json_object_get(r, "games"), i, g)
+    if (strcmp(json_string_value(json_object_get(g, "id")), id) == 0)
+      json_array_foreach(json_object_get(g, "offers"), k, o)
+        if (strcmp(json_string_value(json_object_get(o, "version")), version) == 0)
+          found = json_incref(o);
+  json_decref(r);
+  return found;
+}
+
 /* Version pins: the organiser pins g0001 2.0 with the digest manifest-digest
  * prints on the honest seeder. A malicious peer offering 2.0 with another
  * file list is refused (LS_EPIN) before anything is written: the victim's
  * root stays as it was, 1.0 installed. Once the honest seeder is there too,
  * 2.0 downloads from it and installs by itself, the malicious peer's list
- * refused again. */
+ * refused again. A newer 3.0 that only a new peer offers is shown as such
+ * (not pinned, "new_peers_only") and nothing downloads or installs it;
+ * after a restart the seeder is a peer of an earlier session. */
 static void pinned_version_refuses_other_lists(void **state)
 {
   (void)state;
@@ -594,7 +611,49 @@ static void pinned_version_refuses_other_lists(void **state)
   version = t_read(t_path("%s/version.ini", root), &len);
   assert_string_equal(version, "2.0\n");
   free(version);
+
+  /* An unpinned 3.0 from a new peer: shown with who offers it, never
+   * fetched by itself. */
+  attack b = {.body = strdup("{\"type\":\"GameList\",\"games\":[{\"id\":\"g0001\",\"name\":\"G\","
+                             "\"version\":\"3.0\",\"size\":1}]}")};
+  peerproc *e3 = start_evil(&pt, &b, 0, 60000, 0);
+  json_decref(evil_expect(e3, "list-sent", T_MS));
+  wait_latest(&pt, "g0001", "3.0");
+  json_t *o = offer_of(&pt, "g0001", "3.0");
+  assert_non_null(o);
+  assert_false(json_is_true(json_object_get(o, "pinned")));
+  assert_true(json_is_true(json_object_get(o, "new_peers_only")));
+  json_t *by = json_array_get(json_object_get(o, "peers"), 0);
+  assert_int_equal(json_array_size(json_object_get(o, "peers")), 1);
+  assert_string_equal(json_string_value(json_object_get(by, "name")), "evil");
+  assert_int_equal(strlen(json_string_value(json_object_get(by, "peer_id"))), 64);
+  json_decref(o);
+  o = offer_of(&pt, "g0001", "2.0");
+  assert_true(json_is_true(json_object_get(o, "pinned")));
+  assert_int_equal(json_array_size(json_object_get(o, "peers")), 2); /* seeder and evil */
+  json_decref(o);
+  usleep(1500 * 1000);
+  st = state_of(&pt, "g0001");
+  assert_string_equal(st, "update_available");
+  free(st);
+  version = t_read(t_path("%s/version.ini", root), &len);
+  assert_string_equal(version, "2.0\n");
+  free(version);
+  assert_false(t_exists(t_path("%s/.lanspread.download", root)));
+  evil_done(e3, &b);
   evil_done(e, &a);
+
+  /* Restarted, the victim knows the seeder from its last session. */
+  pp_send(pt.victim, "quit");
+  assert_int_equal(pp_wait(pt.victim, T_MS), 0);
+  pt.victim = start_peer(&pt, "victim", pt.victim_addr, pt.seeder_addr);
+  r = pp_command(pt.victim, "wait-peers 1 20", T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  o = offer_of(&pt, "g0001", "2.0");
+  assert_non_null(o);
+  assert_false(json_is_true(json_object_get(o, "new_peers_only")));
+  json_decref(o);
   free(before);
   free(root);
   for (int k = 0; k < 3; k++)
