@@ -525,7 +525,7 @@ static json_t *offer_of(party *pt, const char *id, const char *version)
  * file list is refused (LS_EPIN) before anything is written: the victim's
  * root stays as it was, 1.0 installed. Once the honest seeder is there too,
  * 2.0 downloads from it and installs by itself, the malicious peer's list
- * refused again. A newer 3.0 that only a new peer offers is shown as such
+ * refused again, and 1.0's third archive, stale, goes only then. A newer 3.0 that only a new peer offers is shown as such
  * (not pinned, "new_peers_only") and nothing downloads or installs it;
  * after a restart the seeder is a peer of an earlier session. */
 static void pinned_version_refuses_other_lists(void **state)
@@ -538,7 +538,8 @@ static void pinned_version_refuses_other_lists(void **state)
                  "--id-prefix", "g", "--archives", "2", "--size", "2M", "--format", "tar",
                  "--game-version", "2.0", "--catalog", dirs[2], NULL};
   assert_int_equal(pp_run(gen, T_MS), 0);
-  gen[3] = dirs[1]; /* the same game in 1.0, installed */
+  gen[3] = dirs[1]; /* the game in 1.0, installed, with a third archive 2.0 drops */
+  gen[7] = "3";
   gen[13] = "1.0";
   gen[14] = "--installed";
   gen[15] = NULL;
@@ -590,6 +591,7 @@ static void pinned_version_refuses_other_lists(void **state)
   assert_string_equal(st, "update_available");
   free(st);
   assert_true(t_exists(t_path("%s/local/README.txt", root)));
+  assert_true(t_exists(t_path("%s/g0001.part03.eti", root))); /* 1.0's payload is whole */
   size_t len;
   char *version = t_read(t_path("%s/version.ini", root), &len);
   assert_string_equal(version, "1.0\n");
@@ -611,6 +613,7 @@ static void pinned_version_refuses_other_lists(void **state)
   version = t_read(t_path("%s/version.ini", root), &len);
   assert_string_equal(version, "2.0\n");
   free(version);
+  assert_false(t_exists(t_path("%s/g0001.part03.eti", root))); /* stale once 2.0 committed */
 
   /* An unpinned 3.0 from a new peer: shown with who offers it, never
    * fetched by itself. */
