@@ -303,8 +303,12 @@ static void after_refresh(void *user)
                               "bytes_fetched", (json_int_t)d->result.bytes_fetched,
                               "bytes_reused", (json_int_t)d->result.bytes_reused, "repair",
                               d->repair));
+    /* Install, or update when installed. Every download is a command
+     * someone gave (download, the UI's Download or Update): nothing fetches
+     * a version by itself, so this install is always one a user asked for,
+     * and a pinned version's files are the catalog's (gets.c). */
     if (!p->closing && !d->repair)
-      ls_installs_after_download(p, id); /* install, or update when installed */
+      ls_installs_after_download(p, id);
   } else if (err == LS_ECANCELED) {
     ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_CANCELLED, id, NULL);
   } else if (err == LS_EPAUSED) {
