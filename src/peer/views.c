@@ -110,7 +110,8 @@ static json_t *offer_json(const ls_peer *p, const ls_catalog_game *cg, const cha
                    peers);
 }
 
-/* Every version peers offer of the game, the newest first. */
+/* Every version peers offer of the game (the first 64 found), the newest
+ * first. */
 static json_t *offers_json(const ls_peer *p, const ls_catalog_game *cg)
 {
   const char *versions[64];
