@@ -32,6 +32,7 @@ static const command_spec specs[] = {
   {"remove", LS_CMD_REMOVE_DOWNLOADED_GAME, "remove ID", 1, 1},
   {"set-game-dir", LS_CMD_SET_GAME_DIR, "set-game-dir DIR", 1, 1},
   {"loop-stats", LS_CMD_LOOP_STATS, "loop-stats", 0, 0},
+  {"manifest-digest", LS_CMD_MANIFEST_DIGEST, "manifest-digest ID", 1, 1},
   {"wait", -1, "wait TYPE [ID] [TIMEOUT_S]", 1, 3},
   {"wait-peers", -1, "wait-peers N [TIMEOUT_S]", 1, 2},
   {"quit", -1, "quit", 0, 0},

@@ -31,6 +31,8 @@ static const struct {
   {LS_EBUSY, NULL, "Another operation on this game is still running."},
   {LS_ELIMIT, NULL, "The game's archives unpack to far more than they should; a peer may have "
                     "sent a damaged or hostile copy. Nothing was changed."},
+  {LS_EPIN, NULL, "The peers offering this version sent files that are not the ones the "
+                  "catalog names for it; nothing was downloaded."},
   {LS_EFORMAT, "install", "The game's archives could not be unpacked on this machine."},
   {LS_EUNSUPPORTED, "install", "The game's archives could not be unpacked on this machine."},
   {LS_ESTATE, "remove", "The game is installed; uninstall it first."},

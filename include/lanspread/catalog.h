@@ -13,6 +13,15 @@
 
 typedef struct ls_catalog ls_catalog;
 
+/* A version pin: "versions": {"2.0": "sha256:<64 hex>"} names the manifest
+ * digest (download/pin.h, docs/PROTOCOL.md) of that version's file list. */
+#define LS_CATALOG_PIN_PREFIX "sha256:"
+#define LS_CATALOG_PIN_LEN 32
+typedef struct ls_catalog_pin {
+  const char *version;
+  uint8_t digest[LS_CATALOG_PIN_LEN];
+} ls_catalog_pin;
+
 typedef struct ls_catalog_game {
   const char *id;          /* safe directory name, unique */
   const char *name;
@@ -21,6 +30,8 @@ typedef struct ls_catalog_game {
   const char *launch;      /* executable relative to local/, NULL when absent */
   int max_players;         /* 0 when unknown */
   uint64_t size;           /* bytes, 0 when unknown */
+  const ls_catalog_pin *pins; /* sorted by version (byte order); NULL when none */
+  size_t pin_count;
 } ls_catalog_game;
 
 /* Loading. On failure *out is NULL and diag says "FILE:LINE:COLUMN: reason".
@@ -40,6 +51,10 @@ size_t ls_catalog_count(const ls_catalog *catalog);
 const ls_catalog_game *ls_catalog_at(const ls_catalog *catalog, size_t i);
 /* NULL when id is not in the catalog. */
 const ls_catalog_game *ls_catalog_find(const ls_catalog *catalog, const char *id);
+
+/* The digest the catalog pins for this version of the game, or NULL when
+ * the version is not pinned. */
+const uint8_t *ls_catalog_pin_of(const ls_catalog_game *game, const char *version);
 
 /* True when id can be a game root's directory name: 1 to 64 characters of
  * [A-Za-z0-9._-], starting with a letter or digit. */

@@ -27,6 +27,7 @@ enum {
   LS_ENOPEER = -17,     /* no connected peer has it or can supply it */
   LS_EPAUSED = -18,     /* stopped and kept, to be resumed later */
   LS_ELIMIT = -19,      /* an archive goes past an extraction limit (size, ratio, entries) */
+  LS_EPIN = -20,        /* a peer's file list is not the one the catalog pins for its version */
 };
 
 /* A human-readable description of an error code; never NULL. */

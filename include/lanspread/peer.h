@@ -53,6 +53,7 @@ typedef enum ls_event_kind {
   LS_EVENT_VERIFY_PROGRESS,       /* "game-verify-progress" */
   LS_EVENT_VERIFY_FINISHED,       /* "game-verify-finished" */
   LS_EVENT_VERIFY_FAILED,         /* "game-verify-failed" */
+  LS_EVENT_MANIFEST_REFUSED,      /* "game-manifest-refused": a peer's list breaks a pin */
   LS_EVENT_KIND_COUNT
 } ls_event_kind;
 
@@ -117,6 +118,7 @@ typedef enum ls_command_type {
   LS_CMD_PAUSE_DOWNLOAD,    /* id: stop a download and keep it for a resume */
   LS_CMD_VERIFY_GAME,       /* id, repair: check the payload against its manifest */
   LS_CMD_LOOP_STATS,        /* reply: the runtime loop's worst lag since the last one */
+  LS_CMD_MANIFEST_DIGEST,   /* id: reply "digest", the pin of the local version's manifest */
 } ls_command_type;
 
 typedef struct ls_command {

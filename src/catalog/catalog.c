@@ -1,10 +1,12 @@
 /* Owns the game catalog (lanspread/catalog.h): loading and validating the
- * catalog JSON, the immutable sorted game table, and lookups by id. */
+ * catalog JSON, the immutable sorted game table with each game's version
+ * pins, and lookups by id and version. */
 #include <lanspread/catalog.h>
 
 #include "core/error.h"
 #include "core/utf8.h"
 #include "core/fs.h"
+#include "core/hex.h"
 #include "core/json_locate.h"
 #include "core/relpath.h"
 
@@ -25,6 +27,7 @@ extern const size_t ls_builtin_catalog_len;
 #define ID_MAX_LEN 64
 #define MAX_PLAYERS_LIMIT 1024
 #define BUILTIN_SOURCE "<builtin catalog>"
+#define VERSION_MAX_LEN 128 /* the protocol's limit of a version */
 
 struct ls_catalog {
   size_t count;
@@ -43,7 +46,8 @@ typedef struct load_ctx {
 /* A validated entry whose strings still point into the json_t tree. */
 typedef struct pending_game {
   ls_catalog_game game;
-  size_t index; /* position in the "games" array */
+  size_t index;           /* position in the "games" array */
+  const json_t *versions; /* the validated "versions" object, or NULL */
 } pending_game;
 
 static bool is_alnum(char c)
@@ -222,6 +226,51 @@ static int check_name(const load_ctx *ctx, size_t i, const char *name)
                       i, (unsigned)cp, at);
 }
 
+/* One pin of games[i].versions: a version as the protocol has it (1 to 128
+ * bytes of displayable UTF-8) and "sha256:" with 64 lower-case hex digits. */
+static int check_pin(const load_ctx *ctx, size_t i, const char *version, const json_t *v)
+{
+  ls_json_step path[4] = {LS_JSON_KEY("games"), LS_JSON_INDEX(i), LS_JSON_KEY("versions"),
+                          LS_JSON_KEY(version)};
+  size_t len = strlen(version), at;
+  uint32_t cp;
+  char q[ID_MAX_LEN * 4 + 16];
+  if (len == 0 || len > VERSION_MAX_LEN || !ls_utf8_displayable(version, len, &at, &cp))
+    return fail_at(ctx, path, 4, "games[%zu].versions: version %s must be 1 to %d bytes of "
+                   "displayable UTF-8", i, quoted(version, q, sizeof q), VERSION_MAX_LEN);
+  const char *text = json_is_string(v) ? json_string_value(v) : NULL;
+  size_t prefix = sizeof LS_CATALOG_PIN_PREFIX - 1;
+  uint8_t digest[LS_CATALOG_PIN_LEN];
+  if (!text || strncmp(text, LS_CATALOG_PIN_PREFIX, prefix) != 0 ||
+      strlen(text) != prefix + 2 * LS_CATALOG_PIN_LEN ||
+      ls_hex_decode(text + prefix, digest, sizeof digest) != LS_OK)
+    return fail_at(ctx, path, 4, "games[%zu].versions.%s must be \"sha256:\" and 64 "
+                   "lower-case hex digits (the manifest digest of that version), not %s",
+                   i, quoted(version, q, sizeof q), text ? "that text" : type_name(v));
+  return LS_OK;
+}
+
+/* games[i].versions: an object of pins, or absent. */
+static int check_versions(const load_ctx *ctx, const json_t *entry, size_t i,
+                          const json_t **out)
+{
+  const json_t *versions = json_object_get(entry, "versions");
+  *out = versions;
+  if (!versions)
+    return LS_OK;
+  if (!json_is_object(versions))
+    return fail_at_game(ctx, i, "versions", "games[%zu].versions must be an object of "
+                        "\"VERSION\": \"sha256:...\" pins, not %s", i, type_name(versions));
+  const char *version;
+  const json_t *v;
+  json_object_foreach((json_t *)versions, version, v) {
+    int rc = check_pin(ctx, i, version, v);
+    if (rc != LS_OK)
+      return rc;
+  }
+  return LS_OK;
+}
+
 /* Validates games[i] into *out (strings borrowed from entry). */
 static int read_game(const load_ctx *ctx, const json_t *entry, size_t i, pending_game *out)
 {
@@ -240,7 +289,8 @@ static int read_game(const load_ctx *ctx, const json_t *entry, size_t i, pending
       (rc = get_string(ctx, entry, i, "launch", false, &g->launch)) != LS_OK ||
       (rc = check_launch(ctx, i, g->launch)) != LS_OK ||
       (rc = get_integer(ctx, entry, i, "max_players", 1, MAX_PLAYERS_LIMIT, &players)) != LS_OK ||
-      (rc = get_integer(ctx, entry, i, "size", 0, LLONG_MAX, &size)) != LS_OK)
+      (rc = get_integer(ctx, entry, i, "size", 0, LLONG_MAX, &size)) != LS_OK ||
+      (rc = check_versions(ctx, entry, i, &out->versions)) != LS_OK)
     return rc;
   g->max_players = (int)players;
   g->size = (uint64_t)size;
@@ -311,10 +361,21 @@ static size_t string_bytes(const char *s)
   return s ? strlen(s) + 1 : 0;
 }
 
-static size_t game_string_bytes(const ls_catalog_game *g)
+static size_t game_string_bytes(const pending_game *p)
 {
-  return string_bytes(g->id) + string_bytes(g->name) + string_bytes(g->description) +
-         string_bytes(g->genre) + string_bytes(g->launch);
+  const ls_catalog_game *g = &p->game;
+  size_t n = string_bytes(g->id) + string_bytes(g->name) + string_bytes(g->description) +
+             string_bytes(g->genre) + string_bytes(g->launch);
+  const char *version;
+  const json_t *v;
+  json_object_foreach((json_t *)p->versions, version, v)
+    n += string_bytes(version);
+  return n;
+}
+
+static int compare_pin(const void *a, const void *b)
+{
+  return strcmp(((const ls_catalog_pin *)a)->version, ((const ls_catalog_pin *)b)->version);
 }
 
 /* Copies s to *cursor and advances it; NULL stays NULL. */
@@ -328,20 +389,45 @@ static const char *copy_string(const char *s, char **cursor)
   return dst;
 }
 
-/* One allocation holds the catalog, its games and all their strings. */
+/* Copies the game's validated pins to *pins (advanced past them), sorted. */
+static void copy_pins(const pending_game *src, ls_catalog_game *dst, ls_catalog_pin **pins,
+                      char **cursor)
+{
+  dst->pins = NULL;
+  dst->pin_count = json_object_size(src->versions);
+  if (dst->pin_count == 0)
+    return;
+  ls_catalog_pin *first = *pins;
+  const char *version;
+  const json_t *v;
+  json_object_foreach((json_t *)src->versions, version, v) {
+    ls_catalog_pin *pin = (*pins)++;
+    pin->version = copy_string(version, cursor);
+    ls_hex_decode(json_string_value(v) + sizeof LS_CATALOG_PIN_PREFIX - 1, pin->digest,
+                  sizeof pin->digest);
+  }
+  qsort(first, dst->pin_count, sizeof *first, compare_pin);
+  dst->pins = first;
+}
+
+/* One allocation holds the catalog, its games, their pins and all their
+ * strings. */
 static int build_catalog(const pending_game *games, size_t n, ls_catalog **out, ls_diag *diag,
                          const char *source)
 {
-  size_t strings = 0;
-  for (size_t k = 0; k < n; k++)
-    strings += game_string_bytes(&games[k].game);
-  size_t head = sizeof(ls_catalog) + n * sizeof(ls_catalog_game);
+  size_t strings = 0, pins = 0;
+  for (size_t k = 0; k < n; k++) {
+    strings += game_string_bytes(&games[k]);
+    pins += json_object_size(games[k].versions);
+  }
+  size_t head = sizeof(ls_catalog) + n * sizeof(ls_catalog_game) + pins * sizeof(ls_catalog_pin);
   ls_catalog *c = malloc(head + strings);
   if (!c)
     return ls_diag_set(diag, LS_ENOMEM, "%s: out of memory", source);
   c->count = n;
   c->strings = (char *)c + head;
   char *cursor = c->strings;
+  ls_catalog_pin *pin = (ls_catalog_pin *)&c->games[n];
   for (size_t k = 0; k < n; k++) {
     const ls_catalog_game *src = &games[k].game;
     ls_catalog_game *dst = &c->games[k];
@@ -351,6 +437,7 @@ static int build_catalog(const pending_game *games, size_t n, ls_catalog **out, 
     dst->description = copy_string(src->description, &cursor);
     dst->genre = copy_string(src->genre, &cursor);
     dst->launch = copy_string(src->launch, &cursor);
+    copy_pins(&games[k], dst, &pin, &cursor);
   }
   *out = c;
   return LS_OK;
@@ -474,4 +561,18 @@ const ls_catalog_game *ls_catalog_find(const ls_catalog *catalog, const char *id
     return NULL;
   return bsearch(id, catalog->games, catalog->count, sizeof catalog->games[0],
                  compare_id_to_game);
+}
+
+static int compare_version_to_pin(const void *key, const void *pin)
+{
+  return strcmp(key, ((const ls_catalog_pin *)pin)->version);
+}
+
+const uint8_t *ls_catalog_pin_of(const ls_catalog_game *game, const char *version)
+{
+  if (!game || !version || game->pin_count == 0)
+    return NULL;
+  const ls_catalog_pin *pin = bsearch(version, game->pins, game->pin_count, sizeof *game->pins,
+                                      compare_version_to_pin);
+  return pin ? pin->digest : NULL;
 }

@@ -31,6 +31,7 @@ static const struct {
   {LS_ENOPEER, "LS_ENOPEER", "no connected peer can supply it"},
   {LS_EPAUSED, "LS_EPAUSED", "paused: kept to be resumed"},
   {LS_ELIMIT, "LS_ELIMIT", "archive expands beyond its extraction limit"},
+  {LS_EPIN, "LS_EPIN", "file list does not match the catalog's pin for its version"},
 };
 #define ERROR_COUNT (sizeof errors / sizeof errors[0])
 

@@ -303,8 +303,12 @@ static void after_refresh(void *user)
                               "bytes_fetched", (json_int_t)d->result.bytes_fetched,
                               "bytes_reused", (json_int_t)d->result.bytes_reused, "repair",
                               d->repair));
+    /* Install, or update when installed. Every download is a command
+     * someone gave (download, the UI's Download or Update): nothing fetches
+     * a version by itself, so this install is always one a user asked for,
+     * and a pinned version's files are the catalog's (gets.c). */
     if (!p->closing && !d->repair)
-      ls_installs_after_download(p, id); /* install, or update when installed */
+      ls_installs_after_download(p, id);
   } else if (err == LS_ECANCELED) {
     ls_rt_emit_game(p, LS_EVENT_DOWNLOAD_CANCELLED, id, NULL);
   } else if (err == LS_EPAUSED) {
@@ -444,11 +448,16 @@ static void start_engine(dl *d)
     refuse(d, rc, diag.text);
 }
 
-static void on_listed(void *user, const char *version, const ls_msg *manifest, unsigned agreeing)
+static void on_listed(void *user, const char *version, const ls_msg *manifest, unsigned agreeing,
+                      const char *refusal)
 {
   dl *d = user;
   (void)agreeing;
   d->listing = NULL;
+  if (!manifest && refusal) {
+    refuse(d, LS_EPIN, refusal); /* nothing was written */
+    return;
+  }
   if (!manifest) {
     char why[LS_DIAG_MAX];
     snprintf(why, sizeof why, "no peer sent the file list of %s %s", d->op->id, version);

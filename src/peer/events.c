@@ -41,6 +41,7 @@ static const char *const kind_names[LS_EVENT_KIND_COUNT] = {
   [LS_EVENT_VERIFY_PROGRESS] = "game-verify-progress",
   [LS_EVENT_VERIFY_FINISHED] = "game-verify-finished",
   [LS_EVENT_VERIFY_FAILED] = "game-verify-failed",
+  [LS_EVENT_MANIFEST_REFUSED] = "game-manifest-refused",
 };
 
 /* One queued event. */
@@ -151,11 +152,17 @@ void ls_rt_emit(ls_peer *p, ls_event_kind kind, json_t *fields)
 
 void ls_rt_emit_game(ls_peer *p, ls_event_kind kind, const char *id, json_t *fields)
 {
+  ls_rt_emit_game_code(p, kind, id, LS_OK, fields);
+}
+
+void ls_rt_emit_game_code(ls_peer *p, ls_event_kind kind, const char *id, int code,
+                          json_t *fields)
+{
   json_t *obj = json_pack("{s:s}", "id", id);
   if (obj && fields)
     json_object_update(obj, fields);
   json_decref(fields);
-  emit(p, kind, LS_OK, obj);
+  emit(p, kind, code, obj);
 }
 
 void ls_rt_emit_failure(ls_peer *p, ls_event_kind kind, const char *id, int code,

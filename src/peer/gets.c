@@ -3,9 +3,13 @@
  * for its file list (with chunk hashes), keeps each peer's list in
  * PeerGameDB, and reports the first list that arrived as the game-files
  * event; peers whose list differs keep it in PeerGameDB but do not count as
- * agreeing. Downloads start with a listing too (downloads.c). */
+ * agreeing. A list that is not the one the catalog pins for its version
+ * (download/pin.h) is refused before anything keeps it: not stored, never
+ * a source, a game-manifest-refused event says so. Downloads start with a
+ * listing too (downloads.c). */
 #include "peer/runtime.h"
 
+#include "download/pin.h"
 #include "node/request.h"
 
 #include <stdlib.h>
@@ -19,6 +23,8 @@ struct ls_listing {
   char *id, *version;
   unsigned pending, agreeing;
   ls_msg manifest;        /* the first GameFiles of the version */
+  unsigned refused;       /* lists refused by the catalog's pin */
+  char refusal[LS_DIAG_MAX]; /* the last refusal's sentence */
   bool abandoned;         /* nothing more to report; freed by the last request */
   ls_listing_done done;
   void *user;
@@ -68,8 +74,28 @@ static void finish(ls_listing *l)
     ls_rt_emit_game(l->peer, LS_EVENT_GAME_FILES, l->id,
                     json_pack("{s:s, s:o}", "version", gf->version, "files", files_json(gf)));
   }
-  l->done(l->user, l->version, have ? &l->manifest : NULL, l->agreeing);
+  l->done(l->user, l->version, have ? &l->manifest : NULL, l->agreeing,
+          l->refused ? l->refusal : NULL);
   free_listing(l);
+}
+
+/* False (said in an event) when the catalog pins the version and this
+ * peer's list is another one. */
+static bool pin_allows(ls_listing *l, const char *peer_id, const ls_msg_game_files *gf)
+{
+  const ls_peerdb_peer *peer = ls_peerdb_find(l->peer->peerdb, peer_id);
+  ls_diag diag;
+  int rc = ls_pin_check(ls_catalog_find(l->peer->catalog, l->id), gf, peer_id,
+                        peer ? peer->name : NULL, &diag);
+  if (rc == LS_OK)
+    return true;
+  l->refused++;
+  snprintf(l->refusal, sizeof l->refusal, "%s", diag.text);
+  ls_rt_log("%s", diag.text);
+  json_t *fields = json_pack("{s:s, s:s, s:s?, s:s}", "version", gf->version, "peer_id",
+                             peer_id, "peer_name", peer ? peer->name : NULL, "error", diag.text);
+  ls_rt_emit_game_code(l->peer, LS_EVENT_MANIFEST_REFUSED, l->id, rc, fields);
+  return false;
 }
 
 static void on_files(ls_request *req, const ls_msg *msg, void *user)
@@ -78,7 +104,8 @@ static void on_files(ls_request *req, const ls_msg *msg, void *user)
   ls_listing *l = r->l;
   (void)req;
   if (l->abandoned || msg->type != LS_MSG_GAME_FILES ||
-      strcmp(msg->game_files.version, l->version) != 0)
+      strcmp(msg->game_files.version, l->version) != 0 ||
+      !pin_allows(l, r->peer_id, &msg->game_files))
     return;
   ls_peerdb_set_files(l->peer->peerdb, r->peer_id, &msg->game_files);
   if (l->manifest.type == LS_MSG_NONE && ls_msg_copy(&l->manifest, msg) != LS_OK)
@@ -169,7 +196,7 @@ void ls_gets_close_all(ls_peer *p)
 /* ---- the get and fetch-latest commands ---------------------------------- */
 
 static void get_done(void *user, const char *version, const ls_msg *manifest,
-                     unsigned agreeing)
+                     unsigned agreeing, const char *refusal)
 {
   ls_op *op = user;
   ls_peer *p = op->peer;
@@ -179,6 +206,8 @@ static void get_done(void *user, const char *version, const ls_msg *manifest,
                    json_pack("{s:s, s:s, s:I, s:I}", "id", op->id, "version", gf->version,
                              "files", (json_int_t)gf->file_count, "peers",
                              (json_int_t)agreeing));
+  } else if (refusal) {
+    ls_rt_reply_error(p, op->tag, op->cmd, LS_EPIN, "%s", refusal);
   } else {
     ls_rt_reply_error(p, op->tag, op->cmd, LS_ENOPEER, "no peer sent the file list of %s %s",
                       op->id, version);

@@ -145,6 +145,7 @@ static void announce(ls_link *l)
   if (l->announced)
     return;
   l->announced = true;
+  ls_known_saw(l->peer, l->peer_id);
   ls_rt_emit(l->peer, LS_EVENT_PEER_CONNECTED,
              json_pack("{s:s, s:s, s:s}", "peer_id", l->peer_id, "addr", l->addr_text, "name",
                        l->name));

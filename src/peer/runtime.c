@@ -96,6 +96,7 @@ static const char *command_name(ls_command_type type)
     [LS_CMD_SET_GAME_DIR] = "set-game-dir", [LS_CMD_GET_PEER_COUNT] = "peer-count",
     [LS_CMD_LIST_PEERS] = "peers", [LS_CMD_PAUSE_DOWNLOAD] = "pause",
     [LS_CMD_VERIFY_GAME] = "verify", [LS_CMD_LOOP_STATS] = "loop-stats",
+    [LS_CMD_MANIFEST_DIGEST] = "manifest-digest",
   };
   return (size_t)type < sizeof names / sizeof names[0] && names[type] ? names[type] : "?";
 }
@@ -185,6 +186,9 @@ static void run_command(ls_peer *p, const ls_command *cmd)
   case LS_CMD_GET_GAME:
   case LS_CMD_FETCH_LATEST:
     ls_gets_run(p, cmd);
+    break;
+  case LS_CMD_MANIFEST_DIGEST:
+    ls_digests_run(p, cmd);
     break;
   case LS_CMD_SET_GAME_DIR:
     set_game_dir(p, cmd);
@@ -284,6 +288,7 @@ static void free_peer(ls_peer *p)
   ls_rt_events_free(p);
   ls_links_free(p);
   ls_downloads_free(p);
+  ls_known_save_and_free(p); /* writes only when this session announced new peers */
   if (p->unpacker.unpack)
     ls_unpacker_libarchive_free(&p->unpacker);
   ls_peerdb_free(p->peerdb);
@@ -352,6 +357,8 @@ static int open_everything(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
     rc = ls_mkdir_p(c->state_dir, 1, diag);
   if (rc == LS_OK)
     rc = ls_identity_load_or_create(c->state_dir, &p->identity, diag);
+  if (rc == LS_OK && ls_known_load(p) != LS_OK)
+    rc = ls_diag_set(diag, LS_ENOMEM, "out of memory");
   if (rc == LS_OK)
     rc = ls_parse_host_port(c->listen ? c->listen : LS_PEER_DEFAULT_LISTEN, &p->listen_addr,
                             diag);

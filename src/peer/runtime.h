@@ -38,6 +38,7 @@ typedef struct ls_event_node ls_event_node;
 typedef struct ls_op ls_op;
 typedef struct ls_listing ls_listing;
 typedef struct ls_paused ls_paused;
+typedef struct ls_known ls_known;
 
 /* The loop-lag probe (lag.c): the worst lateness of its timer in the
  * current window. */
@@ -91,6 +92,7 @@ struct ls_peer {
   ls_op *ops;               /* every operation running (ops.c) */
   ls_listing *listings;     /* file lists being asked for (gets.c) */
   ls_paused *paused;        /* downloads kept for a resume (downloads.c) */
+  ls_known *known;          /* peers seen in earlier sessions (known.c) */
   bool closing;             /* loop thread only; workers get their own flags */
 };
 
@@ -99,6 +101,9 @@ struct ls_peer {
 void ls_rt_emit(ls_peer *p, ls_event_kind kind, json_t *fields);
 /* {"type", "id", ...fields}. */
 void ls_rt_emit_game(ls_peer *p, ls_event_kind kind, const char *id, json_t *fields);
+/* ls_rt_emit_game with code (not LS_OK) as "code", the event's typed code. */
+void ls_rt_emit_game_code(ls_peer *p, ls_event_kind kind, const char *id, int code,
+                          json_t *fields);
 /* {"type", "id", "error", "code": ls_error_name(code)}. */
 void ls_rt_emit_failure(ls_peer *p, ls_event_kind kind, const char *id, int code,
                         const char *error);
@@ -197,13 +202,30 @@ size_t ls_links_ready_count(const ls_peer *p);
  * (kept in PeerGameDB), emits game-files with the first list, then calls
  * done with it (NULL when no peer sent one) and how many peers sent the
  * same list. done is not called after ls_listing_abandon or at shutdown. */
+/* manifest is NULL when no peer sent an acceptable list; refusal is the
+ * last pin refusal's sentence (NULL when none was refused). */
 typedef void (*ls_listing_done)(void *user, const char *version, const ls_msg *manifest,
-                                unsigned agreeing);
+                                unsigned agreeing, const char *refusal);
 int ls_listing_start(ls_peer *p, const char *id, const char *version, ls_listing_done done,
                      void *user, ls_listing **out);
 void ls_listing_abandon(ls_listing *listing);
 /* GetGame / FetchLatestFromPeers. */
 void ls_gets_run(ls_peer *p, const ls_command *cmd);
+
+/* ---- known.c ---- */
+#define LS_KNOWN_PEERS_MAX 4096
+/* Reads STATE_DIR/known-peers (caller's thread, at start); LS_ENOMEM. */
+int ls_known_load(ls_peer *p);
+/* A peer was announced (peer-connected) in this session. */
+void ls_known_saw(ls_peer *p, const char *peer_id);
+/* True when the peer was seen in an earlier session. */
+bool ls_known_before(const ls_peer *p, const char *peer_id);
+/* Writes the file with this session's peers added (after the loop ended). */
+void ls_known_save_and_free(ls_peer *p);
+
+/* ---- digests.c ---- */
+/* ManifestDigest: the manifest digest of the local version of a game. */
+void ls_digests_run(ls_peer *p, const ls_command *cmd);
 /* Stopping: no listing reports anything any more. */
 void ls_gets_close_all(ls_peer *p);
 

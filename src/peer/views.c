@@ -1,5 +1,6 @@
 /* Owns the JSON views of the runtime's state: the merged game library (local
- * library + PeerGameDB, one entry per catalog game present anywhere) and
+ * library + PeerGameDB, one entry per catalog game present anywhere, with
+ * the versions peers offer and who offers them) and
  * the list of peers (docs/CLI.md, the games and peers replies). */
 #include "peer/runtime.h"
 
@@ -88,6 +89,53 @@ static json_t *download_json(const ls_peer *p, const char *id, const ls_op *op)
   return json_null();
 }
 
+/* One version the peers offer: who offers it (ids and names), whether the
+ * catalog pins it, and whether only peers first seen in this session offer
+ * it (known.c): a stranger's newer version is shown as such. */
+static json_t *offer_json(const ls_peer *p, const ls_catalog_game *cg, const char *version)
+{
+  json_t *peers = json_array();
+  bool new_only = true;
+  for (size_t i = 0; i < ls_peerdb_count(p->peerdb); i++) {
+    const ls_peerdb_peer *peer = ls_peerdb_at(p->peerdb, i);
+    const ls_msg_game_info *g = ls_peerdb_game_of(peer, cg->id);
+    if (!g || strcmp(g->version, version) != 0)
+      continue;
+    new_only = new_only && !ls_known_before(p, peer->peer_id);
+    json_array_append_new(peers, json_pack("{s:s, s:s}", "peer_id", peer->peer_id, "name",
+                                           peer->name));
+  }
+  return json_pack("{s:s, s:b, s:b, s:o}", "version", version, "pinned",
+                   ls_catalog_pin_of(cg, version) != NULL, "new_peers_only", new_only, "peers",
+                   peers);
+}
+
+/* Every version peers offer of the game (the first 64 found), the newest
+ * first. */
+static json_t *offers_json(const ls_peer *p, const ls_catalog_game *cg)
+{
+  const char *versions[64];
+  size_t n = 0;
+  for (size_t i = 0; i < ls_peerdb_count(p->peerdb); i++) {
+    const ls_msg_game_info *g = ls_peerdb_game_of(ls_peerdb_at(p->peerdb, i), cg->id);
+    bool seen = false;
+    for (size_t k = 0; g && k < n && !seen; k++)
+      seen = strcmp(versions[k], g->version) == 0;
+    if (g && !seen && n < sizeof versions / sizeof versions[0])
+      versions[n++] = g->version;
+  }
+  for (size_t i = 1; i < n; i++) /* insertion sort, newest first */
+    for (size_t k = i; k > 0 && ls_version_cmp(versions[k - 1], versions[k]) < 0; k--) {
+      const char *t = versions[k];
+      versions[k] = versions[k - 1];
+      versions[k - 1] = t;
+    }
+  json_t *offers = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(offers, offer_json(p, cg, versions[i]));
+  return offers;
+}
+
 /* The entry of one catalog game. */
 static json_t *game_json(const ls_peer *p, const ls_catalog_game *cg, const ls_local_game *local,
                          ls_peerdb_game_view remote)
@@ -107,13 +155,14 @@ static json_t *game_json(const ls_peer *p, const ls_catalog_game *cg, const ls_l
                   .paused = ls_downloads_paused(p, cg->id, NULL)};
   g.update_available = (g.downloaded || g.installed) && remote.peers && latest &&
                        ls_version_cmp(latest, local_version) > 0;
-  return json_pack("{s:s, s:s, s:b, s:b, s:s?, s:s?, s:I, s:I, s:s, s:b, s:o, s:o, s:o}",
+  return json_pack("{s:s, s:s, s:b, s:b, s:s?, s:s?, s:I, s:I, s:s, s:b, s:o, s:o, s:o, s:o}",
                    "id", cg->id, "name", cg->name, "downloaded", g.downloaded, "installed",
                    g.installed, "local_version", local_version, "latest_version", latest,
                    "peers", (json_int_t)remote.peers, "size", (json_int_t)size, "state",
                    game_state(&g), "update_available", g.update_available, "actions",
                    game_actions(&g), "operation", g.op ? ls_ops_json(g.op) : json_null(),
-                   "download", download_json(p, cg->id, g.op));
+                   "download", download_json(p, cg->id, g.op), "offers",
+                   offers_json(p, cg));
 }
 
 json_t *ls_rt_games_json(const ls_peer *p)

@@ -479,6 +479,191 @@ static void file_list_attacks(void **state)
   stop_party(&pt);
 }
 
+/* The game root's tree: every path below it with its size, one a line,
+ * sorted. */
+static char *tree_of(const char *root)
+{
+  FILE *f = popen(t_path("cd '%s' && find . -printf '%%P %%s\\n' | sort", root), "r");
+  char *text = calloc(1, 1 << 16);
+  size_t n = fread(text, 1, (1 << 16) - 1, f);
+  text[n] = '\0';
+  pclose(f);
+  return text;
+}
+
+/* The catalog of ROOT/catalog.json with game id's version pinned. */
+static void pin_version(party *pt, const char *id, const char *version, const char *digest)
+{
+  const char *path = t_path("%s/catalog.json", pt->root);
+  json_t *catalog = json_load_file(path, 0, NULL);
+  size_t i;
+  json_t *g;
+  json_array_foreach(json_object_get(catalog, "games"), i, g)
+    if (strcmp(json_string_value(json_object_get(g, "id")), id) == 0)
+      json_object_set_new(g, "versions", json_pack("{s:s}", version, digest));
+  assert_int_equal(json_dump_file(catalog, path, JSON_INDENT(2)), 0);
+  json_decref(catalog);
+}
+
+/* The victim's offer of game id in `version` (its "offers" entry), or NULL. */
+static json_t *offer_of(party *pt, const char *id, const char *version)
+{
+  json_t *r = pp_command(pt->victim, "games", T_MS), *found = NULL;
+  size_t i, k;
+  json_t *g, *o;
+  json_array_foreach(json_object_get(r, "games"), i, g)
+    if (strcmp(json_string_value(json_object_get(g, "id")), id) == 0)
+      json_array_foreach(json_object_get(g, "offers"), k, o)
+        if (strcmp(json_string_value(json_object_get(o, "version")), version) == 0)
+          found = json_incref(o);
+  json_decref(r);
+  return found;
+}
+
+/* Version pins: the organiser pins g0001 2.0 with the digest manifest-digest
+ * prints on the honest seeder. A malicious peer offering 2.0 with another
+ * file list is refused (LS_EPIN) before anything is written: the victim's
+ * root stays as it was, 1.0 installed. Once the honest seeder is there too,
+ * 2.0 downloads from it and installs by itself, the malicious peer's list
+ * refused again, and 1.0's third archive, stale, goes only then. A newer 3.0 that only a new peer offers is shown as such
+ * (not pinned, "new_peers_only") and nothing downloads or installs it;
+ * after a restart the seeder is a peer of an earlier session. */
+static void pinned_version_refuses_other_lists(void **state)
+{
+  (void)state;
+  party pt = {.root = t_tempdir()};
+  char *dirs[] = {strdup(t_path("%s/seeder/games", pt.root)), strdup(t_path("%s/victim/games", pt.root)),
+                  strdup(t_path("%s/catalog.json", pt.root))};
+  char *gen[] = {(char *)pp_program("lanspread-gen"), "--quiet", "--game-dir", dirs[0],
+                 "--id-prefix", "g", "--archives", "2", "--size", "2M", "--format", "tar",
+                 "--game-version", "2.0", "--catalog", dirs[2], NULL};
+  assert_int_equal(pp_run(gen, T_MS), 0);
+  gen[3] = dirs[1]; /* the game in 1.0, installed, with a third archive 2.0 drops */
+  gen[7] = "3";
+  gen[13] = "1.0";
+  gen[14] = "--installed";
+  gen[15] = NULL;
+  assert_int_equal(pp_run(gen, T_MS), 0);
+  snprintf(pt.seeder_addr, sizeof pt.seeder_addr, "127.0.0.1:%u", next_port());
+  snprintf(pt.victim_addr, sizeof pt.victim_addr, "127.0.0.1:%u", next_port());
+
+  /* The organiser's step: the digest of the seeder's 2.0, pinned. */
+  pt.seeder = start_peer(&pt, "seeder", pt.seeder_addr, NULL);
+  json_t *r = pp_command(pt.seeder, "manifest-digest g0001", T_MS);
+  const char *text = json_string_value(json_object_get(r, "digest"));
+  if (!text || strncmp(text, "sha256:", 7) != 0 || strlen(text) != 71)
+    fail_msg("manifest-digest: %s", json_dumps(r, 0));
+  char digest[72];
+  snprintf(digest, sizeof digest, "%s", text);
+  assert_string_equal(json_string_value(json_object_get(r, "version")), "2.0");
+  pin_version(&pt, "g0001", "2.0", digest);
+  json_decref(r);
+  pp_send(pt.seeder, "quit");
+  assert_int_equal(pp_wait(pt.seeder, T_MS), 0);
+
+  /* Only the malicious peer offers 2.0: refused, nothing written. */
+  pt.victim = start_peer(&pt, "victim", pt.victim_addr, NULL);
+  char *root = strdup(t_path("%s/victim/games/g0001", pt.root));
+  char *before = tree_of(root);
+  attack a = {.body = strdup("{\"type\":\"GameList\",\"games\":[{\"id\":\"g0001\",\"name\":\"G\","
+                             "\"version\":\"2.0\",\"size\":1}]}"),
+              .files = files_body(2)};
+  peerproc *e = start_evil(&pt, &a, 0, 60000, 0);
+  json_decref(evil_expect(e, "list-sent", T_MS));
+  wait_latest(&pt, "g0001", "2.0");
+  pp_send(pt.victim, "download g0001");
+  json_t *ev = pp_expect(pt.victim, "game-manifest-refused", NULL, T_MS);
+  const char *error = json_string_value(json_object_get(ev, "error"));
+  print_message("refused: %s\n", error);
+  assert_string_equal(json_string_value(json_object_get(ev, "code")), "LS_EPIN");
+  assert_string_equal(json_string_value(json_object_get(ev, "version")), "2.0");
+  assert_non_null(strstr(error, "g0001 2.0"));
+  assert_non_null(strstr(error, digest));
+  json_decref(ev);
+  r = pp_expect(pt.victim, "reply", "download", T_MS);
+  assert_false(json_is_true(json_object_get(r, "ok")));
+  assert_string_equal(json_string_value(json_object_get(r, "code")), "LS_EPIN");
+  json_decref(r);
+  char *after = tree_of(root);
+  assert_string_equal(after, before);
+  free(after);
+  char *st = state_of(&pt, "g0001"); /* 1.0 installed; 2.0 is offered */
+  assert_string_equal(st, "update_available");
+  free(st);
+  assert_true(t_exists(t_path("%s/local/README.txt", root)));
+  assert_true(t_exists(t_path("%s/g0001.part03.eti", root))); /* 1.0's payload is whole */
+  size_t len;
+  char *version = t_read(t_path("%s/version.ini", root), &len);
+  assert_string_equal(version, "1.0\n");
+  free(version);
+
+  /* The honest seeder joins: 2.0 comes from it alone and installs. */
+  pt.seeder = start_peer(&pt, "seeder", pt.seeder_addr, pt.victim_addr);
+  wait_peer_count(&pt, 2);
+  pp_send(pt.victim, "download g0001");
+  json_decref(pp_expect(pt.victim, "game-manifest-refused", NULL, T_MS));
+  r = pp_expect(pt.victim, "reply", "download", T_MS);
+  if (!json_is_true(json_object_get(r, "ok")))
+    fail_msg("download g0001 from the honest seeder: %s", json_dumps(r, 0));
+  assert_int_equal(json_integer_value(json_object_get(r, "peers")), 1);
+  json_decref(r);
+  r = pp_command(pt.victim, "wait game-install-finished g0001 60", 65000);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  version = t_read(t_path("%s/version.ini", root), &len);
+  assert_string_equal(version, "2.0\n");
+  free(version);
+  assert_false(t_exists(t_path("%s/g0001.part03.eti", root))); /* stale once 2.0 committed */
+
+  /* An unpinned 3.0 from a new peer: shown with who offers it, never
+   * fetched by itself. */
+  attack b = {.body = strdup("{\"type\":\"GameList\",\"games\":[{\"id\":\"g0001\",\"name\":\"G\","
+                             "\"version\":\"3.0\",\"size\":1}]}")};
+  peerproc *e3 = start_evil(&pt, &b, 0, 60000, 0);
+  json_decref(evil_expect(e3, "list-sent", T_MS));
+  wait_latest(&pt, "g0001", "3.0");
+  json_t *o = offer_of(&pt, "g0001", "3.0");
+  assert_non_null(o);
+  assert_false(json_is_true(json_object_get(o, "pinned")));
+  assert_true(json_is_true(json_object_get(o, "new_peers_only")));
+  json_t *by = json_array_get(json_object_get(o, "peers"), 0);
+  assert_int_equal(json_array_size(json_object_get(o, "peers")), 1);
+  assert_string_equal(json_string_value(json_object_get(by, "name")), "evil");
+  assert_int_equal(strlen(json_string_value(json_object_get(by, "peer_id"))), 64);
+  json_decref(o);
+  o = offer_of(&pt, "g0001", "2.0");
+  assert_true(json_is_true(json_object_get(o, "pinned")));
+  assert_int_equal(json_array_size(json_object_get(o, "peers")), 2); /* seeder and evil */
+  json_decref(o);
+  usleep(1500 * 1000);
+  st = state_of(&pt, "g0001");
+  assert_string_equal(st, "update_available");
+  free(st);
+  version = t_read(t_path("%s/version.ini", root), &len);
+  assert_string_equal(version, "2.0\n");
+  free(version);
+  assert_false(t_exists(t_path("%s/.lanspread.download", root)));
+  evil_done(e3, &b);
+  evil_done(e, &a);
+
+  /* Restarted, the victim knows the seeder from its last session. */
+  pp_send(pt.victim, "quit");
+  assert_int_equal(pp_wait(pt.victim, T_MS), 0);
+  pt.victim = start_peer(&pt, "victim", pt.victim_addr, pt.seeder_addr);
+  r = pp_command(pt.victim, "wait-peers 1 20", T_MS);
+  assert_true(json_is_true(json_object_get(r, "ok")));
+  json_decref(r);
+  o = offer_of(&pt, "g0001", "2.0");
+  assert_non_null(o);
+  assert_false(json_is_true(json_object_get(o, "new_peers_only")));
+  json_decref(o);
+  free(before);
+  free(root);
+  for (int k = 0; k < 3; k++)
+    free(dirs[k]);
+  stop_party(&pt);
+}
+
 /* The soft descriptor limit of a process (/proc/PID/limits), or -1. */
 static long open_files_limit(const peerproc *p)
 {
@@ -793,6 +978,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(game_list_attacks),
     cmocka_unit_test(file_list_attacks),
+    cmocka_unit_test(pinned_version_refuses_other_lists),
     cmocka_unit_test(many_files_under_the_usual_descriptor_limit),
     cmocka_unit_test(ghost_peers_are_forgotten),
     cmocka_unit_test(half_frames_are_capped),

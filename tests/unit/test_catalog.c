@@ -713,6 +713,52 @@ static void test_position_of(void **state)
   assert_pos(pos, 3, 1, 7);
 }
 
+/* ---- version pins ------------------------------------------------------ */
+
+#define PIN_HEX "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+static void test_pins_load_and_are_found(void **state)
+{
+  (void)state;
+  ls_catalog *c = load_ok("{\"games\": [{\"id\": \"g\", \"name\": \"G\", \"versions\": "
+                          "{\"2.10\": \"sha256:" PIN_HEX "\", \"2.9\": \"sha256:" PIN_HEX "\"}},"
+                          " {\"id\": \"h\", \"name\": \"H\"}]}");
+  const ls_catalog_game *g = ls_catalog_find(c, "g");
+  assert_int_equal(g->pin_count, 2);
+  const uint8_t *pin = ls_catalog_pin_of(g, "2.10");
+  assert_non_null(pin);
+  assert_int_equal(pin[0], 0x00);
+  assert_int_equal(pin[1], 0x11);
+  assert_int_equal(pin[31], 0xff);
+  assert_non_null(ls_catalog_pin_of(g, "2.9"));
+  assert_null(ls_catalog_pin_of(g, "2.1"));
+  assert_null(ls_catalog_pin_of(ls_catalog_find(c, "h"), "2.10"));
+  assert_int_equal(ls_catalog_find(c, "h")->pin_count, 0);
+  ls_catalog_free(c);
+}
+
+static void test_bad_pins_are_refused(void **state)
+{
+  (void)state;
+  expect_refused(doc_with_field("\"versions\": [\"2.0\"]"), LS_EFORMAT, "t.json:5:19:",
+                 "games[1].versions must be an object", NULL);
+  expect_refused(doc_with_field("\"versions\": {\"2.0\": \"" PIN_HEX "\"}"), LS_EFORMAT,
+                 "t.json:5:27:", "games[1].versions.\"2.0\" must be \"sha256:\" and 64", NULL);
+  expect_refused(doc_with_field("\"versions\": {\"2.0\": \"sha256:" PIN_HEX "0\"}"), LS_EFORMAT,
+                 "must be \"sha256:\"", NULL);
+  expect_refused(doc_with_field("\"versions\": {\"2.0\": \"sha256:abc\"}"), LS_EFORMAT,
+                 "must be \"sha256:\"", NULL);
+  expect_refused(doc_with_field("\"versions\": {\"2.0\": \"sha256:"
+                                "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff\"}"),
+                 LS_EFORMAT, "lower-case hex", NULL);
+  expect_refused(doc_with_field("\"versions\": {\"2.0\": 7}"), LS_EFORMAT, "not an integer",
+                 NULL);
+  expect_refused(doc_with_field("\"versions\": {\"\": \"sha256:" PIN_HEX "\"}"), LS_EFORMAT,
+                 "version \"\" must be 1 to 128 bytes", NULL);
+  expect_refused(doc_with_field("\"versions\": {\"a\\u202eb\": \"sha256:" PIN_HEX "\"}"),
+                 LS_EFORMAT, "displayable", NULL);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -749,6 +795,8 @@ int main(void)
     cmocka_unit_test(test_locate_duplicate_key_finds_last),
     cmocka_unit_test(test_locate_truncated_text_is_safe),
     cmocka_unit_test(test_position_of),
+    cmocka_unit_test(test_pins_load_and_are_found),
+    cmocka_unit_test(test_bad_pins_are_refused),
   };
   return ls_run_tests(tests, NULL, NULL);
 }

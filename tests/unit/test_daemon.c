@@ -338,6 +338,15 @@ static void failures_show_in_a_players_words_and_clear(void **state)
   card = lsd_hub_card(f->hub, "chess");
   assert_true(json_is_null(json_object_get(card, "error")));
   json_decref(card);
+
+  /* A version's file lists refused by the catalog's pin. */
+  lsd_hub_note_failure(f->hub, "chess", "update", LS_EPIN, "the file list of chess 2.0 ...");
+  card = lsd_hub_card(f->hub, "chess");
+  err = json_object_get(card, "error");
+  assert_string_equal(json_string_value(json_object_get(err, "code")), "LS_EPIN");
+  assert_non_null(strstr(json_string_value(json_object_get(err, "message")),
+                         "not the ones the catalog names"));
+  json_decref(card);
 }
 
 static json_t *card_field(fixture *f, const char *id, const char *field)

@@ -209,10 +209,24 @@ function actionLabel(card, action) {
   return (card.state === 'paused' && PAUSED_LABELS[action]) || ACTION_LABELS[action] || action;
 }
 
+// The offer of the latest version (the runtime's "offers", newest first).
+function latestOffer(card) {
+  return (card.offers || []).find((o) => o.version === card.latest_version);
+}
+
 function versionText(card) {
   const local = card.local_version, latest = card.latest_version;
-  if (local && latest && local !== latest) return local + ' → ' + latest;
-  return local || latest || '?';
+  const offer = latestOffer(card);
+  const mark = !offer ? '' : offer.pinned ? ' (pinned)' : offer.new_peers_only ? ' (new peers only)' : '';
+  if (local && latest && local !== latest) return local + ' → ' + latest + mark;
+  return (local || latest || '?') + (local === latest ? '' : mark);
+}
+
+// Who offers each version: "2.0 from alice (ab12…), bob (cd34…)".
+function offersTitle(card) {
+  return (card.offers || []).map((o) => o.version + (o.pinned ? ' [pinned]' : '') +
+    (o.new_peers_only ? ' [new peers only]' : '') + ' from ' +
+    o.peers.map((p) => (p.name || '?') + ' (' + p.peer_id.slice(0, 8) + '…)').join(', ')).join('; ');
 }
 
 /* ---- library ---------------------------------------------------------- */
@@ -285,8 +299,9 @@ function updateCard(node, card) {
   setText($('.players', node), card.max_players ? 'up to ' + card.max_players : '—');
   setText($('.size', node), formatSize(card.size));
   setText($('.version', node), versionText(card));
+  const offers = offersTitle(card);
   const versionTitle = 'installed: ' + (card.local_version || 'none') +
-    ', latest: ' + (card.latest_version || 'unknown');
+    ', latest: ' + (card.latest_version || 'unknown') + (offers ? '; offered: ' + offers : '');
   if ($('.version', node).title !== versionTitle) $('.version', node).title = versionTitle;
   setText($('.seeders', node), card.peers ? 'on ' + plural(card.peers, 'peer', 'peers') : 'none');
   setText($('.description', node), card.description || '');
