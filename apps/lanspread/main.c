@@ -1,11 +1,15 @@
 /* lanspread: the daemon with the local web UI (docs/API.md). Owns the
- * command line, the defaults (config, state and game directories), the API
- * key file, the order of start and stop, the browser, and the signals. */
+ * command line (also --login-url and --set-ui-password, which need no
+ * daemon), the defaults (config, state and game directories), the API key
+ * file, the rule that a UI off loopback needs a password, the order of
+ * start and stop, the browser, and the signals. */
 #include "app.h"
+#include "auth.h"
 #include "http.h"
 #include "play.h"
 
 #include "core/error.h"
+#include "core/addr.h"
 #include "core/fs.h"
 #include "core/hex.h"
 
@@ -19,7 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -29,8 +36,9 @@ static const char usage[] =
   "\n"
   "  --gui HOST:PORT    where the web UI listens (default 127.0.0.1:8360 (TCP), or\n"
   "                     a free port when that is taken; port 0 picks a free one).\n"
-  "                     It answers only requests addressed to that address and\n"
-  "                     carrying the API key the page holds\n"
+  "                     It answers only requests addressed to that address, and\n"
+  "                     only to a logged-in browser. Off loopback it needs a\n"
+  "                     UI password (--set-ui-password)\n"
   "  --no-browser       do not open the UI in a browser\n"
   "  --config FILE      the settings file (default: $XDG_CONFIG_HOME/lanspread/\n"
   "                     config.json, i.e. ~/.config/lanspread/config.json)\n"
@@ -47,10 +55,16 @@ static const char usage[] =
   "  --name NAME        the name other peers see for this run (default: the\n"
   "                     one in the settings, else the host name)\n"
   "  --unpacker CMD     external unpacker, e.g. 'unrar x {archive} {dest}/'\n"
+  "  --login-url        print a one-time login address of the lanspread running\n"
+  "                     with this state directory, and exit\n"
+  "  --set-ui-password  read a UI password (8 bytes or more) from the terminal or\n"
+  "                     one line of stdin, store its hash in the state directory\n"
+  "                     and exit; a running lanspread ends every session\n"
   "  -h, --help         show this help\n"
   "  --version          print the version and exit\n"
   "\n"
-  "It prints 'Lanspread UI: http://HOST:PORT/' once serving. --game-dir, --name,\n"
+  "It prints 'Lanspread UI: http://HOST:PORT/' once serving, then a one-time\n"
+  "login address, which it opens in a browser. --game-dir, --name,\n"
   "--peer and --gui override the settings file for this run only; changes made\n"
   "in the UI are saved to it. Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
   "\n"
@@ -61,7 +75,7 @@ typedef struct options {
   const char *gui, *config, *state_dir, *catalog, *game_dir, *listen, *name, *unpacker;
   const char *peers[LSD_MAX_STATIC_PEERS];
   size_t peer_count;
-  bool no_browser, no_mdns;
+  bool no_browser, no_mdns, login_url, set_password;
 } options;
 
 static void die_usage(const char *fmt, const char *arg)
@@ -81,7 +95,8 @@ static void check_option(int rc, const ls_diag *diag)
 static void parse_args(int argc, char **argv, options *o)
 {
   enum { O_GUI = 1, O_NO_BROWSER, O_CONFIG, O_STATE_DIR, O_CATALOG, O_GAME_DIR, O_LISTEN,
-         O_PEER, O_NO_MDNS, O_NAME, O_UNPACKER, O_VERSION };
+         O_PEER, O_NO_MDNS, O_NAME, O_UNPACKER, O_VERSION, O_LOGIN_URL,
+         O_SET_PASSWORD };
   static const struct option longopts[] = {
     {"gui", required_argument, NULL, O_GUI},
     {"no-browser", no_argument, NULL, O_NO_BROWSER},
@@ -94,6 +109,8 @@ static void parse_args(int argc, char **argv, options *o)
     {"no-mdns", no_argument, NULL, O_NO_MDNS},
     {"name", required_argument, NULL, O_NAME},
     {"unpacker", required_argument, NULL, O_UNPACKER},
+    {"login-url", no_argument, NULL, O_LOGIN_URL},
+    {"set-ui-password", no_argument, NULL, O_SET_PASSWORD},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
@@ -119,6 +136,8 @@ static void parse_args(int argc, char **argv, options *o)
     case O_NO_MDNS: o->no_mdns = true; break;
     case O_NAME: check_option(lsd_check_name(optarg, &diag), &diag); o->name = optarg; break;
     case O_UNPACKER: o->unpacker = optarg; break;
+    case O_LOGIN_URL: o->login_url = true; break;
+    case O_SET_PASSWORD: o->set_password = true; break;
     case 'h': fputs(usage, stdout); exit(0);
     case O_VERSION: printf("lanspread %s\n", ls_release_version()); exit(0);
     default: die_usage("unknown option or missing value: '%s'", argv[optind - 1]);
@@ -126,6 +145,8 @@ static void parse_args(int argc, char **argv, options *o)
   }
   if (optind < argc)
     die_usage("unexpected argument '%s'", argv[optind]);
+  if (o->login_url && o->set_password)
+    die_usage("%s", "--login-url and --set-ui-password go alone");
 }
 
 /* The settings file's values with this run's command-line overrides. */
@@ -180,6 +201,72 @@ static int load_api_key(const char *state_dir, char key[LSD_API_KEY_LEN + 1], ls
   return ls_write_file_atomic(path, key, LSD_API_KEY_LEN, 0600, diag);
 }
 
+/* A UI reachable from other machines needs a password: the one-time
+ * login address alone would let whoever reads it over the LAN in. */
+static int check_gui_password(lsd_app *app, ls_diag *diag)
+{
+  const char *gui = app->effective.gui ? app->effective.gui : LSD_DEFAULT_GUI;
+  struct sockaddr_storage ss;
+  int rc = ls_parse_host_port(gui, &ss, diag);
+  if (rc != LS_OK)
+    return rc;
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+  bool loopback = ss.ss_family == AF_INET && (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+  if (loopback || lsd_auth_has_password(app->auth))
+    return LS_OK;
+  return ls_diag_set(diag, LS_EACCES,
+                     "the UI address %s is not loopback: set a UI password first "
+                     "(lanspread --set-ui-password), or use --gui 127.0.0.1:PORT", gui);
+}
+
+/* One line of the terminal without echo, or of stdin. */
+static int read_password(char *buf, size_t size, ls_diag *diag)
+{
+  struct termios old, quiet;
+  bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+  if (tty) {
+    fprintf(stderr, "UI password: ");
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  }
+  bool got = fgets(buf, (int)size, stdin) != NULL;
+  if (tty) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    fprintf(stderr, "\n");
+  }
+  if (!got)
+    return ls_diag_set(diag, LS_EINVAL, "no password on stdin");
+  buf[strcspn(buf, "\r\n")] = '\0';
+  return LS_OK;
+}
+
+/* --login-url and --set-ui-password: exit 0 when done, 1 otherwise. */
+static int run_tool(const options *o)
+{
+  char *state_dir = o->state_dir ? strdup(o->state_dir)
+                                 : ls_user_dir("XDG_STATE_HOME", ".local/state", NULL);
+  ls_diag diag = {0};
+  int rc;
+  if (o->login_url) {
+    char *url = NULL;
+    if ((rc = lsd_auth_read_login_url(state_dir, &url, &diag)) == LS_OK)
+      printf("%s\n", url);
+    free(url);
+  } else {
+    char pass[1100];
+    if ((rc = read_password(pass, sizeof pass, &diag)) == LS_OK)
+      rc = lsd_auth_set_password(state_dir, pass, &diag);
+    explicit_bzero(pass, sizeof pass);
+    if (rc == LS_OK)
+      fprintf(stderr, "lanspread: UI password set (a running lanspread ends its sessions)\n");
+  }
+  if (rc != LS_OK)
+    fprintf(stderr, "lanspread: %s\n", diag.text[0] ? diag.text : ls_strerror(rc));
+  free(state_dir);
+  return rc == LS_OK ? 0 : 1;
+}
+
 /* xdg-open when a graphical session is there; otherwise the printed
  * address is the way in. */
 static void open_browser(const char *url)
@@ -206,6 +293,8 @@ static void open_browser(const char *url)
 static void print_where(const lsd_app *app, const char *url, const char *state_dir)
 {
   printf("Lanspread UI: %s\n", url);
+  printf("  log in:   %s (once; 'lanspread --login-url' gives another)\n",
+         lsd_auth_login_url(app->auth));
   printf("  settings: %s\n", app->config_path);
   printf("  state:    %s\n", state_dir);
   if (app->effective.game_dir)
@@ -248,6 +337,10 @@ static int run(const options *o, sigset_t *signals)
   if (rc == LS_OK)
     rc = load_api_key(state_dir, app.api_key, &diag);
   if (rc == LS_OK)
+    rc = lsd_auth_create(state_dir, &app.auth, &diag);
+  if (rc == LS_OK)
+    rc = check_gui_password(&app, &diag);
+  if (rc == LS_OK)
     rc = lsd_hub_create(&app.hub);
   lsd_host_config hc = {.state_dir = state_dir, .catalog_path = o->catalog,
                         .listen = o->listen, .mdns = !o->no_mdns, .unpacker = o->unpacker};
@@ -257,6 +350,8 @@ static int run(const options *o, sigset_t *signals)
     rc = lsd_host_load_catalog(app.host, &diag); /* a bad --catalog is a start error */
   if (rc == LS_OK)
     rc = start_ui(&app, &http, &diag);
+  if (rc == LS_OK)
+    rc = lsd_auth_begin(app.auth, lsd_http_url(http), &diag);
   if (rc != LS_OK) {
     fprintf(stderr, "lanspread: %s\n", diag.text[0] ? diag.text : ls_strerror(rc));
   } else {
@@ -269,7 +364,7 @@ static int run(const options *o, sigset_t *signals)
     print_where(&app, lsd_http_url(http), state_dir);
     pthread_mutex_unlock(&app.settings_lock);
     if (!o->no_browser)
-      open_browser(lsd_http_url(http));
+      open_browser(lsd_auth_login_url(app.auth));
     int sig;
     sigwait(signals, &sig);
     fprintf(stderr, "lanspread: stopping\n");
@@ -279,6 +374,7 @@ static int run(const options *o, sigset_t *signals)
   if (app.host)
     lsd_host_stop(app.host);
   lsd_http_stop(http);
+  lsd_auth_free(app.auth);
   lsd_host_free(app.host);
   lsd_hub_free(app.hub);
   lsd_settings_free(&app.saved);
@@ -294,6 +390,8 @@ int main(int argc, char **argv)
 {
   options o = {0};
   parse_args(argc, argv, &o);
+  if (o.login_url || o.set_password)
+    return run_tool(&o);
   /* Large buffers straight from mmap, so RSS falls back after a download
    * (as in lanspread-peer-cli; measured there by scripts/soak). */
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
