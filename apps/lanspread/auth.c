@@ -138,7 +138,6 @@ static void refresh_password(lsd_auth *a)
     memset(&st, 0, sizeof st);
   if (same_stamp(&st, &a->pw.stamp))
     return;
-  bool had = a->pw.stamp.st_ino != 0;
   pw_hash pw = {.stamp = st};
   char *text = NULL;
   size_t len;
@@ -148,8 +147,7 @@ static void refresh_password(lsd_auth *a)
     fprintf(stderr, "lanspread: %s is malformed: no UI password is set\n", path);
   free(text);
   a->pw = pw;
-  if (had)
-    memset(a->sessions, 0, sizeof a->sessions);
+  memset(a->sessions, 0, sizeof a->sessions); /* none yet at the first read */
 }
 
 int lsd_auth_set_password(const char *state_dir, const char *password, ls_diag *diag)
