@@ -279,7 +279,7 @@ static refusal check_headers(lsd_http *h, struct MHD_Connection *c, const char *
     refusal r = check_credentials(h, c, method);
     if (r.status)
       return r;
-  } else if (unsafe_method(method) && !same_origin(c)) { /* POST /login */
+  } else if (strcmp(url, "/login") == 0 && unsafe_method(method) && !same_origin(c)) {
     return (refusal){403, "csrf", "a login must come from the login page (Origin)"};
   }
   if (length && strtoull(length, NULL, 10) > MAX_BODY)

@@ -498,8 +498,10 @@ test('the UI opens in a browser when there is a graphical session, and not witho
     const d = await env.startDaemon({ catalog: cat, browser: true, env: { PATH, DISPLAY: ':0' } });
     await h.until('xdg-open was run with the UI address', () => fs.existsSync(opened), 10000);
     await h.sleep(500);
-    // Only the daemon with a display asked for a browser.
-    assert.deepEqual(fs.readFileSync(opened, 'utf8').trim().split('\n'), [d.url]);
+    // Only the daemon with a display asked for a browser, at its one-time
+    // login address (still unspent), so its user gets in at once.
+    assert.deepEqual(fs.readFileSync(opened, 'utf8').trim().split('\n'), [d.loginUrl()]);
+    assert.ok(d.loginUrl().startsWith(`${d.url}login?token=`));
     assert.notEqual(headless.url, d.url);
   });
 });

@@ -116,18 +116,19 @@ test('two peers through the page: download, cancel, play, update, uninstall, rem
       await shot(page, 'available');
     });
 
-    await t.test('requests without the key or from another origin are refused', async () => {
-      const noKey = await page.evaluate(async () => (await fetch('/api/state')).status);
-      assert.equal(noKey, 401);
+    await t.test('requests without the session or from another origin are refused', async () => {
+      const withSession = await page.evaluate(async () => (await fetch('/api/state')).status);
+      assert.equal(withSession, 200);
       const wrongKey = await page.evaluate(async () =>
         (await fetch('/api/state', { headers: { 'X-Lanspread-Key': 'f'.repeat(64) } })).status);
       assert.equal(wrongKey, 401);
-      const withSession = await page.evaluate(async () =>
+      const noSession = await page.evaluate(async () =>
         (await fetch('/api/state', { credentials: 'omit' })).status);
-      assert.equal(withSession, 401, 'a request without the session cookie');
+      assert.equal(noSession, 401, 'a request without the session cookie');
 
-      // A page of another origin (another port on 127.0.0.1) that even
-      // knows the key: its requests carry its Origin and are refused.
+      // A page of another origin (another port on 127.0.0.1, the same
+      // site, so the session cookie goes along): its requests carry its
+      // Origin and are refused.
       const evil = http.createServer((req, res) => {
         res.writeHead(200, { 'Content-Type': 'text/html' });
         res.end('<!doctype html><title>evil</title><p>evil page</p>');
