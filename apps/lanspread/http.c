@@ -172,12 +172,26 @@ static enum MHD_Result send_static(lsd_http *h, struct MHD_Connection *c, const 
 
 /* ---- the event stream ---------------------------------------------------- */
 
+static const char *session_of(struct MHD_Connection *c)
+{
+  return MHD_lookup_connection_value(c, MHD_COOKIE_KIND, LSD_COOKIE);
+}
+
+/* A stream for a session ends once the session does (logout, a new
+ * password): at its next record or keep-alive, within KEEPALIVE_MS. */
+typedef struct events {
+  lsd_stream *stream;
+  lsd_auth *auth;
+  char sid[LSD_SESSION_ID_LEN + 1]; /* empty: opened with the API key */
+} events;
+
 static ssize_t read_events(void *cls, uint64_t pos, char *buf, size_t max)
 {
   (void)pos;
+  events *e = cls;
   static const char keepalive[] = ": keep-alive\n\n";
-  long n = lsd_stream_read(cls, buf, max, KEEPALIVE_MS);
-  if (n < 0)
+  long n = lsd_stream_read(e->stream, buf, max, KEEPALIVE_MS);
+  if (n < 0 || (e->sid[0] && !lsd_auth_session_valid(e->auth, e->sid)))
     return MHD_CONTENT_READER_END_OF_STREAM;
   if (n == 0 && max >= sizeof keepalive - 1) {
     memcpy(buf, keepalive, sizeof keepalive - 1);
@@ -186,20 +200,30 @@ static ssize_t read_events(void *cls, uint64_t pos, char *buf, size_t max)
   return n;
 }
 
-static void close_stream(void *cls)
+static void close_events(void *cls)
 {
-  lsd_stream_close(cls);
+  events *e = cls;
+  lsd_stream_close(e->stream);
+  free(e);
 }
 
 static enum MHD_Result send_events(lsd_http *h, struct MHD_Connection *c)
 {
-  lsd_stream *s = lsd_stream_open(lsd_hub_log(h->app->hub));
+  events *e = calloc(1, sizeof *e);
+  if (!e)
+    return MHD_NO;
+  e->auth = h->app->auth;
+  const char *sid = session_of(c);
+  if (sid && !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Lanspread-Key"))
+    snprintf(e->sid, sizeof e->sid, "%s", sid); /* checked already: 64 characters */
+  e->stream = lsd_stream_open(lsd_hub_log(h->app->hub));
   struct MHD_Response *r =
-    s ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_events, s,
-                                          close_stream)
-      : NULL;
+    e->stream ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_events, e,
+                                                  close_events)
+              : NULL;
   if (!r) {
-    lsd_stream_close(s);
+    lsd_stream_close(e->stream);
+    free(e);
     return MHD_NO;
   }
   add_common_headers(r, "text/event-stream");
@@ -224,11 +248,6 @@ static bool host_accepted(const lsd_http *h, const char *host)
 static bool origin_accepted(const lsd_http *h, const char *origin)
 {
   return !origin || (strncmp(origin, "http://", 7) == 0 && host_accepted(h, origin + 7));
-}
-
-static const char *session_of(struct MHD_Connection *c)
-{
-  return MHD_lookup_connection_value(c, MHD_COOKIE_KIND, LSD_COOKIE);
 }
 
 static bool unsafe_method(const char *method)
