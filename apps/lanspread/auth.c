@@ -1,12 +1,14 @@
 /* Owns who may drive the web UI (docs/API.md "Logging in"): the table of
  * server-side sessions, the one-time login token and STATE_DIR/login-url,
  * the UI password's hash in STATE_DIR/ui-password (PBKDF2-HMAC-SHA256, a
- * random salt, its iteration count in the file), and the throttle of
- * failed password attempts per address. A new password file (written by
+ * random salt, its iteration count in the file), the rule that a UI off
+ * loopback needs a password, and the throttle of failed password attempts
+ * per address. A new password file (written by
  * `lanspread --set-ui-password`, maybe while the daemon runs) is noticed
  * at the next check and ends every session. */
 #include "auth.h"
 
+#include "core/addr.h"
 #include "core/fs.h"
 #include "core/hex.h"
 
@@ -337,6 +339,23 @@ bool lsd_auth_has_password(lsd_auth *a)
   bool set = a->pw.set;
   pthread_mutex_unlock(&a->lock);
   return set;
+}
+
+/* A UI reachable from other machines needs a password: a login address
+ * alone would let whoever reads it over the LAN in. */
+int lsd_auth_check_gui(lsd_auth *a, const char *gui, ls_diag *diag)
+{
+  struct sockaddr_storage ss;
+  int rc = ls_parse_host_port(gui, &ss, diag);
+  if (rc != LS_OK)
+    return rc;
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+  bool loopback = ss.ss_family == AF_INET && (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+  if (loopback || lsd_auth_has_password(a))
+    return LS_OK;
+  return ls_diag_set(diag, LS_EACCES,
+                     "the UI address %s is not loopback: set a UI password first "
+                     "(lanspread --set-ui-password), or use --gui 127.0.0.1:PORT", gui);
 }
 
 int lsd_auth_password_login(lsd_auth *a, const struct sockaddr *from, const char *pass,

@@ -1,7 +1,7 @@
 /* Who may drive the web UI (docs/API.md "Logging in"): server-side
  * sessions, the one-time login token and its file, the UI password (a
- * PBKDF2 hash in the state directory) and the throttle of failed password
- * attempts. Thread-safe: every call takes the one lock. */
+ * PBKDF2 hash in the state directory), the rule that a UI off loopback
+ * needs it, and the throttle of failed password attempts. Thread-safe: every call takes the one lock. */
 #ifndef LSD_AUTH_H
 #define LSD_AUTH_H
 
@@ -41,6 +41,9 @@ int lsd_auth_redeem(lsd_auth *auth, const char *token, char sid[LSD_SESSION_ID_L
 int lsd_auth_password_login(lsd_auth *auth, const struct sockaddr *from, const char *password,
                             char sid[LSD_SESSION_ID_LEN + 1]);
 bool lsd_auth_has_password(lsd_auth *auth);
+/* A UI on gui ("HOST:PORT") may serve: loopback, or a password is set.
+ * LS_EACCES with the reason otherwise. */
+int lsd_auth_check_gui(lsd_auth *auth, const char *gui, ls_diag *diag);
 /* sid names a live session (an expired one is dropped). */
 bool lsd_auth_session_valid(lsd_auth *auth, const char *sid);
 void lsd_auth_logout(lsd_auth *auth, const char *sid);

@@ -1,15 +1,13 @@
 /* lanspread: the daemon with the local web UI (docs/API.md). Owns the
  * command line (also --login-url and --set-ui-password, which need no
  * daemon), the defaults (config, state and game directories), the API key
- * file, the rule that a UI off loopback needs a password, the order of
- * start and stop, the browser, and the signals. */
+ * file, the order of start and stop, the browser, and the signals. */
 #include "app.h"
 #include "auth.h"
 #include "http.h"
 #include "play.h"
 
 #include "core/error.h"
-#include "core/addr.h"
 #include "core/fs.h"
 #include "core/hex.h"
 
@@ -23,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -202,24 +199,6 @@ static int load_api_key(const char *state_dir, char key[LSD_API_KEY_LEN + 1], ls
   return ls_write_file_atomic(path, key, LSD_API_KEY_LEN, 0600, diag);
 }
 
-/* A UI reachable from other machines needs a password: the one-time
- * login address alone would let whoever reads it over the LAN in. */
-static int check_gui_password(lsd_app *app, ls_diag *diag)
-{
-  const char *gui = app->effective.gui ? app->effective.gui : LSD_DEFAULT_GUI;
-  struct sockaddr_storage ss;
-  int rc = ls_parse_host_port(gui, &ss, diag);
-  if (rc != LS_OK)
-    return rc;
-  const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-  bool loopback = ss.ss_family == AF_INET && (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-  if (loopback || lsd_auth_has_password(app->auth))
-    return LS_OK;
-  return ls_diag_set(diag, LS_EACCES,
-                     "the UI address %s is not loopback: set a UI password first "
-                     "(lanspread --set-ui-password), or use --gui 127.0.0.1:PORT", gui);
-}
-
 /* One line of the terminal without echo, or of stdin. */
 static int read_password(char *buf, size_t size, ls_diag *diag)
 {
@@ -340,7 +319,8 @@ static int run(const options *o, sigset_t *signals)
   if (rc == LS_OK)
     rc = lsd_auth_create(state_dir, &app.auth, &diag);
   if (rc == LS_OK)
-    rc = check_gui_password(&app, &diag);
+    rc = lsd_auth_check_gui(app.auth, app.effective.gui ? app.effective.gui : LSD_DEFAULT_GUI,
+                            &diag);
   if (rc == LS_OK)
     rc = lsd_hub_create(&app.hub);
   lsd_host_config hc = {.state_dir = state_dir, .catalog_path = o->catalog,

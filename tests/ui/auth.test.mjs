@@ -115,6 +115,13 @@ test('sessions: the login page, the one-time address, CSRF, logout, a new passwo
       cookie = other;
     });
 
+    await t.test('the settings refuse a LAN gui without a password', async () => {
+      const r = await d.api('PUT', '/api/settings', { body: { gui: '0.0.0.0:8360' } });
+      assertError(r, 400, 'bad_request', 'PUT gui 0.0.0.0:8360');
+      assert.match(r.json.error, /not loopback: set a UI password first/);
+      assert.equal((await d.ok('GET', '/api/settings')).settings?.gui ?? '127.0.0.1:0', '127.0.0.1:0');
+    });
+
     await t.test('a new password ends every session', async () => {
       setPassword(env.path('state'), 'a new password');
       const st = fs.statSync(env.path('state', 'ui-password'));
