@@ -262,9 +262,11 @@ int lsd_auth_begin(lsd_auth *a, const char *base_url, ls_diag *diag)
   return rc;
 }
 
-const char *lsd_auth_login_url(const lsd_auth *a)
+void lsd_auth_login_url(lsd_auth *a, char *out, size_t size)
 {
-  return a->login_url;
+  pthread_mutex_lock(&a->lock);
+  snprintf(out, size, "%s", a->login_url);
+  pthread_mutex_unlock(&a->lock);
 }
 
 int lsd_auth_redeem(lsd_auth *a, const char *token, char sid[LSD_SESSION_ID_LEN + 1])

@@ -30,8 +30,9 @@ void lsd_auth_free(lsd_auth *auth);
 /* Makes a fresh one-time token for base_url ("http://HOST:PORT/") and
  * writes its login URL to STATE_DIR/login-url (0600). */
 int lsd_auth_begin(lsd_auth *auth, const char *base_url, ls_diag *diag);
-/* The current login URL (valid until lsd_auth_free). */
-const char *lsd_auth_login_url(const lsd_auth *auth);
+/* Copies the current login URL (a browser may spend it and make the next
+ * meanwhile, so it is a copy). */
+void lsd_auth_login_url(lsd_auth *auth, char *out, size_t size);
 
 /* Spends the token when it matches (a new one replaces it) and opens a
  * session: sid gets its id. LS_EACCES when it does not match. */

@@ -270,11 +270,11 @@ static void open_browser(const char *url)
   }
 }
 
-static void print_where(const lsd_app *app, const char *url, const char *state_dir)
+static void print_where(const lsd_app *app, const char *url, const char *login,
+                        const char *state_dir)
 {
   printf("Lanspread UI: %s\n", url);
-  printf("  log in:   %s (once; 'lanspread --login-url' gives another)\n",
-         lsd_auth_login_url(app->auth));
+  printf("  log in:   %s (once; 'lanspread --login-url' gives another)\n", login);
   printf("  settings: %s\n", app->config_path);
   printf("  state:    %s\n", state_dir);
   if (app->effective.game_dir)
@@ -342,10 +342,12 @@ static int run(const options *o, sigset_t *signals)
       fprintf(stderr, "lanspread: the peer did not start: %s\n"
                       "lanspread: choose a game directory in the UI\n", diag.text);
     lsd_app_publish_status(&app);
-    print_where(&app, lsd_http_url(http), state_dir);
+    char login[1024];
+    lsd_auth_login_url(app.auth, login, sizeof login);
+    print_where(&app, lsd_http_url(http), login, state_dir);
     pthread_mutex_unlock(&app.settings_lock);
     if (!o->no_browser)
-      open_browser(lsd_auth_login_url(app.auth));
+      open_browser(login);
     int sig;
     sigwait(signals, &sig);
     fprintf(stderr, "lanspread: stopping\n");
