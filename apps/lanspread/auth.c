@@ -51,7 +51,8 @@ typedef struct pw_hash {
 } pw_hash;
 
 struct lsd_auth {
-  pthread_mutex_t lock;
+  pthread_mutex_t lock;     /* everything below */
+  pthread_mutex_t kdf_lock; /* one password check at a time */
   char *state_dir;
   char base_url[LOGIN_URL_MAX];
   char token[LSD_TOKEN_LEN + 1];
@@ -360,25 +361,40 @@ int lsd_auth_check_gui(lsd_auth *a, const char *gui, ls_diag *diag)
                      "(lanspread --set-ui-password), or use --gui 127.0.0.1:PORT", gui);
 }
 
+/* The KDF runs outside the lock (session checks go on meanwhile) but
+ * under kdf_lock, one attempt at a time, which bounds what attempts cost.
+ * An attempt counts as failed until it succeeds, so attempts at once from
+ * one address cannot pass the throttle. */
 int lsd_auth_password_login(lsd_auth *a, const struct sockaddr *from, const char *pass,
                             char sid[LSD_SESSION_ID_LEN + 1])
 {
   pthread_mutex_lock(&a->lock);
   refresh_password(a);
   failures *f = failures_of(a, from, now_s());
-  int rc = LS_EBUSY;
-  if (f->count < LSD_THROTTLE_FREE) {
-    /* The KDF runs under the lock: one attempt at a time, which also
-     * bounds what attempts cost. */
+  if (f->count >= LSD_THROTTLE_FREE) {
+    pthread_mutex_unlock(&a->lock);
+    return LS_EBUSY;
+  }
+  f->count++;
+  pw_hash pw = a->pw;
+  pthread_mutex_unlock(&a->lock);
+
+  bool ok = false;
+  if (pw.set && pass && strlen(pass) <= PASSWORD_MAX) {
     uint8_t hash[HASH_BYTES];
-    bool ok = false;
-    if (a->pw.set && pass && strlen(pass) <= PASSWORD_MAX) {
-      derive(pass, a->pw.iterations, a->pw.salt, hash);
-      ok = memeql_sec(hash, a->pw.hash, HASH_BYTES);
-    }
-    rc = ok ? open_session(a, sid) : LS_EACCES;
-    if (!ok)
-      f->count++;
+    pthread_mutex_lock(&a->kdf_lock);
+    derive(pass, pw.iterations, pw.salt, hash);
+    pthread_mutex_unlock(&a->kdf_lock);
+    ok = memeql_sec(hash, pw.hash, HASH_BYTES);
+  }
+
+  pthread_mutex_lock(&a->lock);
+  refresh_password(a);
+  ok = ok && same_stamp(&pw.stamp, &a->pw.stamp); /* not changed meanwhile */
+  int rc = ok ? open_session(a, sid) : LS_EACCES;
+  if (ok) {
+    f = failures_of(a, from, now_s());
+    f->count -= f->count > 0;
   }
   pthread_mutex_unlock(&a->lock);
   return rc;
@@ -394,6 +410,7 @@ int lsd_auth_create(const char *state_dir, lsd_auth **out, ls_diag *diag)
     return ls_diag_set(diag, LS_ENOMEM, "out of memory");
   }
   pthread_mutex_init(&a->lock, NULL);
+  pthread_mutex_init(&a->kdf_lock, NULL);
   refresh_password(a);
   *out = a;
   return LS_OK;
@@ -408,6 +425,7 @@ void lsd_auth_free(lsd_auth *a)
   if (a->base_url[0])
     unlink(path); /* its token dies with this daemon */
   pthread_mutex_destroy(&a->lock);
+  pthread_mutex_destroy(&a->kdf_lock);
   free(a->state_dir);
   free(a);
 }
