@@ -5,6 +5,7 @@
  * settings changes that start, move or restart the runtime. http.c has
  * already checked Host, Origin, key and size; this file sees parsed JSON. */
 #include "app.h"
+#include "auth.h"
 #include "play.h"
 
 #include <lanspread/release.h>
@@ -308,7 +309,9 @@ static int put_settings(lsd_app *app, json_t *body, json_t **out)
     *out = lsd_error_json("failed", "out of memory");
     return 500;
   }
-  if (lsd_settings_update(&next, body, &diag) != LS_OK) {
+  bool gui = json_object_get(body, "gui") != NULL; /* the next start checks it too */
+  if (lsd_settings_update(&next, body, &diag) != LS_OK ||
+      (gui && next.gui && lsd_auth_check_gui(app->auth, next.gui, &diag) != LS_OK)) {
     lsd_settings_free(&next);
     *out = lsd_error_json("bad_request", "%s", diag.text);
     return 400;

@@ -20,6 +20,7 @@ typedef struct lsd_app {
   pthread_mutex_t settings_lock; /* one settings change at a time */
   lsd_settings saved;            /* what the config file holds */
   lsd_settings effective;        /* saved, with this run's command-line overrides */
+  struct lsd_auth *auth;         /* sessions, login token, password */
   char api_key[LSD_API_KEY_LEN + 1];
 } lsd_app;
 

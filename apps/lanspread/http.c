@@ -1,11 +1,14 @@
 /* Owns the libmicrohttpd daemon (one thread per connection, so a REST call
  * may wait for the runtime's reply and an event stream may wait for the
- * next record), the request checks of docs/API.md "Security", the request
- * bodies and their limit, the compiled-in page, and the SSE responses.
+ * next record), the request checks of docs/API.md "Security" (who is
+ * logged in is auth.c's), the login and logout requests and the cookie,
+ * the request bodies and their limit, the compiled-in pages, and the SSE
+ * responses.
  * Which connections it keeps is slots.c's rule: each connection's slot is
  * told when its request starts, is in, and is answered. */
 #include "http.h"
 
+#include "auth.h"
 #include "slots.h"
 
 #include "core/error.h"
@@ -28,8 +31,12 @@
 #define KEEPALIVE_MS 15000u
 #define HOST_MAX 300
 
-extern const unsigned char ls_ui_index_html[], ls_ui_app_js[], ls_ui_style_css[];
-extern const size_t ls_ui_index_html_len, ls_ui_app_js_len, ls_ui_style_css_len;
+extern const unsigned char ls_ui_index_html[], ls_ui_app_js[], ls_ui_style_css[],
+  ls_ui_login_html[];
+extern const size_t ls_ui_index_html_len, ls_ui_app_js_len, ls_ui_style_css_len,
+  ls_ui_login_html_len;
+
+#define COOKIE_ATTRIBUTES "; Path=/; HttpOnly; SameSite=Strict"
 
 struct lsd_http {
   lsd_app *app;
@@ -102,28 +109,60 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, con
   return send_json(c, status, lsd_error_json(code, "%s", text));
 }
 
-/* The page, with the API key where it says @API_KEY@. */
-static enum MHD_Result send_page(lsd_http *h, struct MHD_Connection *c)
+/* Queues r (destroyed) with a session cookie when sid is given ("" clears
+ * it). */
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
+                             const char *sid)
 {
-  static const char mark[] = "@API_KEY@";
-  const char *page = (const char *)ls_ui_index_html;
-  const char *at = strstr(page, mark);
-  if (!at)
-    return send_bytes(c, 200, page, ls_ui_index_html_len, "text/html; charset=utf-8");
+  char cookie[LSD_SESSION_ID_LEN + 128];
+  if (sid) {
+    snprintf(cookie, sizeof cookie, LSD_COOKIE "=%s%s%s", sid, COOKIE_ATTRIBUTES,
+             sid[0] ? "" : "; Max-Age=0");
+    MHD_add_response_header(r, "Set-Cookie", cookie);
+  }
+  enum MHD_Result ok = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ok;
+}
+
+/* To / with the new session's cookie (after a login). */
+static enum MHD_Result send_logged_in(struct MHD_Connection *c, const char *sid)
+{
+  struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+  if (!r)
+    return MHD_NO;
+  add_common_headers(r, "text/plain");
+  MHD_add_response_header(r, "Location", "/");
+  return queue(c, 303, r, sid);
+}
+
+/* The login page: what happened (a fixed sentence, never request data)
+ * and the password form when a password is set. No secret, no data. */
+static enum MHD_Result send_login_page(lsd_http *h, struct MHD_Connection *c, unsigned status,
+                                       const char *message)
+{
+  const char *page = (const char *)ls_ui_login_html;
+  const char *msg = strstr(page, "@MESSAGE@"), *form = strstr(page, "@FORM@");
+  if (!msg || !form || form < msg)
+    return send_bytes(c, 500, "login page template broken", 26, "text/plain");
+  bool password = lsd_auth_has_password(h->app->auth);
   char *text = NULL;
-  int n = asprintf(&text, "%.*s%s%s", (int)(at - page), page, h->app->api_key,
-                   at + sizeof mark - 1);
+  int n = asprintf(&text, "%.*s%s%.*s%s%s", (int)(msg - page), page, message,
+                   (int)(form - (msg + 9)), msg + 9, password ? "" : "hidden", form + 6);
   if (n < 0)
     return MHD_NO;
-  enum MHD_Result ok = send_bytes(c, 200, text, (size_t)n, "text/html; charset=utf-8");
+  enum MHD_Result ok = send_bytes(c, status, text, (size_t)n, "text/html; charset=utf-8");
   free(text);
   return ok;
 }
 
-static enum MHD_Result send_static(lsd_http *h, struct MHD_Connection *c, const char *url)
+static enum MHD_Result send_static(lsd_http *h, struct MHD_Connection *c, const char *url,
+                                   bool logged_in)
 {
   if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0)
-    return send_page(h, c);
+    return logged_in ? send_bytes(c, 200, ls_ui_index_html, ls_ui_index_html_len,
+                                  "text/html; charset=utf-8")
+                     : send_login_page(h, c, 200, "Log in to use Lanspread.");
   if (strcmp(url, "/app.js") == 0)
     return send_bytes(c, 200, ls_ui_app_js, ls_ui_app_js_len, "text/javascript; charset=utf-8");
   if (strcmp(url, "/style.css") == 0)
@@ -133,12 +172,26 @@ static enum MHD_Result send_static(lsd_http *h, struct MHD_Connection *c, const 
 
 /* ---- the event stream ---------------------------------------------------- */
 
+static const char *session_of(struct MHD_Connection *c)
+{
+  return MHD_lookup_connection_value(c, MHD_COOKIE_KIND, LSD_COOKIE);
+}
+
+/* A stream for a session ends once the session does (logout, a new
+ * password): at its next record or keep-alive, within KEEPALIVE_MS. */
+typedef struct events {
+  lsd_stream *stream;
+  lsd_auth *auth;
+  char sid[LSD_SESSION_ID_LEN + 1]; /* empty: opened with the API key */
+} events;
+
 static ssize_t read_events(void *cls, uint64_t pos, char *buf, size_t max)
 {
   (void)pos;
+  events *e = cls;
   static const char keepalive[] = ": keep-alive\n\n";
-  long n = lsd_stream_read(cls, buf, max, KEEPALIVE_MS);
-  if (n < 0)
+  long n = lsd_stream_read(e->stream, buf, max, KEEPALIVE_MS);
+  if (n < 0 || (e->sid[0] && !lsd_auth_session_valid(e->auth, e->sid)))
     return MHD_CONTENT_READER_END_OF_STREAM;
   if (n == 0 && max >= sizeof keepalive - 1) {
     memcpy(buf, keepalive, sizeof keepalive - 1);
@@ -147,20 +200,30 @@ static ssize_t read_events(void *cls, uint64_t pos, char *buf, size_t max)
   return n;
 }
 
-static void close_stream(void *cls)
+static void close_events(void *cls)
 {
-  lsd_stream_close(cls);
+  events *e = cls;
+  lsd_stream_close(e->stream);
+  free(e);
 }
 
 static enum MHD_Result send_events(lsd_http *h, struct MHD_Connection *c)
 {
-  lsd_stream *s = lsd_stream_open(lsd_hub_log(h->app->hub));
+  events *e = calloc(1, sizeof *e);
+  if (!e)
+    return MHD_NO;
+  e->auth = h->app->auth;
+  const char *sid = session_of(c);
+  if (sid && !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Lanspread-Key"))
+    snprintf(e->sid, sizeof e->sid, "%s", sid); /* checked already: 64 characters */
+  e->stream = lsd_stream_open(lsd_hub_log(h->app->hub));
   struct MHD_Response *r =
-    s ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_events, s,
-                                          close_stream)
-      : NULL;
+    e->stream ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_events, e,
+                                                  close_events)
+              : NULL;
   if (!r) {
-    lsd_stream_close(s);
+    lsd_stream_close(e->stream);
+    free(e);
     return MHD_NO;
   }
   add_common_headers(r, "text/event-stream");
@@ -187,30 +250,42 @@ static bool origin_accepted(const lsd_http *h, const char *origin)
   return !origin || (strncmp(origin, "http://", 7) == 0 && host_accepted(h, origin + 7));
 }
 
-/* Compares in time that does not depend on where the key differs. */
-static bool key_matches(const char *want, const char *got)
+static bool unsafe_method(const char *method)
 {
-  if (!got || strlen(got) != LSD_API_KEY_LEN)
-    return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < LSD_API_KEY_LEN; i++)
-    diff |= (unsigned char)(want[i] ^ got[i]);
-  return diff == 0;
+  return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
-/* The key comes in a header; only the event stream may carry it in the
- * query, since EventSource cannot set headers. */
-static bool key_given(const lsd_http *h, struct MHD_Connection *c, const char *url)
+/* A state change comes from the page itself: its Origin (held to the Host
+ * rule already) or the browser's Sec-Fetch-Site says so. */
+static bool same_origin(struct MHD_Connection *c)
+{
+  const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+  const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+  return origin || (site && strcmp(site, "same-origin") == 0);
+}
+
+/* /api/ is for a session (a browser) or the API key of STATE_DIR/api-key
+ * in X-Lanspread-Key (local programs: a custom header, which no other site
+ * can make a browser send, so it needs no CSRF check). */
+static refusal check_credentials(lsd_http *h, struct MHD_Connection *c, const char *method)
 {
   const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Lanspread-Key");
-  if (!key && strcmp(url, "/api/events") == 0)
-    key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
-  return key_matches(h->app->api_key, key);
+  if (key)
+    return lsd_equal_secret(h->app->api_key, key)
+             ? (refusal){0}
+             : (refusal){401, "bad_key", "wrong API key (X-Lanspread-Key)"};
+  if (!lsd_auth_session_valid(h->app->auth, session_of(c)))
+    return (refusal){401, "login_required",
+                     "not logged in: open the address 'lanspread --login-url' prints"};
+  if (unsafe_method(method) && !same_origin(c))
+    return (refusal){403, "csrf", "a change must come from the page itself (Origin)"};
+  return (refusal){0};
 }
 
-/* The refusal the headers already explain (Host, Origin, key, declared
- * size), or status 0. */
-static refusal check_headers(lsd_http *h, struct MHD_Connection *c, const char *url)
+/* The refusal the headers already explain (Host, Origin, credentials,
+ * declared size), or status 0. */
+static refusal check_headers(lsd_http *h, struct MHD_Connection *c, const char *url,
+                             const char *method)
 {
   const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
   const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
@@ -219,8 +294,13 @@ static refusal check_headers(lsd_http *h, struct MHD_Connection *c, const char *
     return (refusal){403, "bad_host", "this server answers only to its own address"};
   if (!origin_accepted(h, origin))
     return (refusal){403, "bad_origin", "requests from other sites are refused"};
-  if (strncmp(url, "/api/", 5) == 0 && !key_given(h, c, url))
-    return (refusal){401, "bad_key", "missing or wrong API key (X-Lanspread-Key)"};
+  if (strncmp(url, "/api/", 5) == 0) {
+    refusal r = check_credentials(h, c, method);
+    if (r.status)
+      return r;
+  } else if (strcmp(url, "/login") == 0 && unsafe_method(method) && !same_origin(c)) {
+    return (refusal){403, "csrf", "a login must come from the login page (Origin)"};
+  }
   if (length && strtoull(length, NULL, 10) > MAX_BODY)
     return too_large;
   return (refusal){0};
@@ -271,6 +351,70 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 
 /* ---- requests ------------------------------------------------------------ */
 
+/* ---- logging in and out -------------------------------------------------- */
+
+/* The value of `password` in an application/x-www-form-urlencoded body
+ * (decoded in place), or NULL. */
+static char *form_password(request *req)
+{
+  if (!req->body)
+    return NULL;
+  req->body[req->len] = '\0';
+  for (char *save, *f = strtok_r(req->body, "&", &save); f; f = strtok_r(NULL, "&", &save)) {
+    if (strncmp(f, "password=", 9) != 0)
+      continue;
+    for (char *p = f + 9; *p; p++)
+      if (*p == '+')
+        *p = ' ';
+    MHD_http_unescape(f + 9);
+    return f + 9;
+  }
+  return NULL;
+}
+
+/* GET /login?token=T spends the one-time token; POST /login (the form)
+ * checks the password. Both answer with a session cookie, or with the
+ * login page saying why not. */
+static enum MHD_Result login(lsd_http *h, struct MHD_Connection *c, const char *method,
+                             request *req)
+{
+  char sid[LSD_SESSION_ID_LEN + 1];
+  if (strcmp(method, "GET") == 0) {
+    const char *token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
+    if (lsd_auth_redeem(h->app->auth, token, sid) == LS_OK)
+      return send_logged_in(c, sid);
+    return send_login_page(h, c, 403, "This login address was used already or is wrong.");
+  }
+  if (strcmp(method, "POST") != 0)
+    return send_error(c, 405, "method", "use GET or POST");
+  const union MHD_ConnectionInfo *from =
+    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (!from)
+    return MHD_NO;
+  int rc = lsd_auth_password_login(h->app->auth, from->client_addr, form_password(req), sid);
+  if (rc == LS_OK)
+    return send_logged_in(c, sid);
+  if (rc == LS_EBUSY)
+    return send_login_page(h, c, 429, "Too many wrong passwords: wait a minute.");
+  return send_login_page(h, c, 403, "Wrong password.");
+}
+
+/* POST /api/logout (its credentials checked already): the session ends
+ * and its cookie is cleared. */
+static enum MHD_Result logout(lsd_http *h, struct MHD_Connection *c, const char *method)
+{
+  if (strcmp(method, "POST") != 0)
+    return send_error(c, 405, "method", "use POST");
+  lsd_auth_logout(h->app->auth, session_of(c));
+  static const char ok[] = "{\"ok\":true}";
+  struct MHD_Response *r =
+    MHD_create_response_from_buffer(sizeof ok - 1, (void *)ok, MHD_RESPMEM_PERSISTENT);
+  if (!r)
+    return MHD_NO;
+  add_common_headers(r, "application/json");
+  return queue(c, 200, r, "");
+}
+
 /* The whole request is in (or will not be read): it is answered now. */
 static enum MHD_Result route(lsd_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, request *req)
@@ -278,11 +422,15 @@ static enum MHD_Result route(lsd_http *h, struct MHD_Connection *c, const char *
   lsd_slots_request_received(h->slots, slot_of(c));
   if (req->refused.status)
     return send_error(c, req->refused.status, req->refused.code, req->refused.text);
+  if (strcmp(url, "/login") == 0)
+    return login(h, c, method, req);
   if (strncmp(url, "/api/", 5) != 0) {
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+    if (unsafe_method(method))
       return send_error(c, 405, "method", "use GET");
-    return send_static(h, c, url);
+    return send_static(h, c, url, lsd_auth_session_valid(h->app->auth, session_of(c)));
   }
+  if (strcmp(url, "/api/logout") == 0)
+    return logout(h, c, method);
   if (strcmp(url, "/api/events") == 0)
     return strcmp(method, "GET") == 0 ? send_events(h, c)
                                       : send_error(c, 405, "method", "use GET");
@@ -313,7 +461,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   lsd_http *h = cls;
   request *req = *con_cls;
   if (!req) {
-    refusal r = check_headers(h, c, url);
+    refusal r = check_headers(h, c, url, method);
     if (r.status && body_too_long_to_drain(c)) { /* answered now, the body unread */
       request unread = {.refused = r};
       return route(h, c, url, method, &unread);

@@ -1,7 +1,9 @@
 /* lanspread: the daemon with the local web UI (docs/API.md). Owns the
- * command line, the defaults (config, state and game directories), the API
- * key file, the order of start and stop, the browser, and the signals. */
+ * command line (also --login-url and --set-ui-password, which need no
+ * daemon), the defaults (config, state and game directories), the API key
+ * file, the order of start and stop, the browser, and the signals. */
 #include "app.h"
+#include "auth.h"
 #include "http.h"
 #include "play.h"
 
@@ -20,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -29,12 +33,14 @@ static const char usage[] =
   "\n"
   "  --gui HOST:PORT    where the web UI listens (default 127.0.0.1:8360 (TCP), or\n"
   "                     a free port when that is taken; port 0 picks a free one).\n"
-  "                     It answers only requests addressed to that address and\n"
-  "                     carrying the API key the page holds\n"
+  "                     It answers only requests addressed to that address, and\n"
+  "                     only to a logged-in browser. Off loopback it needs a\n"
+  "                     UI password (--set-ui-password)\n"
   "  --no-browser       do not open the UI in a browser\n"
   "  --config FILE      the settings file (default: $XDG_CONFIG_HOME/lanspread/\n"
   "                     config.json, i.e. ~/.config/lanspread/config.json)\n"
-  "  --state-dir DIR    node identity, library index and API key (default:\n"
+  "  --state-dir DIR    node identity, library index, API key, login address and\n"
+  "                     UI password hash (default:\n"
   "                     $XDG_STATE_HOME/lanspread, i.e. ~/.local/state/lanspread)\n"
   "  --catalog FILE     the catalog of known games (default: the bundled sample)\n"
   "  --game-dir DIR     the game library for this run (else the one in the\n"
@@ -50,10 +56,16 @@ static const char usage[] =
   "  --party-key-file FILE\n"
   "                     the party key (at least 16 characters): only peers with\n"
   "                     the same key are answered and linked\n"
+  "  --login-url        print a one-time login address of the lanspread running\n"
+  "                     with this state directory, and exit\n"
+  "  --set-ui-password  read a UI password (8 bytes or more) from the terminal or\n"
+  "                     one line of stdin, store its hash in the state directory\n"
+  "                     and exit; a running lanspread ends every session\n"
   "  -h, --help         show this help\n"
   "  --version          print the version and exit\n"
   "\n"
-  "It prints 'Lanspread UI: http://HOST:PORT/' once serving. --game-dir, --name,\n"
+  "It prints 'Lanspread UI: http://HOST:PORT/' once serving, then a one-time\n"
+  "login address, which it opens in a browser. --game-dir, --name,\n"
   "--peer and --gui override the settings file for this run only; changes made\n"
   "in the UI are saved to it. Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
   "\n"
@@ -65,7 +77,7 @@ typedef struct options {
   const char *party_key_file;
   const char *peers[LSD_MAX_STATIC_PEERS];
   size_t peer_count;
-  bool no_browser, no_mdns;
+  bool no_browser, no_mdns, login_url, set_password;
 } options;
 
 static void die_usage(const char *fmt, const char *arg)
@@ -85,7 +97,8 @@ static void check_option(int rc, const ls_diag *diag)
 static void parse_args(int argc, char **argv, options *o)
 {
   enum { O_GUI = 1, O_NO_BROWSER, O_CONFIG, O_STATE_DIR, O_CATALOG, O_GAME_DIR, O_LISTEN,
-         O_PEER, O_NO_MDNS, O_NAME, O_UNPACKER, O_PARTY_KEY, O_VERSION };
+         O_PEER, O_NO_MDNS, O_NAME, O_UNPACKER, O_PARTY_KEY, O_VERSION, O_LOGIN_URL,
+         O_SET_PASSWORD };
   static const struct option longopts[] = {
     {"gui", required_argument, NULL, O_GUI},
     {"no-browser", no_argument, NULL, O_NO_BROWSER},
@@ -99,6 +112,8 @@ static void parse_args(int argc, char **argv, options *o)
     {"name", required_argument, NULL, O_NAME},
     {"unpacker", required_argument, NULL, O_UNPACKER},
     {"party-key-file", required_argument, NULL, O_PARTY_KEY},
+    {"login-url", no_argument, NULL, O_LOGIN_URL},
+    {"set-ui-password", no_argument, NULL, O_SET_PASSWORD},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
@@ -125,6 +140,8 @@ static void parse_args(int argc, char **argv, options *o)
     case O_NAME: check_option(lsd_check_name(optarg, &diag), &diag); o->name = optarg; break;
     case O_UNPACKER: o->unpacker = optarg; break;
     case O_PARTY_KEY: o->party_key_file = optarg; break;
+    case O_LOGIN_URL: o->login_url = true; break;
+    case O_SET_PASSWORD: o->set_password = true; break;
     case 'h': fputs(usage, stdout); exit(0);
     case O_VERSION: printf("lanspread %s\n", ls_release_version()); exit(0);
     default: die_usage("unknown option or missing value: '%s'", argv[optind - 1]);
@@ -132,6 +149,8 @@ static void parse_args(int argc, char **argv, options *o)
   }
   if (optind < argc)
     die_usage("unexpected argument '%s'", argv[optind]);
+  if (o->login_url && o->set_password)
+    die_usage("%s", "--login-url and --set-ui-password go alone");
 }
 
 /* The settings file's values with this run's command-line overrides. */
@@ -186,6 +205,54 @@ static int load_api_key(const char *state_dir, char key[LSD_API_KEY_LEN + 1], ls
   return ls_write_file_atomic(path, key, LSD_API_KEY_LEN, 0600, diag);
 }
 
+/* One line of the terminal without echo, or of stdin. */
+static int read_password(char *buf, size_t size, ls_diag *diag)
+{
+  struct termios old, quiet;
+  bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+  if (tty) {
+    fprintf(stderr, "UI password: ");
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  }
+  bool got = fgets(buf, (int)size, stdin) != NULL;
+  if (tty) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    fprintf(stderr, "\n");
+  }
+  if (!got)
+    return ls_diag_set(diag, LS_EINVAL, "no password on stdin");
+  buf[strcspn(buf, "\r\n")] = '\0';
+  return LS_OK;
+}
+
+/* --login-url and --set-ui-password: exit 0 when done, 1 otherwise. */
+static int run_tool(const options *o)
+{
+  char *state_dir = o->state_dir ? strdup(o->state_dir)
+                                 : ls_user_dir("XDG_STATE_HOME", ".local/state", NULL);
+  ls_diag diag = {0};
+  int rc;
+  if (o->login_url) {
+    char *url = NULL;
+    if ((rc = lsd_auth_read_login_url(state_dir, &url, &diag)) == LS_OK)
+      printf("%s\n", url);
+    free(url);
+  } else {
+    char pass[1100];
+    if ((rc = read_password(pass, sizeof pass, &diag)) == LS_OK)
+      rc = lsd_auth_set_password(state_dir, pass, &diag);
+    explicit_bzero(pass, sizeof pass);
+    if (rc == LS_OK)
+      fprintf(stderr, "lanspread: UI password set (a running lanspread ends its sessions)\n");
+  }
+  if (rc != LS_OK)
+    fprintf(stderr, "lanspread: %s\n", diag.text[0] ? diag.text : ls_strerror(rc));
+  free(state_dir);
+  return rc == LS_OK ? 0 : 1;
+}
+
 /* xdg-open when a graphical session is there; otherwise the printed
  * address is the way in. */
 static void open_browser(const char *url)
@@ -209,9 +276,11 @@ static void open_browser(const char *url)
   }
 }
 
-static void print_where(const lsd_app *app, const char *url, const char *state_dir)
+static void print_where(const lsd_app *app, const char *url, const char *login,
+                        const char *state_dir)
 {
   printf("Lanspread UI: %s\n", url);
+  printf("  log in:   %s (once; 'lanspread --login-url' gives another)\n", login);
   printf("  settings: %s\n", app->config_path);
   printf("  state:    %s\n", state_dir);
   if (app->effective.game_dir)
@@ -254,6 +323,11 @@ static int run(const options *o, sigset_t *signals)
   if (rc == LS_OK)
     rc = load_api_key(state_dir, app.api_key, &diag);
   if (rc == LS_OK)
+    rc = lsd_auth_create(state_dir, &app.auth, &diag);
+  if (rc == LS_OK)
+    rc = lsd_auth_check_gui(app.auth, app.effective.gui ? app.effective.gui : LSD_DEFAULT_GUI,
+                            &diag);
+  if (rc == LS_OK)
     rc = lsd_hub_create(&app.hub);
   lsd_host_config hc = {.state_dir = state_dir, .catalog_path = o->catalog,
                         .listen = o->listen, .mdns = !o->no_mdns, .unpacker = o->unpacker,
@@ -264,6 +338,8 @@ static int run(const options *o, sigset_t *signals)
     rc = lsd_host_load_catalog(app.host, &diag); /* a bad --catalog is a start error */
   if (rc == LS_OK)
     rc = start_ui(&app, &http, &diag);
+  if (rc == LS_OK)
+    rc = lsd_auth_begin(app.auth, lsd_http_url(http), &diag);
   if (rc != LS_OK) {
     fprintf(stderr, "lanspread: %s\n", diag.text[0] ? diag.text : ls_strerror(rc));
   } else {
@@ -273,10 +349,12 @@ static int run(const options *o, sigset_t *signals)
       fprintf(stderr, "lanspread: the peer did not start: %s\n"
                       "lanspread: choose a game directory in the UI\n", diag.text);
     lsd_app_publish_status(&app);
-    print_where(&app, lsd_http_url(http), state_dir);
+    char login[1024];
+    lsd_auth_login_url(app.auth, login, sizeof login);
+    print_where(&app, lsd_http_url(http), login, state_dir);
     pthread_mutex_unlock(&app.settings_lock);
     if (!o->no_browser)
-      open_browser(lsd_http_url(http));
+      open_browser(login);
     int sig;
     sigwait(signals, &sig);
     fprintf(stderr, "lanspread: stopping\n");
@@ -286,6 +364,7 @@ static int run(const options *o, sigset_t *signals)
   if (app.host)
     lsd_host_stop(app.host);
   lsd_http_stop(http);
+  lsd_auth_free(app.auth);
   lsd_host_free(app.host);
   lsd_hub_free(app.hub);
   lsd_settings_free(&app.saved);
@@ -301,6 +380,8 @@ int main(int argc, char **argv)
 {
   options o = {0};
   parse_args(argc, argv, &o);
+  if (o.login_url || o.set_password)
+    return run_tool(&o);
   /* Large buffers straight from mmap, so RSS falls back after a download
    * (as in lanspread-peer-cli; measured there by scripts/soak). */
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);

@@ -105,25 +105,32 @@ test('security checks, errors and static parts', { timeout: 120000 }, async (t) 
     const P = d.port;
     const raw = (o) => h.httpRequest({ port: P, ...o });
 
-    await t.test('the API key: 64 hex in the page and STATE/api-key (0600)', () => {
+    await t.test('the API key: 64 hex in STATE/api-key (0600), in no page', async () => {
       assert.match(d.key, HEX64);
       const file = env.path('state', 'api-key');
       const st = fs.statSync(file);
       assert.equal(st.mode & 0o777, 0o600, `mode of ${file}: ${(st.mode & 0o777).toString(8)}`);
-      assert.equal(fs.readFileSync(file, 'utf8').trim(), d.key);
+      assert.equal(fs.statSync(env.path('state')).mode & 0o777, 0o700, 'mode of STATE');
+      for (const p of ['/', '/index.html', '/app.js', '/login']) {
+        const r = await raw({ path: p });
+        assert.ok(!r.text.includes(d.key), `${p} holds the API key`);
+      }
     });
 
-    await t.test('no key, a wrong key → 401 bad_key', async () => {
-      assertError(await d.api('GET', '/api/state', { key: null }), 401, 'bad_key', 'no key');
+    await t.test('no credentials → 401 login_required; a wrong key → 401 bad_key', async () => {
+      assertError(await d.api('GET', '/api/state', { key: null }), 401, 'login_required', 'no key');
       assertError(await d.api('GET', '/api/state', { key: '0'.repeat(64) }), 401, 'bad_key', 'wrong key');
       assertError(await d.api('GET', '/api/state', { key: d.key.slice(0, 63) }), 401, 'bad_key', 'short key');
       assertError(await d.api('GET', '/api/state', { key: `${d.key}0` }), 401, 'bad_key', 'long key');
       assertError(await d.api('GET', '/api/state', { key: d.key.toUpperCase().replace(/[0-9]/g, '0') }), 401, 'bad_key', 'other key');
-      assertError(await d.api('POST', '/api/games/alpha/download', { key: null }), 401, 'bad_key', 'POST no key');
-      assertError(await d.api('PUT', '/api/settings', { key: null, body: { name: 'x' } }), 401, 'bad_key', 'PUT no key');
-      assertError(await d.api('GET', '/api/nothing-here', { key: null }), 401, 'bad_key', 'unknown endpoint without key');
-      assertError(await raw({ path: `/api/events?key=${'1'.repeat(64)}` }), 401, 'bad_key', 'events wrong key');
-      assertError(await raw({ path: '/api/events' }), 401, 'bad_key', 'events no key');
+      assertError(await d.api('POST', '/api/games/alpha/download', { key: null }), 401, 'login_required', 'POST no key');
+      assertError(await d.api('PUT', '/api/settings', { key: null, body: { name: 'x' } }), 401, 'login_required', 'PUT no key');
+      assertError(await d.api('GET', '/api/nothing-here', { key: null }), 401, 'login_required', 'unknown endpoint without key');
+      assertError(await raw({ path: '/api/events', headers: { 'X-Lanspread-Key': '1'.repeat(64) } }), 401,
+        'bad_key', 'events wrong key');
+      assertError(await raw({ path: `/api/events?key=${d.key}` }), 401, 'login_required',
+        'events with the key in the URL (no secret in URLs)');
+      assertError(await raw({ path: '/api/events' }), 401, 'login_required', 'events no key');
       // Nothing was started by the refused POST.
       assert.equal((await d.card('alpha')).state, 'available');
     });
@@ -177,7 +184,7 @@ test('security checks, errors and static parts', { timeout: 120000 }, async (t) 
           `POST download, Origin ${origin}`);
         assertError(await d.api('PUT', '/api/settings', { headers, body: { name: 'evil' } }), 403,
           'bad_origin', `PUT settings, Origin ${origin}`);
-        assertError(await raw({ path: `/api/events?key=${d.key}`, headers }), 403, 'bad_origin',
+        assertError(await raw({ path: '/api/events', headers: { ...headers, 'X-Lanspread-Key': d.key } }), 403, 'bad_origin',
           `events, Origin ${origin}`);
       }
       // Nothing happened.
@@ -270,7 +277,7 @@ test('security checks, errors and static parts', { timeout: 120000 }, async (t) 
       assert.ok(app.text.length > 1000 && css.text.length > 100, 'app.js and style.css have content');
       // The page carries no inline script (the CSP would block it).
       assert.doesNotMatch(page.text.replace(/<script src="[^"]*"[^>]*><\/script>/g, ''), /<script/i);
-      assert.equal(page.text.match(/lanspread-api-key/g).length, 1);
+      assert.doesNotMatch(page.text, /lanspread-api-key|[0-9a-f]{64}/, 'a secret in the login page');
     });
 
     await t.test('the event stream starts with a snapshot (= GET /api/state)', async () => {
@@ -491,8 +498,10 @@ test('the UI opens in a browser when there is a graphical session, and not witho
     const d = await env.startDaemon({ catalog: cat, browser: true, env: { PATH, DISPLAY: ':0' } });
     await h.until('xdg-open was run with the UI address', () => fs.existsSync(opened), 10000);
     await h.sleep(500);
-    // Only the daemon with a display asked for a browser.
-    assert.deepEqual(fs.readFileSync(opened, 'utf8').trim().split('\n'), [d.url]);
+    // Only the daemon with a display asked for a browser, at its one-time
+    // login address (still unspent), so its user gets in at once.
+    assert.deepEqual(fs.readFileSync(opened, 'utf8').trim().split('\n'), [d.loginUrl()]);
+    assert.ok(d.loginUrl().startsWith(`${d.url}login?token=`));
     assert.notEqual(headless.url, d.url);
   });
 });

@@ -101,6 +101,7 @@ test('two peers through the page: download, cancel, play, update, uninstall, rem
     const gameDir = env.mkdir('games');
     const d = await env.startDaemon({ catalog: cat, gameDir, peers: [seeder.addr] });
     const { context } = await launchBrowser(env);
+    await d.login(context);
     const page = await openPage(context, d.url);
     const root = (id, ...rest) => path.join(gameDir, id, ...rest);
 
@@ -115,23 +116,19 @@ test('two peers through the page: download, cancel, play, update, uninstall, rem
       await shot(page, 'available');
     });
 
-    await t.test('requests without the key or from another origin are refused', async () => {
-      const noKey = await page.evaluate(async () => (await fetch('/api/state')).status);
-      assert.equal(noKey, 401);
+    await t.test('requests without the session or from another origin are refused', async () => {
+      const withSession = await page.evaluate(async () => (await fetch('/api/state')).status);
+      assert.equal(withSession, 200);
       const wrongKey = await page.evaluate(async () =>
         (await fetch('/api/state', { headers: { 'X-Lanspread-Key': 'f'.repeat(64) } })).status);
       assert.equal(wrongKey, 401);
-      const withKey = await page.evaluate(async () => {
-        const key = document.querySelector('meta[name="lanspread-api-key"]').content;
-        return (await fetch('/api/state', { headers: { 'X-Lanspread-Key': key } })).status;
-      });
-      assert.equal(withKey, 200);
-      const noKeyPost = await page.evaluate(async (id) =>
-        (await fetch(`/api/games/${id}/download`, { method: 'POST' })).status, BIG);
-      assert.equal(noKeyPost, 401);
+      const noSession = await page.evaluate(async () =>
+        (await fetch('/api/state', { credentials: 'omit' })).status);
+      assert.equal(noSession, 401, 'a request without the session cookie');
 
-      // A page of another origin (another port on 127.0.0.1) that even
-      // knows the key: its requests carry its Origin and are refused.
+      // A page of another origin (another port on 127.0.0.1, the same
+      // site, so the session cookie goes along): its requests carry its
+      // Origin and are refused.
       const evil = http.createServer((req, res) => {
         res.writeHead(200, { 'Content-Type': 'text/html' });
         res.end('<!doctype html><title>evil</title><p>evil page</p>');
@@ -248,8 +245,7 @@ test('two peers through the page: download, cancel, play, update, uninstall, rem
       const actions = await actionsOf(page, BIG);
       for (const a of ['remove', 'download', 'install', 'cancel']) assert.ok(!actions.includes(a), `${a} shown: ${actions}`);
       const refused = await page.evaluate(async (id) => {
-        const key = document.querySelector('meta[name="lanspread-api-key"]').content;
-        const r = await fetch(`/api/games/${id}/remove`, { method: 'POST', headers: { 'X-Lanspread-Key': key } });
+        const r = await fetch(`/api/games/${id}/remove`, { method: 'POST' });
         return { status: r.status, body: await r.json() };
       }, BIG);
       assert.equal(refused.status, 409);
@@ -405,6 +401,7 @@ test('pause, resume, discard, verify and repair through the page, on a rate-limi
     env.streams.push(s);
     await s.waitFor('snapshot');
     const { context } = await launchBrowser(env);
+    await d.login(context);
     const page = await openPage(context, d.url);
     const root = (id, ...rest) => path.join(gameDir, id, ...rest);
     const seedPayload = payload(path.join(seedGames, ONE));
@@ -556,6 +553,7 @@ test('first start: the setup screen, then the library', { timeout: 120000 }, asy
     const seeder = await env.startSeeder({ gameDir: seedGames, catalog: cat });
     const d = await env.startDaemon({ catalog: cat, peers: [seeder.addr] });
     const { context } = await launchBrowser(env);
+    await d.login(context);
     const page = await openPage(context, d.url);
     await page.locator('#setup').waitFor({ timeout: 10000 * h.T });
     assert.equal(await page.locator('#library-panel').isVisible(), false);
@@ -604,7 +602,12 @@ test('scripts/demo --ui: download a game through the page, Ctrl-C cleans up', { 
     const { line } = await p.waitLine((l) => /Lanspread UI: http:\/\/\S+\/$/.test(l), 60000, 0,
       'the "Lanspread UI: URL" line');
     const url = line.slice(line.indexOf('http'));
+    const { line: login } = await p.waitLine((l) => /^Log in once: http:\/\/\S+$/.test(l), 10000, 0,
+      'the "Log in once: URL" line');
     const { context } = await launchBrowser(env);
+    const loginPage = await context.newPage();
+    await loginPage.goto(login.slice(login.indexOf('http')));
+    await loginPage.close();
     const page = await openPage(context, url);
     await waitState(page, 'game0001', 'available', 30000);
     await button(page, 'game0001', 'download').click();

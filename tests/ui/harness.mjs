@@ -331,8 +331,9 @@ export class EventStream {
     this.opened = new Promise((resolve, reject) => {
       const req = http.request({
         host: '127.0.0.1', port: daemon.port, method: 'GET', agent: false, setHost: false,
-        path: `/api/events?key=${encodeURIComponent(key)}`,
-        headers: { Host: daemon.hostHeader, Accept: 'text/event-stream', ...headers },
+        path: '/api/events',
+        headers: { Host: daemon.hostHeader, Accept: 'text/event-stream',
+          ...(key !== null ? { 'X-Lanspread-Key': key } : {}), ...headers },
       }, (res) => {
         this.res = res;
         this.status = res.statusCode;
@@ -525,6 +526,32 @@ export class Daemon {
 
   events(opts) { return new EventStream(this, opts); }
 
+  // The one-time login address the daemon keeps in STATE/login-url (what
+  // `lanspread --login-url` prints); each works once.
+  loginUrl() {
+    return fs.readFileSync(path.join(this.opts.stateDir, 'login-url'), 'utf8').trim();
+  }
+
+  // Logs a browser context in: a page of it opens a fresh login address,
+  // which sets the session cookie and lands on the UI.
+  async login(context) {
+    const page = await context.newPage();
+    const url = this.loginUrl();
+    const res = await page.goto(url);
+    assert.equal(new URL(page.url()).pathname, '/', `${url} led to ${page.url()} (${res?.status()})`);
+    await page.close();
+  }
+
+  // A session cookie from a login address, for raw requests
+  // ({Cookie: ...}); with the page's Origin for changes.
+  async sessionHeaders() {
+    const u = new URL(this.loginUrl());
+    const r = await httpRequest({ port: this.port, path: u.pathname + u.search });
+    assert.equal(r.status, 303, `login answered ${r.status}: ${r.text}`);
+    const cookie = String(r.headers['set-cookie']).split(';')[0];
+    return { Cookie: cookie, Origin: `http://${this.hostHeader}` };
+  }
+
   stop(opts) { return this.proc.stop(opts); }
 }
 
@@ -651,10 +678,11 @@ export class Env {
 
   // The daemon. Options: config, stateDir, catalog, gameDir (null: no
   // --game-dir), peers, gui (default 127.0.0.1:0), listen, name, extra args,
-  // env, browser (true: no --no-browser).
+  // env, browser (true: no --no-browser), prefix (a command that runs the
+  // daemon, e.g. ['ip', 'netns', 'exec', NS]).
   async startDaemon({ name = 'lanspread', config = this.path('config.json'), stateDir = this.path('state'),
     catalog, gameDir, peers = [], gui = '127.0.0.1:0', listen = '127.0.0.1:0', args: extra = [],
-    env, noMdns = true, browser = false } = {}) {
+    env, noMdns = true, browser = false, prefix = [] } = {}) {
     const args = browser ? [] : ['--no-browser'];
     if (gui !== null) args.push('--gui', gui);
     if (config !== null) args.push('--config', config);
@@ -665,7 +693,8 @@ export class Env {
     if (noMdns) args.push('--no-mdns');
     for (const p of peers) args.push('--peer', p);
     args.push(...extra);
-    const proc = this._track(new Proc(name, DAEMON, args, { logDir: this.dir, env }));
+    const [cmd, ...argv] = [...prefix, DAEMON, ...args];
+    const proc = this._track(new Proc(name, cmd, argv, { logDir: this.dir, env }));
     const { line } = await proc.waitLine((l) => /^Lanspread UI: http:\/\/\S+\/$/.test(l), 20000, 0,
       'the "Lanspread UI: URL" line');
     const d = new Daemon(proc, { config, stateDir, catalog, gameDir, peers });
@@ -673,13 +702,9 @@ export class Env {
     const u = new URL(d.url);
     d.port = Number(u.port);
     d.addr = u.hostname;
-    const page = await httpRequest({ port: d.port, path: '/' });
-    assert.equal(page.status, 200, `GET / answered ${page.status}: ${page.text.slice(0, 300)}`);
-    d.html = page.text;
-    d.pageHeaders = page.headers;
-    const m = /<meta\s+name="lanspread-api-key"\s+content="([^"]*)"/.exec(page.text);
-    assert.ok(m, `GET / has no <meta name="lanspread-api-key" content="...">:\n${page.text.slice(0, 2000)}`);
-    d.key = m[1];
+    // Local programs (these tests) use the API key of STATE/api-key; a
+    // browser logs in (d.login).
+    d.key = fs.readFileSync(path.join(stateDir, 'api-key'), 'utf8').trim();
     return d;
   }
 

@@ -16,8 +16,6 @@
  */
 'use strict';
 
-const KEY = document.querySelector('meta[name="lanspread-api-key"]').content;
-
 const ACTION_LABELS = {
   download: 'Download', pause: 'Pause', cancel: 'Cancel', install: 'Install', play: 'Play',
   update: 'Update', uninstall: 'Uninstall', remove: 'Remove files', verify: 'Verify',
@@ -76,7 +74,8 @@ function setText(node, text) {
 /* ---- talking to the daemon ------------------------------------------ */
 
 async function api(method, path, body) {
-  const opts = { method, headers: { 'X-Lanspread-Key': KEY } };
+  // The session cookie (HttpOnly) goes with every same-origin request.
+  const opts = { method, headers: {} };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
@@ -87,6 +86,10 @@ async function api(method, path, body) {
   } catch (err) {
     return { ok: false, status: 0, data: { error: 'Cannot reach lanspread (' + err.message + ')' } };
   }
+  if (res.status === 401) {
+    location.reload(); // the session ended: the server shows the login page
+    return { ok: false, status: 401, data: { error: 'Logged out' } };
+  }
   let data = null;
   try { data = await res.json(); } catch (err) { data = null; }
   if (!res.ok && !(data && data.error)) data = { error: 'Request failed (HTTP ' + res.status + ')' };
@@ -94,7 +97,7 @@ async function api(method, path, body) {
 }
 
 function connect() {
-  const source = new EventSource('/api/events?key=' + encodeURIComponent(KEY));
+  const source = new EventSource('/api/events');
   source.addEventListener('snapshot', (ev) => handle(ev, applySnapshot));
   source.addEventListener('game-state', (ev) => handle(ev, applyGameState));
   source.addEventListener('games', (ev) => handle(ev, applyGames));
@@ -102,8 +105,9 @@ function connect() {
   source.addEventListener('settings', (ev) => handle(ev, applySettings));
   source.onerror = () => {
     showBanner(true);
-    // A refused connection (e.g. HTTP error) is not retried by the browser.
-    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+    // A refused connection (e.g. HTTP error) is not retried by the browser;
+    // one refused for an ended session finds the login page on reload.
+    if (source.readyState === EventSource.CLOSED) setTimeout(checkSession, 3000);
   };
 }
 
@@ -603,13 +607,16 @@ function init() {
   }
   watchGameDir($('#game-dir'), $('#game-dir-check'), $('#create-dir'));
   watchGameDir($('#setup-game-dir'), $('#setup-game-dir-check'), $('#setup-create'));
-  if (!KEY || KEY === '@' + 'API_KEY@') {
-    const status = $('#status');
-    setText(status, 'This page has no API key: open it from the address lanspread printed.');
-    status.hidden = false;
-    return;
-  }
+  $('#logout').addEventListener('click', async () => {
+    await api('POST', 'logout');
+    location.reload();
+  });
   connect();
+}
+
+async function checkSession() {
+  const r = await api('GET', 'state'); // reloads on 401
+  if (r.status !== 401) connect();
 }
 
 init();

@@ -1,0 +1,62 @@
+/* Who may drive the web UI (docs/API.md "Logging in"): server-side
+ * sessions, the one-time login token and its file, the UI password (a
+ * PBKDF2 hash in the state directory), the rule that a UI off loopback
+ * needs it, and the throttle of failed password attempts. Thread-safe: every call takes the one lock. */
+#ifndef LSD_AUTH_H
+#define LSD_AUTH_H
+
+#include "core/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define LSD_SESSION_ID_LEN 64 /* hex of 256 random bits */
+#define LSD_TOKEN_LEN 64
+#define LSD_SESSIONS_MAX 64
+#define LSD_SESSION_SECONDS (7 * 24 * 3600)
+#define LSD_COOKIE "lanspread_session"
+/* Failed password attempts: this many per address, then one more each
+ * LSD_THROTTLE_SECONDS; the addresses remembered are bounded. */
+#define LSD_THROTTLE_FREE 5
+#define LSD_THROTTLE_SECONDS 60
+#define LSD_THROTTLE_ADDRESSES 256
+
+typedef struct lsd_auth lsd_auth;
+
+int lsd_auth_create(const char *state_dir, lsd_auth **out, ls_diag *diag);
+void lsd_auth_free(lsd_auth *auth);
+
+/* Makes a fresh one-time token for base_url ("http://HOST:PORT/") and
+ * writes its login URL to STATE_DIR/login-url (0600). */
+int lsd_auth_begin(lsd_auth *auth, const char *base_url, ls_diag *diag);
+/* Copies the current login URL (a browser may spend it and make the next
+ * meanwhile, so it is a copy). */
+void lsd_auth_login_url(lsd_auth *auth, char *out, size_t size);
+
+/* Spends the token when it matches (a new one replaces it) and opens a
+ * session: sid gets its id. LS_EACCES when it does not match. */
+int lsd_auth_redeem(lsd_auth *auth, const char *token, char sid[LSD_SESSION_ID_LEN + 1]);
+/* A session for the right password. LS_EACCES for a wrong one (or none
+ * set), LS_EBUSY when `from` failed too often lately. */
+int lsd_auth_password_login(lsd_auth *auth, const struct sockaddr *from, const char *password,
+                            char sid[LSD_SESSION_ID_LEN + 1]);
+bool lsd_auth_has_password(lsd_auth *auth);
+/* A UI on gui ("HOST:PORT") may serve: loopback, or a password is set.
+ * LS_EACCES with the reason otherwise. */
+int lsd_auth_check_gui(lsd_auth *auth, const char *gui, ls_diag *diag);
+/* sid names a live session (an expired one is dropped). */
+bool lsd_auth_session_valid(lsd_auth *auth, const char *sid);
+void lsd_auth_logout(lsd_auth *auth, const char *sid);
+
+/* For the command line (no daemon needed). Stores the hash of password
+ * in STATE_DIR/ui-password (0600); a running daemon sees the new file at
+ * its next check and ends every session. */
+int lsd_auth_set_password(const char *state_dir, const char *password, ls_diag *diag);
+/* The login URL a running daemon wrote (malloc'ed). */
+int lsd_auth_read_login_url(const char *state_dir, char **url, ls_diag *diag);
+
+/* Equal in time that depends only on the lengths. */
+bool lsd_equal_secret(const char *want, const char *got);
+
+#endif
