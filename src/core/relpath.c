@@ -49,12 +49,9 @@ static int check_text(const char *path, size_t *len, ls_diag *diag)
   size_t n = strnlen(path, LS_RELPATH_MAX_LEN + 1);
   if (n > LS_RELPATH_MAX_LEN)
     return ls_diag_set(diag, LS_ETOOBIG, "longer than %d bytes", LS_RELPATH_MAX_LEN);
-  size_t at;
-  uint32_t cp;
-  if (!ls_utf8_displayable(path, n, &at, &cp))
-    return cp ? ls_diag_set(diag, LS_EFORMAT, "control character U+%04X at byte %zu",
-                            (unsigned)cp, at)
-              : ls_diag_set(diag, LS_EFORMAT, "not valid UTF-8");
+  int rc = ls_utf8_check_displayable(path, n, "", LS_EFORMAT, diag);
+  if (rc != LS_OK)
+    return rc;
   const char *slash = memchr(path, '\\', n);
   if (slash)
     return ls_diag_set(diag, LS_EFORMAT, "backslash at byte %zu", (size_t)(slash - path));

@@ -1,6 +1,8 @@
 /* Owns the UTF-8 validity rule of core/utf8.h. */
 #include "core/utf8.h"
 
+#include "core/error.h"
+
 #include <stdint.h>
 
 /* Decodes the character at s (n >= 1 bytes available) into *out; its
@@ -75,4 +77,18 @@ bool ls_utf8_valid(const char *s, size_t len)
     i += n;
   }
   return true;
+}
+
+int ls_utf8_check_displayable(const char *s, size_t len, const char *what, int err,
+                              ls_diag *diag)
+{
+  size_t at;
+  uint32_t cp;
+  if (ls_utf8_displayable(s, len, &at, &cp))
+    return LS_OK;
+  const char *sep = what[0] ? ": " : "";
+  if (cp)
+    return ls_diag_set(diag, err, "%s%scontrol character U+%04X at byte %zu", what, sep,
+                       (unsigned)cp, at);
+  return ls_diag_set(diag, err, "%s%snot valid UTF-8", what, sep);
 }

@@ -29,6 +29,13 @@ bool ls_utf8_is_hidden_control(uint32_t cp);
  * (when not NULL) its code point, or 0 for an invalid sequence. */
 bool ls_utf8_displayable(const char *s, size_t len, size_t *at, uint32_t *cp);
 
+/* The same rule as a check: LS_OK, or `err` with "WHAT: control character
+ * U+XXXX at byte N" or "WHAT: not valid UTF-8" in diag (no "WHAT: " when
+ * what is ""). */
+struct ls_diag;
+int ls_utf8_check_displayable(const char *s, size_t len, const char *what, int err,
+                              struct ls_diag *diag);
+
 /* True for a continuation byte (10xxxxxx): not the start of a character. */
 static inline bool ls_utf8_is_continuation(char c)
 {

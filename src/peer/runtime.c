@@ -323,12 +323,9 @@ static int default_name(ls_peer *p, const char *name, ls_diag *diag)
   if (len > LS_PROTO_MAX_NAME)
     for (len = LS_PROTO_MAX_NAME; len > 0 && ls_utf8_is_continuation(name[len]); len--)
       ;
-  size_t at;
-  uint32_t cp;
-  if (!ls_utf8_displayable(name, len, &at, &cp))
-    return cp ? ls_diag_set(diag, LS_EINVAL, "name: control character U+%04X at byte %zu",
-                            (unsigned)cp, at)
-              : ls_diag_set(diag, LS_EINVAL, "name: not valid UTF-8");
+  int rc = ls_utf8_check_displayable(name, len, "name", LS_EINVAL, diag);
+  if (rc != LS_OK)
+    return rc;
   p->name = strndup(name, len);
   return p->name ? LS_OK : ls_diag_set(diag, LS_ENOMEM, "out of memory");
 }

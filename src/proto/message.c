@@ -117,13 +117,9 @@ static int check_text(const char *s, const char *where, const char *key, size_t 
   size_t len = strlen(s);
   if (len < min || len > max)
     return ls_diag_set(diag, err, "%s%s: must be %zu to %zu bytes", where, key, min, max);
-  size_t at;
-  uint32_t cp;
-  if (!ls_utf8_displayable(s, len, &at, &cp))
-    return cp ? ls_diag_set(diag, err, "%s%s: control character U+%04X at byte %zu", where, key,
-                            (unsigned)cp, at)
-              : ls_diag_set(diag, err, "%s%s: not valid UTF-8", where, key);
-  return LS_OK;
+  char what[128];
+  snprintf(what, sizeof what, "%s%s", where, key);
+  return ls_utf8_check_displayable(s, len, what, err, diag);
 }
 
 static int check_id(const char *id, const char *where, int err, ls_diag *diag)
