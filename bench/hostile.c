@@ -56,6 +56,7 @@
 #include "benchkit.h"
 #include "evilpeer.h"
 #include "gamelists.h"
+#include "procfs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -312,21 +313,6 @@ static void log_tail(const char *path, char *out, size_t cap)
     fclose(f);
 }
 
-/* A /proc/PID/status field in kB (VmHWM, VmRSS), or -1. */
-static long proc_status_kib(pid_t pid, const char *field)
-{
-  char path[64], line[256], fmt[64];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  snprintf(fmt, sizeof fmt, "%s: %%ld kB", field);
-  FILE *f = fopen(path, "r");
-  long kib = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, fmt, &kib) == 1)
-      break;
-  if (f)
-    fclose(f);
-  return kib;
-}
 
 /* ---- lines of a file that a child writes -------------------------------- */
 
@@ -747,7 +733,7 @@ static phase_result run_phase(const attack *a, const bench_options *o, const ben
     sleep_s(start + o->seconds - bench_now_s());
   }
   r.stall_ms = victim_loop_lag_ms(v);
-  r.rss_mib = (double)proc_status_kib(v->proc.pid, "VmHWM") / 1024.0;
+  r.rss_mib = (double)t_proc_number((int)v->proc.pid, "status", "VmHWM:") / 1024.0;
   r.died = r.stall_ms < 0 || !child_running(&v->proc);
   child_send(&v->proc, "quit");
   if (!child_stop(&v->proc, REPLY_TIMEOUT_S))

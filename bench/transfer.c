@@ -32,6 +32,7 @@
  * them now means changing src/download/, which this benchmark then
  * measures. The options are refused with that reason. */
 #include "benchkit.h"
+#include "procfs.h"
 #include "download/download.h"
 #include "net/identity.h"
 #include "net/quic.h"
@@ -433,17 +434,8 @@ static double proc_cpu_s(pid_t pid)
 /* Peak RSS (VmHWM) of a live process in MiB. */
 static double proc_hwm_mib(pid_t pid)
 {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return 0;
-  double kb = 0;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmHWM: %lf", &kb) == 1)
-      break;
-  fclose(f);
-  return kb / 1024.0;
+  long kib = t_proc_number((int)pid, "status", "VmHWM:");
+  return kib > 0 ? (double)kib / 1024.0 : 0;
 }
 
 /* A free port on 127.0.0.1 for the given socket type (closed again). */

@@ -32,6 +32,7 @@
 #include "gamelists.h"
 #include "node/serve.h"
 #include "peerproc.h"
+#include "procfs.h"
 #include "testutil.h"
 
 #include <jansson.h>
@@ -149,14 +150,7 @@ static size_t log_count(const party *pt, const char *needle)
 /* The resident set of a process (VmRSS), in KiB. */
 static long rss_kib(const peerproc *p)
 {
-  FILE *f = fopen(t_path("/proc/%d/status", pp_pid(p)), "r");
-  char line[256];
-  long kib = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-      break;
-  if (f)
-    fclose(f);
+  long kib = t_proc_number(pp_pid(p), "status", "VmRSS:");
   assert_true(kib > 0);
   return kib;
 }
@@ -667,15 +661,7 @@ static void pinned_version_refuses_other_lists(void **state)
 /* The soft descriptor limit of a process (/proc/PID/limits), or -1. */
 static long open_files_limit(const peerproc *p)
 {
-  FILE *f = fopen(t_path("/proc/%d/limits", pp_pid(p)), "r");
-  char line[256];
-  long soft = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "Max open files %ld", &soft) == 1)
-      break;
-  if (f)
-    fclose(f);
-  return soft;
+  return t_proc_number(pp_pid(p), "limits", "Max open files");
 }
 
 /* Finding 9: one descriptor per payload file made a 1500-file game fail
