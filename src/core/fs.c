@@ -20,7 +20,9 @@ int ls_read_file_at(int dir_fd, const char *path, size_t max, char **data, size_
 {
   *data = NULL;
   *len = 0;
-  int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  /* O_NONBLOCK: a FIFO at path must not block the open (it is refused
+   * below as not a regular file); reads of a regular file ignore it. */
+  int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0)
     return ls_diag_errno(diag, errno, "cannot open", path);
   struct stat st;

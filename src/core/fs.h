@@ -11,7 +11,8 @@
 #include <sys/types.h>
 
 /* Reads a whole file of at most max bytes into a malloc'ed, NUL-terminated
- * buffer. LS_ETOOBIG when it is larger. dir_fd may be AT_FDCWD. */
+ * buffer. LS_ETOOBIG when it is larger; LS_EINVAL, without waiting, when it
+ * is not a regular file (a FIFO, a device). dir_fd may be AT_FDCWD. */
 int ls_read_file_at(int dir_fd, const char *path, size_t max, char **data, size_t *len,
                     ls_diag *diag);
 

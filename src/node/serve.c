@@ -215,8 +215,9 @@ static void refuse_other_party(request *r, ls_quic_conn *conn, const ls_msg_hell
   conn_record *c = r->conn;
   if (c && !c->said_party) {
     c->said_party = true;
-    fprintf(stderr, "lanspread: refused peer %.16s (%s): %s a party key\n", hello->peer_id,
-            hello->name ? hello->name : "", hello->party[0] ? "it proves another" : "it has no");
+    fprintf(stderr, "lanspread: refused peer %.16s (%s): %s\n", hello->peer_id,
+            hello->name ? hello->name : "",
+            hello->party[0] ? "it proves another party key" : "it has no party key");
   }
   ls_serve_send_invalid(r, LS_PROTO_REASON_OTHER_PARTY, false);
   if (s->on_other_party)

@@ -2,7 +2,8 @@
  * peer names: regular files beneath the game root only, no symlink in any
  * component, and never a wait: a FIFO (or a device) a hostile game root
  * holds is refused at once instead of blocking the loop until a writer
- * comes. */
+ * comes. The same for ls_read_file_at (core/fs.h), how every small file
+ * (settings, catalog, party key, journal) is read. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,7 +13,11 @@
 
 #include "testutil.h"
 
+#include "core/fs.h"
 #include "node/serve.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
 
 #include <signal.h>
 #include <string.h>
@@ -22,7 +27,7 @@
 static void on_alarm(int sig)
 {
   (void)sig;
-  static const char msg[] = "ls_open_beneath blocked\n";
+  static const char msg[] = "an open of a FIFO blocked\n";
   (void)!write(2, msg, sizeof msg - 1);
   _exit(3);
 }
@@ -56,10 +61,32 @@ static void opens_regular_files_only_and_never_blocks(void **state)
   alarm(0);
 }
 
+static void read_file_refuses_a_fifo_without_waiting(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  assert_int_equal(mkfifo(t_path("%s/key", dir), 0600), 0);
+  signal(SIGALRM, on_alarm);
+  alarm(5);
+  char *data = NULL;
+  size_t len = 0;
+  ls_diag diag;
+  assert_int_equal(ls_read_file_at(AT_FDCWD, t_path("%s/key", dir), 4096, &data, &len, &diag),
+                   LS_EINVAL);
+  assert_non_null(strstr(diag.text, "not a regular file"));
+  alarm(0);
+  t_write(dir, "plain", "read as before");
+  assert_int_equal(ls_read_file_at(AT_FDCWD, t_path("%s/plain", dir), 4096, &data, &len, &diag),
+                   LS_OK);
+  assert_string_equal(data, "read as before");
+  free(data);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(opens_regular_files_only_and_never_blocks),
+    cmocka_unit_test(read_file_refuses_a_fifo_without_waiting),
   };
   return ls_run_tests(tests, NULL, NULL);
 }
