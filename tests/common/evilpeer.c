@@ -27,6 +27,7 @@ typedef struct ghost {
   unsigned index;
   ls_identity *identity;
   ls_quic *quic;
+  char host[48]; /* the address its endpoint and, later, its socket use */
   unsigned port;
   ls_request *hello;
   ls_quic_conn *conn; /* its connection to the victim, once ready */
@@ -494,7 +495,7 @@ static void after_quic_closed(void *user)
   g->quic = NULL;
   struct sockaddr_storage at;
   char text[96];
-  snprintf(text, sizeof text, "%s:%u", g->e->cfg->bind_host, g->port);
+  snprintf(text, sizeof text, "%s:%u", g->host, g->port);
   if (ls_parse_host_port(text, &at, NULL) != LS_OK || uv_udp_init(&g->e->loop, &g->udp) != 0)
     return;
   g->udp.data = g;
@@ -538,7 +539,11 @@ static int start_ghost(evil *e, ghost *g)
   const evil_config *cfg = e->cfg;
   char bind_text[96];
   struct sockaddr_storage bind_addr;
-  snprintf(bind_text, sizeof bind_text, "%s:0", cfg->bind_host);
+  if (cfg->ghosts && cfg->ghost_hosts)
+    snprintf(g->host, sizeof g->host, "127.1.%u.%u", g->index / 250, g->index % 250 + 1);
+  else
+    snprintf(g->host, sizeof g->host, "%s", cfg->bind_host);
+  snprintf(bind_text, sizeof bind_text, "%s:0", g->host);
   ls_diag diag;
   if (ls_parse_host_port(bind_text, &bind_addr, &diag) != LS_OK) {
     say("{\"evil\":\"setup-failed\",\"why\":\"%.100s\"}", diag.text);

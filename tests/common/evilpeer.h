@@ -46,6 +46,7 @@
 #ifndef LS_TEST_EVILPEER_H
 #define LS_TEST_EVILPEER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum evil_attack {
@@ -66,6 +67,9 @@ typedef struct evil_config {
   const char *game_files; /* the GameFiles body sent for GetGame (NULL: refused) */
   size_t game_files_len;
   unsigned ghosts;        /* 0: one peer that stays */
+  bool ghost_hosts;       /* ghosts: ghost i binds 127.1.(i / 250).(i % 250 + 1)
+                             instead of bind_host, as many hosts would (the
+                             victim admits 16 connections per address) */
   unsigned run_ms;        /* how long the scenario runs */
   unsigned quiet_ms;      /* ghosts: the final window reported as "late"; 0: from
                              the test's "quiet" line on stdin ("stop" ends the

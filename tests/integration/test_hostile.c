@@ -14,9 +14,10 @@
  *   LS_DOWNLOAD_STALL_SECONDS: the download ends, kept, with the reason);
  * - descriptors: a game of 1500 archives downloads and installs between two
  *   peers whose descriptor limit is the usual soft limit, 1024;
- * - ghosts: 300 throwaway identities that say Hello and vanish; the victim
- *   dials each back at most LS_LINK_MAX_FAILURES times, links at most
- *   LS_MAX_LEARNED_LINKS of them, and then forgets them all;
+ * - ghosts: 300 throwaway identities, each from its own loopback address,
+ *   that say Hello and vanish; the victim dials each back at most
+ *   LS_LINK_MAX_FAILURES times, links at most LS_MAX_LEARNED_LINKS of
+ *   them, and then forgets them all;
  * - serving (the seeder is attacked, and must keep serving the victim):
  *   unfinished request frames on hundreds of streams (capped per
  *   connection, reset when stalled) and a flood of GetGames whose answers
@@ -724,7 +725,7 @@ static void ghost_peers_are_forgotten(void **state)
   (void)state;
   enum { GHOSTS = 300, LINKED = 256, RUN_MS = 240000, QUIET_MS = 10000 };
   party pt = start_party();
-  attack a = {0};
+  attack a = {.cfg = {.ghost_hosts = true}}; /* the per-address cap is not what this tests */
   peerproc *e = start_evil(&pt, &a, GHOSTS, RUN_MS, 0);
   for (int i = 0; i < GHOSTS; i++)
     json_decref(evil_expect(e, "ghost-hello", T_MS));
