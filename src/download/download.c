@@ -731,9 +731,11 @@ static void end_run(uv_work_t *work)
   if (d->end_err == LS_OK) {
     j->rc = ls_storage_commit(d->storage, &j->diag);
     if (j->rc != LS_OK)
-      ls_storage_abort(d->storage, true, NULL);
+      ls_storage_abort(d->storage, LS_ROLLBACK_FAILED, NULL);
   } else {
-    j->rc = ls_storage_abort(d->storage, true, &j->diag);
+    j->rc = ls_storage_abort(d->storage, d->end_err == LS_ECANCELED ? LS_ROLLBACK_CANCELLED
+                                                                    : LS_ROLLBACK_FAILED,
+                             &j->diag);
   }
 }
 

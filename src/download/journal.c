@@ -85,7 +85,7 @@ static json_t *hashes_json(const ls_storage_file *f, uint32_t chunk_size)
 }
 
 char *ls_journal_text(const char *id, const char *version, uint32_t chunk_size,
-                      const ls_storage_file *files, size_t count)
+                      const ls_storage_file *files, size_t count, const bool *created)
 {
   uint8_t digest[LS_MANIFEST_DIGEST_LEN];
   char digest_hex[2 * LS_MANIFEST_DIGEST_LEN + 1];
@@ -93,10 +93,14 @@ char *ls_journal_text(const char *id, const char *version, uint32_t chunk_size,
   ls_hex_encode(digest, sizeof digest, digest_hex);
   json_t *list = json_array();
   bool ok = list != NULL;
-  for (size_t i = 0; ok && i < count; i++)
-    ok = json_array_append_new(list, json_pack("{s:s, s:I, s:o*}", "path", files[i].path, "size",
-                                               (json_int_t)files[i].size, "sha256",
-                                               hashes_json(&files[i], chunk_size))) == 0;
+  for (size_t i = 0; ok && i < count; i++) {
+    json_t *entry = json_pack("{s:s, s:I, s:o*}", "path", files[i].path, "size",
+                              (json_int_t)files[i].size, "sha256",
+                              hashes_json(&files[i], chunk_size));
+    if (entry && created && created[i])
+      json_object_set_new(entry, "created", json_true());
+    ok = json_array_append_new(list, entry) == 0;
+  }
   if (!ok) {
     json_decref(list);
     return NULL;
@@ -120,6 +124,7 @@ void ls_storage_journal_free(ls_storage_journal *j)
   }
   free(j->paths);
   free(j->hashes);
+  free(j->created);
   free(j->sizes);
   free(j->version);
   memset(j, 0, sizeof *j);
@@ -152,6 +157,9 @@ static int parse_files(json_t *files, ls_storage_journal *j, ls_diag *diag)
 {
   size_t n = json_array_size(files);
   j->paths = calloc(n ? n : 1, sizeof *j->paths);
+  j->created = calloc(n ? n : 1, sizeof *j->created);
+  if (!j->created)
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
   if (j->format == LS_JOURNAL_FORMAT) {
     j->sizes = calloc(n ? n : 1, sizeof *j->sizes);
     j->hashes = calloc(n ? n : 1, sizeof *j->hashes);
@@ -168,6 +176,7 @@ static int parse_files(json_t *files, ls_storage_journal *j, ls_diag *diag)
       return ls_diag_set(diag, LS_EFORMAT, "file %zu is not a payload path: %s", i + 1, why.text);
     if (!(j->paths[j->count++] = strdup(path)))
       return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+    j->created[i] = json_is_true(json_object_get(entry, "created"));
     if (j->format == LS_JOURNAL_FORMAT) {
       int rc = parse_chunks(entry, i, j, diag);
       if (rc != LS_OK)

@@ -47,18 +47,22 @@ typedef struct ls_storage_journal {
   /* format 2 only (zero / NULL for format 1) */
   uint64_t *sizes;
   uint8_t **hashes;      /* per file; NULL for an empty file */
+  bool *created;         /* per file: the download made it (absent: false) */
   uint32_t chunk_size;
   uint8_t digest[LS_MANIFEST_DIGEST_LEN];
   size_t chunk_count;    /* of all files together */
 } ls_storage_journal;
 
-/* The journal's text (malloc'ed, NUL-terminated), or NULL without memory. */
+/* The journal's text (malloc'ed, NUL-terminated), or NULL without memory.
+ * created (NULL: none) marks the files the download made: a failure
+ * removes those, and keeps what was there before it began. */
 char *ls_journal_text(const char *id, const char *version, uint32_t chunk_size,
-                      const ls_storage_file *files, size_t count);
+                      const ls_storage_file *files, size_t count, const bool *created);
 
 /* Parses the journal's text: {"format": 1, "version": V, "files": [{"path":
  * P, ...}]} or {"format": 2, "version", "chunk_size", "digest", "files":
- * [{"path", "size", "sha256"}]} (other members are ignored), every path a
+ * [{"path", "size", "sha256", optional "created": true}]} (other members
+ * are ignored), every path a
  * payload path (library/layout.h), a format 2 digest that matches what it
  * lists. LS_EFORMAT with the reason in diag for anything else, LS_ENOMEM;
  * *out is empty on failure. Free with ls_storage_journal_free. */

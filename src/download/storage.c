@@ -41,11 +41,20 @@ typedef struct slot {
   atomic_bool dirty;  /* written since the last sync */
 } slot;
 
-/* A sorted list of relative payload paths: what a commit keeps. */
+/* A sorted list of relative payload paths: what a commit keeps, what a
+ * failure removes. */
 typedef struct listing {
   const char **paths;
   size_t count;
 } listing;
+
+/* The version that was there when the download began, parked under a name
+ * that says whether a file of it has been written since. */
+typedef enum old_version {
+  OLD_NONE,    /* there was none */
+  OLD_INTACT,  /* parked as .version.ini.kept: a failure puts it back */
+  OLD_CHANGED, /* parked as .version.ini.discarded: a file of it was written */
+} old_version;
 
 struct ls_storage {
   int game_fd;
@@ -56,9 +65,11 @@ struct ls_storage {
   slot *files;
   size_t count;
   listing keep;
+  bool *created;   /* per file: made by this download (journalled) */
   size_t sentinel; /* index of version.ini in files */
-  pthread_mutex_t sentinel_lock;
+  pthread_mutex_t sentinel_lock; /* guards sentinel_buf and old */
   unsigned char *sentinel_buf;
+  old_version old;
   uint32_t chunk_size;
   size_t nchunks;
   uint8_t digest[LS_MANIFEST_DIGEST_LEN];
@@ -255,11 +266,14 @@ static int remove_name(int root_fd, const char *root_path, const char *name, ls_
   return rc == LS_OK ? LS_OK : diag_prefix(diag, rc, root_path);
 }
 
+/* The commit's temporary sentinel and both names of a parked one. */
 static int remove_version_transients(int root_fd, const char *root_path, ls_diag *diag)
 {
   int rc = remove_name(root_fd, root_path, LS_VERSION_TMP, diag);
   if (rc == LS_OK)
     rc = remove_name(root_fd, root_path, LS_VERSION_DISCARDED, diag);
+  if (rc == LS_OK)
+    rc = remove_name(root_fd, root_path, LS_VERSION_KEPT, diag);
   return rc;
 }
 
@@ -331,63 +345,141 @@ static int discard_root(int game_fd, int root_fd, const char *id, const char *ro
   return rc;
 }
 
-/* The rollback of a failed or cancelled download: transients (the old
- * sentinel is not restored), then the payload when asked, journal last. */
-static int roll_back(int game_fd, int root_fd, const char *id, const char *root_path,
-                     bool discard_payload, ls_diag *diag)
+/* The rollback of a cancelled download: transients (the old sentinel is
+ * not restored), then the payload, journal last. */
+static int cancel_download(int game_fd, int root_fd, const char *id, const char *root_path,
+                           ls_diag *diag)
 {
   int rc = remove_version_transients(root_fd, root_path, diag);
-  if (rc != LS_OK)
-    return rc;
-  if (discard_payload)
-    return discard_root(game_fd, root_fd, id, root_path, diag);
-  return remove_journal(root_fd, root_path, diag);
+  return rc == LS_OK ? discard_root(game_fd, root_fd, id, root_path, diag) : rc;
 }
 
-/* ---- stale payload after a commit -------------------------------------- */
+/* ---- removing by a list ---------------------------------------------------- */
 
-static int stale_error(ls_diag *diag, int e, const char *what, const char *root_path,
+static int sweep_error(ls_diag *diag, int e, const char *what, const char *root_path,
                        const char *rel)
 {
   return ls_diag_set(diag, ls_err_from_errno(e), "%s %s/%s: %s", what, root_path, rel,
                      strerror(e));
 }
 
-typedef struct stale_ctx {
-  const listing *keep;
+typedef struct sweep_ctx {
+  const listing *list;
+  bool listed; /* remove what the list names (a failure), or what it does not (a commit) */
   const char *root_path;
-} stale_ctx;
+} sweep_ctx;
 
-/* Deletes what the new file list does not keep: files (and symlinks and
- * the like) it does not list, then directories left empty; at the root,
- * reserved names and version.ini are never touched. Nothing below the path
- * rule's depth can be listed: such a subtree goes whole. */
-static int stale_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
+/* Deletes the files the sweep is for, then directories left empty; at the
+ * root, reserved names and version.ini are never touched. Nothing below
+ * the path rule's depth can be listed: such a subtree goes whole after a
+ * commit and stays after a failure. */
+static int sweep_visit(void *ctx, const ls_walk_entry *e, ls_diag *diag)
 {
-  const stale_ctx *c = ctx;
+  const sweep_ctx *c = ctx;
   if (e->depth == 1 && (ls_layout_is_reserved(e->name) || is_sentinel_path(e->name)))
     return LS_WALK_SKIP;
   if (e->visit == LS_WALK_POST) {
     if (unlinkat(e->dir_fd, e->name, AT_REMOVEDIR) != 0 && errno != ENOTEMPTY &&
         errno != EEXIST && errno != ENOENT)
-      return stale_error(diag, errno, "cannot delete directory", c->root_path, e->path);
+      return sweep_error(diag, errno, "cannot delete directory", c->root_path, e->path);
     return LS_OK;
   }
   if (e->type == LS_WALK_DIR && e->depth == LS_WALK_MAX_DEPTH) {
-    int rc = remove_name(e->dir_fd, c->root_path, e->name, diag);
+    int rc = c->listed ? LS_OK : remove_name(e->dir_fd, c->root_path, e->name, diag);
     return rc == LS_OK ? LS_WALK_SKIP : rc;
   }
-  if (e->type == LS_WALK_DIR || listing_has(c->keep, e->path))
+  if (e->type == LS_WALK_DIR || listing_has(c->list, e->path) != c->listed)
     return LS_OK;
   if (unlinkat(e->dir_fd, e->name, 0) == 0 || errno == ENOENT)
     return LS_OK;
-  return stale_error(diag, errno, "cannot delete stale file", c->root_path, e->path);
+  return sweep_error(diag, errno, "cannot delete", c->root_path, e->path);
 }
 
-static int remove_stale(int root_fd, const listing *keep, const char *root_path, ls_diag *diag)
+static int sweep(int root_fd, const listing *list, bool listed, const char *root_path,
+                 ls_diag *diag)
 {
-  stale_ctx c = {keep, root_path};
-  return ls_walk(root_fd, NULL, LS_WALK_POSTORDER, stale_visit, &c, diag);
+  sweep_ctx c = {list, listed, root_path};
+  return ls_walk(root_fd, NULL, LS_WALK_POSTORDER, sweep_visit, &c, diag);
+}
+
+/* ---- the rollback of a failure ------------------------------------------ */
+
+/* The files a failure removes, sorted: those the download made, and every
+ * one it lists once it wrote into a file of the old version (which is then
+ * no version at all). */
+static int undo_listing(const char *const *paths, const bool *created, size_t count,
+                        bool old_intact, listing *out, ls_diag *diag)
+{
+  out->count = 0;
+  out->paths = calloc(count ? count : 1, sizeof *out->paths);
+  if (!out->paths)
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  for (size_t i = 0; i < count; i++)
+    if (!old_intact || (created && created[i]))
+      out->paths[out->count++] = paths[i];
+  qsort(out->paths, out->count, sizeof *out->paths, compare_paths);
+  return LS_OK;
+}
+
+/* Puts the parked version.ini of an intact old version back. */
+static int restore_sentinel(int root_fd, const char *root_path, ls_diag *diag)
+{
+  if (renameat(root_fd, LS_VERSION_KEPT, root_fd, LS_VERSION_FILE) != 0) {
+    char shown[SHOWN_MAX];
+    show(shown, root_path, LS_VERSION_KEPT);
+    return ls_diag_errno(diag, errno, "cannot put back", shown);
+  }
+  ls_test_step("undo", "sentinel-restored");
+  return fsync_root(root_fd, root_path, diag);
+}
+
+/* The rollback of a failed download: what it wrote goes, what was there
+ * before it began stays. The chunk map first (a journal without one is not
+ * resumable, so recovery finishes a rollback cut short), then the files it
+ * made (all it lists once a file of the old version was written), then the
+ * old version.ini back when that version is intact, the journal last. */
+static int undo_download(int game_fd, int root_fd, const char *id, const char *root_path,
+                         const char *const *paths, const bool *created, size_t count,
+                         ls_diag *diag)
+{
+  bool intact = ls_is_regular_at(root_fd, LS_VERSION_KEPT);
+  bool untouched = intact || ls_is_regular_at(root_fd, LS_VERSION_FILE); /* never parked */
+  listing undo = {0};
+  int rc = remove_name(root_fd, root_path, LS_VERSION_TMP, diag);
+  if (rc == LS_OK)
+    rc = remove_name(root_fd, root_path, LS_CHUNK_MAP, diag);
+  if (rc == LS_OK)
+    rc = fsync_root(root_fd, root_path, diag);
+  if (rc == LS_OK)
+    rc = undo_listing(paths, created, count, untouched, &undo, diag);
+  if (rc == LS_OK) {
+    ls_test_step("undo", "map-removed");
+    rc = sweep(root_fd, &undo, true, root_path, diag);
+  }
+  free(undo.paths);
+  if (rc == LS_OK && intact)
+    rc = restore_sentinel(root_fd, root_path, diag);
+  if (rc == LS_OK)
+    rc = remove_version_transients(root_fd, root_path, diag);
+  if (rc == LS_OK)
+    rc = remove_journal(root_fd, root_path, diag);
+  if (rc == LS_OK)
+    remove_root_if_empty(game_fd, id);
+  return rc;
+}
+
+/* undo_download of an open storage: what it lists, what it made. */
+static int undo_storage(ls_storage *s, ls_diag *diag)
+{
+  const char **paths = calloc(s->count ? s->count : 1, sizeof *paths);
+  if (!paths)
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  for (size_t i = 0; i < s->count; i++)
+    paths[i] = s->files[i].path;
+  int rc = undo_download(s->game_fd, s->root_fd, s->id, s->root_path, paths, s->created,
+                         s->count, diag);
+  free(paths);
+  return rc;
 }
 
 /* What follows the commit point: stale payload, the parked sentinel, the
@@ -397,10 +489,10 @@ static int finish_commit(int root_fd, const char *root_path, const listing *keep
 {
   int rc = fsync_root(root_fd, root_path, diag);
   if (rc == LS_OK)
-    rc = remove_stale(root_fd, keep, root_path, diag);
+    rc = sweep(root_fd, keep, false, root_path, diag);
   if (rc == LS_OK) {
     ls_test_step("download", "stale-removed");
-    rc = remove_name(root_fd, root_path, LS_VERSION_DISCARDED, diag);
+    rc = remove_version_transients(root_fd, root_path, diag);
   }
   if (rc == LS_OK)
     rc = remove_journal(root_fd, root_path, diag);
@@ -411,7 +503,7 @@ static int finish_commit(int root_fd, const char *root_path, const listing *keep
 
 static int write_journal(ls_storage *s, const ls_storage_file *files, ls_diag *diag)
 {
-  char *text = ls_journal_text(s->id, s->version, s->chunk_size, files, s->count);
+  char *text = ls_journal_text(s->id, s->version, s->chunk_size, files, s->count, s->created);
   if (!text)
     return ls_diag_set(diag, LS_ENOMEM, "%s: out of memory for the journal", s->root_path);
   int rc = ls_write_file_atomic_at(s->root_fd, LS_DOWNLOAD_JOURNAL, text, strlen(text),
@@ -474,15 +566,21 @@ static uint32_t chunk_len(uint64_t size, uint32_t chunk_size, uint64_t c)
 
 /* The size of root_fd/rel on disk: 0 when it is missing or not a regular
  * file (no link followed). */
-static uint64_t size_on_disk(int root_fd, const char *root_path, const char *rel)
+static bool stat_payload(int root_fd, const char *root_path, const char *rel, struct stat *st)
 {
   int dir_fd = -1;
   const char *base = NULL;
-  struct stat st;
   if (open_parent(root_fd, root_path, rel, false, &dir_fd, &base, NULL) != LS_OK)
-    return 0;
-  bool ok = fstatat(dir_fd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    return false;
+  bool ok = fstatat(dir_fd, base, st, AT_SYMLINK_NOFOLLOW) == 0;
   close(dir_fd);
+  return ok;
+}
+
+static uint64_t size_on_disk(int root_fd, const char *root_path, const char *rel)
+{
+  struct stat st;
+  bool ok = stat_payload(root_fd, root_path, rel, &st) && S_ISREG(st.st_mode);
   return ok ? (uint64_t)st.st_size : 0;
 }
 
@@ -585,11 +683,15 @@ static int recover_paused(int root_fd, const char *root_path, found_download *f,
   return LS_OK;
 }
 
+/* An interrupted download that cannot resume is rolled back as a failure
+ * (from what its journal lists); with an unreadable journal, as a cancel. */
 static int recover_discarded(int game_fd, int root_fd, const char *id, const char *root_path,
                              const ls_storage_journal *j, const char *why,
                              ls_storage_recovery *done, ls_diag *diag)
 {
-  int rc = roll_back(game_fd, root_fd, id, root_path, true, diag);
+  int rc = j->version ? undo_download(game_fd, root_fd, id, root_path,
+                                      (const char *const *)j->paths, j->created, j->count, diag)
+                      : cancel_download(game_fd, root_fd, id, root_path, diag);
   if (rc != LS_OK)
     return rc;
   *done = LS_RECOVERY_DISCARDED;
@@ -778,8 +880,9 @@ static int storage_new(const char *game_dir, const char *id, const char *version
   s->id = strdup(id);
   s->version = strdup(version);
   s->files = calloc(count ? count : 1, sizeof *s->files);
+  s->created = calloc(count ? count : 1, sizeof *s->created);
   s->sentinel_buf = calloc(1, files[sentinel].size + 1);
-  if (!s->id || !s->version || !s->files || !s->sentinel_buf ||
+  if (!s->id || !s->version || !s->files || !s->created || !s->sentinel_buf ||
       asprintf(&s->root_path, "%s/%s", game_dir, id) < 0) {
     s->root_path = NULL;
     return ls_diag_set(diag, LS_ENOMEM, "out of memory");
@@ -886,8 +989,10 @@ static int match_kept(ls_storage *s, const ls_storage_file *files, const found_d
   qsort_r(order, j->count, sizeof *order, compare_journal_paths, (void *)j);
   for (size_t i = 0; i < s->count; i++) {
     long o = journal_find(j, order, files[i].path);
-    if (o >= 0)
+    if (o >= 0) {
       keep_file_chunks(s, i, &files[i], old, o, starts);
+      s->created[i] = j->created[o]; /* an earlier run made it */
+    }
   }
   size_t durable = count_bits(old->durable, j->chunk_count);
   s->resume.dropped_chunks = durable - s->resume.kept_chunks;
@@ -910,8 +1015,44 @@ static int make_root(ls_storage *s, const char *game_dir, ls_diag *diag)
   return open_subdir(s->game_fd, s->id, false, s->root_path, &s->root_fd, diag);
 }
 
-/* Parks an existing version.ini as .version.ini.discarded. */
-static int park_sentinel(ls_storage *s, ls_diag *diag)
+/* Which payload files this download makes (those missing now, and those
+ * an earlier run of it made), and whether it will resize a file that was
+ * there before (which changes the old version). */
+static bool mark_created(ls_storage *s)
+{
+  bool resizes_old = false;
+  for (size_t i = 0; i < s->count; i++) {
+    struct stat st;
+    if (i == s->sentinel || s->created[i])
+      continue;
+    if (!stat_payload(s->root_fd, s->root_path, s->files[i].path, &st))
+      s->created[i] = true;
+    else if (S_ISREG(st.st_mode) && (uint64_t)st.st_size != s->files[i].size)
+      resizes_old = true;
+  }
+  return resizes_old;
+}
+
+/* The old version is no longer intact: its parked version.ini is renamed
+ * so that a failure does not put it back. Caller holds sentinel_lock or is
+ * begin. */
+static int old_version_changed(ls_storage *s, ls_diag *diag)
+{
+  if (s->old != OLD_INTACT)
+    return LS_OK;
+  if (renameat(s->root_fd, LS_VERSION_KEPT, s->root_fd, LS_VERSION_DISCARDED) != 0) {
+    char shown[SHOWN_MAX];
+    show(shown, s->root_path, LS_VERSION_KEPT);
+    return ls_diag_errno(diag, errno, "cannot rename", shown);
+  }
+  s->old = OLD_CHANGED;
+  return fsync_root(s->root_fd, s->root_path, diag);
+}
+
+/* Parks an existing version.ini: as .version.ini.kept while no file of its
+ * version is written, as .version.ini.discarded when begin resizes one. A
+ * resumed download finds it parked by its earlier run. */
+static int park_sentinel(ls_storage *s, bool resizes_old, ls_diag *diag)
 {
   char shown[SHOWN_MAX];
   show(shown, s->root_path, LS_VERSION_FILE);
@@ -919,13 +1060,23 @@ static int park_sentinel(ls_storage *s, ls_diag *diag)
   if (rc != LS_OK)
     return rc;
   struct stat st;
-  if (fstatat(s->root_fd, LS_VERSION_FILE, &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return errno == ENOENT ? LS_OK : ls_diag_errno(diag, errno, "cannot stat", shown);
+  if (fstatat(s->root_fd, LS_VERSION_FILE, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno != ENOENT)
+      return ls_diag_errno(diag, errno, "cannot stat", shown);
+    s->old = ls_is_regular_at(s->root_fd, LS_VERSION_KEPT)        ? OLD_INTACT
+             : ls_is_regular_at(s->root_fd, LS_VERSION_DISCARDED) ? OLD_CHANGED
+                                                                  : OLD_NONE;
+    return resizes_old ? old_version_changed(s, diag) : LS_OK;
+  }
   rc = remove_name(s->root_fd, s->root_path, LS_VERSION_DISCARDED, diag);
+  if (rc == LS_OK)
+    rc = remove_name(s->root_fd, s->root_path, LS_VERSION_KEPT, diag);
   if (rc != LS_OK)
     return rc;
-  if (renameat(s->root_fd, LS_VERSION_FILE, s->root_fd, LS_VERSION_DISCARDED) != 0)
+  const char *parked = resizes_old ? LS_VERSION_DISCARDED : LS_VERSION_KEPT;
+  if (renameat(s->root_fd, LS_VERSION_FILE, s->root_fd, parked) != 0)
     return ls_diag_errno(diag, errno, "cannot park", shown);
+  s->old = resizes_old ? OLD_CHANGED : OLD_INTACT;
   return fsync_root(s->root_fd, s->root_path, diag);
 }
 
@@ -992,7 +1143,7 @@ static void undo_begin(ls_storage *s, bool journal_written, ls_diag *diag)
     return;
   }
   ls_diag cleanup = {""};
-  if (roll_back(s->game_fd, s->root_fd, s->id, s->root_path, true, &cleanup) != LS_OK && diag) {
+  if (undo_storage(s, &cleanup) != LS_OK && diag) {
     size_t used = strlen(diag->text);
     snprintf(diag->text + used, sizeof diag->text - used, " (rollback failed: %s)",
              cleanup.text);
@@ -1005,6 +1156,7 @@ static int begin_on_disk(ls_storage *s, const char *game_dir, const ls_storage_f
                          bool *journal_written, ls_diag *diag)
 {
   int rc = make_root(s, game_dir, diag);
+  bool resizes_old = rc == LS_OK && mark_created(s);
   if (rc == LS_OK)
     *journal_written = (rc = write_journal(s, files, diag)) == LS_OK;
   if (rc == LS_OK) {
@@ -1013,7 +1165,7 @@ static int begin_on_disk(ls_storage *s, const char *game_dir, const ls_storage_f
   }
   if (rc == LS_OK) {
     ls_test_step("download", "map-written");
-    rc = park_sentinel(s, diag);
+    rc = park_sentinel(s, resizes_old, diag);
   }
   if (rc == LS_OK) {
     ls_test_step("download", "sentinel-parked");
@@ -1184,8 +1336,15 @@ int ls_storage_write(ls_storage *s, size_t file_index, uint64_t offset, const vo
     pthread_mutex_unlock(&s->sentinel_lock);
     return LS_OK;
   }
+  int rc = LS_OK;
+  if (!s->created[file_index]) { /* a file that was there before: its version changes now */
+    pthread_mutex_lock(&s->sentinel_lock);
+    rc = old_version_changed(s, diag);
+    pthread_mutex_unlock(&s->sentinel_lock);
+  }
   int fd = -1;
-  int rc = open_slot(s, f, O_WRONLY, &fd, diag);
+  if (rc == LS_OK)
+    rc = open_slot(s, f, O_WRONLY, &fd, diag);
   if (rc != LS_OK)
     return rc;
   int e = pwrite_all(fd, data, len, offset);
@@ -1352,14 +1511,16 @@ int ls_storage_commit(ls_storage *s, ls_diag *diag)
 
 /* ---- abort and free ----------------------------------------------------- */
 
-int ls_storage_abort(ls_storage *s, bool discard_payload, ls_diag *diag)
+int ls_storage_abort(ls_storage *s, ls_storage_rollback how, ls_diag *diag)
 {
   if (!s)
     return LS_OK;
   if (s->committed)
     return ls_diag_set(diag, LS_ESTATE, "%s: the download is committed: nothing to abort",
                        s->root_path);
-  return roll_back(s->game_fd, s->root_fd, s->id, s->root_path, discard_payload, diag);
+  if (how == LS_ROLLBACK_CANCELLED)
+    return cancel_download(s->game_fd, s->root_fd, s->id, s->root_path, diag);
+  return undo_storage(s, diag);
 }
 
 void ls_storage_free(ls_storage *s)
@@ -1375,6 +1536,7 @@ void ls_storage_free(ls_storage *s)
   pthread_mutex_destroy(&s->sentinel_lock);
   free(s->keep.paths);
   free(s->files);
+  free(s->created);
   free(s->sentinel_buf);
   free(s->kept);
   free(s->root_path);

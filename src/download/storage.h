@@ -32,20 +32,24 @@ typedef struct ls_storage ls_storage;
  *   durable chunks whose path, offset, length and hash are the same in the
  *   new file list are kept (ls_storage_chunk_kept), the others forgotten;
  *   a chunk of a file now shorter than the chunk's end is not kept;
- * - any other journal (format 1, unreadable): rolled back and discarded;
+ * - any other journal (format 1, no or a foreign chunk map): rolled back as
+ *   a failure (ls_storage_abort); an unreadable one: as a cancel;
  * - creates the root if missing (refused when it is a symbolic link);
- * - writes the journal (version + file list) and the chunk map atomically
- *   before anything else;
- * - parks an existing version.ini as .version.ini.discarded;
+ * - writes the journal (version, file list, which files it makes) and the
+ *   chunk map atomically before anything else;
+ * - parks an existing version.ini: as .version.ini.kept while no file of
+ *   the old version is written (the first write into a file that was there
+ *   before renames it .version.ini.discarded), or at once as
+ *   .version.ini.discarded when a file of it must be resized;
  * - creates every payload file except version.ini (parents made, no symlink
  *   followed at any component) at its size and pre-allocates it; existing
  *   content is kept (a file of another size is resized); version.ini is
  *   buffered in memory.
  * Paths must be relative, without empty, "." or ".." components, unique, and
  * must not start with a reserved root-level name (local/, .sync/, ...).
- * On failure after the journal was written, the transients are rolled back
- * and the payload discarded (as ls_storage_abort(s, true)) before returning;
- * *out stays NULL. */
+ * On failure after the journal was written, it is rolled back as
+ * ls_storage_abort(s, LS_ROLLBACK_FAILED) does before returning; *out stays
+ * NULL. */
 int ls_storage_begin(const char *game_dir, const char *id, const char *version,
                      uint32_t chunk_size, const ls_storage_file *files, size_t count,
                      ls_storage **out, ls_diag *diag);
@@ -103,7 +107,7 @@ int ls_storage_write(ls_storage *s, size_t file_index, uint64_t offset, const vo
  * version.ini names the version given to begin (LS_EPROTO otherwise); writes
  * it through .version.ini.tmp, fsync, rename (the commit point), fsync of the
  * root; then deletes the payload files the manifest does not list (and
- * directories left empty), .version.ini.discarded and the journal.
+ * directories left empty), the parked version.ini and the journal.
  * An error before the commit point leaves the download uncommitted: call
  * ls_storage_abort. Once version.ini is renamed the result is LS_OK; if the
  * cleanup after it failed, diag->text says so (it is empty otherwise) and the
@@ -111,14 +115,25 @@ int ls_storage_write(ls_storage *s, size_t file_index, uint64_t offset, const vo
  * The chunk map goes with the journal. */
 int ls_storage_commit(ls_storage *s, ls_diag *diag);
 
-/* Rolls back an uncommitted download after a failure or a cancel (no write
- * may be in flight): deletes .version.ini.tmp and .version.ini.discarded (the
- * old sentinel is NOT restored), then with discard_payload deletes the
- * payload as ls_discard_cancelled_download does, then deletes the journal.
- * The runtime's failure and cancel paths both pass discard_payload = true.
- * LS_ESTATE (touching nothing) once the download is committed. A NULL s (a
- * begin that failed and already rolled back) is LS_OK. */
-int ls_storage_abort(ls_storage *s, bool discard_payload, ls_diag *diag);
+/* How ls_storage_abort rolls a download back. */
+typedef enum ls_storage_rollback {
+  /* A failure: what the download wrote goes, what was there before it began
+   * stays. The files it made are deleted (every file it lists, once it
+   * wrote into a file of the old version), directories left empty too;
+   * files it does not list stay; an old version none of whose files was
+   * written gets its version.ini back (downloaded and served again). */
+  LS_ROLLBACK_FAILED,
+  /* A cancel: the payload is discarded as ls_discard_cancelled_download
+   * does (local/ and the other survivors stay; the old version.ini is not
+   * restored). */
+  LS_ROLLBACK_CANCELLED,
+} ls_storage_rollback;
+
+/* Rolls back an uncommitted download (no write may be in flight): the
+ * chunk map first, then as `how` says, the journal last. LS_ESTATE
+ * (touching nothing) once the download is committed. A NULL s (a begin that
+ * failed and already rolled back) is LS_OK. */
+int ls_storage_abort(ls_storage *s, ls_storage_rollback how, ls_diag *diag);
 
 /* Closes the descriptors and frees s. Does not touch the disk: freeing an
  * unfinished download leaves its journal and chunk map (a pause, a stop):
@@ -137,7 +152,8 @@ int ls_discard_cancelled_download(const char *game_dir, const char *id, ls_diag 
 typedef enum ls_storage_recovery {
   LS_RECOVERY_NONE,      /* no journal (or not a game root): nothing touched */
   LS_RECOVERY_COMPLETED, /* the download had committed: its cleanup finished */
-  LS_RECOVERY_DISCARDED, /* not resumable: transients and payload discarded */
+  LS_RECOVERY_DISCARDED, /* not resumable: rolled back (a failure's rollback;
+                            an unreadable journal: a cancel's) */
   LS_RECOVERY_PAUSED,    /* resumable: kept as a paused download */
   LS_RECOVERY_UNSTARTED, /* it had not begun (version.ini untouched): the
                             journal went, the payload is as it was */
@@ -158,8 +174,9 @@ typedef struct ls_storage_paused {
  * version, the download had not begun: the journal goes. A format 2
  * journal otherwise is a paused download: kept (a stale .version.ini.tmp
  * goes, a chunk map of another file list goes), *paused (may be NULL) says
- * how far it got. Anything else (format 1, unreadable) is rolled back and
- * its payload discarded. `done` (may be NULL) says which; but for NONE the
+ * how far it got. Anything else is rolled back: format 1 or without a
+ * chunk map of its list as a failure (LS_ROLLBACK_FAILED), an unreadable
+ * journal as a cancel. `done` (may be NULL) says which; but for NONE the
  * diag holds a sentence for the log. */
 int ls_storage_recover(const char *game_dir, const char *id, ls_storage_recovery *done,
                        ls_storage_paused *paused, ls_diag *diag);

@@ -23,8 +23,8 @@ static const char *const discard_survivors[] = {
 /* The ".tmp" names are what atomic writes of the journal and the intent log
  * leave behind after a crash mid-write. */
 static const char *const transients[] = {
-  LS_VERSION_TMP, LS_VERSION_DISCARDED, LS_DOWNLOAD_JOURNAL, LS_DOWNLOAD_JOURNAL ".tmp",
-  LS_CHUNK_MAP, LS_CHUNK_MAP ".tmp", LS_INTENT_FILE ".tmp", NULL,
+  LS_VERSION_TMP, LS_VERSION_DISCARDED, LS_VERSION_KEPT, LS_DOWNLOAD_JOURNAL,
+  LS_DOWNLOAD_JOURNAL ".tmp", LS_CHUNK_MAP, LS_CHUNK_MAP ".tmp", LS_INTENT_FILE ".tmp", NULL,
 };
 
 bool ls_layout_survives_discard(const char *name)

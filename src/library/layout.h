@@ -9,6 +9,7 @@
 #define LS_VERSION_FILE "version.ini"
 #define LS_VERSION_TMP ".version.ini.tmp"
 #define LS_VERSION_DISCARDED ".version.ini.discarded"
+#define LS_VERSION_KEPT ".version.ini.kept"
 #define LS_LOCAL_DIR "local"
 #define LS_INSTALLING_DIR ".local.installing"
 #define LS_BACKUP_DIR ".local.backup"

@@ -400,6 +400,13 @@ static void scenario_corrupt_peer(void **state)
   pn_generate(n, 0, (pn_game){.size = "24M"});
   pn_generate(n, 0, (pn_game){.number = 2, .size = "2M"});
   pn_generate(n, 1, (pn_game){.size = "24M"});
+  /* g0003: h2 has 1.0 installed, the corrupt peer alone offers 2.0 (files
+   * of the same names and sizes); a copy of 1.0 to compare with. */
+  char *before = strdup(t_path("%s/before", n->root));
+  t_mkdir(n->root, "before");
+  pn_generate(n, 2, (pn_game){.number = 3, .size = "2M", .installed = true});
+  pn_generate(n, 2, (pn_game){.number = 3, .size = "2M", .installed = true, .game_dir = before});
+  pn_generate(n, 0, (pn_game){.number = 3, .size = "2M", .version = "2.0", .seed = 2});
   pn_start(n, 0, (pn_peer){.env = "LS_TEST_CORRUPT_SERVE=1"});
   pn_start(n, 1, (pn_peer){0});
   peerproc *d = pn_start(n, 2, (pn_peer){.static_peers = 3u, .log = true});
@@ -438,6 +445,17 @@ static void scenario_corrupt_peer(void **state)
   assert_non_null(g);
   assert_false(json_is_true(json_object_get(g, "downloaded")));
   json_decref(g);
+
+  /* An update that fails keeps the old version whole: downloaded and
+   * installed as before, every byte as it was. */
+  ev = run(d, "g0003", "download g0003", "game-install-finished", "game-install-failed",
+           "game-download-failed", "game-download-cancelled");
+  print_message("an update from the corrupt seeder alone: %s\n", pn_types(ev));
+  assert_string_equal(pn_last_type(ev), "game-download-failed");
+  json_decref(ev);
+  assert_true(pn_same_tree(at(n, 2, "g0003"), t_path("%s/g0003", before)));
+  expect_entry(d, "g0003", "2.0", "1.0", 1, true, true);
+  free(before);
   pn_destroy(n);
 #endif
 }

@@ -174,7 +174,9 @@ static void assert_no_transients(const char *root)
 {
   assert_false(exists(t_path("%s/%s", root, LS_VERSION_TMP)));
   assert_false(exists(t_path("%s/%s", root, LS_VERSION_DISCARDED)));
+  assert_false(exists(t_path("%s/%s", root, LS_VERSION_KEPT)));
   assert_false(exists(t_path("%s/%s", root, LS_DOWNLOAD_JOURNAL)));
+  assert_false(exists(t_path("%s/%s", root, LS_CHUNK_MAP)));
 }
 
 /* ---- discard (the seed's two tests) ------------------------------------- */
@@ -304,7 +306,7 @@ static void full_download_from_threads_then_commit(void **state)
   };
   ls_storage *s = begin_ok(dir, "game", "2.10", files, 4);
   assert_true(exists(t_path("%s/%s", root, LS_DOWNLOAD_JOURNAL)));
-  assert_content(t_path("%s/%s", root, LS_VERSION_DISCARDED), "1.0\n");
+  assert_content(t_path("%s/%s", root, LS_VERSION_KEPT), "1.0\n"); /* no old file listed */
   assert_false(exists(t_path("%s/version.ini", root)));
   write_shuffled(s, files, 4, sources, 3 * 1024, 4);
   /* version.ini is not on disk before the commit. */
@@ -359,7 +361,7 @@ static void writes_past_the_end_are_refused(void **state)
   assert_int_equal(ls_storage_write(s, 3, 0, buf, 1, NULL), LS_EINVAL);
   assert_int_equal(ls_storage_write(s, 0, 7, buf, 3, NULL), LS_OK);
   assert_int_equal(ls_storage_write(s, 0, 10, buf, 0, NULL), LS_OK);
-  assert_int_equal(ls_storage_abort(s, true, NULL), LS_OK);
+  assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_CANCELLED, NULL), LS_OK);
   ls_storage_free(s);
   assert_false(exists(t_path("%s/g", dir)));
 }
@@ -434,12 +436,22 @@ static void commit_refuses_a_version_ini_of_another_version(void **state)
   assert_int_equal(ls_storage_commit(s, &diag), LS_EPROTO);
   assert_non_null(strstr(diag.text, "'1.0'"));
   assert_false(exists(t_path("%s/g/version.ini", dir)));
-  assert_int_equal(ls_storage_abort(s, true, NULL), LS_OK);
+  assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_FAILED, NULL), LS_OK);
   ls_storage_free(s);
   assert_false(exists(t_path("%s/g", dir)));
 }
 
 /* ---- the version-sentinel transaction and rollback ---------------------- */
+
+static ls_storage_recovery recover_ok(const char *dir, const char *id)
+{
+  ls_storage_recovery done = LS_RECOVERY_NONE;
+  ls_diag diag = {""};
+  int rc = ls_storage_recover(dir, id, &done, NULL, &diag);
+  if (rc != LS_OK)
+    fail_msg("recover: %s", diag.text);
+  return done;
+}
 
 static void update_parks_the_old_sentinel_until_commit(void **state)
 {
@@ -457,7 +469,7 @@ static void update_parks_the_old_sentinel_until_commit(void **state)
   assert_true(exists(t_path("%s/%s", root, LS_VERSION_DISCARDED)));
   commit_ok(s);
   /* Committed: abort refuses and touches nothing. */
-  assert_int_equal(ls_storage_abort(s, true, NULL), LS_ESTATE);
+  assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_CANCELLED, NULL), LS_ESTATE);
   ls_storage_free(s);
   assert_content(t_path("%s/version.ini", root), "2.0\n");
   assert_content(t_path("%s/game.eti", root), "new!!");
@@ -466,7 +478,9 @@ static void update_parks_the_old_sentinel_until_commit(void **state)
   assert_install_state_intact(root);
 }
 
-static void update_abort_rolls_back_and_discards(void **state)
+/* A cancel discards the payload, the old version's too, and keeps local/
+ * and the other survivors (the seed's rule). */
+static void update_cancel_rolls_back_and_discards(void **state)
 {
   (void)state;
   const char *dir = t_tempdir();
@@ -475,49 +489,113 @@ static void update_abort_rolls_back_and_discards(void **state)
   make_installed_game(root);
   ls_storage_file files[] = {{"game.eti", 5, NULL}, {"more/new.eti", 3, NULL}, {"version.ini", 4, NULL}};
   ls_storage *s = begin_ok(dir, "g", "2.0", files, 3);
-  assert_true(exists(t_path("%s/%s", root, LS_VERSION_DISCARDED)));
+  assert_true(exists(t_path("%s/%s", root, LS_VERSION_DISCARDED))); /* game.eti is resized */
   write_whole(s, 0, "new!!", 5);
   write_whole(s, 2, "2.0\n", 4);
   t_write(root, LS_VERSION_TMP, "2.0\n"); /* as if a commit had started */
   ls_diag diag = {""};
-  assert_int_equal(ls_storage_abort(s, true, &diag), LS_OK);
+  assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_CANCELLED, &diag), LS_OK);
   ls_storage_free(s);
   assert_no_transients(root);
   assert_false(exists(t_path("%s/version.ini", root))); /* not restored */
   assert_false(exists(t_path("%s/game.eti", root)));
+  assert_false(exists(t_path("%s/sub", root)));
   assert_false(exists(t_path("%s/more", root)));
+  assert_install_state_intact(root);
+  assert_int_equal(ls_storage_abort(NULL, LS_ROLLBACK_FAILED, NULL), LS_OK);
+}
+
+/* The old version of make_installed_game, whole: version.ini and both
+ * archives as they were. */
+static void assert_old_version_intact(const char *root)
+{
+  assert_content(t_path("%s/version.ini", root), "1.0\n");
+  assert_content(t_path("%s/game.eti", root), "old archive");
+  assert_content(t_path("%s/sub/part2.eti", root), "old part 2");
+  assert_no_transients(root);
   assert_install_state_intact(root);
 }
 
-static void abort_without_discard_keeps_the_payload(void **state)
+/* A failed update whose list shares a file with the old version but never
+ * wrote into it: what it made goes, the old version is back, downloaded,
+ * also after a pause and a resume, and after a crash that recovery finds. */
+static void failed_update_keeps_the_old_version(void **state)
 {
   (void)state;
   const char *dir = t_tempdir();
   char root[4096];
   snprintf(root, sizeof root, "%s/g", dir);
-  t_write(root, "version.ini", "1.0");
-  ls_storage_file files[] = {{"a.eti", 3, NULL}, {"version.ini", 3, NULL}};
-  ls_storage *s = begin_ok(dir, "g", "2.0", files, 2);
-  write_whole(s, 0, "abc", 3);
-  assert_int_equal(ls_storage_abort(s, false, NULL), LS_OK);
+  make_installed_game(root);
+  ls_storage_file files[] = {{"game-2.eti", 5, NULL}, {"sub/part2.eti", 10, NULL},
+                             {"new/deep/x.eti", 3, NULL}, {"version.ini", 4, NULL}};
+  for (int how = 0; how < 3; how++) { /* failed at once; after a resume; found by recovery */
+    ls_storage *s = begin_ok(dir, "g", "2.0", files, 4);
+    assert_true(exists(t_path("%s/%s", root, LS_VERSION_KEPT)));
+    assert_false(exists(t_path("%s/version.ini", root)));
+    write_whole(s, 0, "new!!", 5);
+    write_whole(s, 3, "2.0\n", 4);
+    if (how > 0) {
+      uint8_t bits[1] = {0x01}; /* game-2.eti's chunk is durable */
+      assert_int_equal(ls_storage_sync(s, bits, NULL), LS_OK);
+      ls_storage_free(s); /* paused, or a crash */
+      if (how == 2) {
+        assert_int_equal(unlink(t_path("%s/%s", root, LS_CHUNK_MAP)), 0); /* not resumable */
+        assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_DISCARDED);
+        assert_old_version_intact(root);
+        assert_false(exists(t_path("%s/game-2.eti", root)));
+        continue;
+      }
+      s = begin_ok(dir, "g", "2.0", files, 4); /* the resume: game-2.eti is its own */
+      assert_true(ls_storage_get_resume(s).resumed);
+      assert_true(exists(t_path("%s/%s", root, LS_VERSION_KEPT)));
+    }
+    assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_FAILED, NULL), LS_OK);
+    ls_storage_free(s);
+    assert_old_version_intact(root);
+    assert_false(exists(t_path("%s/game-2.eti", root)));
+    assert_false(exists(t_path("%s/new", root)));
+  }
+  /* A crash after the rollback put version.ini back, before the journal
+   * went: recovery drops the journal and keeps the version. */
+  ls_storage *s = begin_ok(dir, "g", "2.0", files, 4);
+  ls_storage_free(s);
+  assert_int_equal(unlink(t_path("%s/%s", root, LS_CHUNK_MAP)), 0);
+  assert_int_equal(unlink(t_path("%s/game-2.eti", root)), 0);
+  assert_int_equal(rename(t_path("%s/%s", root, LS_VERSION_KEPT), t_path("%s/version.ini", root)),
+                   0);
+  assert_int_equal(recover_ok(dir, "g"), LS_RECOVERY_UNSTARTED);
+  assert_old_version_intact(root);
+}
+
+/* Once the download wrote into a file of the old version, that version is
+ * gone: a failure removes every file the download lists, keeps the others
+ * and does not put the old version.ini back. */
+static void failed_update_that_wrote_an_old_file(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/g", dir);
+  make_installed_game(root);
+  ls_storage_file files[] = {{"game.eti", 11, NULL}, {"new/x.eti", 3, NULL}, {"version.ini", 4, NULL}};
+  ls_storage *s = begin_ok(dir, "g", "2.0", files, 3);
+  assert_true(exists(t_path("%s/%s", root, LS_VERSION_KEPT))); /* same size: not resized */
+  write_whole(s, 1, "abc", 3);
+  assert_true(exists(t_path("%s/%s", root, LS_VERSION_KEPT)));
+  write_whole(s, 0, "new archive", 11);
+  assert_false(exists(t_path("%s/%s", root, LS_VERSION_KEPT)));
+  assert_true(exists(t_path("%s/%s", root, LS_VERSION_DISCARDED)));
+  assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_FAILED, NULL), LS_OK);
   ls_storage_free(s);
   assert_no_transients(root);
   assert_false(exists(t_path("%s/version.ini", root)));
-  assert_content(t_path("%s/a.eti", root), "abc");
-  assert_int_equal(ls_storage_abort(NULL, true, NULL), LS_OK);
+  assert_false(exists(t_path("%s/game.eti", root)));
+  assert_false(exists(t_path("%s/new", root)));
+  assert_content(t_path("%s/sub/part2.eti", root), "old part 2"); /* not listed: stays */
+  assert_install_state_intact(root);
 }
 
 /* ---- startup recovery --------------------------------------------------- */
-
-static ls_storage_recovery recover_ok(const char *dir, const char *id)
-{
-  ls_storage_recovery done = LS_RECOVERY_NONE;
-  ls_diag diag = {""};
-  int rc = ls_storage_recover(dir, id, &done, NULL, &diag);
-  if (rc != LS_OK)
-    fail_msg("recover: %s", diag.text);
-  return done;
-}
 
 /* A crash after begin: the download is kept as paused (again and again),
  * until a discard removes it as a cancel would. */
@@ -612,7 +690,7 @@ static void a_game_of_more_files_than_descriptors(void **state)
   ls_storage_free(s);
   assert_content(t_path("%s/many/%s", dir, paths[FILES - 1]), "12345678");
   s = begin_ok(dir, "again", "1.0", files, FILES + 1);
-  assert_int_equal(ls_storage_abort(s, true, NULL), LS_OK);
+  assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_CANCELLED, NULL), LS_OK);
   ls_storage_free(s);
   assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
   assert_false(exists(t_path("%s/again", dir)));
@@ -782,7 +860,7 @@ static void journal_parse_reads_what_begin_wrote(void **state)
     assert_string_equal(j.paths[i], files[i].path);
   ls_storage_journal_free(&j);
   free(text);
-  assert_int_equal(ls_storage_abort(s, true, &diag), LS_OK);
+  assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_CANCELLED, &diag), LS_OK);
   ls_storage_free(s);
 }
 
@@ -886,7 +964,7 @@ static void full_disk_fails_with_enospc_and_rolls_back(void **state)
     unsigned char *big = random_bytes(4 << 20, 5);
     rc = ls_storage_write(s, 1, 0, big, 4 << 20, &diag);
     free(big);
-    assert_int_equal(ls_storage_abort(s, true, NULL), LS_OK);
+    assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_FAILED, NULL), LS_OK);
     ls_storage_free(s);
   }
   assert_int_equal(rc, LS_ENOSPC);
@@ -927,10 +1005,9 @@ static void begin_refuses_a_download_the_disk_cannot_hold(void **state)
   unsigned char *a = random_bytes(700 * 1024, 7);
   write_whole(s, 0, a, 700 * 1024);
   free(a);
-  ls_storage_abort(s, false, NULL); /* kept, as a pause keeps it */
-  ls_storage_free(s);
+  ls_storage_free(s); /* kept, as a pause keeps it */
   s = begin_ok(fx->mnt, "g", "1.0", files, 2);
-  assert_int_equal(ls_storage_abort(s, true, NULL), LS_OK);
+  assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_CANCELLED, NULL), LS_OK);
   ls_storage_free(s);
 }
 
@@ -956,7 +1033,7 @@ static void full_disk_at_commit_fails_and_abort_cleans_up(void **state)
   assert_int_equal(ls_storage_commit(s, &diag), LS_ENOSPC);
   assert_non_null(strstr(diag.text, LS_VERSION_TMP));
   assert_non_null(strstr(diag.text, "No space left on device"));
-  assert_int_equal(ls_storage_abort(s, true, &diag), LS_OK);
+  assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_FAILED, &diag), LS_OK);
   ls_storage_free(s);
   assert_false(exists(t_path("%s/g", fx->mnt)));
 }
@@ -1000,8 +1077,13 @@ static void symlinked_payload_directory_is_refused(void **state)
   assert_non_null(strstr(diag.text, "g/data is a symbolic link"));
   assert_false(exists(t_path("%s/a.eti", elsewhere)));
   assert_content(t_path("%s/mine.txt", elsewhere), "not yours");
-  /* The failed begin rolled back: the link went as a link, the root with it. */
-  assert_false(exists(t_path("%s/g", dir)));
+  /* The failed begin changed nothing: the link is as it was, the old
+   * version.ini back. */
+  assert_content(t_path("%s/g/version.ini", dir), "1.0");
+  assert_no_transients(t_path("%s/g", dir));
+  struct stat st;
+  assert_int_equal(lstat(t_path("%s/g/data", dir), &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
 
   /* A symlinked file is refused too. */
   t_symlink(t_path("%s/mine.txt", elsewhere), dir, "h/a.eti");
@@ -1036,8 +1118,9 @@ int main(void)
     cmocka_unit_test(begin_keeps_content_of_right_sized_files),
     cmocka_unit_test(commit_refuses_a_version_ini_of_another_version),
     cmocka_unit_test(update_parks_the_old_sentinel_until_commit),
-    cmocka_unit_test(update_abort_rolls_back_and_discards),
-    cmocka_unit_test(abort_without_discard_keeps_the_payload),
+    cmocka_unit_test(update_cancel_rolls_back_and_discards),
+    cmocka_unit_test(failed_update_keeps_the_old_version),
+    cmocka_unit_test(failed_update_that_wrote_an_old_file),
     cmocka_unit_test(recovery_keeps_a_download_crashed_after_begin),
     cmocka_unit_test(recovery_discards_a_format_1_journal),
     cmocka_unit_test(a_game_of_more_files_than_descriptors),
