@@ -7,6 +7,7 @@
 #include "core/addr.h"
 #include "net/identity.h"
 #include "net/quic.h"
+#include "node/party.h"
 #include "node/request.h"
 #include "node/stream_handler.h"
 #include "proto/proto.h"
@@ -31,6 +32,7 @@ typedef struct ghost {
   unsigned port;
   ls_request *hello;
   ls_quic_conn *conn; /* its connection to the victim, once ready */
+  ls_quic_conn *donor; /* a replayed proof: the connection it was made on */
   unsigned streams_opened; /* client attacks */
   bool vanishing;
   uv_udp_t udp; /* after it vanished: counts what still arrives */
@@ -53,6 +55,7 @@ struct evil {
   unsigned flood_ready, flood_refused, flood_failed;
   char probe[2][3][24];  /* answers before and after Hello */
   char probe_hello[24];
+  ls_party_key key; /* cfg->party_key_file's */
   unsigned probe_phase, probe_left;
   bool in_quiet, failed, stopping;
 };
@@ -434,6 +437,10 @@ static void on_conn_ready(ls_quic_conn *conn)
     flood_count(g->e, &g->e->flood_ready);
     return;
   }
+  if (g->e->cfg->proof == EVIL_PROOF_REPLAYED && !g->donor) {
+    g->donor = conn; /* its proof goes into the other connection's Hello */
+    return;
+  }
   g->conn = conn;
   if (g->e->cfg->attack == EVIL_PROBE) {
     probe_send(g, 0);
@@ -450,6 +457,11 @@ static void send_hello(ghost *g, ls_quic_conn *conn)
   snprintf(hello.hello.peer_id, sizeof hello.hello.peer_id, "%s",
            ls_identity_peer_id(g->identity));
   hello.hello.name = "evil";
+  enum evil_proof proof = g->e->cfg->proof;
+  if (proof != EVIL_PROOF_NONE)
+    ls_party_proof(&g->e->key, proof == EVIL_PROOF_REPLAYED ? g->donor : conn,
+                   proof == EVIL_PROOF_REFLECTED ? LS_PARTY_ACK : LS_PARTY_HELLO,
+                   hello.hello.party);
   ls_request_start(conn, &hello, &cb, g, &g->hello, NULL);
 }
 
@@ -557,7 +569,9 @@ static int start_ghost(evil *e, ghost *g)
     .tuning = {.stream_window = cfg->recv_window, .max_stream_window = cfg->recv_window,
                .max_conns = cfg->attack == EVIL_CONN_FLOOD ? cfg->conns + 64 : 0},
   };
-  unsigned dials = cfg->attack == EVIL_CONN_FLOOD ? cfg->conns : 1;
+  unsigned dials = cfg->attack == EVIL_CONN_FLOOD    ? cfg->conns
+                   : cfg->proof == EVIL_PROOF_REPLAYED ? 2
+                                                       : 1;
   ls_quic_conn *conn;
   int rc = ls_quic_new(&e->loop, &qc, &g->quic, &diag);
   for (unsigned i = 0; rc == LS_OK && i < dials; i++)
@@ -658,7 +672,8 @@ int evil_run(const evil_config *cfg)
                    : cfg->attack != EVIL_SERVE    ? cfg->conns
                                                   : cfg->ghosts;
   evil e = {.cfg = cfg, .count = count ? count : 1};
-  if (ls_parse_host_port(cfg->victim, &e.victim, NULL) != LS_OK)
+  if (ls_parse_host_port(cfg->victim, &e.victim, NULL) != LS_OK ||
+      (cfg->party_key_file && ls_party_key_load(cfg->party_key_file, &e.key, NULL) != LS_OK))
     return 1;
   e.ghosts = calloc(e.count, sizeof *e.ghosts);
   if (!e.ghosts || uv_loop_init(&e.loop) != 0)

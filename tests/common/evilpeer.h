@@ -58,6 +58,16 @@ enum evil_attack {
   EVIL_PROBE,          /* requests before and after its Hello, answers reported */
 };
 
+/* What the probe's Hello proves of a party key (node/party.h). */
+enum evil_proof {
+  EVIL_PROOF_NONE = 0,  /* nothing */
+  EVIL_PROOF_RIGHT,     /* the key's proof for this connection */
+  EVIL_PROOF_REPLAYED,  /* the key's proof made on another connection to the
+                           victim (a replay) */
+  EVIL_PROOF_REFLECTED, /* the key's proof for the answering side of this
+                           connection (a reflection) */
+};
+
 typedef struct evil_config {
   const char *victim;     /* "HOST:PORT" */
   const char *bind_host;  /* the address its endpoints use, e.g. "127.0.0.1" */
@@ -84,6 +94,8 @@ typedef struct evil_config {
   unsigned chunk_length;  /* unread chunks: bytes asked for from offset 0 */
   unsigned recv_window;   /* client attacks: the per-stream receive window
                              granted (0: the endpoint's default) */
+  const char *party_key_file; /* probe: the key its Hello proves, as `proof` says */
+  enum evil_proof proof;
 } evil_config;
 
 /* Plays the scenario; 0 when it ran (what happened is on stdout), else 1. */

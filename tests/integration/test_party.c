@@ -61,6 +61,45 @@ static int run_probe(void *arg)
   return evil_run(arg);
 }
 
+/* A raw client (the malicious peer's probe) asks host 0 for a list, a file
+ * list and a chunk, says Hello proving `proof` of the key in key_file, and
+ * asks again: everything is refused but, with the right proof, what
+ * follows its Hello. */
+static void probe_party(pn_net *n, enum evil_proof proof, const char *key_file, const char *what)
+{
+  evil_config probe = {.attack = EVIL_PROBE, .victim = pn_endpoint(n, 0),
+                       .bind_host = "0.0.0.0", .state_dir = t_tempdir(), .game_id = "g0001",
+                       .file_path = "g0001.part01.eti", .run_ms = 10000,
+                       .party_key_file = key_file, .proof = proof};
+  peerproc *e = pp_fork_in_netns(ls_netns_name(n->ns, 3), run_probe, &probe);
+  json_t *line = NULL;
+  while ((line = pp_next(e, T_MS)) &&
+         strcmp(json_string_value(json_object_get(line, "evil")), "probe") != 0)
+    json_decref(line);
+  assert_non_null(line);
+  char *text = json_dumps(line, JSON_COMPACT);
+  print_message("raw client %s: %s\n", what, text);
+  bool member = proof == EVIL_PROOF_RIGHT;
+  assert_string_equal(json_string_value(json_object_get(line, "hello")),
+                      member ? "HelloAck" : "InvalidRequest");
+  for (int k = 0; k < 2; k++) {
+    json_t *answers = json_object_get(line, k ? "after" : "before");
+    size_t i;
+    json_t *g;
+    assert_int_equal(json_array_size(answers), 3);
+    json_array_foreach(answers, i, g) {
+      if (member && k == 1)
+        assert_string_not_equal(json_string_value(g), "InvalidRequest");
+      else
+        assert_string_equal(json_string_value(g), "InvalidRequest");
+    }
+  }
+  free(text);
+  json_decref(line);
+  pp_send(e, "stop");
+  assert_int_equal(pp_wait(e, T_MS), 0);
+}
+
 static void party_key_splits_the_lan(void **state)
 {
   (void)state;
@@ -93,29 +132,14 @@ static void party_key_splits_the_lan(void **state)
   json_decref(r);
   assert_true(pn_log_has(n, 0, "it proves another party key"));
 
-  /* A raw client without the key: InvalidRequest before and after Hello. */
-  evil_config probe = {.attack = EVIL_PROBE, .victim = pn_endpoint(n, 0),
-                       .bind_host = "0.0.0.0", .state_dir = t_tempdir(), .game_id = "g0001",
-                       .file_path = "g0001.part01.eti", .run_ms = 10000};
-  peerproc *e = pp_fork_in_netns(ls_netns_name(n->ns, 3), run_probe, &probe);
-  json_t *line = NULL;
-  while ((line = pp_next(e, T_MS)) &&
-         strcmp(json_string_value(json_object_get(line, "evil")), "probe") != 0)
-    json_decref(line);
-  assert_non_null(line);
-  char *text = json_dumps(line, JSON_COMPACT);
-  print_message("raw client without the key: %s\n", text);
-  assert_string_equal(json_string_value(json_object_get(line, "hello")), "InvalidRequest");
-  for (int k = 0; k < 2; k++) {
-    json_t *answers = json_object_get(line, k ? "after" : "before");
-    assert_int_equal(json_array_size(answers), 3);
-    json_array_foreach(answers, i, g)
-      assert_string_equal(json_string_value(g), "InvalidRequest");
-  }
-  free(text);
-  json_decref(line);
-  pp_send(e, "stop");
-  assert_int_equal(pp_wait(e, T_MS), 0);
+  /* A raw client without the key: InvalidRequest before and after Hello.
+   * With the key, a proof replayed from its other connection or reflected
+   * (the answering side's proof) fares the same; the right proof is
+   * answered (so the probe can tell). */
+  probe_party(n, EVIL_PROOF_NONE, NULL, "without the key");
+  probe_party(n, EVIL_PROOF_REPLAYED, a, "with a replayed proof");
+  probe_party(n, EVIL_PROOF_REFLECTED, a, "with a reflected proof");
+  probe_party(n, EVIL_PROOF_RIGHT, a, "with the right proof");
   free((char *)a);
   free((char *)b);
   pn_destroy(n);
