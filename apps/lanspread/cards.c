@@ -1,7 +1,8 @@
 /* Owns what a card shows (cards.h): the runtime's entry with the catalog's
  * genre, description and players, the progress of a download, verification
  * or install with its ETA, the last error, the last verification's result
- * in a player's words, and the actions the runtime allows plus Play when
+ * in a player's words, why each refused offer was refused (by its code),
+ * and the actions the runtime allows plus Play when
  * the game has a launch file; and the table that turns an error code into
  * a player's words. The runtime decides state and actions; a card only adds
  * what the daemon knows (the catalog's launch file). */
@@ -66,6 +67,14 @@ const char *lsd_player_message(const char *action, int code)
     if (strcmp(fallbacks[i].action, action) == 0)
       return fallbacks[i].message;
   return "That did not work.";
+}
+
+/* Why a peer's offer of a version was refused (the runtime's
+ * refused_offers), by code: the end of "2.0 from evil (e0dd…) refused: …". */
+static const char *refusal_message(int code)
+{
+  return code == LS_EPIN ? "its file list is not the pinned one"
+                         : "its file list was refused";
 }
 
 /* ---- Play ----------------------------------------------------------------- */
@@ -193,6 +202,23 @@ static json_t *progress_json(json_t *op)
                    "bytes_per_sec", bps, "eta_s", eta);
 }
 
+/* The runtime's refused offers, each with "message" in a player's words. */
+static json_t *refused_json(json_t *game)
+{
+  json_t *refused = json_deep_copy(json_object_get(game, "refused_offers"));
+  if (!json_is_array(refused)) {
+    json_decref(refused);
+    return json_array();
+  }
+  size_t i;
+  json_t *r;
+  json_array_foreach(refused, i, r) {
+    int code = ls_error_from_name(json_string_value(json_object_get(r, "code")));
+    json_object_set_new(r, "message", json_string(refusal_message(code)));
+  }
+  return refused;
+}
+
 /* The runtime's actions, with Play before Uninstall when there is a
  * launch file. */
 static json_t *actions_json(json_t *game, bool playable)
@@ -223,6 +249,7 @@ json_t *lsd_card_new(json_t *game, const ls_catalog_game *cg, json_t *error, jso
   json_object_set_new(card, "error", error ? json_deep_copy(error) : json_null());
   json_object_set_new(card, "verify", verify ? json_deep_copy(verify) : json_null());
   json_object_set_new(card, "actions", actions_json(game, launch != NULL));
+  json_object_set_new(card, "refused_offers", refused_json(game));
   free(launch);
   return card;
 }

@@ -485,7 +485,7 @@ static const ls_paused *paused_repair(const ls_peer *p, const ls_command *cmd)
   return e && e->repair ? e : NULL;
 }
 
-/* The version a command works on: a download the latest any peer has; a
+/* The version a command works on: a download the latest any peer offers; a
  * verification or repair (a resumed one too) the one on disk. NULL (the
  * reply sent) when there is none. */
 static const char *target_version(ls_peer *p, const ls_command *cmd, const char *name)
@@ -493,12 +493,8 @@ static const char *target_version(ls_peer *p, const ls_command *cmd, const char 
   const ls_paused *repair = paused_repair(p, cmd);
   if (repair)
     return repair->version;
-  if (cmd->type != LS_CMD_VERIFY_GAME) {
-    ls_peerdb_game_view view = ls_peerdb_view(p->peerdb, cmd->id);
-    if (!view.latest_version)
-      ls_rt_reply_error(p, cmd->tag, name, LS_ENOPEER, "no connected peer has %s", cmd->id);
-    return view.latest_version;
-  }
+  if (cmd->type != LS_CMD_VERIFY_GAME)
+    return ls_gets_latest_or_reply(p, cmd->tag, name, cmd->id);
   const ls_local_game *local = ls_library_find(ls_monitor_library(p->monitor), cmd->id);
   if (!local || !local->downloaded || !local->version) {
     ls_rt_reply_error(p, cmd->tag, name, LS_ESTATE, "%s is not downloaded (no version.ini "

@@ -1,11 +1,13 @@
 /* Owns file listings and the GetGame / FetchLatestFromPeers commands. A
- * listing asks every connected peer that advertises a game's latest version
+ * listing asks every connected peer that offers a game's latest version
  * for its file list (with chunk hashes), keeps each peer's list in
  * PeerGameDB, and reports the first list that arrived as the game-files
  * event; peers whose list differs keep it in PeerGameDB but do not count as
  * agreeing. A list that is not the one the catalog pins for its version
  * (download/pin.h) is refused before anything keeps it: not stored, never
- * a source, a game-manifest-refused event says so. Downloads start with a
+ * a source, a game-manifest-refused event says so, and PeerGameDB records
+ * the refusal, so that peer no longer offers the version (peerdb.h says
+ * for how long) and the games view is sent again. Downloads start with a
  * listing too (downloads.c). */
 #include "peer/runtime.h"
 
@@ -95,6 +97,9 @@ static bool pin_allows(ls_listing *l, const char *peer_id, const ls_msg_game_fil
   json_t *fields = json_pack("{s:s, s:s, s:s?, s:s}", "version", gf->version, "peer_id",
                              peer_id, "peer_name", peer ? peer->name : NULL, "error", diag.text);
   ls_rt_emit_game_code(l->peer, LS_EVENT_MANIFEST_REFUSED, l->id, rc, fields);
+  if (rc != LS_ENOMEM &&
+      ls_peerdb_refuse(l->peer->peerdb, peer_id, l->id, gf->version, rc, diag.text) == LS_OK)
+    ls_rt_emit_games(l->peer, json_pack("[s]", l->id)); /* it offers that version no more */
   return false;
 }
 
@@ -215,18 +220,32 @@ static void get_done(void *user, const char *version, const ls_msg *manifest,
   ls_ops_end(p, op);
 }
 
+const char *ls_gets_latest_or_reply(ls_peer *p, uint64_t tag, const char *cmd, const char *id)
+{
+  ls_peerdb_game_view view = ls_peerdb_view(p->peerdb, id);
+  if (view.latest_version)
+    return view.latest_version;
+  for (size_t i = 0; view.refused && i < ls_peerdb_refusal_count(p->peerdb); i++) {
+    const ls_peerdb_refusal *r = ls_peerdb_refusal_at(p->peerdb, i);
+    if (strcmp(r->game_id, id) == 0) {
+      ls_rt_reply_error(p, tag, cmd, r->code, "%s", r->error);
+      return NULL;
+    }
+  }
+  ls_rt_reply_error(p, tag, cmd, LS_ENOPEER, "no connected peer has %s", id);
+  return NULL;
+}
+
 void ls_gets_run(ls_peer *p, const ls_command *cmd)
 {
   const char *name = cmd->type == LS_CMD_FETCH_LATEST ? "fetch-latest" : "get";
   if (ls_ops_admit(p, LS_OP_GET, name, cmd->id, cmd->tag, true) != LS_OK)
     return;
-  ls_peerdb_game_view view = ls_peerdb_view(p->peerdb, cmd->id);
-  if (!view.latest_version) {
-    ls_rt_reply_error(p, cmd->tag, name, LS_ENOPEER, "no connected peer has %s", cmd->id);
+  const char *latest = ls_gets_latest_or_reply(p, cmd->tag, name, cmd->id);
+  if (!latest)
     return;
-  }
   ls_op *op = ls_ops_begin(p, LS_OP_GET, name, cmd->id, cmd->tag);
-  if (!op || ls_listing_start(p, cmd->id, view.latest_version, get_done, op, NULL) != LS_OK) {
+  if (!op || ls_listing_start(p, cmd->id, latest, get_done, op, NULL) != LS_OK) {
     if (op)
       ls_ops_end(p, op);
     ls_rt_reply_error(p, cmd->tag, name, LS_ENOMEM, "out of memory");

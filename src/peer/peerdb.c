@@ -1,5 +1,6 @@
 /* Owns PeerGameDB (peer/peerdb.h): the table of remote peers, their
- * advertised games and the file lists they sent. */
+ * advertised games, the file lists they sent and the refused versions (the
+ * one rule of what counts as an offer: ls_peerdb_offer_of). */
 #include "peer/peerdb.h"
 
 #include <lanspread/version.h>
@@ -16,6 +17,8 @@ struct ls_peerdb {
   ls_peerdb_peer *peers;
   size_t files_count;
   files_entry *files;
+  size_t refusals_count; /* oldest first */
+  ls_peerdb_refusal refusals[LS_PEERDB_MAX_REFUSALS];
 };
 
 ls_peerdb *ls_peerdb_new(void)
@@ -53,10 +56,34 @@ static void drop_files_of(ls_peerdb *db, const char *peer_id)
   db->files_count = k;
 }
 
+static void clear_refusal(ls_peerdb_refusal *r)
+{
+  free(r->game_id);
+  free(r->version);
+  free(r->error);
+}
+
+/* Keeps the refusals keep() says yes to, in their order. */
+static void filter_refusals(ls_peerdb *db, bool (*keep)(const ls_peerdb *, const ls_peerdb_refusal *,
+                                                         const char *),
+                            const char *peer_id)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < db->refusals_count; i++) {
+    if (keep(db, &db->refusals[i], peer_id))
+      db->refusals[k++] = db->refusals[i];
+    else
+      clear_refusal(&db->refusals[i]);
+  }
+  db->refusals_count = k;
+}
+
 void ls_peerdb_free(ls_peerdb *db)
 {
   if (!db)
     return;
+  for (size_t i = 0; i < db->refusals_count; i++)
+    clear_refusal(&db->refusals[i]);
   for (size_t i = 0; i < db->count; i++)
     clear_peer(&db->peers[i]);
   for (size_t i = 0; i < db->files_count; i++)
@@ -119,6 +146,18 @@ static bool same_games(const ls_msg_game_list *a, const ls_msg_game_list *b)
   return true;
 }
 
+/* True for a refusal of another peer, or of a version peer_id still
+ * advertises. */
+static bool still_advertised(const ls_peerdb *db, const ls_peerdb_refusal *r,
+                             const char *peer_id)
+{
+  if (strcmp(r->peer_id, peer_id) != 0)
+    return true;
+  const ls_peerdb_peer *p = find(db, peer_id);
+  const ls_msg_game_info *g = p ? ls_peerdb_game_of(p, r->game_id) : NULL;
+  return g && strcmp(g->version, r->version) == 0;
+}
+
 bool ls_peerdb_set_games(ls_peerdb *db, const char *peer_id, const ls_msg_game_list *list)
 {
   ls_peerdb_peer *p = find(db, peer_id);
@@ -129,7 +168,14 @@ bool ls_peerdb_set_games(ls_peerdb *db, const char *peer_id, const ls_msg_game_l
     return false;
   free_game_list(&p->games);
   p->games = copy.game_list;
+  filter_refusals(db, still_advertised, peer_id);
   return true;
+}
+
+static bool not_of_peer(const ls_peerdb *db, const ls_peerdb_refusal *r, const char *peer_id)
+{
+  (void)db;
+  return strcmp(r->peer_id, peer_id) != 0;
 }
 
 void ls_peerdb_remove_peer(ls_peerdb *db, const char *peer_id)
@@ -138,6 +184,7 @@ void ls_peerdb_remove_peer(ls_peerdb *db, const char *peer_id)
   if (!p)
     return;
   drop_files_of(db, peer_id);
+  filter_refusals(db, not_of_peer, peer_id);
   clear_peer(p);
   size_t i = (size_t)(p - db->peers);
   memmove(p, p + 1, (db->count - i - 1) * sizeof *p);
@@ -162,13 +209,74 @@ const ls_msg_game_info *ls_peerdb_game_of(const ls_peerdb_peer *peer, const char
   return NULL;
 }
 
+/* ---- refusals ------------------------------------------------------------ */
+
+static ls_peerdb_refusal *find_refusal(const ls_peerdb *db, const char *peer_id,
+                                       const char *game_id, const char *version)
+{
+  for (size_t i = 0; i < db->refusals_count; i++) {
+    const ls_peerdb_refusal *r = &db->refusals[i];
+    if (strcmp(r->peer_id, peer_id) == 0 && strcmp(r->game_id, game_id) == 0 &&
+        strcmp(r->version, version) == 0)
+      return (ls_peerdb_refusal *)r;
+  }
+  return NULL;
+}
+
+int ls_peerdb_refuse(ls_peerdb *db, const char *peer_id, const char *game_id,
+                     const char *version, int code, const char *error)
+{
+  const ls_peerdb_peer *p = find(db, peer_id);
+  const ls_msg_game_info *g = p ? ls_peerdb_game_of(p, game_id) : NULL;
+  if (!g || strcmp(g->version, version) != 0)
+    return LS_ENOENT;
+  ls_peerdb_refusal r = {.code = code, .game_id = strdup(game_id), .version = strdup(version),
+                         .error = strdup(error ? error : "")};
+  if (!r.game_id || !r.version || !r.error) {
+    clear_refusal(&r);
+    return LS_ENOMEM;
+  }
+  memcpy(r.peer_id, peer_id, sizeof r.peer_id);
+  ls_peerdb_refusal *old = find_refusal(db, peer_id, game_id, version);
+  if (old) {
+    clear_refusal(old);
+    *old = r;
+    return LS_OK;
+  }
+  if (db->refusals_count == LS_PEERDB_MAX_REFUSALS) { /* the oldest goes */
+    clear_refusal(&db->refusals[0]);
+    memmove(db->refusals, db->refusals + 1, (--db->refusals_count) * sizeof db->refusals[0]);
+  }
+  db->refusals[db->refusals_count++] = r;
+  return LS_OK;
+}
+
+size_t ls_peerdb_refusal_count(const ls_peerdb *db)
+{
+  return db->refusals_count;
+}
+
+const ls_peerdb_refusal *ls_peerdb_refusal_at(const ls_peerdb *db, size_t i)
+{
+  return i < db->refusals_count ? &db->refusals[i] : NULL;
+}
+
+const ls_msg_game_info *ls_peerdb_offer_of(const ls_peerdb *db, const ls_peerdb_peer *peer,
+                                           const char *game_id)
+{
+  const ls_msg_game_info *g = ls_peerdb_game_of(peer, game_id);
+  return g && !find_refusal(db, peer->peer_id, game_id, g->version) ? g : NULL;
+}
+
 ls_peerdb_game_view ls_peerdb_view(const ls_peerdb *db, const char *game_id)
 {
   ls_peerdb_game_view v = {0};
   for (size_t i = 0; i < db->count; i++) {
-    const ls_msg_game_info *g = ls_peerdb_game_of(&db->peers[i], game_id);
-    if (!g)
+    const ls_msg_game_info *g = ls_peerdb_offer_of(db, &db->peers[i], game_id);
+    if (!g) {
+      v.refused += ls_peerdb_game_of(&db->peers[i], game_id) != NULL;
       continue;
+    }
     v.peers++;
     if (!v.latest_version || ls_version_cmp(g->version, v.latest_version) > 0) {
       v.latest_version = g->version;
@@ -183,7 +291,7 @@ size_t ls_peerdb_peers_with(const ls_peerdb *db, const char *game_id, const char
 {
   size_t n = 0;
   for (size_t i = 0; i < db->count && n < max; i++) {
-    const ls_msg_game_info *g = ls_peerdb_game_of(&db->peers[i], game_id);
+    const ls_msg_game_info *g = ls_peerdb_offer_of(db, &db->peers[i], game_id);
     if (g && strcmp(g->version, version) == 0)
       out[n++] = db->peers[i].peer_id;
   }

@@ -211,6 +211,11 @@ int ls_listing_start(ls_peer *p, const char *id, const char *version, ls_listing
 void ls_listing_abandon(ls_listing *listing);
 /* GetGame / FetchLatestFromPeers. */
 void ls_gets_run(ls_peer *p, const ls_command *cmd);
+/* The latest version of id connected peers offer (PeerGameDB's refusals
+ * skipped), or NULL after replying to the command why there is none:
+ * LS_EPIN with the refusal's sentence when every peer advertising the game
+ * was refused, else LS_ENOPEER. */
+const char *ls_gets_latest_or_reply(ls_peer *p, uint64_t tag, const char *cmd, const char *id);
 
 /* ---- known.c ---- */
 #define LS_KNOWN_PEERS_MAX 4096

@@ -1,6 +1,6 @@
 /* Owns the JSON views of the runtime's state: the merged game library (local
  * library + PeerGameDB, one entry per catalog game present anywhere, with
- * the versions peers offer and who offers them) and
+ * the versions peers offer, who offers them, and the offers refused) and
  * the list of peers (docs/CLI.md, the games and peers replies). */
 #include "peer/runtime.h"
 
@@ -98,7 +98,7 @@ static json_t *offer_json(const ls_peer *p, const ls_catalog_game *cg, const cha
   bool new_only = true;
   for (size_t i = 0; i < ls_peerdb_count(p->peerdb); i++) {
     const ls_peerdb_peer *peer = ls_peerdb_at(p->peerdb, i);
-    const ls_msg_game_info *g = ls_peerdb_game_of(peer, cg->id);
+    const ls_msg_game_info *g = ls_peerdb_offer_of(p->peerdb, peer, cg->id);
     if (!g || strcmp(g->version, version) != 0)
       continue;
     new_only = new_only && !ls_known_before(p, peer->peer_id);
@@ -111,13 +111,13 @@ static json_t *offer_json(const ls_peer *p, const ls_catalog_game *cg, const cha
 }
 
 /* Every version peers offer of the game (the first 64 found), the newest
- * first. */
+ * first; a refused one is no offer (refused_json). */
 static json_t *offers_json(const ls_peer *p, const ls_catalog_game *cg)
 {
   const char *versions[64];
   size_t n = 0;
   for (size_t i = 0; i < ls_peerdb_count(p->peerdb); i++) {
-    const ls_msg_game_info *g = ls_peerdb_game_of(ls_peerdb_at(p->peerdb, i), cg->id);
+    const ls_msg_game_info *g = ls_peerdb_offer_of(p->peerdb, ls_peerdb_at(p->peerdb, i), cg->id);
     bool seen = false;
     for (size_t k = 0; g && k < n && !seen; k++)
       seen = strcmp(versions[k], g->version) == 0;
@@ -134,6 +134,24 @@ static json_t *offers_json(const ls_peer *p, const ls_catalog_game *cg)
   for (size_t i = 0; i < n; i++)
     json_array_append_new(offers, offer_json(p, cg, versions[i]));
   return offers;
+}
+
+/* The versions of the game whose file list was refused, oldest refusal
+ * first: {"version", "peer_id", "name", "code", "error"} (PeerGameDB
+ * keeps them while the peer advertises that version). */
+static json_t *refused_json(const ls_peer *p, const char *id)
+{
+  json_t *refused = json_array();
+  for (size_t i = 0; i < ls_peerdb_refusal_count(p->peerdb); i++) {
+    const ls_peerdb_refusal *r = ls_peerdb_refusal_at(p->peerdb, i);
+    const ls_peerdb_peer *peer = ls_peerdb_find(p->peerdb, r->peer_id);
+    if (strcmp(r->game_id, id) == 0 && peer)
+      json_array_append_new(refused, json_pack("{s:s, s:s, s:s, s:s, s:s}", "version",
+                                               r->version, "peer_id", r->peer_id, "name",
+                                               peer->name, "code", ls_error_name(r->code),
+                                               "error", r->error));
+  }
+  return refused;
 }
 
 /* The entry of one catalog game. */
@@ -155,14 +173,15 @@ static json_t *game_json(const ls_peer *p, const ls_catalog_game *cg, const ls_l
                   .paused = ls_downloads_paused(p, cg->id, NULL)};
   g.update_available = (g.downloaded || g.installed) && remote.peers && latest &&
                        ls_version_cmp(latest, local_version) > 0;
-  return json_pack("{s:s, s:s, s:b, s:b, s:s?, s:s?, s:I, s:I, s:s, s:b, s:o, s:o, s:o, s:o}",
+  return json_pack("{s:s, s:s, s:b, s:b, s:s?, s:s?, s:I, s:I, s:s, s:b, s:o, s:o, s:o, s:o, "
+                   "s:o}",
                    "id", cg->id, "name", cg->name, "downloaded", g.downloaded, "installed",
                    g.installed, "local_version", local_version, "latest_version", latest,
                    "peers", (json_int_t)remote.peers, "size", (json_int_t)size, "state",
                    game_state(&g), "update_available", g.update_available, "actions",
                    game_actions(&g), "operation", g.op ? ls_ops_json(g.op) : json_null(),
                    "download", download_json(p, cg->id, g.op), "offers",
-                   offers_json(p, cg));
+                   offers_json(p, cg), "refused_offers", refused_json(p, cg->id));
 }
 
 json_t *ls_rt_games_json(const ls_peer *p)
@@ -173,7 +192,8 @@ json_t *ls_rt_games_json(const ls_peer *p)
     const ls_catalog_game *cg = ls_catalog_at(p->catalog, i);
     const ls_local_game *local = ls_library_find(lib, cg->id);
     ls_peerdb_game_view remote = ls_peerdb_view(p->peerdb, cg->id);
-    if (local || remote.peers || ls_ops_find(p, cg->id) || ls_downloads_paused(p, cg->id, NULL))
+    if (local || remote.peers || remote.refused || ls_ops_find(p, cg->id) ||
+        ls_downloads_paused(p, cg->id, NULL))
       json_array_append_new(games, game_json(p, cg, local, remote));
   }
   return games;

@@ -407,16 +407,24 @@ static void wait_peer_count(party *pt, size_t n)
 }
 
 /* The state the victim's library gives game id. */
-static char *state_of(party *pt, const char *id)
+/* The victim's games entry of id (a new reference), or NULL. */
+static json_t *game_of(party *pt, const char *id)
 {
-  json_t *r = pp_command(pt->victim, "games", T_MS);
+  json_t *r = pp_command(pt->victim, "games", T_MS), *found = NULL;
   size_t i;
   json_t *g;
-  char *state = NULL;
   json_array_foreach(json_object_get(r, "games"), i, g)
     if (strcmp(json_string_value(json_object_get(g, "id")), id) == 0)
-      state = strdup(json_string_value(json_object_get(g, "state")));
+      found = json_incref(g);
   json_decref(r);
+  return found;
+}
+
+static char *state_of(party *pt, const char *id)
+{
+  json_t *g = game_of(pt, id);
+  char *state = g ? strdup(json_string_value(json_object_get(g, "state"))) : NULL;
+  json_decref(g);
   return state;
 }
 
@@ -503,24 +511,67 @@ static void pin_version(party *pt, const char *id, const char *version, const ch
 /* The victim's offer of game id in `version` (its "offers" entry), or NULL. */
 static json_t *offer_of(party *pt, const char *id, const char *version)
 {
-  json_t *r = pp_command(pt->victim, "games", T_MS), *found = NULL;
-  size_t i, k;
-  json_t *g, *o;
-  json_array_foreach(json_object_get(r, "games"), i, g)
-    if (strcmp(json_string_value(json_object_get(g, "id")), id) == 0)
-      json_array_foreach(json_object_get(g, "offers"), k, o)
-        if (strcmp(json_string_value(json_object_get(o, "version")), version) == 0)
-          found = json_incref(o);
-  json_decref(r);
+  json_t *g = game_of(pt, id), *found = NULL, *o;
+  size_t k;
+  json_array_foreach(json_object_get(g, "offers"), k, o)
+    if (strcmp(json_string_value(json_object_get(o, "version")), version) == 0)
+      found = json_incref(o);
+  json_decref(g);
   return found;
+}
+
+/* The reply to cmd; fails when a line of type `not` comes before it. */
+static json_t *reply_without(peerproc *p, const char *cmd, const char *not)
+{
+  for (;;) {
+    json_t *line = pp_next(p, T_MS);
+    if (!line)
+      fail_msg("no reply to %s", cmd);
+    const char *type = json_string_value(json_object_get(line, "type"));
+    if (type && strcmp(type, not) == 0)
+      fail_msg("%s before the reply to %s: %s", not, cmd, json_dumps(line, 0));
+    if (type && strcmp(type, "reply") == 0 &&
+        strcmp(json_string_value(json_object_get(line, "cmd")), cmd) == 0)
+      return line;
+    json_decref(line);
+  }
+}
+
+/* After the refusal: g0001 2.0 is no offer of evil (not in offers, not the
+ * latest version, no update), and the entry says why (code and peer). */
+static void assert_refused_offer(party *pt, const char *version, const char *latest)
+{
+  json_t *g = game_of(pt, "g0001");
+  assert_non_null(g);
+  assert_string_equal(json_string_value(json_object_get(g, "latest_version")), latest);
+  json_t *o, *refused = json_object_get(g, "refused_offers");
+  size_t k;
+  json_array_foreach(json_object_get(g, "offers"), k, o) {
+    if (strcmp(json_string_value(json_object_get(o, "version")), version) != 0)
+      continue;
+    json_t *by;
+    size_t n;
+    json_array_foreach(json_object_get(o, "peers"), n, by)
+      assert_string_not_equal(json_string_value(json_object_get(by, "name")), "evil");
+  }
+  assert_int_equal(json_array_size(refused), 1);
+  json_t *r = json_array_get(refused, 0);
+  assert_string_equal(json_string_value(json_object_get(r, "version")), version);
+  assert_string_equal(json_string_value(json_object_get(r, "name")), "evil");
+  assert_string_equal(json_string_value(json_object_get(r, "code")), "LS_EPIN");
+  assert_int_equal(strlen(json_string_value(json_object_get(r, "peer_id"))), 64);
+  assert_non_null(strstr(json_string_value(json_object_get(r, "error")), "g0001 2.0"));
+  json_decref(g);
 }
 
 /* Version pins: the organiser pins g0001 2.0 with the digest manifest-digest
  * prints on the honest seeder. A malicious peer offering 2.0 with another
  * file list is refused (LS_EPIN) before anything is written: the victim's
- * root stays as it was, 1.0 installed. Once the honest seeder is there too,
- * 2.0 downloads from it and installs by itself, the malicious peer's list
- * refused again, and 1.0's third archive, stale, goes only then. A newer 3.0 that only a new peer offers is shown as such
+ * root stays as it was, 1.0 installed, and evil's 2.0 is no offer any more
+ * (not in offers, not the latest version, no update; refused_offers says
+ * why), so a second download is refused without asking it. Once the honest
+ * seeder is there too, 2.0 downloads from it alone and installs by itself,
+ * and 1.0's third archive, stale, goes only then. A newer 3.0 that only a new peer offers is shown as such
  * (not pinned, "new_peers_only") and nothing downloads or installs it;
  * after a restart the seeder is a peer of an earlier session. */
 static void pinned_version_refuses_other_lists(void **state)
@@ -582,9 +633,19 @@ static void pinned_version_refuses_other_lists(void **state)
   char *after = tree_of(root);
   assert_string_equal(after, before);
   free(after);
-  char *st = state_of(&pt, "g0001"); /* 1.0 installed; 2.0 is offered */
-  assert_string_equal(st, "update_available");
+  /* The refused 2.0 is no offer: no update to it, and asking again is
+   * refused by what the victim remembers, without asking evil. */
+  char *st = state_of(&pt, "g0001");
+  assert_string_equal(st, "installed");
   free(st);
+  assert_refused_offer(&pt, "2.0", "1.0");
+  assert_null(offer_of(&pt, "g0001", "2.0"));
+  pp_send(pt.victim, "download g0001");
+  r = reply_without(pt.victim, "download", "game-manifest-refused");
+  assert_false(json_is_true(json_object_get(r, "ok")));
+  assert_string_equal(json_string_value(json_object_get(r, "code")), "LS_EPIN");
+  assert_non_null(strstr(json_string_value(json_object_get(r, "error")), digest));
+  json_decref(r);
   assert_true(t_exists(t_path("%s/local/README.txt", root)));
   assert_true(t_exists(t_path("%s/g0001.part03.eti", root))); /* 1.0's payload is whole */
   size_t len;
@@ -595,9 +656,13 @@ static void pinned_version_refuses_other_lists(void **state)
   /* The honest seeder joins: 2.0 comes from it alone and installs. */
   pt.seeder = start_peer(&pt, "seeder", pt.seeder_addr, pt.victim_addr);
   wait_peer_count(&pt, 2);
-  pp_send(pt.victim, "download g0001");
-  json_decref(pp_expect(pt.victim, "game-manifest-refused", NULL, T_MS));
-  r = pp_expect(pt.victim, "reply", "download", T_MS);
+  wait_latest(&pt, "g0001", "2.0");
+  assert_refused_offer(&pt, "2.0", "2.0");
+  st = state_of(&pt, "g0001"); /* 2.0 from the seeder */
+  assert_string_equal(st, "update_available");
+  free(st);
+  pp_send(pt.victim, "download g0001"); /* evil is no source: not asked */
+  r = reply_without(pt.victim, "download", "game-manifest-refused");
   if (!json_is_true(json_object_get(r, "ok")))
     fail_msg("download g0001 from the honest seeder: %s", json_dumps(r, 0));
   assert_int_equal(json_integer_value(json_object_get(r, "peers")), 1);
@@ -628,8 +693,11 @@ static void pinned_version_refuses_other_lists(void **state)
   json_decref(o);
   o = offer_of(&pt, "g0001", "2.0");
   assert_true(json_is_true(json_object_get(o, "pinned")));
-  assert_int_equal(json_array_size(json_object_get(o, "peers")), 2); /* seeder and evil */
+  assert_int_equal(json_array_size(json_object_get(o, "peers")), 1); /* the seeder: evil refused */
+  assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(o, "peers"), 0),
+                                                        "name")), "seeder");
   json_decref(o);
+  assert_refused_offer(&pt, "2.0", "3.0");
   usleep(1500 * 1000);
   st = state_of(&pt, "g0001");
   assert_string_equal(st, "update_available");

@@ -545,6 +545,111 @@ test('pause, resume, discard, verify and repair through the page, on a rate-limi
 
 // ---------------------------------------------------------------------------
 
+// Trust (docs/DEPLOYMENT.md, "Pinning versions"): the card names who
+// offers a version before anyone updates to it, marks a version only peers
+// new to this session offer and a pinned one, and after a pin refusal says
+// which peer's list was refused and offers no Update to that version; the
+// honest copy of the pinned version, once a peer has it, still downloads.
+test('offers: who offers a version, new peers only, pinned, a refused list, the honest download', { timeout: 240000 }, async (t) => {
+  await h.withEnv('browser-offers', async (env) => {
+    const games = (pins) => [
+      { id: 'guard', name: 'Guarded Game', description: 'Its 2.0 is pinned', ...(pins ? { versions: pins } : {}) },
+      { id: 'fresh', name: 'Fresh Game', description: 'Not pinned' },
+    ];
+    // The organiser's step: the digest of the real 2.0, made aside.
+    const stage = env.mkdir('stage', 'games');
+    env.makeGame(stage, { id: 'guard', version: '2.0', files: { 'data/level.txt': 'honest two\n' } });
+    const organiser = await env.startSeeder({ name: 'organiser', gameDir: stage, catalog: env.writeCatalog(games(), 'plain.json') });
+    const digest = (await organiser.command('manifest-digest guard')).digest;
+    assert.match(digest, /^sha256:[0-9a-f]{64}$/);
+    await organiser.stop();
+    const cat = env.writeCatalog(games({ '2.0': digest }));
+
+    // evil: another 2.0 of guard and an unpinned 1.1 of fresh.
+    const evilGames = env.mkdir('evil', 'games');
+    env.makeGame(evilGames, { id: 'guard', version: '2.0', files: { 'data/level.txt': 'forged two\n' } });
+    env.makeGame(evilGames, { id: 'fresh', version: '1.1', files: { 'data/level.txt': 'fresh 1.1\n' } });
+    const evil = await env.startSeeder({ name: 'evil', gameDir: evilGames, catalog: cat });
+    // the honest seeder: fresh 1.0 only, for now.
+    const seedGames = env.mkdir('seeder', 'games');
+    env.makeGame(seedGames, { id: 'fresh', version: '1.0', files: { 'data/level.txt': 'fresh 1.0\n' } });
+    const seeder = await env.startSeeder({ name: 'seeder', gameDir: seedGames, catalog: cat });
+    // here: both games in 1.0, downloaded.
+    const gameDir = env.mkdir('games');
+    env.makeGame(gameDir, { id: 'guard', version: '1.0', files: { 'data/level.txt': 'one\n' } });
+    env.makeGame(gameDir, { id: 'fresh', version: '1.0', files: { 'data/level.txt': 'fresh 1.0\n' } });
+    const d = await env.startDaemon({ catalog: cat, gameDir, peers: [evil.addr, seeder.addr] });
+    const { context } = await launchBrowser(env);
+    await d.login(context);
+    const page = await openPage(context, d.url);
+    const offersText = async (id) => (await card(page, id).locator('.offers-slot').innerText()).replace(/\s+/g, ' ');
+
+    await t.test('an unpinned newer version from a peer first seen now: "(new peers only)" and who offers it', async () => {
+      await h.until('evil 1.1 of fresh on the card', async () => (await d.card('fresh')).latest_version === '1.1', 20000);
+      await card(page, 'fresh').locator('.offered-by').waitFor({ timeout: 10000 * h.T });
+      assert.match(await card(page, 'fresh').locator('.version').textContent(), /^1\.0 → 1\.1 \(new peers only\)$/);
+      const line = await card(page, 'fresh').locator('.offered-by').innerText();
+      assert.equal(line, `Offered: 1.1 (new peers only) from evil (${evil.peerId.slice(0, 8)}…)`);
+      assert.equal(await card(page, 'fresh').locator('.offered-by').isVisible(), true);
+      // The other version is one click away, with its peer too.
+      await card(page, 'fresh').locator('.other-offers summary').click();
+      assert.match(await card(page, 'fresh').locator('.other-offers li').innerText(),
+        new RegExp(`^1\\.0 \\(new peers only\\) from seeder \\(${seeder.peerId.slice(0, 8)}…\\)$`));
+      assert.ok((await actionsOf(page, 'fresh')).includes('update'));
+    });
+
+    await t.test('a pinned version: "(pinned)"; Update refused by the pin leaves no Update to it', async () => {
+      await h.until('guard 2.0 offered', async () => (await d.card('guard')).latest_version === '2.0', 20000);
+      await button(page, 'guard', 'update').waitFor({ timeout: 10000 * h.T });
+      assert.match(await card(page, 'guard').locator('.version').textContent(), /^1\.0 → 2\.0 \(pinned\)$/);
+      assert.equal(await card(page, 'guard').locator('.offered-by').innerText(),
+        `Offered: 2.0 (pinned, new peers only) from evil (${evil.peerId.slice(0, 8)}…)`);
+      const before = treeState(path.join(gameDir, 'guard'));
+      await shot(page, 'offers-before-refusal');
+      await button(page, 'guard', 'update').click();
+      const refusal = card(page, 'guard').locator('.refused-offer');
+      await refusal.waitFor({ timeout: 20000 * h.T });
+      assert.equal(await refusal.innerText(),
+        `2.0 from evil (${evil.peerId.slice(0, 8)}…) refused: its file list is not the pinned one`);
+      await waitState(page, 'guard', 'downloaded', 10000);
+      await h.until('no Update for guard', async () => !(await actionsOf(page, 'guard')).includes('update'), 10000);
+      assert.equal(await card(page, 'guard').locator('.version').textContent(), '1.0');
+      assert.equal(await card(page, 'guard').locator('.offered-by').count(), 0);
+      assert.match(await card(page, 'guard').locator('.error-message').last().innerText(), /not the ones the catalog names/);
+      const c = await d.card('guard');
+      assert.equal(c.latest_version, '1.0');
+      assert.equal(c.update_available, false);
+      assert.deepEqual(c.offers.map((o) => o.version), []);
+      assert.equal(c.refused_offers.length, 1);
+      assert.equal(c.refused_offers[0].code, 'LS_EPIN');
+      assert.equal(c.refused_offers[0].peer_id, evil.peerId);
+      assert.match(c.refused_offers[0].error, /guard 2\.0/);
+      assert.deepEqual(treeState(path.join(gameDir, 'guard')), before, 'nothing written');
+      // It stays refused: the next re-listings of evil change nothing.
+      await h.sleep(6000);
+      assert.ok(!(await actionsOf(page, 'guard')).includes('update'));
+      await shot(page, 'offers-refused');
+    });
+
+    await t.test('the honest 2.0 on a peer: pinned, offered by it alone, and it downloads', async () => {
+      const tmp = path.join(seedGames, '.guard.tmp'); // not a catalog id: the seeder ignores it
+      fs.cpSync(path.join(stage, 'guard'), tmp, { recursive: true });
+      fs.renameSync(tmp, path.join(seedGames, 'guard'));
+      await button(page, 'guard', 'update').waitFor({ timeout: 30000 * h.T });
+      assert.equal(await card(page, 'guard').locator('.offered-by').innerText(),
+        `Offered: 2.0 (pinned, new peers only) from seeder (${seeder.peerId.slice(0, 8)}…)`);
+      assert.equal(await card(page, 'guard').locator('.refused-offer').count(), 1); // evil's, still
+      await button(page, 'guard', 'update').click();
+      await h.until('guard 2.0 here', async () => (await d.card('guard')).local_version === '2.0', 30000);
+      assert.deepEqual(payload(path.join(gameDir, 'guard')), payload(path.join(seedGames, 'guard')));
+    });
+
+    await t.test('no script errors and no unexpected refusals in the page', () => {
+      assert.deepEqual(realProblems(page, [/^409 POST \/api\/games\/guard\/update$/]), []);
+    });
+  });
+});
+
 test('first start: the setup screen, then the library', { timeout: 120000 }, async () => {
   await h.withEnv('browser-setup', async (env) => {
     const cat = env.writeCatalog([{ id: 'alpha', name: 'Alpha Arena' }]);

@@ -226,11 +226,28 @@ function versionText(card) {
   return (local || latest || '?') + (local === latest ? '' : mark);
 }
 
-// Who offers each version: "2.0 from alice (ab12…), bob (cd34…)".
+// "alice (ab12cd34…)": a peer by its name and the start of its id.
+function peerText(p) {
+  return (p.name || '?') + ' (' + String(p.peer_id || '').slice(0, 8) + '…)';
+}
+
+// Who offers one version: "2.0 (pinned, new peers only) from alice
+// (ab12cd34…), bob (cd34ef56…)".
+function offerText(o) {
+  const marks = [o.pinned && 'pinned', o.new_peers_only && 'new peers only'].filter(Boolean);
+  return o.version + (marks.length ? ' (' + marks.join(', ') + ')' : '') + ' from ' +
+    o.peers.map(peerText).join(', ');
+}
+
+// A refused offer, with the daemon's reason: "2.0 from evil (e0dd1234…)
+// refused: its file list is not the pinned one".
+function refusalText(r) {
+  return r.version + ' from ' + peerText(r) + ' refused: ' + (r.message || r.code);
+}
+
+// Who offers each version, for the version's tooltip.
 function offersTitle(card) {
-  return (card.offers || []).map((o) => o.version + (o.pinned ? ' [pinned]' : '') +
-    (o.new_peers_only ? ' [new peers only]' : '') + ' from ' +
-    o.peers.map((p) => (p.name || '?') + ' (' + p.peer_id.slice(0, 8) + '…)').join(', ')).join('; ');
+  return (card.offers || []).map(offerText).join('; ');
 }
 
 /* ---- library ---------------------------------------------------------- */
@@ -290,7 +307,7 @@ function createCard(id) {
     row.append(el('dt', null, label), el('dd', cls));
     meta.append(row);
   }
-  card.append(head, meta, el('p', 'description'), el('div', 'progress-slot'),
+  card.append(head, meta, el('div', 'offers-slot'), el('p', 'description'), el('div', 'progress-slot'),
     el('div', 'verify-slot'), el('div', 'error-slot'), el('div', 'actions'));
   return card;
 }
@@ -309,10 +326,44 @@ function updateCard(node, card) {
   if ($('.version', node).title !== versionTitle) $('.version', node).title = versionTitle;
   setText($('.seeders', node), card.peers ? 'on ' + plural(card.peers, 'peer', 'peers') : 'none');
   setText($('.description', node), card.description || '');
+  updateOffers($('.offers-slot', node), card);
   updateProgress($('.progress-slot', node), card);
   updateVerify($('.verify-slot', node), card);
   updateError($('.error-slot', node), card);
   updateActions($('.actions', node), card);
+}
+
+const REFUSALS_SHOWN = 3;
+
+// Who offers the latest version (what Download or Update fetches), every
+// other version's offer in a details element, and the refused offers with
+// why: visible text, so the peers are known before an update.
+function updateOffers(slot, card) {
+  const offers = card.offers || [], refused = card.refused_offers || [];
+  const sig = JSON.stringify([card.latest_version, offers, refused]);
+  if (slot.dataset.sig === sig) return;
+  slot.dataset.sig = sig;
+  const parts = [];
+  const latest = latestOffer(card);
+  if (latest) parts.push(el('p', 'offered-by', 'Offered: ' + offerText(latest)));
+  const others = offers.filter((o) => o !== latest);
+  if (others.length) {
+    const details = el('details', 'other-offers');
+    const list = el('ul');
+    for (const o of others) list.append(el('li', null, offerText(o)));
+    details.append(el('summary', null, plural(others.length, 'other version', 'other versions') +
+      ' offered'), list);
+    parts.push(details);
+  }
+  for (const r of refused.slice(0, REFUSALS_SHOWN)) {
+    const p = el('p', 'refused-offer', refusalText(r));
+    p.dataset.version = r.version;
+    p.dataset.peerId = r.peer_id;
+    parts.push(p);
+  }
+  if (refused.length > REFUSALS_SHOWN)
+    parts.push(el('p', 'refused-offer', 'and ' + (refused.length - REFUSALS_SHOWN) + ' more refused'));
+  slot.replaceChildren(...parts);
 }
 
 // The bar of a running operation, or of a paused download where it stopped.
