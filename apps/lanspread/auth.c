@@ -479,7 +479,8 @@ bool lsd_gui_is_loopback(const char *gui)
 bool lsd_auth_csrf_ok(const char *method, const char *origin, const char *sec_fetch_site)
 {
   bool safe = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-  return safe || origin || (sec_fetch_site && strcmp(sec_fetch_site, "same-origin") == 0);
+  bool named = origin && strcmp(origin, "null") != 0; /* "null" names no origin */
+  return safe || named || (sec_fetch_site && strcmp(sec_fetch_site, "same-origin") == 0);
 }
 
 /* Checks pass against the password of *seen (read under the lock): LS_OK,

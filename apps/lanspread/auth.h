@@ -60,8 +60,9 @@ int lsd_auth_change_password(lsd_auth *auth, const struct sockaddr *from, const 
 bool lsd_gui_is_loopback(const char *gui);
 /* The CSRF rule of docs/API.md "Security": a request that changes state
  * (not GET or HEAD) with a session comes from the page itself: it has an
- * Origin (which passed the Host rule before) or Sec-Fetch-Site:
- * same-origin. Either header may be NULL. */
+ * Origin (which passed the Host rule before; "null", which a browser sends
+ * for a form posted under Referrer-Policy: no-referrer, names none) or
+ * Sec-Fetch-Site: same-origin. Either header may be NULL. */
 bool lsd_auth_csrf_ok(const char *method, const char *origin, const char *sec_fetch_site);
 /* A UI on gui ("HOST:PORT") may serve: loopback, or a password is set.
  * LS_EACCES with the reason otherwise. */

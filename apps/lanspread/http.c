@@ -246,9 +246,13 @@ static bool host_accepted(const lsd_http *h, const char *host)
   return false;
 }
 
+/* "null" is no origin: a browser sends it for a form posted from a page
+ * with Referrer-Policy: no-referrer, as the login page is (the CSRF rule
+ * then wants Sec-Fetch-Site). */
 static bool origin_accepted(const lsd_http *h, const char *origin)
 {
-  return !origin || (strncmp(origin, "http://", 7) == 0 && host_accepted(h, origin + 7));
+  return !origin || strcmp(origin, "null") == 0 ||
+         (strncmp(origin, "http://", 7) == 0 && host_accepted(h, origin + 7));
 }
 
 static bool unsafe_method(const char *method)

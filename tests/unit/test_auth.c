@@ -283,6 +283,10 @@ static void csrf_rule_wants_the_pages_origin(void **state)
   assert_false(lsd_auth_csrf_ok("POST", NULL, "none"));
   assert_true(lsd_auth_csrf_ok("POST", NULL, "same-origin"));
   assert_true(lsd_auth_csrf_ok("PUT", "http://127.0.0.1:8360", NULL));
+  /* A form posted under Referrer-Policy: no-referrer: Origin "null". */
+  assert_false(lsd_auth_csrf_ok("POST", "null", NULL));
+  assert_false(lsd_auth_csrf_ok("POST", "null", "cross-site"));
+  assert_true(lsd_auth_csrf_ok("POST", "null", "same-origin"));
 }
 
 static void only_loopback_goes_without_a_password(void **state)
