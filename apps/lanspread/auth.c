@@ -159,13 +159,21 @@ static void refresh_password(lsd_auth *a)
   memset(a->sessions, 0, sizeof a->sessions); /* none yet at the first read */
 }
 
-/* The password file's line for password: a fresh salt, then the KDF. */
-static int hash_line(const char *password, char line[256], size_t *len, ls_diag *diag)
+static int check_new_password(const char *password, ls_diag *diag)
 {
   size_t n = strlen(password);
   if (n < LSD_PASSWORD_MIN || n > LSD_PASSWORD_MAX)
     return ls_diag_set(diag, LS_EINVAL, "a UI password has %d to %d bytes", LSD_PASSWORD_MIN,
                        LSD_PASSWORD_MAX);
+  return LS_OK;
+}
+
+/* The password file's line for password: a fresh salt, then the KDF. */
+static int hash_line(const char *password, char line[256], size_t *len, ls_diag *diag)
+{
+  int rc = check_new_password(password, diag);
+  if (rc != LS_OK)
+    return rc;
   uint8_t salt[SALT_BYTES], hash[HASH_BYTES];
   if (getrandom(salt, sizeof salt, 0) != (ssize_t)sizeof salt)
     return ls_diag_errno(diag, errno, "cannot make a salt:", "getrandom");
@@ -566,7 +574,7 @@ int lsd_auth_change_password(lsd_auth *a, const struct sockaddr *from, const cha
   char line[256];
   size_t len = 0;
   bool clear = !next || !*next;
-  int rc = clear ? LS_OK : hash_line(next, line, &len, diag);
+  int rc = clear ? LS_OK : check_new_password(next, diag);
   if (rc != LS_OK)
     return rc;
   pw_hash pw = {0};
@@ -577,10 +585,17 @@ int lsd_auth_change_password(lsd_auth *a, const struct sockaddr *from, const cha
     if (rc != LS_OK)
       return ls_diag_set(diag, rc, "the current password is wrong");
   }
+  if (!clear) { /* the KDF, one at a time as for a check */
+    pthread_mutex_lock(&a->kdf_lock);
+    rc = hash_line(next, line, &len, diag);
+    pthread_mutex_unlock(&a->kdf_lock);
+    if (rc != LS_OK)
+      return rc;
+  }
   pthread_mutex_lock(&a->lock);
   refresh_password(a);
   if (pw.set && !same_stamp(&pw.stamp, &a->pw.stamp))
-    rc = ls_diag_set(diag, LS_EBUSY, "the password changed meanwhile: try again");
+    rc = ls_diag_set(diag, LS_ESTATE, "the password changed meanwhile: try again");
   else
     rc = replace_password(a, keep_sid, clear ? NULL : line, len, diag);
   pthread_mutex_unlock(&a->lock);

@@ -51,7 +51,8 @@ int lsd_auth_password_login(lsd_auth *auth, const struct sockaddr *from, const c
 bool lsd_auth_has_password(lsd_auth *auth);
 /* Sets the UI password to next (NULL or "": removes it) for a session or a
  * local program. When one is set, current must be it: a wrong one counts
- * as a failed attempt of `from` (LS_EACCES, or LS_EBUSY while throttled).
+ * as a failed attempt of `from` (LS_EACCES, or LS_EBUSY while throttled);
+ * LS_ESTATE when the password file changed meanwhile.
  * Every session ends but keep_sid's (NULL: none is kept). The caller
  * decides whether a UI may be without a password (lsd_gui_is_loopback). */
 int lsd_auth_change_password(lsd_auth *auth, const struct sockaddr *from, const char *keep_sid,

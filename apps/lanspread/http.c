@@ -468,6 +468,8 @@ static enum MHD_Result change_password(lsd_http *h, struct MHD_Connection *c,
     return send_error(c, 429, "throttled", diag.text);
   if (rc == LS_EINVAL)
     return send_error(c, 400, "bad_request", diag.text);
+  if (rc == LS_ESTATE)
+    return send_error(c, 409, "refused", diag.text);
   if (rc != LS_OK)
     return send_error(c, 500, "failed", diag.text);
   pthread_mutex_lock(&h->app->settings_lock);
