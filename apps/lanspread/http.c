@@ -246,13 +246,18 @@ static bool host_accepted(const lsd_http *h, const char *host)
   return false;
 }
 
-/* "null" is no origin: a browser sends it for a form posted from a page
- * with Referrer-Policy: no-referrer, as the login page is (the CSRF rule
- * then wants Sec-Fetch-Site). */
 static bool origin_accepted(const lsd_http *h, const char *origin)
 {
-  return !origin || strcmp(origin, "null") == 0 ||
-         (strncmp(origin, "http://", 7) == 0 && host_accepted(h, origin + 7));
+  return !origin || (strncmp(origin, "http://", 7) == 0 && host_accepted(h, origin + 7));
+}
+
+/* The login form is posted from a page with Referrer-Policy: no-referrer,
+ * for which a browser sends Origin: null: there it counts as no Origin
+ * (the CSRF rule then wants Sec-Fetch-Site: same-origin). */
+static bool origin_accepted_at(const lsd_http *h, const char *url, const char *origin)
+{
+  return origin_accepted(h, origin) ||
+         (strcmp(url, "/login") == 0 && strcmp(origin, "null") == 0);
 }
 
 static bool unsafe_method(const char *method)
@@ -296,7 +301,7 @@ static refusal check_headers(lsd_http *h, struct MHD_Connection *c, const char *
   const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
   if (!host_accepted(h, host))
     return (refusal){403, "bad_host", "this server answers only to its own address"};
-  if (!origin_accepted(h, origin))
+  if (!origin_accepted_at(h, url, origin))
     return (refusal){403, "bad_origin", "requests from other sites are refused"};
   if (strncmp(url, "/api/", 5) == 0) {
     refusal r = check_credentials(h, c, method);
