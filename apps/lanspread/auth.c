@@ -1,11 +1,14 @@
 /* Owns who may drive the web UI (docs/API.md "Logging in"): the table of
- * server-side sessions, the one-time login token and STATE_DIR/login-url,
- * the UI password's hash in STATE_DIR/ui-password (PBKDF2-HMAC-SHA256, a
- * random salt, its iteration count in the file), the rule that a UI off
- * loopback needs a password, and the throttle of failed password attempts
- * per address. A new password file (written by
- * `lanspread --set-ui-password`, maybe while the daemon runs) is noticed
- * at the next check and ends every session. */
+ * server-side sessions, the one-time login token in STATE_DIR/login-url
+ * (the file is its one source, its mtime the time of issue, after which it
+ * works for LSD_LOGIN_TTL_MS), the UI password's hash in
+ * STATE_DIR/ui-password (PBKDF2-HMAC-SHA256, a random salt, its iteration
+ * count in the file) and its change from the UI, the rules that a UI off
+ * loopback needs a password and that a change comes from the page (CSRF),
+ * and the throttle of failed password attempts per address. A new password
+ * file (written by `lanspread --set-ui-password` or the UI, maybe while
+ * the daemon runs) is noticed at the next check and ends every session
+ * (but the one that changed it from the UI). */
 #include "auth.h"
 
 #include "core/addr.h"

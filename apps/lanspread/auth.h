@@ -1,7 +1,9 @@
 /* Who may drive the web UI (docs/API.md "Logging in"): server-side
- * sessions, the one-time login token and its file, the UI password (a
- * PBKDF2 hash in the state directory), the rule that a UI off loopback
- * needs it, and the throttle of failed password attempts. Thread-safe: every call takes the one lock. */
+ * sessions, the one-time login token and its file (15 minutes from issue),
+ * the UI password (a PBKDF2 hash in the state directory) and its change,
+ * the rules that a UI off loopback needs it and that a change comes from
+ * the page (CSRF), and the throttle of failed password attempts.
+ * Thread-safe: every call takes the one lock. */
 #ifndef LSD_AUTH_H
 #define LSD_AUTH_H
 

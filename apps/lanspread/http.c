@@ -1,9 +1,9 @@
 /* Owns the libmicrohttpd daemon (one thread per connection, so a REST call
  * may wait for the runtime's reply and an event stream may wait for the
  * next record), the request checks of docs/API.md "Security" (who is
- * logged in is auth.c's), the login and logout requests and the cookie,
- * the request bodies and their limit, the compiled-in pages, and the SSE
- * responses.
+ * logged in is auth.c's), the login, logout and password-change requests
+ * and the cookie, the request bodies and their limit, the compiled-in
+ * pages, and the SSE responses.
  * Which connections it keeps is slots.c's rule: each connection's slot is
  * told when its request starts, is in, and is answered. */
 #include "http.h"
