@@ -405,6 +405,14 @@ int lsd_auth_issue_login_url(const char *state_dir, char **url, ls_diag *diag)
   free(text);
   if (!ok)
     return ls_diag_set(diag, LS_EFORMAT, "%s does not hold a login address", path);
+  /* The daemon reads the file this writes: another user's file (root's,
+   * after a sudo without -u) would lock it out of its own logins. */
+  struct stat dir;
+  if (stat(state_dir, &dir) != 0)
+    return ls_diag_errno(diag, errno, "cannot stat", state_dir);
+  if (dir.st_uid != geteuid())
+    return ls_diag_set(diag, LS_EACCES, "%s belongs to another user: run this as the user "
+                                        "lanspread runs as (sudo -u USER)", state_dir);
   size_t size = LOGIN_URL_MAX + LSD_TOKEN_LEN + 16;
   struct stat st;
   if (!(*url = malloc(size)))
