@@ -206,9 +206,10 @@ void cli_quit(cli *c)
 
 static void announce(const cli *c)
 {
-  out_line(json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "ready", "peer_id",
+  out_line(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?}", "type", "ready", "peer_id",
                      ls_peer_id(c->peer), "listen", ls_peer_listen_address(c->peer),
-                     "game_dir", c->game_dir, "state_dir", c->state_dir));
+                     "game_dir", c->game_dir, "state_dir", c->state_dir, "party_key",
+                     ls_peer_party_fingerprint(c->peer)));
   fprintf(stderr,
           "lanspread-peer-cli: peer %.16s… listening on %s (UDP)\n"
           "  games:   %s\n"

@@ -32,6 +32,8 @@ json_t *lsd_app_status(lsd_app *app)
 {
   json_t *settings = lsd_settings_json(&app->effective);
   json_object_set_new(settings, "config_file", json_string(app->config_path));
+  json_object_set_new(settings, "party_key", lsd_party_json(&app->party));
+  json_object_set_new(settings, "ui_password", json_boolean(lsd_auth_has_password(app->auth)));
   bool running = lsd_host_running(app->host);
   return json_pack("{s:s, s:o, s:o, s:b, s:s}", "version", ls_release_version(), "settings",
                    settings, "runtime", lsd_host_runtime_json(app->host), "setup_needed",
@@ -271,21 +273,67 @@ static bool same_peers(const lsd_settings *a, const lsd_settings *b)
   return true;
 }
 
+/* A party key a PUT sends: absent (changes false), a new key or a clearing
+ * of it. */
+typedef struct party_change {
+  bool changes;
+  const char *secret; /* NULL: clear */
+  char fingerprint[LS_PEER_PARTY_FINGERPRINT_LEN + 1];
+} party_change;
+
+static int check_party(lsd_app *app, json_t *body, party_change *pc, json_t **out)
+{
+  json_t *value = json_object_get(body, "party_key");
+  memset(pc, 0, sizeof *pc);
+  if (!value)
+    return 0;
+  ls_diag diag;
+  if (app->party.fixed) {
+    *out = lsd_error_json("bad_request", "the party key is set by --party-key-file for this "
+                                         "run: change that file, or start without it");
+    return 400;
+  }
+  if (lsd_party_check(value, &pc->secret, pc->fingerprint, &diag) != LS_OK) {
+    *out = lsd_error_json("bad_request", "%s", diag.text);
+    return 400;
+  }
+  pc->changes = lsd_party_changes(&app->party, pc->fingerprint);
+  return 0;
+}
+
+/* Stores the new party key (or clears it) for the runtime's next start. */
+static int store_party(lsd_app *app, const party_change *pc, json_t **out)
+{
+  ls_diag diag;
+  if (lsd_party_store(&app->party, app->state_dir, pc->secret, pc->fingerprint, &diag) != LS_OK) {
+    *out = lsd_error_json("failed", "the party key was not stored: %s", diag.text);
+    return 500;
+  }
+  lsd_host_set_party_key_file(app->host, app->party.file[0] ? app->party.file : NULL);
+  return 0;
+}
+
 /* Brings the runtime in line with next: start it, move it to another game
- * directory, or restart it for a new name or peer list. */
-static int apply_to_runtime(lsd_app *app, const lsd_settings *next, json_t **out)
+ * directory, or restart it for a new name, peer list or party key (links
+ * are then made again under the new key). */
+static int apply_to_runtime(lsd_app *app, const lsd_settings *next, const party_change *pc,
+                            json_t **out)
 {
   const lsd_settings *now = &app->effective;
   bool running = lsd_host_running(app->host);
-  bool reshape = !same_string(now->name, next->name) || !same_peers(now, next);
+  bool reshape = !same_string(now->name, next->name) || !same_peers(now, next) || pc->changes;
   bool move = !same_string(now->game_dir, next->game_dir);
+  bool restart = (!running && next->game_dir) || (running && reshape);
   ls_diag diag;
-  if ((!running && next->game_dir) || (running && reshape)) {
-    if (running && lsd_hub_any_busy(app->hub)) {
-      *out = lsd_error_json("refused", "a download or install is running; the name and the "
-                                       "static peers can change when it is done");
-      return 409;
-    }
+  if (restart && running && lsd_hub_any_busy(app->hub)) {
+    *out = lsd_error_json("refused", "a download or install is running; the name, the static "
+                                     "peers and the party key can change when it is done");
+    return 409;
+  }
+  int status = pc->changes ? store_party(app, pc, out) : 0;
+  if (status)
+    return status;
+  if (restart) {
     if (lsd_host_start(app->host, next, &diag) != LS_OK) {
       lsd_app_publish_status(app);
       *out = lsd_error_json("failed", "the runtime did not start: %s", diag.text);
@@ -295,7 +343,7 @@ static int apply_to_runtime(lsd_app *app, const lsd_settings *next, json_t **out
   }
   if (running && move) {
     ls_command cmd = {.type = LS_CMD_SET_GAME_DIR, .path = next->game_dir};
-    int status = call(app, &cmd, 200, NULL, NULL, out);
+    status = call(app, &cmd, 200, NULL, NULL, out);
     return status == 200 ? 0 : status;
   }
   return 0;
@@ -316,15 +364,19 @@ static int put_settings(lsd_app *app, json_t *body, json_t **out)
     *out = lsd_error_json("bad_request", "%s", diag.text);
     return 400;
   }
-  int status = apply_to_runtime(app, &next, out);
+  party_change pc;
+  int status = check_party(app, body, &pc, out);
+  if (!status)
+    status = apply_to_runtime(app, &next, &pc, out);
   if (status) {
     lsd_settings_free(&next);
     return status;
   }
   /* The file gets the values the page sent; this run's overrides of the
-   * other fields stay out of it. */
+   * other fields stay out of it, and the party key is a file of its own. */
   json_t *stored = json_deep_copy(body);
   json_object_del(stored, "create");
+  json_object_del(stored, "party_key");
   if (json_is_string(json_object_get(stored, "game_dir")))
     json_object_set_new(stored, "game_dir", json_string(next.game_dir));
   int rc = lsd_settings_copy(&saved, &app->saved);

@@ -5,6 +5,7 @@
 
 #include "host.h"
 #include "hub.h"
+#include "partykey.h"
 #include "settings.h"
 
 #include <jansson.h>
@@ -16,10 +17,12 @@ typedef struct lsd_app {
   lsd_hub *hub;
   lsd_host *host;
   const char *config_path;
+  const char *state_dir;
   const char *suggested_game_dir; /* for the setup screen */
   pthread_mutex_t settings_lock; /* one settings change at a time */
   lsd_settings saved;            /* what the config file holds */
   lsd_settings effective;        /* saved, with this run's command-line overrides */
+  lsd_party party;               /* the party key (under settings_lock) */
   struct lsd_auth *auth;         /* sessions, login token, password */
   char api_key[LSD_API_KEY_LEN + 1];
 } lsd_app;

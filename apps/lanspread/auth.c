@@ -1,11 +1,14 @@
 /* Owns who may drive the web UI (docs/API.md "Logging in"): the table of
- * server-side sessions, the one-time login token and STATE_DIR/login-url,
- * the UI password's hash in STATE_DIR/ui-password (PBKDF2-HMAC-SHA256, a
- * random salt, its iteration count in the file), the rule that a UI off
- * loopback needs a password, and the throttle of failed password attempts
- * per address. A new password file (written by
- * `lanspread --set-ui-password`, maybe while the daemon runs) is noticed
- * at the next check and ends every session. */
+ * server-side sessions, the one-time login token in STATE_DIR/login-url
+ * (the file is its one source, its mtime the time of issue, after which it
+ * works for LSD_LOGIN_TTL_MS), the UI password's hash in
+ * STATE_DIR/ui-password (PBKDF2-HMAC-SHA256, a random salt, its iteration
+ * count in the file) and its change from the UI, the rules that a UI off
+ * loopback needs a password and that a change comes from the page (CSRF),
+ * and the throttle of failed password attempts per address. A new password
+ * file (written by `lanspread --set-ui-password` or the UI, maybe while
+ * the daemon runs) is noticed at the next check and ends every session
+ * (but the one that changed it from the UI). */
 #include "auth.h"
 
 #include "core/addr.h"
@@ -29,7 +32,6 @@
 #define KDF_ITERATIONS 600000u /* OWASP's figure for PBKDF2-HMAC-SHA256 (2023) */
 #define SALT_BYTES 16
 #define HASH_BYTES 32
-#define PASSWORD_MAX 1024
 #define LOGIN_URL_MAX 512
 
 typedef struct session {
@@ -55,8 +57,10 @@ struct lsd_auth {
   pthread_mutex_t kdf_lock; /* one password check at a time */
   char *state_dir;
   char base_url[LOGIN_URL_MAX];
-  char token[LSD_TOKEN_LEN + 1];
+  char token[LSD_TOKEN_LEN + 1];      /* as STATE_DIR/login-url holds it; "" for none */
   char login_url[LOGIN_URL_MAX + LSD_TOKEN_LEN + 16];
+  struct stat token_stamp;            /* of that file as last read or written */
+  long long token_ttl_ms;
   pw_hash pw;
   session sessions[LSD_SESSIONS_MAX];
   failures failed[LSD_THROTTLE_ADDRESSES];
@@ -67,6 +71,11 @@ static double now_s(void)
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long long ms_of(const struct timespec *ts)
+{
+  return (long long)ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
 }
 
 static int random_hex(char *out, size_t hex_len, ls_diag *diag)
@@ -153,25 +162,42 @@ static void refresh_password(lsd_auth *a)
   memset(a->sessions, 0, sizeof a->sessions); /* none yet at the first read */
 }
 
-int lsd_auth_set_password(const char *state_dir, const char *password, ls_diag *diag)
+static int check_new_password(const char *password, ls_diag *diag)
 {
   size_t n = strlen(password);
-  if (n < 8 || n > PASSWORD_MAX)
-    return ls_diag_set(diag, LS_EINVAL, "a UI password has 8 to %d bytes", PASSWORD_MAX);
-  int rc = ls_mkdir_p(state_dir, 1, diag);
+  if (n < LSD_PASSWORD_MIN || n > LSD_PASSWORD_MAX)
+    return ls_diag_set(diag, LS_EINVAL, "a UI password has %d to %d bytes", LSD_PASSWORD_MIN,
+                       LSD_PASSWORD_MAX);
+  return LS_OK;
+}
+
+/* The password file's line for password: a fresh salt, then the KDF. */
+static int hash_line(const char *password, char line[256], size_t *len, ls_diag *diag)
+{
+  int rc = check_new_password(password, diag);
   if (rc != LS_OK)
     return rc;
   uint8_t salt[SALT_BYTES], hash[HASH_BYTES];
   if (getrandom(salt, sizeof salt, 0) != (ssize_t)sizeof salt)
     return ls_diag_errno(diag, errno, "cannot make a salt:", "getrandom");
   derive(password, KDF_ITERATIONS, salt, hash);
-  char salt_hex[2 * SALT_BYTES + 1], hash_hex[2 * HASH_BYTES + 1], line[256], path[4096];
+  char salt_hex[2 * SALT_BYTES + 1], hash_hex[2 * HASH_BYTES + 1];
   ls_hex_encode(salt, sizeof salt, salt_hex);
   ls_hex_encode(hash, sizeof hash, hash_hex);
-  int len = snprintf(line, sizeof line, "pbkdf2-sha256 %u %s %s\n", KDF_ITERATIONS, salt_hex,
-                     hash_hex);
+  *len = (size_t)snprintf(line, 256, "pbkdf2-sha256 %u %s %s\n", KDF_ITERATIONS, salt_hex,
+                          hash_hex);
+  return LS_OK;
+}
+
+int lsd_auth_set_password(const char *state_dir, const char *password, ls_diag *diag)
+{
+  char line[256], path[4096];
+  size_t len;
+  int rc = hash_line(password, line, &len, diag);
+  if (rc == LS_OK)
+    rc = ls_state_dir_prepare(state_dir, NULL, diag);
   path_in(state_dir, "ui-password", path, sizeof path);
-  return ls_write_file_atomic(path, line, (size_t)len, 0600, diag);
+  return rc == LS_OK ? ls_write_file_atomic(path, line, len, 0600, diag) : rc;
 }
 
 /* ---- sessions ------------------------------------------------------------ */
@@ -239,19 +265,91 @@ void lsd_auth_logout(lsd_auth *a, const char *sid)
 
 /* ---- the one-time token -------------------------------------------------- */
 
+/* STATE_DIR/login-url is the token's one source: the daemon writes it at
+ * start and after each login, `lanspread --login-url` writes a fresh one
+ * (lsd_auth_issue_login_url), and the file's modification time is when it
+ * was issued. */
+
+/* The token of a login URL ("BASE" "login?token=" 64 hex), or NULL; base
+ * gets what comes before "login?token=". */
+static const char *token_of(const char *url, char *base, size_t base_size)
+{
+  const char *t = strstr(url, "login?token=");
+  if (!t || (size_t)(t - url) >= base_size)
+    return NULL;
+  snprintf(base, base_size, "%.*s", (int)(t - url), url);
+  t += strlen("login?token=");
+  return strlen(t) == LSD_TOKEN_LEN && ls_hex_is_lower(t, LSD_TOKEN_LEN) ? t : NULL;
+}
+
+/* Writes a fresh token for base to the login-url file of state_dir; url
+ * gets its URL, st the file's stamp after. */
+static int write_token(const char *state_dir, const char *base, char token[LSD_TOKEN_LEN + 1],
+                       char *url, size_t url_size, struct stat *st, ls_diag *diag)
+{
+  int rc = random_hex(token, LSD_TOKEN_LEN, diag);
+  if (rc != LS_OK)
+    return rc;
+  int n = snprintf(url, url_size, "%slogin?token=%s", base, token);
+  char path[4096], line[LOGIN_URL_MAX + LSD_TOKEN_LEN + 32];
+  path_in(state_dir, "login-url", path, sizeof path);
+  snprintf(line, sizeof line, "%s\n", url);
+  rc = ls_write_file_atomic(path, line, (size_t)n + 1, 0600, diag);
+  if (rc == LS_OK && stat(path, st) != 0)
+    rc = ls_diag_errno(diag, errno, "cannot stat", path);
+  return rc;
+}
+
 /* A fresh token and its URL in STATE_DIR/login-url. Lock held (or not yet
  * shared). */
 static int new_token(lsd_auth *a, ls_diag *diag)
 {
-  int rc = random_hex(a->token, LSD_TOKEN_LEN, diag);
+  int rc = write_token(a->state_dir, a->base_url, a->token, a->login_url, sizeof a->login_url,
+                       &a->token_stamp, diag);
   if (rc != LS_OK)
-    return rc;
-  int n = snprintf(a->login_url, sizeof a->login_url, "%slogin?token=%s", a->base_url, a->token);
+    a->token[0] = '\0';
+  return rc;
+}
+
+/* Reads the token file again when it changed (--login-url wrote another).
+ * Lock held. A missing or malformed file leaves no token. */
+static void refresh_token(lsd_auth *a)
+{
   char path[4096];
   path_in(a->state_dir, "login-url", path, sizeof path);
-  char line[sizeof a->login_url + 1];
-  snprintf(line, sizeof line, "%s\n", a->login_url);
-  return ls_write_file_atomic(path, line, (size_t)n + 1, 0600, diag);
+  struct stat st = {0};
+  if (stat(path, &st) != 0)
+    memset(&st, 0, sizeof st);
+  if (same_stamp(&st, &a->token_stamp))
+    return;
+  a->token_stamp = st;
+  a->token[0] = '\0';
+  char *text = NULL, base[LOGIN_URL_MAX];
+  size_t len;
+  ls_diag diag;
+  if (!st.st_ino || ls_read_file_at(AT_FDCWD, path, LOGIN_URL_MAX * 2, &text, &len, &diag) != LS_OK)
+    return;
+  text[strcspn(text, "\n")] = '\0';
+  const char *t = token_of(text, base, sizeof base);
+  if (t) {
+    snprintf(a->token, sizeof a->token, "%s", t);
+    snprintf(a->login_url, sizeof a->login_url, "%s", text);
+  }
+  free(text);
+}
+
+static bool token_expired(const lsd_auth *a)
+{
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return ms_of(&now) >= ms_of(&a->token_stamp.st_mtim) + a->token_ttl_ms;
+}
+
+void lsd_auth_set_login_ttl(lsd_auth *a, long long ms)
+{
+  pthread_mutex_lock(&a->lock);
+  a->token_ttl_ms = ms;
+  pthread_mutex_unlock(&a->lock);
 }
 
 int lsd_auth_begin(lsd_auth *a, const char *base_url, ls_diag *diag)
@@ -266,36 +364,64 @@ int lsd_auth_begin(lsd_auth *a, const char *base_url, ls_diag *diag)
 void lsd_auth_login_url(lsd_auth *a, char *out, size_t size)
 {
   pthread_mutex_lock(&a->lock);
-  snprintf(out, size, "%s", a->login_url);
+  refresh_token(a);
+  snprintf(out, size, "%s", a->token[0] ? a->login_url : "");
   pthread_mutex_unlock(&a->lock);
 }
 
 int lsd_auth_redeem(lsd_auth *a, const char *token, char sid[LSD_SESSION_ID_LEN + 1])
 {
   pthread_mutex_lock(&a->lock);
+  refresh_token(a);
   int rc = LS_EACCES;
   if (a->token[0] && lsd_equal_secret(a->token, token)) {
-    ls_diag diag;
-    a->token[0] = '\0'; /* spent, even if the next cannot be written */
-    if (new_token(a, &diag) != LS_OK)
-      fprintf(stderr, "lanspread: no new login URL: %s\n", diag.text);
-    rc = open_session(a, sid);
+    rc = LS_ETIMEDOUT;
+    if (!token_expired(a)) {
+      ls_diag diag;
+      a->token[0] = '\0'; /* spent, even if the next cannot be written */
+      if (new_token(a, &diag) != LS_OK)
+        fprintf(stderr, "lanspread: no new login URL: %s\n", diag.text);
+      rc = open_session(a, sid);
+    }
   }
   pthread_mutex_unlock(&a->lock);
   return rc;
 }
 
-int lsd_auth_read_login_url(const char *state_dir, char **url, ls_diag *diag)
+int lsd_auth_issue_login_url(const char *state_dir, char **url, ls_diag *diag)
 {
-  char path[4096];
+  char path[4096], base[LOGIN_URL_MAX], token[LSD_TOKEN_LEN + 1];
   path_in(state_dir, "login-url", path, sizeof path);
+  char *text = NULL;
   size_t len;
-  int rc = ls_read_file_at(AT_FDCWD, path, LOGIN_URL_MAX * 2, url, &len, diag);
+  int rc = ls_read_file_at(AT_FDCWD, path, LOGIN_URL_MAX * 2, &text, &len, diag);
   if (rc == LS_ENOENT)
     return ls_diag_set(diag, rc, "%s does not exist: is lanspread running with this state "
                                  "directory (--state-dir)?", path);
-  if (rc == LS_OK && len > 0 && (*url)[len - 1] == '\n')
-    (*url)[len - 1] = '\0';
+  if (rc != LS_OK)
+    return rc;
+  text[strcspn(text, "\n")] = '\0';
+  bool ok = token_of(text, base, sizeof base) != NULL;
+  free(text);
+  if (!ok)
+    return ls_diag_set(diag, LS_EFORMAT, "%s does not hold a login address", path);
+  /* The daemon reads the file this writes: another user's file (root's,
+   * after a sudo without -u) would lock it out of its own logins. */
+  struct stat dir;
+  if (stat(state_dir, &dir) != 0)
+    return ls_diag_errno(diag, errno, "cannot stat", state_dir);
+  if (dir.st_uid != geteuid())
+    return ls_diag_set(diag, LS_EACCES, "%s belongs to another user: run this as the user "
+                                        "lanspread runs as (sudo -u USER)", state_dir);
+  size_t size = LOGIN_URL_MAX + LSD_TOKEN_LEN + 16;
+  struct stat st;
+  if (!(*url = malloc(size)))
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  rc = write_token(state_dir, base, token, *url, size, &st, diag);
+  if (rc != LS_OK) {
+    free(*url);
+    *url = NULL;
+  }
   return rc;
 }
 
@@ -352,21 +478,38 @@ int lsd_auth_check_gui(lsd_auth *a, const char *gui, ls_diag *diag)
   int rc = ls_parse_host_port(gui, &ss, diag);
   if (rc != LS_OK)
     return rc;
-  const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-  bool loopback = ss.ss_family == AF_INET && (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-  if (loopback || lsd_auth_has_password(a))
+  if (lsd_gui_is_loopback(gui) || lsd_auth_has_password(a))
     return LS_OK;
   return ls_diag_set(diag, LS_EACCES,
                      "the UI address %s is not loopback: set a UI password first "
                      "(lanspread --set-ui-password), or use --gui 127.0.0.1:PORT", gui);
 }
 
-/* The KDF runs outside the lock (session checks go on meanwhile) but
+bool lsd_gui_is_loopback(const char *gui)
+{
+  struct sockaddr_storage ss;
+  ls_diag diag;
+  if (ls_parse_host_port(gui, &ss, &diag) != LS_OK)
+    return false;
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+  return ss.ss_family == AF_INET && (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+}
+
+bool lsd_auth_csrf_ok(const char *method, const char *origin, const char *sec_fetch_site)
+{
+  bool safe = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+  bool named = origin && strcmp(origin, "null") != 0; /* "null" names no origin */
+  return safe || named || (sec_fetch_site && strcmp(sec_fetch_site, "same-origin") == 0);
+}
+
+/* Checks pass against the password of *seen (read under the lock): LS_OK,
+ * LS_EACCES (wrong, or none set), LS_EBUSY (from failed too often lately).
+ * The KDF runs outside the lock (session checks go on meanwhile) but
  * under kdf_lock, one attempt at a time, which bounds what attempts cost.
  * An attempt counts as failed until it succeeds, so attempts at once from
  * one address cannot pass the throttle. */
-int lsd_auth_password_login(lsd_auth *a, const struct sockaddr *from, const char *pass,
-                            char sid[LSD_SESSION_ID_LEN + 1])
+static int check_password(lsd_auth *a, const struct sockaddr *from, const char *pass,
+                          pw_hash *seen)
 {
   pthread_mutex_lock(&a->lock);
   refresh_password(a);
@@ -376,27 +519,98 @@ int lsd_auth_password_login(lsd_auth *a, const struct sockaddr *from, const char
     return LS_EBUSY;
   }
   f->count++;
-  pw_hash pw = a->pw;
+  *seen = a->pw;
   pthread_mutex_unlock(&a->lock);
 
   bool ok = false;
-  if (pw.set && pass && strlen(pass) <= PASSWORD_MAX) {
+  if (seen->set && pass && strlen(pass) <= LSD_PASSWORD_MAX) {
     uint8_t hash[HASH_BYTES];
     pthread_mutex_lock(&a->kdf_lock);
-    derive(pass, pw.iterations, pw.salt, hash);
+    derive(pass, seen->iterations, seen->salt, hash);
     pthread_mutex_unlock(&a->kdf_lock);
-    ok = memeql_sec(hash, pw.hash, HASH_BYTES);
+    ok = memeql_sec(hash, seen->hash, HASH_BYTES);
   }
-
-  pthread_mutex_lock(&a->lock);
-  refresh_password(a);
-  ok = ok && same_stamp(&pw.stamp, &a->pw.stamp); /* not changed meanwhile */
-  int rc = ok ? open_session(a, sid) : LS_EACCES;
   if (ok) {
+    pthread_mutex_lock(&a->lock);
     f = failures_of(a, from, now_s());
     f->count -= f->count > 0;
+    pthread_mutex_unlock(&a->lock);
   }
+  return ok ? LS_OK : LS_EACCES;
+}
+
+int lsd_auth_password_login(lsd_auth *a, const struct sockaddr *from, const char *pass,
+                            char sid[LSD_SESSION_ID_LEN + 1])
+{
+  pw_hash pw;
+  int rc = check_password(a, from, pass, &pw);
+  if (rc != LS_OK)
+    return rc;
+  pthread_mutex_lock(&a->lock);
+  refresh_password(a);
+  /* not changed meanwhile */
+  rc = same_stamp(&pw.stamp, &a->pw.stamp) ? open_session(a, sid) : LS_EACCES;
   pthread_mutex_unlock(&a->lock);
+  return rc;
+}
+
+/* Writes line to STATE_DIR/ui-password (NULL: removes it), which ends every
+ * session but keep_sid's. Lock held. */
+static int replace_password(lsd_auth *a, const char *keep_sid, const char *line, size_t len,
+                            ls_diag *diag)
+{
+  session *kept = find_session(a, keep_sid), copy = {0};
+  if (kept)
+    copy = *kept;
+  char path[4096];
+  path_in(a->state_dir, "ui-password", path, sizeof path);
+  int rc = LS_OK;
+  if (line)
+    rc = ls_write_file_atomic(path, line, len, 0600, diag);
+  else if (unlink(path) != 0 && errno != ENOENT)
+    rc = ls_diag_errno(diag, errno, "cannot remove", path);
+  refresh_password(a); /* a change: every session ends */
+  if (copy.id[0] && !find_session(a, copy.id)) {
+    session *free_entry = &a->sessions[0];
+    for (size_t i = 0; i < LSD_SESSIONS_MAX && free_entry->id[0]; i++)
+      free_entry = &a->sessions[i];
+    *free_entry = copy;
+  }
+  return rc;
+}
+
+int lsd_auth_change_password(lsd_auth *a, const struct sockaddr *from, const char *keep_sid,
+                             const char *current, const char *next, ls_diag *diag)
+{
+  char line[256];
+  size_t len = 0;
+  bool clear = !next || !*next;
+  int rc = clear ? LS_OK : check_new_password(next, diag);
+  if (rc != LS_OK)
+    return rc;
+  pw_hash pw = {0};
+  if (lsd_auth_has_password(a)) {
+    rc = check_password(a, from, current, &pw);
+    if (rc == LS_EBUSY)
+      return ls_diag_set(diag, rc, "too many wrong passwords: wait a minute");
+    if (rc != LS_OK)
+      return ls_diag_set(diag, rc, "the current password is wrong");
+  }
+  if (!clear) { /* the KDF, one at a time as for a check */
+    pthread_mutex_lock(&a->kdf_lock);
+    rc = hash_line(next, line, &len, diag);
+    pthread_mutex_unlock(&a->kdf_lock);
+    if (rc != LS_OK)
+      return rc;
+  }
+  pthread_mutex_lock(&a->lock);
+  refresh_password(a);
+  if (pw.set && !same_stamp(&pw.stamp, &a->pw.stamp))
+    rc = ls_diag_set(diag, LS_ESTATE, "the password changed meanwhile: try again");
+  else
+    rc = replace_password(a, keep_sid, clear ? NULL : line, len, diag);
+  pthread_mutex_unlock(&a->lock);
+  explicit_bzero(line, sizeof line);
   return rc;
 }
 
@@ -411,6 +625,7 @@ int lsd_auth_create(const char *state_dir, lsd_auth **out, ls_diag *diag)
   }
   pthread_mutex_init(&a->lock, NULL);
   pthread_mutex_init(&a->kdf_lock, NULL);
+  a->token_ttl_ms = LSD_LOGIN_TTL_MS;
   refresh_password(a);
   *out = a;
   return LS_OK;

@@ -28,6 +28,7 @@ typedef struct call {
 
 struct lsd_host {
   lsd_host_config config;
+  char *party_key_file; /* config.party_key_file, or what the settings set */
   lsd_hub *hub;
   ls_catalog *catalog;
 
@@ -50,6 +51,10 @@ int lsd_host_create(const lsd_host_config *config, lsd_hub *hub, lsd_host **out)
     return LS_ENOMEM;
   h->config = *config;
   h->hub = hub;
+  if (config->party_key_file && !(h->party_key_file = strdup(config->party_key_file))) {
+    free(h);
+    return LS_ENOMEM;
+  }
   pthread_mutex_init(&h->life, NULL);
   pthread_mutex_init(&h->mu, NULL);
   lsd_cond_init_monotonic(&h->cond);
@@ -93,6 +98,7 @@ void lsd_host_free(lsd_host *h)
   lsd_hub_set_catalog(h->hub, NULL);
   ls_catalog_free(h->catalog);
   free(h->error);
+  free(h->party_key_file);
   pthread_cond_destroy(&h->cond);
   pthread_mutex_destroy(&h->mu);
   pthread_mutex_destroy(&h->life);
@@ -153,7 +159,7 @@ int lsd_host_start(lsd_host *h, const lsd_settings *s, ls_diag *diag)
       .catalog_path = h->config.catalog_path, .listen = h->config.listen,
       .static_peers = (const char *const *)s->static_peers,
       .static_peer_count = s->static_peer_count, .mdns = h->config.mdns, .name = s->name,
-      .unpacker = h->config.unpacker, .party_key_file = h->config.party_key_file,
+      .unpacker = h->config.unpacker, .party_key_file = h->party_key_file,
       .on_event = on_event, .user = h,
     };
     ls_peer *peer = NULL;
@@ -170,6 +176,14 @@ int lsd_host_start(lsd_host *h, const lsd_settings *s, ls_diag *diag)
   return rc;
 }
 
+void lsd_host_set_party_key_file(lsd_host *h, const char *file)
+{
+  pthread_mutex_lock(&h->life);
+  free(h->party_key_file);
+  h->party_key_file = file ? strdup(file) : NULL;
+  pthread_mutex_unlock(&h->life);
+}
+
 bool lsd_host_running(lsd_host *h)
 {
   pthread_mutex_lock(&h->life);
@@ -182,9 +196,10 @@ json_t *lsd_host_runtime_json(lsd_host *h)
 {
   pthread_mutex_lock(&h->life);
   ls_peer *peer = h->peer;
-  json_t *j = json_pack("{s:b, s:s?, s:s?, s:s?}", "running", peer != NULL, "peer_id",
+  json_t *j = json_pack("{s:b, s:s?, s:s?, s:s?, s:s?}", "running", peer != NULL, "peer_id",
                         peer ? ls_peer_id(peer) : NULL, "listen",
-                        peer ? ls_peer_listen_address(peer) : NULL, "error", h->error);
+                        peer ? ls_peer_listen_address(peer) : NULL, "party_key",
+                        peer ? ls_peer_party_fingerprint(peer) : NULL, "error", h->error);
   pthread_mutex_unlock(&h->life);
   return j;
 }

@@ -27,10 +27,13 @@ void lsd_host_free(lsd_host *host); /* stops the runtime first */
 /* (Re)starts the runtime on the settings' game directory, name and static
  * peers. Loads the catalog on first use. */
 int lsd_host_start(lsd_host *host, const lsd_settings *settings, ls_diag *diag);
+/* The party key file of the next start (NULL: none); copied. */
+void lsd_host_set_party_key_file(lsd_host *host, const char *file);
 /* Stops the runtime (waiting calls end with LS_ECANCELED). */
 void lsd_host_stop(lsd_host *host);
 bool lsd_host_running(lsd_host *host);
-/* {"running", "peer_id", "listen", "error"} */
+/* {"running", "peer_id", "listen", "party_key" (the fingerprint of the key
+ * it runs with, or null), "error"} */
 json_t *lsd_host_runtime_json(lsd_host *host);
 /* The catalog once loaded (it stays until lsd_host_free), else NULL. */
 const ls_catalog *lsd_host_catalog(lsd_host *host);

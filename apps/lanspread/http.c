@@ -1,9 +1,9 @@
 /* Owns the libmicrohttpd daemon (one thread per connection, so a REST call
  * may wait for the runtime's reply and an event stream may wait for the
  * next record), the request checks of docs/API.md "Security" (who is
- * logged in is auth.c's), the login and logout requests and the cookie,
- * the request bodies and their limit, the compiled-in pages, and the SSE
- * responses.
+ * logged in is auth.c's), the login, logout and password-change requests
+ * and the cookie, the request bodies and their limit, the compiled-in
+ * pages, and the SSE responses.
  * Which connections it keeps is slots.c's rule: each connection's slot is
  * told when its request starts, is in, and is answered. */
 #include "http.h"
@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,18 +251,26 @@ static bool origin_accepted(const lsd_http *h, const char *origin)
   return !origin || (strncmp(origin, "http://", 7) == 0 && host_accepted(h, origin + 7));
 }
 
+/* The login form is posted from a page with Referrer-Policy: no-referrer,
+ * for which a browser sends Origin: null: there it counts as no Origin
+ * (the CSRF rule then wants Sec-Fetch-Site: same-origin). */
+static bool origin_accepted_at(const lsd_http *h, const char *url, const char *origin)
+{
+  return origin_accepted(h, origin) ||
+         (strcmp(url, "/login") == 0 && strcmp(origin, "null") == 0);
+}
+
 static bool unsafe_method(const char *method)
 {
   return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
-/* A state change comes from the page itself: its Origin (held to the Host
- * rule already) or the browser's Sec-Fetch-Site says so. */
-static bool same_origin(struct MHD_Connection *c)
+/* A state change comes from the page itself (auth.c's rule). */
+static bool csrf_ok(struct MHD_Connection *c, const char *method)
 {
   const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
   const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
-  return origin || (site && strcmp(site, "same-origin") == 0);
+  return lsd_auth_csrf_ok(method, origin, site);
 }
 
 /* /api/ is for a session (a browser) or the API key of STATE_DIR/api-key
@@ -277,7 +286,7 @@ static refusal check_credentials(lsd_http *h, struct MHD_Connection *c, const ch
   if (!lsd_auth_session_valid(h->app->auth, session_of(c)))
     return (refusal){401, "login_required",
                      "not logged in: open the address 'lanspread --login-url' prints"};
-  if (unsafe_method(method) && !same_origin(c))
+  if (!csrf_ok(c, method))
     return (refusal){403, "csrf", "a change must come from the page itself (Origin)"};
   return (refusal){0};
 }
@@ -292,13 +301,13 @@ static refusal check_headers(lsd_http *h, struct MHD_Connection *c, const char *
   const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
   if (!host_accepted(h, host))
     return (refusal){403, "bad_host", "this server answers only to its own address"};
-  if (!origin_accepted(h, origin))
+  if (!origin_accepted_at(h, url, origin))
     return (refusal){403, "bad_origin", "requests from other sites are refused"};
   if (strncmp(url, "/api/", 5) == 0) {
     refusal r = check_credentials(h, c, method);
     if (r.status)
       return r;
-  } else if (strcmp(url, "/login") == 0 && unsafe_method(method) && !same_origin(c)) {
+  } else if (strcmp(url, "/login") == 0 && !csrf_ok(c, method)) {
     return (refusal){403, "csrf", "a login must come from the login page (Origin)"};
   }
   if (length && strtoull(length, NULL, 10) > MAX_BODY)
@@ -381,8 +390,12 @@ static enum MHD_Result login(lsd_http *h, struct MHD_Connection *c, const char *
   char sid[LSD_SESSION_ID_LEN + 1];
   if (strcmp(method, "GET") == 0) {
     const char *token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
-    if (lsd_auth_redeem(h->app->auth, token, sid) == LS_OK)
+    int rc = lsd_auth_redeem(h->app->auth, token, sid);
+    if (rc == LS_OK)
       return send_logged_in(c, sid);
+    if (rc == LS_ETIMEDOUT)
+      return send_login_page(h, c, 403, "This login address has expired: each works for 15 "
+                                        "minutes. Run lanspread --login-url for a new one.");
     return send_login_page(h, c, 403, "This login address was used already or is wrong.");
   }
   if (strcmp(method, "POST") != 0)
@@ -415,6 +428,62 @@ static enum MHD_Result logout(lsd_http *h, struct MHD_Connection *c, const char 
   return queue(c, 200, r, "");
 }
 
+/* A UI may be without a password only on loopback: where it serves now
+ * and where the settings make it serve next. */
+static bool may_clear_password(lsd_http *h)
+{
+  lsd_app *app = h->app;
+  pthread_mutex_lock(&app->settings_lock);
+  bool ok = lsd_gui_is_loopback(h->hosts[0]) &&
+            (!app->saved.gui || lsd_gui_is_loopback(app->saved.gui)) &&
+            (!app->effective.gui || lsd_gui_is_loopback(app->effective.gui));
+  pthread_mutex_unlock(&app->settings_lock);
+  return ok;
+}
+
+/* PUT /api/password {"current", "new"} (credentials checked already): a
+ * new UI password, or none ("new": "" or null) on a loopback UI. The
+ * session that asks stays logged in; every other one ends. */
+static enum MHD_Result change_password(lsd_http *h, struct MHD_Connection *c,
+                                       const char *method, json_t *body)
+{
+  if (strcmp(method, "PUT") != 0)
+    return send_error(c, 405, "method", "use PUT");
+  json_t *cur = json_object_get(body, "current"), *next = json_object_get(body, "new");
+  if (!body || !next || (!json_is_string(next) && !json_is_null(next)) ||
+      (cur && !json_is_string(cur) && !json_is_null(cur)))
+    return send_error(c, 400, "bad_request", "give {\"current\": \"...\", \"new\": \"...\"} "
+                                             "(\"new\": \"\" removes the password)");
+  const char *new_pw = json_string_value(next);
+  if ((!new_pw || !*new_pw) && !may_clear_password(h))
+    return send_error(c, 400, "bad_request", "a UI off loopback needs a password: it cannot be "
+                                             "removed (set --gui 127.0.0.1:PORT first)");
+  const union MHD_ConnectionInfo *from =
+    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (!from)
+    return MHD_NO;
+  const char *sid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Lanspread-Key")
+                      ? NULL : session_of(c);
+  ls_diag diag;
+  int rc = lsd_auth_change_password(h->app->auth, from->client_addr, sid, json_string_value(cur),
+                                    new_pw, &diag);
+  if (rc == LS_EACCES)
+    return send_error(c, 403, "wrong_password", diag.text);
+  if (rc == LS_EBUSY)
+    return send_error(c, 429, "throttled", diag.text);
+  if (rc == LS_EINVAL)
+    return send_error(c, 400, "bad_request", diag.text);
+  if (rc == LS_ESTATE)
+    return send_error(c, 409, "refused", diag.text);
+  if (rc != LS_OK)
+    return send_error(c, 500, "failed", diag.text);
+  pthread_mutex_lock(&h->app->settings_lock);
+  lsd_app_publish_status(h->app);
+  pthread_mutex_unlock(&h->app->settings_lock);
+  return send_json(c, 200, json_pack("{s:b, s:b}", "ok", 1, "password_set",
+                                     lsd_auth_has_password(h->app->auth)));
+}
+
 /* The whole request is in (or will not be read): it is answered now. */
 static enum MHD_Result route(lsd_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, request *req)
@@ -445,6 +514,11 @@ static enum MHD_Result route(lsd_http *h, struct MHD_Connection *c, const char *
                err.line, err.column, err.text);
       return send_error(c, 400, "bad_json", text);
     }
+  }
+  if (strcmp(url, "/api/password") == 0) {
+    enum MHD_Result ok = change_password(h, c, method, body);
+    json_decref(body);
+    return ok;
   }
   json_t *answer = NULL;
   int status = lsd_api_handle(h->app, method, url, body, &answer);

@@ -39,9 +39,10 @@ static const char usage[] =
   "  --no-browser       do not open the UI in a browser\n"
   "  --config FILE      the settings file (default: $XDG_CONFIG_HOME/lanspread/\n"
   "                     config.json, i.e. ~/.config/lanspread/config.json)\n"
-  "  --state-dir DIR    node identity, library index, API key, login address and\n"
-  "                     UI password hash (default:\n"
-  "                     $XDG_STATE_HOME/lanspread, i.e. ~/.local/state/lanspread)\n"
+  "  --state-dir DIR    node identity, library index, API key, login address, UI\n"
+  "                     password hash and the party key set in the UI (default:\n"
+  "                     $XDG_STATE_HOME/lanspread, i.e. ~/.local/state/lanspread);\n"
+  "                     made private (0700) when it is not\n"
   "  --catalog FILE     the catalog of known games (default: the bundled sample)\n"
   "  --game-dir DIR     the game library for this run (else the one in the\n"
   "                     settings; with none, the UI asks for it)\n"
@@ -55,17 +56,20 @@ static const char usage[] =
   "  --unpacker CMD     external unpacker, e.g. 'unrar x {archive} {dest}/'\n"
   "  --party-key-file FILE\n"
   "                     the party key (at least 16 characters): only peers with\n"
-  "                     the same key are answered and linked\n"
-  "  --login-url        print a one-time login address of the lanspread running\n"
-  "                     with this state directory, and exit\n"
+  "                     the same key are answered and linked; for this run it\n"
+  "                     wins over the key set in the UI\n"
+  "  --login-url        print a fresh one-time login address of the lanspread\n"
+  "                     running with this state directory (it works once, for 15\n"
+  "                     minutes), and exit\n"
   "  --set-ui-password  read a UI password (8 bytes or more) from the terminal or\n"
   "                     one line of stdin, store its hash in the state directory\n"
-  "                     and exit; a running lanspread ends every session\n"
+  "                     and exit (the UI's settings panel can change it too); a\n"
+  "                     running lanspread ends every session\n"
   "  -h, --help         show this help\n"
   "  --version          print the version and exit\n"
   "\n"
   "It prints 'Lanspread UI: http://HOST:PORT/' once serving, then a one-time\n"
-  "login address, which it opens in a browser. --game-dir, --name,\n"
+  "login address (for 15 minutes), which it opens in a browser. --game-dir, --name,\n"
   "--peer and --gui override the settings file for this run only; changes made\n"
   "in the UI are saved to it. Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
   "\n"
@@ -75,6 +79,7 @@ static const char usage[] =
 typedef struct options {
   const char *gui, *config, *state_dir, *catalog, *game_dir, *listen, *name, *unpacker;
   const char *party_key_file;
+  long long login_ttl_ms; /* 0: LSD_LOGIN_TTL_MS */
   const char *peers[LSD_MAX_STATIC_PEERS];
   size_t peer_count;
   bool no_browser, no_mdns, login_url, set_password;
@@ -98,7 +103,7 @@ static void parse_args(int argc, char **argv, options *o)
 {
   enum { O_GUI = 1, O_NO_BROWSER, O_CONFIG, O_STATE_DIR, O_CATALOG, O_GAME_DIR, O_LISTEN,
          O_PEER, O_NO_MDNS, O_NAME, O_UNPACKER, O_PARTY_KEY, O_VERSION, O_LOGIN_URL,
-         O_SET_PASSWORD };
+         O_SET_PASSWORD, O_TEST_LOGIN_TTL };
   static const struct option longopts[] = {
     {"gui", required_argument, NULL, O_GUI},
     {"no-browser", no_argument, NULL, O_NO_BROWSER},
@@ -114,6 +119,8 @@ static void parse_args(int argc, char **argv, options *o)
     {"party-key-file", required_argument, NULL, O_PARTY_KEY},
     {"login-url", no_argument, NULL, O_LOGIN_URL},
     {"set-ui-password", no_argument, NULL, O_SET_PASSWORD},
+    /* Not in --help: the tests' way to see a login address expire. */
+    {"test-login-ttl-ms", required_argument, NULL, O_TEST_LOGIN_TTL},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
@@ -142,6 +149,11 @@ static void parse_args(int argc, char **argv, options *o)
     case O_PARTY_KEY: o->party_key_file = optarg; break;
     case O_LOGIN_URL: o->login_url = true; break;
     case O_SET_PASSWORD: o->set_password = true; break;
+    case O_TEST_LOGIN_TTL:
+      o->login_ttl_ms = strtoll(optarg, NULL, 10);
+      if (o->login_ttl_ms <= 0)
+        die_usage("--test-login-ttl-ms takes a number of milliseconds, not '%s'", optarg);
+      break;
     case 'h': fputs(usage, stdout); exit(0);
     case O_VERSION: printf("lanspread %s\n", ls_release_version()); exit(0);
     default: die_usage("unknown option or missing value: '%s'", argv[optind - 1]);
@@ -175,6 +187,27 @@ static int apply_overrides(lsd_settings *s, const options *o, ls_diag *diag)
     char *real = realpath(o->game_dir, NULL); /* checked when the runtime starts */
     free(s->game_dir);
     s->game_dir = real ? real : strdup(o->game_dir);
+  }
+  return rc;
+}
+
+/* The state directory, 0700, and its secrets (the API key, the login
+ * address, the UI password's hash, the party key), 0600: a wider mode left
+ * by hand or an older version is taken away, and said. */
+static int prepare_state_dir(const char *state_dir, ls_diag *diag)
+{
+  static const char *const secrets[] = {"api-key", "login-url", "ui-password", "party-key"};
+  ls_diag note;
+  int rc = ls_state_dir_prepare(state_dir, &note, diag);
+  if (rc == LS_OK && note.text[0])
+    fprintf(stderr, "lanspread: %s\n", note.text);
+  for (size_t i = 0; rc == LS_OK && i < sizeof secrets / sizeof secrets[0]; i++) {
+    char path[4096];
+    unsigned old;
+    snprintf(path, sizeof path, "%s/%s", state_dir, secrets[i]);
+    if ((rc = ls_restrict_mode(path, 0600, &old, diag)) == LS_OK && old)
+      fprintf(stderr, "lanspread: %s had mode %04o, open to other users: it is 0600 now\n",
+              path, old);
   }
   return rc;
 }
@@ -236,7 +269,7 @@ static int run_tool(const options *o)
   int rc;
   if (o->login_url) {
     char *url = NULL;
-    if ((rc = lsd_auth_read_login_url(state_dir, &url, &diag)) == LS_OK)
+    if ((rc = lsd_auth_issue_login_url(state_dir, &url, &diag)) == LS_OK)
       printf("%s\n", url);
     free(url);
   } else {
@@ -311,7 +344,8 @@ static int run(const options *o, sigset_t *signals)
   char *state_dir = o->state_dir ? strdup(o->state_dir)
                                  : ls_user_dir("XDG_STATE_HOME", ".local/state", NULL);
   char *suggested = ls_user_dir("XDG_DATA_HOME", ".local/share", "games");
-  lsd_app app = {.config_path = config, .suggested_game_dir = suggested};
+  lsd_app app = {.config_path = config, .state_dir = state_dir,
+                 .suggested_game_dir = suggested};
   pthread_mutex_init(&app.settings_lock, NULL);
   lsd_http *http = NULL;
   ls_diag diag;
@@ -319,19 +353,22 @@ static int run(const options *o, sigset_t *signals)
   if (rc == LS_OK && (rc = lsd_settings_copy(&app.effective, &app.saved)) == LS_OK)
     rc = apply_overrides(&app.effective, o, &diag);
   if (rc == LS_OK)
-    rc = ls_mkdir_p(state_dir, 1, &diag);
+    rc = prepare_state_dir(state_dir, &diag);
   if (rc == LS_OK)
     rc = load_api_key(state_dir, app.api_key, &diag);
   if (rc == LS_OK)
     rc = lsd_auth_create(state_dir, &app.auth, &diag);
+  if (rc == LS_OK && o->login_ttl_ms)
+    lsd_auth_set_login_ttl(app.auth, o->login_ttl_ms);
   if (rc == LS_OK)
     rc = lsd_auth_check_gui(app.auth, app.effective.gui ? app.effective.gui : LSD_DEFAULT_GUI,
                             &diag);
   if (rc == LS_OK)
     rc = lsd_hub_create(&app.hub);
+  lsd_party_init(&app.party, state_dir, o->party_key_file);
   lsd_host_config hc = {.state_dir = state_dir, .catalog_path = o->catalog,
                         .listen = o->listen, .mdns = !o->no_mdns, .unpacker = o->unpacker,
-                        .party_key_file = o->party_key_file};
+                        .party_key_file = app.party.file[0] ? app.party.file : NULL};
   if (rc == LS_OK)
     rc = lsd_host_create(&hc, app.hub, &app.host);
   if (rc == LS_OK && o->catalog)

@@ -103,6 +103,22 @@ void ls_peer_stop(ls_peer *peer);
 const char *ls_peer_id(const ls_peer *peer);
 const char *ls_peer_listen_address(const ls_peer *peer);
 
+/* The party key (docs/PROTOCOL.md "Party key"). Its fingerprint is what an
+ * organiser compares between machines: LS_PEER_PARTY_FINGERPRINT_LEN hex
+ * digits of a SHA-256 over a label and the key, which tell nothing of the
+ * secret. */
+#define LS_PEER_PARTY_FINGERPRINT_LEN 8
+/* Checks a secret by the key file's rule (surrounding whitespace trimmed,
+ * at least 16 bytes) and gives its fingerprint; LS_EINVAL with the reason. */
+int ls_party_key_check(const char *secret, size_t len,
+                       char fingerprint[LS_PEER_PARTY_FINGERPRINT_LEN + 1], ls_diag *diag);
+/* The fingerprint of the key in a key file (a party_key_file). */
+int ls_party_key_file_fingerprint(const char *path,
+                                  char fingerprint[LS_PEER_PARTY_FINGERPRINT_LEN + 1],
+                                  ls_diag *diag);
+/* The fingerprint of the key this peer runs with; NULL without one. */
+const char *ls_peer_party_fingerprint(const ls_peer *peer);
+
 typedef enum ls_command_type {
   LS_CMD_LIST_GAMES,        /* reply "games": the merged library */
   LS_CMD_GET_GAME,          /* id: file list from the peers with the latest version */

@@ -180,6 +180,39 @@ int ls_mkdir_p(const char *path, int private_dir, ls_diag *diag)
   return LS_OK;
 }
 
+int ls_restrict_mode(const char *path, unsigned mode, unsigned *old_mode, ls_diag *diag)
+{
+  *old_mode = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0 && errno == ENOENT)
+    return LS_OK;
+  if (fd < 0)
+    return ls_diag_errno(diag, errno, "cannot open", path);
+  struct stat st = {0};
+  int e = fstat(fd, &st) == 0 ? 0 : errno;
+  unsigned bits = (unsigned)st.st_mode & 07777;
+  if (!e && (bits & ~mode) && fchmod(fd, bits & mode) != 0)
+    e = errno;
+  else if (!e && (bits & ~mode))
+    *old_mode = bits;
+  close(fd);
+  return e ? ls_diag_errno(diag, e, "cannot restrict the mode of", path) : LS_OK;
+}
+
+int ls_state_dir_prepare(const char *path, ls_diag *note, ls_diag *diag)
+{
+  if (note)
+    note->text[0] = '\0';
+  int rc = ls_mkdir_p(path, 1, diag);
+  unsigned old = 0;
+  if (rc == LS_OK)
+    rc = ls_restrict_mode(path, 0700, &old, diag);
+  if (rc == LS_OK && old && note)
+    ls_diag_set(note, LS_OK, "state directory %s had mode %04o, open to other users: it is "
+                "0700 now", path, old);
+  return rc;
+}
+
 /* ---- rm -rf ------------------------------------------------------------- */
 
 /* One removal: the top of the tree being removed, and how many directories

@@ -34,6 +34,19 @@ int ls_write_file_atomic(const char *path, const void *data, size_t len, unsigne
 /* mkdir -p with mode 0755 (0700 when private is set, for state dirs). */
 int ls_mkdir_p(const char *path, int private_dir, ls_diag *diag);
 
+/* Takes away the permission bits of path that `mode` does not have (a file
+ * of 0644 given 0600 becomes 0600), without following a symbolic link. A
+ * missing path is no error. *old_mode gets the bits before a change, 0
+ * when none was needed. */
+int ls_restrict_mode(const char *path, unsigned mode, unsigned *old_mode, ls_diag *diag);
+
+/* A state directory (both programs' one rule): created 0700 when missing
+ * (with its missing parents), and an existing one whose mode lets group or
+ * others in is chmod'ed to 0700. When it was, note gets a sentence for the
+ * caller's log ("state directory D had mode 0755: it is 0700 now");
+ * otherwise note->text is empty. note may be NULL. */
+int ls_state_dir_prepare(const char *path, ls_diag *note, ls_diag *diag);
+
 /* rm -rf of dir_fd/name, never following symlinks and never leaving the
  * tree (core/walk.h). A missing name is success. A tree deeper than the
  * walker's cap is removed too: in passes, each moving what lies below the

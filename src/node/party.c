@@ -1,5 +1,6 @@
-/* Owns the party key (node/party.h): loading the key file and computing and
- * checking the per-connection proofs. */
+/* Owns the party key (node/party.h): its rule (trimmed, at least 16 bytes)
+ * and derivation, loading the key file, the fingerprint people compare,
+ * and computing and checking the per-connection proofs. */
 #include "node/party.h"
 
 #include "core/error.h"
@@ -11,13 +12,34 @@
 #include <nettle/hmac.h>
 #include <nettle/memops.h>
 #include <nettle/sha2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define KEY_LABEL "lanspread party key v1"
 #define PROOF_LABEL "lanspread party proof v1"
+#define FINGERPRINT_LABEL "lanspread party fingerprint v1"
 #define EXPORTER_LABEL "EXPORTER-lanspread-party"
 #define EXPORTER_LEN 32
+
+int ls_party_key_from_text(const char *text, size_t len, const char *what, ls_party_key *out,
+                           ls_diag *diag)
+{
+  size_t start = 0;
+  while (start < len && isspace((unsigned char)text[start]))
+    start++;
+  while (len > start && isspace((unsigned char)text[len - 1]))
+    len--;
+  if (len - start < LS_PARTY_MIN_SECRET)
+    return ls_diag_set(diag, LS_EINVAL, "%s: the key must be at least %d characters (it has %zu)",
+                       what, LS_PARTY_MIN_SECRET, len - start);
+  struct sha256_ctx sha;
+  sha256_init(&sha);
+  sha256_update(&sha, sizeof KEY_LABEL, (const uint8_t *)KEY_LABEL); /* with its NUL */
+  sha256_update(&sha, len - start, (const uint8_t *)text + start);
+  sha256_digest(&sha, sizeof out->k, out->k);
+  return LS_OK;
+}
 
 int ls_party_key_load(const char *path, ls_party_key *out, ls_diag *diag)
 {
@@ -29,23 +51,24 @@ int ls_party_key_load(const char *path, ls_party_key *out, ls_diag *diag)
                        LS_PARTY_MAX_FILE);
   if (rc != LS_OK)
     return rc;
-  size_t start = 0;
-  while (start < len && isspace((unsigned char)text[start]))
-    start++;
-  while (len > start && isspace((unsigned char)text[len - 1]))
-    len--;
-  if (len - start < LS_PARTY_MIN_SECRET) {
-    free(text);
-    return ls_diag_set(diag, LS_EINVAL, "party key file %s: the key must be at least %d "
-                       "characters (it has %zu)", path, LS_PARTY_MIN_SECRET, len - start);
-  }
+  char what[LS_DIAG_MAX];
+  snprintf(what, sizeof what, "party key file %s", path);
+  rc = ls_party_key_from_text(text, len, what, out, diag);
+  explicit_bzero(text, len);
+  free(text);
+  return rc;
+}
+
+void ls_party_fingerprint(const ls_party_key *key, char out[LS_PARTY_FINGERPRINT_LEN + 1])
+{
+  uint8_t digest[SHA256_DIGEST_SIZE];
   struct sha256_ctx sha;
   sha256_init(&sha);
-  sha256_update(&sha, sizeof KEY_LABEL, (const uint8_t *)KEY_LABEL); /* with its NUL */
-  sha256_update(&sha, len - start, (const uint8_t *)text + start);
-  sha256_digest(&sha, sizeof out->k, out->k);
-  free(text);
-  return LS_OK;
+  sha256_update(&sha, sizeof FINGERPRINT_LABEL, (const uint8_t *)FINGERPRINT_LABEL);
+  sha256_update(&sha, sizeof key->k, key->k);
+  sha256_digest(&sha, sizeof digest, digest);
+  ls_hex_encode(digest, LS_PARTY_FINGERPRINT_LEN / 2, out);
+  out[LS_PARTY_FINGERPRINT_LEN] = '\0';
 }
 
 static int proof_bytes(const ls_party_key *key, ls_quic_conn *conn, ls_party_role role,

@@ -10,18 +10,28 @@
 #include "proto/proto.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define LS_PARTY_MIN_SECRET 16  /* bytes of a key file, whitespace trimmed */
 #define LS_PARTY_MAX_FILE 4096
+#define LS_PARTY_FINGERPRINT_LEN 8
 
 typedef struct ls_party_key {
   uint8_t k[32]; /* SHA-256 of a domain label and the file's secret */
 } ls_party_key;
 
-/* Reads the key file: its content with surrounding whitespace trimmed, at
- * least LS_PARTY_MIN_SECRET bytes. */
+/* The key of a secret as a key file holds it: surrounding whitespace
+ * trimmed, at least LS_PARTY_MIN_SECRET bytes; `what` names it in the
+ * refusal ("party key file F"). */
+int ls_party_key_from_text(const char *text, size_t len, const char *what, ls_party_key *out,
+                           ls_diag *diag);
+/* Reads the key file: ls_party_key_from_text of its content. */
 int ls_party_key_load(const char *path, ls_party_key *out, ls_diag *diag);
+
+/* What an organiser compares between machines: LS_PARTY_FINGERPRINT_LEN
+ * hex digits of a SHA-256 over a label and the key (never the secret). */
+void ls_party_fingerprint(const ls_party_key *key, char out[LS_PARTY_FINGERPRINT_LEN + 1]);
 
 /* The two roles of a proof: the side that sent Hello, the side that
  * answered HelloAck (the proofs differ, so one cannot be reflected). */

@@ -350,8 +350,10 @@ static int open_everything(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
     rc = ls_check_game_dir(c->game_dir, diag);
   if (rc == LS_OK && !(p->game_dir = realpath(c->game_dir, NULL)))
     rc = ls_diag_errno(diag, errno, "game directory", c->game_dir);
-  if (rc == LS_OK)
-    rc = ls_mkdir_p(c->state_dir, 1, diag);
+  ls_diag note;
+  if (rc == LS_OK && (rc = ls_state_dir_prepare(c->state_dir, &note, diag)) == LS_OK &&
+      note.text[0])
+    ls_rt_log("%s", note.text);
   if (rc == LS_OK)
     rc = ls_identity_load_or_create(c->state_dir, &p->identity, diag);
   if (rc == LS_OK && ls_known_load(p) != LS_OK)
@@ -364,6 +366,8 @@ static int open_everything(ls_peer *p, const ls_peer_config *c, ls_diag *diag)
   if (rc == LS_OK && c->party_key_file) {
     rc = ls_party_key_load(c->party_key_file, &p->party_key, diag);
     p->has_party_key = rc == LS_OK;
+    if (p->has_party_key)
+      ls_party_fingerprint(&p->party_key, p->party_fingerprint);
   }
   if (rc == LS_OK)
     rc = ls_unpacker_libarchive(&p->unpacker, c->unpacker, diag);
@@ -536,4 +540,35 @@ const char *ls_peer_id(const ls_peer *p)
 const char *ls_peer_listen_address(const ls_peer *p)
 {
   return p->listen_text;
+}
+
+const char *ls_peer_party_fingerprint(const ls_peer *p)
+{
+  return p->has_party_key ? p->party_fingerprint : NULL;
+}
+
+_Static_assert(LS_PEER_PARTY_FINGERPRINT_LEN == LS_PARTY_FINGERPRINT_LEN,
+               "lanspread/peer.h and node/party.h agree on the fingerprint");
+
+int ls_party_key_check(const char *secret, size_t len,
+                       char fingerprint[LS_PEER_PARTY_FINGERPRINT_LEN + 1], ls_diag *diag)
+{
+  ls_party_key key;
+  int rc = ls_party_key_from_text(secret, len, "party key", &key, diag);
+  if (rc == LS_OK)
+    ls_party_fingerprint(&key, fingerprint);
+  explicit_bzero(&key, sizeof key);
+  return rc;
+}
+
+int ls_party_key_file_fingerprint(const char *path,
+                                  char fingerprint[LS_PEER_PARTY_FINGERPRINT_LEN + 1],
+                                  ls_diag *diag)
+{
+  ls_party_key key;
+  int rc = ls_party_key_load(path, &key, diag);
+  if (rc == LS_OK)
+    ls_party_fingerprint(&key, fingerprint);
+  explicit_bzero(&key, sizeof key);
+  return rc;
 }

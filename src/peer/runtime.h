@@ -58,6 +58,7 @@ struct ls_peer {
   int protocol_version;
   bool has_party_key;
   ls_party_key party_key;
+  char party_fingerprint[LS_PARTY_FINGERPRINT_LEN + 1]; /* of party_key */
 
   ls_catalog *catalog;
   ls_identity *identity;

@@ -89,6 +89,15 @@ test('sessions: the login page, the one-time address, CSRF, logout, a new passwo
       assertError(await put({}), 403, 'csrf', 'no Origin');
       assertError(await put({ 'Sec-Fetch-Site': 'cross-site' }), 403, 'csrf', 'cross-site');
       assertError(await put({ Origin: 'http://evil.example' }), 403, 'bad_origin', 'foreign Origin');
+      // The login form (posted under Referrer-Policy: no-referrer, so with
+      // Origin: null): Sec-Fetch-Site decides.
+      const form = (headers) => raw({ method: 'POST', path: '/login', body: 'password=x',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: 'null', ...headers } });
+      assertError(await form({}), 403, 'csrf', 'login form, Origin null');
+      assertError(await form({ 'Sec-Fetch-Site': 'cross-site' }), 403, 'csrf', 'login form, Origin null, cross-site');
+      const same = await form({ 'Sec-Fetch-Site': 'same-origin' });
+      assert.equal(same.status, 403);
+      assert.match(same.text, /Wrong password/, 'the same-origin form was not checked');
       assertError(await raw({ method: 'POST', path: '/login', body: 'password=x',
         headers: { 'Content-Type': 'application/x-www-form-urlencoded' } }), 403, 'csrf', 'login form');
       assert.equal((await put({ 'Sec-Fetch-Site': 'same-origin' })).status, 200);

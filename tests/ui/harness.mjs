@@ -647,18 +647,21 @@ export class Env {
     return proc;
   }
 
-  // A seeding lanspread-peer-cli (--serve). Resolves the Proc with .addr
-  // (HOST:PORT) and .port.
+  // A seeding lanspread-peer-cli (--serve), with `args` added (e.g.
+  // ['--party-key-file', F]). Resolves the Proc with .addr (HOST:PORT),
+  // .port and .ready (its ready line).
   async startSeeder({ name = 'seeder', gameDir, stateDir, catalog, listen = '127.0.0.1:0',
-    peers = [], env } = {}) {
+    peers = [], env, args: extra = [] } = {}) {
     gameDir ??= this.mkdir(name, 'games');
     stateDir ??= this.path(name, 'state');
     const args = ['--game-dir', gameDir, '--state-dir', stateDir, '--listen', listen,
       '--no-mdns', '--serve', '--name', name];
     if (catalog) args.push('--catalog', catalog);
     for (const p of peers) args.push('--peer', p);
+    args.push(...extra);
     const p = this._track(new Proc(name, PEER_CLI, args, { logDir: this.dir, env }));
     const { json } = await p.waitLine((l, j) => j?.type === 'ready', 20000, 0, 'the ready line');
+    p.ready = json;
     p.addr = json.listen;
     p.port = Number(json.listen.split(':').pop());
     p.gameDir = gameDir;

@@ -1,6 +1,7 @@
 /* Tests the small core helpers that replaced copies: lower-case hex
- * (core/hex.h) and ls_pread_full (core/fs.h) on real files, including a
- * kernel file that answers every pread short. */
+ * (core/hex.h), ls_pread_full (core/fs.h) on real files, including a
+ * kernel file that answers every pread short, and the state directory's
+ * mode (ls_state_dir_prepare, ls_restrict_mode). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 #include <nettle/sha2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void hex_round_trip(void **state)
@@ -103,6 +105,56 @@ static void pread_full_loops_over_short_reads(void **state)
   close(fd);
 }
 
+static unsigned mode_of(const char *path)
+{
+  struct stat st;
+  assert_int_equal(lstat(path, &st), 0);
+  return (unsigned)st.st_mode & 07777;
+}
+
+static void state_dir_is_made_and_kept_private(void **state)
+{
+  (void)state;
+  char *dir = t_tempdir();
+  ls_diag note, diag;
+  const char *fresh = t_path("%s/a/b/state", dir);
+  assert_int_equal(ls_state_dir_prepare(fresh, &note, &diag), LS_OK);
+  assert_int_equal(mode_of(fresh), 0700);
+  assert_string_equal(note.text, "");
+  assert_int_equal(chmod(fresh, 0755), 0);
+  assert_int_equal(ls_state_dir_prepare(fresh, &note, &diag), LS_OK);
+  assert_int_equal(mode_of(fresh), 0700);
+  assert_non_null(strstr(note.text, "had mode 0755"));
+  assert_int_equal(ls_state_dir_prepare(fresh, &note, &diag), LS_OK);
+  assert_string_equal(note.text, ""); /* said once */
+  t_write(dir, "file", "x");
+  assert_int_equal(ls_state_dir_prepare(t_path("%s/file", dir), &note, &diag), LS_EEXIST);
+}
+
+static void restrict_mode_takes_bits_away_only(void **state)
+{
+  (void)state;
+  char *dir = t_tempdir();
+  t_write(dir, "key", "secret");
+  const char *key = t_path("%s/key", dir);
+  unsigned old;
+  ls_diag diag;
+  assert_int_equal(chmod(key, 0644), 0);
+  assert_int_equal(ls_restrict_mode(key, 0600, &old, &diag), LS_OK);
+  assert_int_equal(old, 0644);
+  assert_int_equal(mode_of(key), 0600);
+  assert_int_equal(chmod(key, 0400), 0);
+  assert_int_equal(ls_restrict_mode(key, 0600, &old, &diag), LS_OK);
+  assert_int_equal(old, 0);
+  assert_int_equal(mode_of(key), 0400); /* narrower stays */
+  assert_int_equal(ls_restrict_mode(t_path("%s/none", dir), 0600, &old, &diag), LS_OK);
+  /* A symbolic link is not followed: its target keeps its mode. */
+  assert_int_equal(chmod(key, 0644), 0);
+  t_symlink(key, dir, "link");
+  assert_int_not_equal(ls_restrict_mode(t_path("%s/link", dir), 0600, &old, &diag), LS_OK);
+  assert_int_equal(mode_of(key), 0644);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -110,6 +162,8 @@ int main(void)
     cmocka_unit_test(hex_refuses_other_forms),
     cmocka_unit_test(pread_full_short_tail),
     cmocka_unit_test(pread_full_loops_over_short_reads),
+    cmocka_unit_test(state_dir_is_made_and_kept_private),
+    cmocka_unit_test(restrict_mode_takes_bits_away_only),
   };
   return ls_run_tests(tests, NULL, NULL);
 }

@@ -563,6 +563,57 @@ function renderSettings() {
   const listen = state.runtime && state.runtime.listen;
   setText($('#about'), 'Lanspread ' + state.version +
     (listen ? ' \u00b7 peers reach this one on UDP ' + listen : ''));
+  renderTrust();
+}
+
+/* The party key and the UI password: the daemon says only whether each is
+ * set (and the key's fingerprint), never a secret. */
+function renderTrust() {
+  const key = state.settings.party_key || {};
+  const fp = key.fingerprint ? ' \u00b7 fingerprint ' + key.fingerprint : '';
+  setText($('#party-key-status'), key.fixed
+    ? 'Set by --party-key-file for this run' + fp + '; change that file to change it.'
+    : key.set ? 'Party key set' + fp + ': only peers with the same key are linked.'
+      : 'No party key: every peer is answered.');
+  for (const id of ['party-key', 'set-party-key']) $('#' + id).disabled = !!key.fixed;
+  $('#clear-party-key').disabled = !!key.fixed || !key.set;
+  const pw = !!state.settings.ui_password;
+  setText($('#password-status'), pw ? 'A UI password is set: it logs in from any machine.'
+    : 'No UI password: only login addresses (lanspread --login-url) log in.');
+  $('#current-password').hidden = !pw;
+  $('#current-password-label').hidden = !pw;
+  $('#remove-password').hidden = !pw;
+}
+
+function report(message, res, okText) {
+  setText(message, res.ok ? okText : res.data.error);
+  message.className = 'message ' + (res.ok ? 'ok' : 'bad');
+}
+
+async function putPartyKey(value) {
+  const message = $('#party-key-message');
+  setText(message, 'Saving…');
+  message.className = 'message';
+  const res = await api('PUT', 'settings', { party_key: value });
+  if (res.ok && res.data && res.data.settings) applySettings(res.data);
+  const fp = res.ok && res.data.settings.party_key && res.data.settings.party_key.fingerprint;
+  report(message, res, fp ? 'Party key set: fingerprint ' + fp + '. Links are made again under it.'
+    : 'Party key cleared.');
+  if (res.ok) $('#party-key').value = '';
+}
+
+async function changePassword(next) {
+  const message = $('#password-message');
+  setText(message, 'Saving…');
+  message.className = 'message';
+  const res = await api('PUT', 'password', { current: $('#current-password').value, new: next });
+  report(message, res, next ? 'Password changed: every other session was logged out.'
+    : 'Password removed.');
+  if (!res.ok) return;
+  $('#current-password').value = '';
+  $('#new-password').value = '';
+  state.settings.ui_password = !!res.data.password_set;
+  renderTrust();
 }
 
 function staticPeersValue() {
@@ -653,6 +704,21 @@ function init() {
   $('#filter').addEventListener('change', renderLibrary);
   $('#settings-form').addEventListener('submit', onSaveSettings);
   $('#setup-form').addEventListener('submit', onSetupSave);
+  $('#party-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (!$('#party-key').value.trim()) {
+      setText($('#party-key-message'), 'Type the party key first.');
+      $('#party-key-message').className = 'message bad';
+      return;
+    }
+    putPartyKey($('#party-key').value);
+  });
+  $('#clear-party-key').addEventListener('click', () => putPartyKey(null));
+  $('#password-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    changePassword($('#new-password').value);
+  });
+  $('#remove-password').addEventListener('click', () => changePassword(''));
   for (const id of ['game-dir', 'name', 'static-peers', 'setup-game-dir']) {
     document.getElementById(id).addEventListener('input', () => view.dirty.add(id));
   }
