@@ -44,6 +44,9 @@ struct lsd_http {
   struct MHD_Daemon *mhd;
   lsd_slots *slots;
   char hosts[3][HOST_MAX]; /* accepted Host values; empty when unused */
+  unsigned port;           /* the bound port */
+  bool any_address;        /* bound to 0.0.0.0: any IPv4 literal of this port
+                              is a Host of ours (a name could be a rebinding) */
   /* hosts[] is written once the daemon's port is known, after its threads
    * have started: they read it only after this is set (release/acquire). */
   atomic_bool hosts_ready;
@@ -236,6 +239,17 @@ static enum MHD_Result send_events(lsd_http *h, struct MHD_Connection *c)
 
 /* ---- checks -------------------------------------------------------------- */
 
+/* "A.B.C.D:PORT" with this server's port. */
+static bool is_ipv4_literal_of(const char *host, unsigned port)
+{
+  char ip[INET_ADDRSTRLEN];
+  unsigned got = 0;
+  int end = 0;
+  struct in_addr a;
+  return sscanf(host, "%15[0-9.]:%5u%n", ip, &got, &end) == 2 && host[end] == '\0' &&
+         got == port && inet_pton(AF_INET, ip, &a) == 1;
+}
+
 static bool host_accepted(const lsd_http *h, const char *host)
 {
   if (!atomic_load_explicit(&h->hosts_ready, memory_order_acquire))
@@ -243,7 +257,7 @@ static bool host_accepted(const lsd_http *h, const char *host)
   for (size_t i = 0; host && i < 3; i++)
     if (h->hosts[i][0] && strcasecmp(h->hosts[i], host) == 0)
       return true;
-  return false;
+  return host && h->any_address && is_ipv4_literal_of(host, h->port);
 }
 
 static bool origin_accepted(const lsd_http *h, const char *origin)
@@ -633,6 +647,8 @@ int lsd_http_start(lsd_app *app, const char *addr, lsd_http **out, ls_diag *diag
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
   unsigned port = info ? info->port : ntohs(sin.sin_port);
   sin.sin_port = htons((uint16_t)port);
+  h->port = port;
+  h->any_address = sin.sin_addr.s_addr == htonl(INADDR_ANY);
   ls_format_addr((struct sockaddr *)&sin, h->hosts[0], HOST_MAX);
   snprintf(h->hosts[1], HOST_MAX, "%s:%u", host, port);
   if ((ntohl(sin.sin_addr.s_addr) >> 24) == 127)

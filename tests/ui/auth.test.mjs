@@ -287,3 +287,24 @@ test('a UI on a LAN address: refused without a password; with one, another machi
     });
   });
 });
+
+test('a UI on 0.0.0.0: another machine reaches it by this one\'s address, a name is refused', { timeout: 60000 }, async (t) => {
+  await h.withEnv('auth-any', async (env) => {
+    if (process.getuid?.() !== 0) {
+      t.skip('network namespaces need root');
+      return;
+    }
+    const { a, b, server } = await twoHosts(env);
+    setPassword(env.path('state'), 'lan party 2026');
+    const d = await env.startDaemon({ gameDir: env.mkdir('games'), gui: '0.0.0.0:0', listen: `${server}:0`,
+      prefix: ['ip', 'netns', 'exec', a] });
+    const status = async (host) => (await run('ip', ['netns', 'exec', b, 'curl', '-s', '-o', '/dev/null',
+      '-w', '%{http_code}', '-H', `Host: ${host}`, `http://${server}:${d.port}/`])).stdout;
+    assert.equal(await status(`${server}:${d.port}`), '200', 'by its LAN address');
+    assert.equal(await status(`127.0.0.1:${d.port}`), '200', 'by an address literal');
+    // A name may be a DNS rebinding; another port is not this server.
+    assert.equal(await status(`rebind.example:${d.port}`), '403');
+    assert.equal(await status(`${server}:${d.port + 1}`), '403');
+    assert.equal(await status(`${server}`), '403');
+  });
+});
