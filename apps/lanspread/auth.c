@@ -440,9 +440,26 @@ static bool same_address(const struct sockaddr_storage *a, const struct sockaddr
   return true;
 }
 
-/* from's entry (a free or the oldest one when it has none). */
-static failures *failures_of(lsd_auth *a, const struct sockaddr *from, double now)
+/* The address the throttle counts an attempt of `from` against: every
+ * loopback address (127.0.0.0/8) is this machine, so they count as one
+ * (a local program would otherwise pick a fresh source address for each
+ * guess and never be throttled). */
+static struct sockaddr_storage throttled_address(const struct sockaddr *from)
 {
+  struct sockaddr_storage key = {0};
+  memcpy(&key, from,
+         from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+  struct sockaddr_in *sin = (struct sockaddr_in *)&key;
+  if (key.ss_family == AF_INET && (ntohl(sin->sin_addr.s_addr) >> 24) == 127)
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return key;
+}
+
+/* from's entry (a free or the oldest one when it has none). */
+static failures *failures_of(lsd_auth *a, const struct sockaddr *peer, double now)
+{
+  struct sockaddr_storage key = throttled_address(peer);
+  const struct sockaddr *from = (const struct sockaddr *)&key;
   failures *pick = &a->failed[0];
   for (size_t i = 0; i < LSD_THROTTLE_ADDRESSES; i++) {
     failures *f = &a->failed[i];
@@ -455,8 +472,7 @@ static failures *failures_of(lsd_auth *a, const struct sockaddr *from, double no
       pick = f;
   }
   memset(pick, 0, sizeof *pick);
-  memcpy(&pick->from, from,
-         from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+  pick->from = key;
   pick->since = now;
   return pick;
 }

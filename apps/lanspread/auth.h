@@ -21,8 +21,9 @@
 #define LSD_PASSWORD_MIN 8
 #define LSD_PASSWORD_MAX 1024
 #define LSD_COOKIE "lanspread_session"
-/* Failed password attempts: this many per address, then one more each
- * LSD_THROTTLE_SECONDS; the addresses remembered are bounded. */
+/* Failed password attempts: this many per address (all of 127.0.0.0/8
+ * being one), then one more each LSD_THROTTLE_SECONDS; the addresses
+ * remembered are bounded. */
 #define LSD_THROTTLE_FREE 5
 #define LSD_THROTTLE_SECONDS 60
 #define LSD_THROTTLE_ADDRESSES 256

@@ -192,6 +192,28 @@ static void failed_attempts_are_throttled_per_address(void **state)
   lsd_auth_free(a);
 }
 
+/* Every loopback address is this machine: a local program that picks a
+ * fresh source address of 127.0.0.0/8 for each guess is throttled as one. */
+static void loopback_addresses_are_throttled_as_one(void **state)
+{
+  (void)state;
+  char *dir = t_tempdir();
+  lsd_auth *a = new_auth(dir);
+  char sid[LSD_SESSION_ID_LEN + 1];
+  for (int i = 0; i < LSD_THROTTLE_FREE; i++) {
+    char ip[32];
+    snprintf(ip, sizeof ip, "127.0.%d.%d", i, i + 1);
+    struct sockaddr_in o = address(ip);
+    assert_int_equal(lsd_auth_password_login(a, sa(&o), "anything", sid), LS_EACCES);
+  }
+  struct sockaddr_in fresh = address("127.200.1.2"), home = address("127.0.0.1"),
+                     lan = address("192.168.1.9");
+  assert_int_equal(lsd_auth_password_login(a, sa(&fresh), "anything", sid), LS_EBUSY);
+  assert_int_equal(lsd_auth_password_login(a, sa(&home), "anything", sid), LS_EBUSY);
+  assert_int_equal(lsd_auth_password_login(a, sa(&lan), "anything", sid), LS_EACCES);
+  lsd_auth_free(a);
+}
+
 /* ---- the one-time login address ------------------------------------------ */
 
 static void a_login_address_works_once_and_expires(void **state)
@@ -321,6 +343,7 @@ int main(void)
     cmocka_unit_test(password_hash_is_checked_and_tampering_fails),
     cmocka_unit_test(a_password_change_keeps_only_the_asking_session),
     cmocka_unit_test(failed_attempts_are_throttled_per_address),
+    cmocka_unit_test(loopback_addresses_are_throttled_as_one),
     cmocka_unit_test(a_login_address_works_once_and_expires),
     cmocka_unit_test(sessions_are_capped_and_revoked),
     cmocka_unit_test(csrf_rule_wants_the_pages_origin),
