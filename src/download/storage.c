@@ -65,6 +65,7 @@ struct ls_storage {
   slot *files;
   size_t count;
   listing keep;
+  listing orphans; /* made by the interrupted run, not in this list (owned) */
   bool *created;   /* per file: made by this download (journalled) */
   size_t sentinel; /* index of version.ini in files */
   pthread_mutex_t sentinel_lock; /* guards sentinel_buf and old */
@@ -970,6 +971,26 @@ static size_t count_bits(const uint8_t *bits, size_t n)
   return total;
 }
 
+/* The files the interrupted run made that the new list does not name: the
+ * new journal would not know them, so begin removes them first (else a
+ * failure would give the old version back with them, and a scan would
+ * serve them as its files). */
+static int find_orphans(ls_storage *s, const ls_storage_journal *j, ls_diag *diag)
+{
+  s->orphans.paths = calloc(j->count ? j->count : 1, sizeof *s->orphans.paths);
+  if (!s->orphans.paths)
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  for (size_t o = 0; o < j->count; o++) {
+    if (!j->created[o] || listing_has(&s->keep, j->paths[o]))
+      continue;
+    if (!(s->orphans.paths[s->orphans.count] = strdup(j->paths[o])))
+      return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+    s->orphans.count++;
+  }
+  qsort(s->orphans.paths, s->orphans.count, sizeof *s->orphans.paths, compare_paths);
+  return LS_OK;
+}
+
 /* What of an interrupted download the new file list keeps. */
 static int match_kept(ls_storage *s, const ls_storage_file *files, const found_download *old,
                       ls_diag *diag)
@@ -998,7 +1019,7 @@ static int match_kept(ls_storage *s, const ls_storage_file *files, const found_d
   s->resume.dropped_chunks = durable - s->resume.kept_chunks;
   free(order);
   free(starts);
-  return LS_OK;
+  return find_orphans(s, j, diag);
 }
 
 /* ---- creating the payload ------------------------------------------------ */
@@ -1156,6 +1177,8 @@ static int begin_on_disk(ls_storage *s, const char *game_dir, const ls_storage_f
                          bool *journal_written, ls_diag *diag)
 {
   int rc = make_root(s, game_dir, diag);
+  if (rc == LS_OK && s->orphans.count) /* the old journal still names them */
+    rc = sweep(s->root_fd, &s->orphans, true, s->root_path, diag);
   bool resizes_old = rc == LS_OK && mark_created(s);
   if (rc == LS_OK)
     *journal_written = (rc = write_journal(s, files, diag)) == LS_OK;
@@ -1535,6 +1558,9 @@ void ls_storage_free(ls_storage *s)
     close(s->game_fd);
   pthread_mutex_destroy(&s->sentinel_lock);
   free(s->keep.paths);
+  for (size_t i = 0; i < s->orphans.count; i++)
+    free((char *)s->orphans.paths[i]);
+  free(s->orphans.paths);
   free(s->files);
   free(s->created);
   free(s->sentinel_buf);

@@ -31,7 +31,8 @@ typedef struct ls_storage ls_storage;
  * - a journal of an interrupted download (format 2): it is resumed. Its
  *   durable chunks whose path, offset, length and hash are the same in the
  *   new file list are kept (ls_storage_chunk_kept), the others forgotten;
- *   a chunk of a file now shorter than the chunk's end is not kept;
+ *   a chunk of a file now shorter than the chunk's end is not kept; a
+ *   file it made that the new list does not name is removed;
  * - any other journal (format 1, no or a foreign chunk map): rolled back as
  *   a failure (ls_storage_abort); an unreadable one: as a cancel;
  * - creates the root if missing (refused when it is a symbolic link);

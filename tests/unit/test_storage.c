@@ -567,6 +567,37 @@ static void failed_update_keeps_the_old_version(void **state)
   assert_old_version_intact(root);
 }
 
+/* A paused update resumed with another file list: a file the paused run
+ * made that the new list does not name is the download's too. A failure
+ * then gives the old version back without it (it would be served as a
+ * file of the old version). */
+static void failed_resume_of_another_list_removes_what_the_first_run_made(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/g", dir);
+  make_installed_game(root);
+  ls_storage_file first[] = {{"game-2.eti", 5, NULL}, {"new/only-2.eti", 3, NULL},
+                             {"version.ini", 4, NULL}};
+  ls_storage *s = begin_ok(dir, "g", "2.0", first, 3);
+  write_whole(s, 0, "new!!", 5);
+  write_whole(s, 1, "two", 3);
+  uint8_t bits[1] = {0x03};
+  assert_int_equal(ls_storage_sync(s, bits, NULL), LS_OK);
+  ls_storage_free(s); /* paused */
+  ls_storage_file second[] = {{"game-2.eti", 5, NULL}, {"game-3.eti", 3, NULL},
+                              {"version.ini", 4, NULL}};
+  s = begin_ok(dir, "g", "3.0", second, 3);
+  assert_true(ls_storage_get_resume(s).manifest_changed);
+  assert_int_equal(ls_storage_abort(s, LS_ROLLBACK_FAILED, NULL), LS_OK);
+  ls_storage_free(s);
+  assert_old_version_intact(root);
+  assert_false(exists(t_path("%s/game-2.eti", root)));
+  assert_false(exists(t_path("%s/game-3.eti", root)));
+  assert_false(exists(t_path("%s/new", root)));
+}
+
 /* Once the download wrote into a file of the old version, that version is
  * gone: a failure removes every file the download lists, keeps the others
  * and does not put the old version.ini back. */
@@ -1121,6 +1152,7 @@ int main(void)
     cmocka_unit_test(update_cancel_rolls_back_and_discards),
     cmocka_unit_test(failed_update_keeps_the_old_version),
     cmocka_unit_test(failed_update_that_wrote_an_old_file),
+    cmocka_unit_test(failed_resume_of_another_list_removes_what_the_first_run_made),
     cmocka_unit_test(recovery_keeps_a_download_crashed_after_begin),
     cmocka_unit_test(recovery_discards_a_format_1_journal),
     cmocka_unit_test(a_game_of_more_files_than_descriptors),
