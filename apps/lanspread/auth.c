@@ -8,13 +8,17 @@
  * and the throttle of failed password attempts per address. A new password
  * file (written by `lanspread --set-ui-password` or the UI, maybe while
  * the daemon runs) is noticed at the next check and ends every session
- * (but the one that changed it from the UI). */
+ * (but the one that changed it from the UI). STATE_DIR/login.html (0600)
+ * is the page the browser is opened on, which goes on to the login
+ * address: that address on a command line (xdg-open's, the browser's)
+ * would be readable by every local user in /proc/PID/cmdline. */
 #include "auth.h"
 
 #include "core/addr.h"
 #include "core/fs.h"
 #include "core/hex.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <nettle/memops.h>
@@ -388,6 +392,47 @@ int lsd_auth_redeem(lsd_auth *a, const char *token, char sid[LSD_SESSION_ID_LEN 
   return rc;
 }
 
+/* "file://" and path, percent-encoded but for unreserved bytes and '/'. */
+static void file_url_of(const char *path, char *out, size_t size)
+{
+  static const char keep[] = "-._~/";
+  size_t n = (size_t)snprintf(out, size, "file://");
+  for (const unsigned char *p = (const unsigned char *)path; *p && n + 4 < size; p++) {
+    if ((*p < 0x80 && isalnum(*p)) || strchr(keep, *p))
+      out[n++] = (char)*p;
+    else
+      n += (size_t)snprintf(out + n, size - n, "%%%02X", *p);
+  }
+  out[n] = '\0';
+}
+
+int lsd_auth_login_page(lsd_auth *a, char *file_url, size_t size, ls_diag *diag)
+{
+  char url[sizeof a->login_url], path[4096], *dir = realpath(a->state_dir, NULL);
+  lsd_auth_login_url(a, url, sizeof url);
+  if (!dir)
+    return ls_diag_errno(diag, errno, "cannot resolve", a->state_dir);
+  path_in(dir, LSD_LOGIN_PAGE, path, sizeof path);
+  free(dir);
+  if (!url[0])
+    return ls_diag_set(diag, LS_ENOENT, "no login address");
+  char *page = NULL; /* the URL is http://IPv4:PORT/login?token=HEX: nothing to escape */
+  int n = asprintf(&page,
+                   "<!DOCTYPE html>\n<meta charset=\"utf-8\">\n"
+                   "<meta name=\"referrer\" content=\"no-referrer\">\n"
+                   "<meta http-equiv=\"refresh\" content=\"0;url=%s\">\n<title>Lanspread</title>\n"
+                   "<p><a href=\"%s\">Log in to Lanspread</a></p>\n",
+                   url, url);
+  if (n < 0)
+    return ls_diag_set(diag, LS_ENOMEM, "out of memory");
+  int rc = ls_write_file_atomic(path, page, (size_t)n, 0600, diag);
+  explicit_bzero(page, (size_t)n);
+  free(page);
+  if (rc == LS_OK)
+    file_url_of(path, file_url, size);
+  return rc;
+}
+
 int lsd_auth_issue_login_url(const char *state_dir, char **url, ls_diag *diag)
 {
   char path[4096], base[LOGIN_URL_MAX], token[LSD_TOKEN_LEN + 1];
@@ -655,6 +700,8 @@ void lsd_auth_free(lsd_auth *a)
   path_in(a->state_dir, "login-url", path, sizeof path);
   if (a->base_url[0])
     unlink(path); /* its token dies with this daemon */
+  path_in(a->state_dir, LSD_LOGIN_PAGE, path, sizeof path);
+  unlink(path);
   pthread_mutex_destroy(&a->lock);
   pthread_mutex_destroy(&a->kdf_lock);
   free(a->state_dir);

@@ -39,6 +39,11 @@ int lsd_auth_begin(lsd_auth *auth, const char *base_url, ls_diag *diag);
 /* Copies the current login URL (a browser may spend it and make the next
  * meanwhile, so it is a copy); "" when there is none. */
 void lsd_auth_login_url(lsd_auth *auth, char *out, size_t size);
+/* Writes STATE_DIR/login.html (0600), a page that goes on to the current
+ * login URL, and gives its file:// URL: what the browser is opened on
+ * (a command line is readable by every local user, a 0600 file is not). */
+#define LSD_LOGIN_PAGE "login.html"
+int lsd_auth_login_page(lsd_auth *auth, char *file_url, size_t size, ls_diag *diag);
 /* How long a login address works after it was issued (LSD_LOGIN_TTL_MS
  * unless a test says otherwise). */
 void lsd_auth_set_login_ttl(lsd_auth *auth, long long ms);

@@ -140,6 +140,25 @@ static enum MHD_Result send_logged_in(struct MHD_Connection *c, const char *sid)
   return queue(c, 303, r, sid);
 }
 
+/* After a login by the one-time address: a page that goes on to / by
+ * itself. A 303 would not do when the browser came from the login page
+ * file (auth.c's login.html): a redirect chain a file started is
+ * cross-site, so / would come without the SameSite=Strict cookie; a
+ * navigation this page starts is same-site. */
+static enum MHD_Result send_logged_in_page(struct MHD_Connection *c, const char *sid)
+{
+  static const char page[] = "<!DOCTYPE html>\n<meta charset=\"utf-8\">\n"
+                             "<meta http-equiv=\"refresh\" content=\"0;url=/\">\n"
+                             "<title>Lanspread</title>\n"
+                             "<p><a href=\"/\">Logged in: go on</a></p>\n";
+  struct MHD_Response *r =
+    MHD_create_response_from_buffer(sizeof page - 1, (void *)page, MHD_RESPMEM_PERSISTENT);
+  if (!r)
+    return MHD_NO;
+  add_common_headers(r, "text/html; charset=utf-8");
+  return queue(c, 200, r, sid);
+}
+
 /* The login page: what happened (a fixed sentence, never request data)
  * and the password form when a password is set. No secret, no data. */
 static enum MHD_Result send_login_page(lsd_http *h, struct MHD_Connection *c, unsigned status,
@@ -406,7 +425,7 @@ static enum MHD_Result login(lsd_http *h, struct MHD_Connection *c, const char *
     const char *token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
     int rc = lsd_auth_redeem(h->app->auth, token, sid);
     if (rc == LS_OK)
-      return send_logged_in(c, sid);
+      return send_logged_in_page(c, sid);
     if (rc == LS_ETIMEDOUT)
       return send_login_page(h, c, 403, "This login address has expired: each works for 15 "
                                         "minutes. Run lanspread --login-url for a new one.");

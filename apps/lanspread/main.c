@@ -196,7 +196,8 @@ static int apply_overrides(lsd_settings *s, const options *o, ls_diag *diag)
  * by hand or an older version is taken away, and said. */
 static int prepare_state_dir(const char *state_dir, ls_diag *diag)
 {
-  static const char *const secrets[] = {"api-key", "login-url", "ui-password", "party-key"};
+  static const char *const secrets[] = {"api-key", "login-url", LSD_LOGIN_PAGE, "ui-password",
+                                        "party-key"};
   ls_diag note;
   int rc = ls_state_dir_prepare(state_dir, &note, diag);
   if (rc == LS_OK && note.text[0])
@@ -286,13 +287,21 @@ static int run_tool(const options *o)
   return rc == LS_OK ? 0 : 1;
 }
 
-/* xdg-open when a graphical session is there; otherwise the printed
- * address is the way in. */
-static void open_browser(const char *url)
+/* xdg-open of the login page (auth.c's STATE_DIR/login.html, never the
+ * login address: a command line is readable by every local user) when a
+ * graphical session is there; otherwise the printed address is the way
+ * in. */
+static void open_browser(lsd_auth *auth)
 {
   const char *x11 = getenv("DISPLAY"), *wayland = getenv("WAYLAND_DISPLAY");
   if (!(x11 && *x11) && !(wayland && *wayland))
     return;
+  char url[4200];
+  ls_diag diag;
+  if (lsd_auth_login_page(auth, url, sizeof url, &diag) != LS_OK) {
+    fprintf(stderr, "lanspread: could not open a browser: %s\n", diag.text);
+    return;
+  }
   const char *path = getenv("PATH");
   char dirs[4096], exe[4200];
   snprintf(dirs, sizeof dirs, "%s", path ? path : "/usr/bin:/bin");
@@ -300,9 +309,8 @@ static void open_browser(const char *url)
     snprintf(exe, sizeof exe, "%s/xdg-open", d);
     if (access(exe, X_OK) != 0)
       continue;
-    char *const argv[] = {exe, (char *)url, NULL};
+    char *const argv[] = {exe, url, NULL};
     pid_t pid;
-    ls_diag diag;
     if (lsd_spawn_detached(argv, "/", &pid, &diag) != LS_OK)
       fprintf(stderr, "lanspread: could not open a browser: %s\n", diag.text);
     return;
@@ -391,7 +399,7 @@ static int run(const options *o, sigset_t *signals)
     print_where(&app, lsd_http_url(http), login, state_dir);
     pthread_mutex_unlock(&app.settings_lock);
     if (!o->no_browser)
-      open_browser(login);
+      open_browser(app.auth);
     int sig;
     sigwait(signals, &sig);
     fprintf(stderr, "lanspread: stopping\n");

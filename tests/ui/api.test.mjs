@@ -498,9 +498,14 @@ test('the UI opens in a browser when there is a graphical session, and not witho
     const d = await env.startDaemon({ catalog: cat, browser: true, env: { PATH, DISPLAY: ':0' } });
     await h.until('xdg-open was run with the UI address', () => fs.existsSync(opened), 10000);
     await h.sleep(500);
-    // Only the daemon with a display asked for a browser, at its one-time
-    // login address (still unspent), so its user gets in at once.
-    assert.deepEqual(fs.readFileSync(opened, 'utf8').trim().split('\n'), [d.loginUrl()]);
+    // Only the daemon with a display asked for a browser, at its login page
+    // STATE/login.html (0600), which goes on to its one-time login address
+    // (still unspent), so its user gets in at once. Never the address
+    // itself: a command line is readable by every local user.
+    const page = path.join(env.path('state'), 'login.html');
+    assert.deepEqual(fs.readFileSync(opened, 'utf8').trim().split('\n'), [`file://${page}`]);
+    assert.equal(fs.statSync(page).mode & 0o777, 0o600, 'mode of STATE/login.html');
+    assert.ok(fs.readFileSync(page, 'utf8').includes(`content="0;url=${d.loginUrl()}"`));
     assert.ok(d.loginUrl().startsWith(`${d.url}login?token=`));
     assert.notEqual(headless.url, d.url);
   });

@@ -55,8 +55,8 @@ test('sessions: the login page, the one-time address, CSRF, logout, a new passwo
     await t.test('the one-time address logs in once; --login-url prints the next', async () => {
       const u = new URL(first);
       const r = await raw({ path: u.pathname + u.search });
-      assert.equal(r.status, 303, r.text);
-      assert.equal(r.headers.location, '/');
+      assert.equal(r.status, 200, r.text); // a page that goes on to / itself
+      assert.match(r.text, /<meta http-equiv="refresh" content="0;url=\/">/);
       const set = String(r.headers['set-cookie']);
       assert.match(set, /^lanspread_session=[0-9a-f]{64}; /);
       assert.match(set, /HttpOnly/);
@@ -164,7 +164,7 @@ test('a browser: login page, the one-time link, a cross-origin POST, logout', { 
     await t.test('the one-time link logs in, and is spent', async () => {
       const link = d.loginUrl();
       await page.goto(link);
-      assert.equal(new URL(page.url()).pathname, '/');
+      await page.waitForURL((u) => u.pathname === '/');
       await page.locator('#library').waitFor({ state: 'attached' });
       assert.equal(await page.evaluate(async () => (await fetch('/api/state')).status), 200);
       const cookies = await context.cookies();
@@ -176,6 +176,26 @@ test('a browser: login page, the one-time link, a cross-origin POST, logout', { 
       assert.equal(res.status(), 403, 'the spent link logged in again');
       await p2.locator('#login').waitFor();
       await other.close();
+    });
+
+    await t.test('the browser the daemon opens gets in by its login page, which no command line shows', async () => {
+      const bin = env.mkdir('bin');
+      const opened = env.path('opened');
+      // A stand-in xdg-open: records its command line, as ps would show it.
+      fs.writeFileSync(`${bin}/xdg-open`, `#!/bin/sh\necho "$@" >> '${opened}'\n`, { mode: 0o755 });
+      const shown = await env.startDaemon({ name: 'shown', gameDir: env.mkdir('games2'), browser: true,
+        stateDir: env.path('state2'), config: env.path('c2.json'),
+        env: { PATH: `${bin}:${process.env.PATH}`, DISPLAY: ':0' } });
+      await h.until('xdg-open was run', () => fs.existsSync(opened), 10000);
+      const argv = fs.readFileSync(opened, 'utf8').trim();
+      assert.ok(!argv.includes('token='), `the login token on a command line: ${argv}`);
+      const own = await browser.newContext();
+      const p = await own.newPage();
+      await p.goto(argv); // file://STATE/login.html
+      await p.waitForURL((u) => u.href.startsWith(shown.url) && u.pathname === '/');
+      await p.locator('#library').waitFor({ state: 'attached' });
+      assert.equal(await p.evaluate(async () => (await fetch('/api/state')).status), 200);
+      await own.close();
     });
 
     await t.test('a cross-origin POST is refused', async () => {
