@@ -205,8 +205,14 @@ int ls_state_dir_prepare(const char *path, ls_diag *note, ls_diag *diag)
     note->text[0] = '\0';
   int rc = ls_mkdir_p(path, 1, diag);
   unsigned old = 0;
+  /* The directory the path names: a state directory that is a link (kept
+   * on another disk) is the user's choice, unlike a link inside it. */
+  char *real = rc == LS_OK ? realpath(path, NULL) : NULL;
+  if (rc == LS_OK && !real)
+    rc = ls_diag_errno(diag, errno, "cannot resolve", path);
   if (rc == LS_OK)
-    rc = ls_restrict_mode(path, 0700, &old, diag);
+    rc = ls_restrict_mode(real, 0700, &old, diag);
+  free(real);
   if (rc == LS_OK && old && note)
     ls_diag_set(note, LS_OK, "state directory %s had mode %04o, open to other users: it is "
                 "0700 now", path, old);

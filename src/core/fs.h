@@ -42,7 +42,8 @@ int ls_restrict_mode(const char *path, unsigned mode, unsigned *old_mode, ls_dia
 
 /* A state directory (both programs' one rule): created 0700 when missing
  * (with its missing parents), and an existing one whose mode lets group or
- * others in is chmod'ed to 0700. When it was, note gets a sentence for the
+ * others in is chmod'ed to 0700 (a path that is a symbolic link: the
+ * directory it names). When it was, note gets a sentence for the
  * caller's log ("state directory D had mode 0755: it is 0700 now");
  * otherwise note->text is empty. note may be NULL. */
 int ls_state_dir_prepare(const char *path, ls_diag *note, ls_diag *diag);

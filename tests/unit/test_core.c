@@ -129,6 +129,14 @@ static void state_dir_is_made_and_kept_private(void **state)
   assert_string_equal(note.text, ""); /* said once */
   t_write(dir, "file", "x");
   assert_int_equal(ls_state_dir_prepare(t_path("%s/file", dir), &note, &diag), LS_EEXIST);
+  /* A state directory that is a symbolic link (kept on another disk) is
+   * the directory it names: made private, not refused. */
+  const char *elsewhere = t_path("%s/elsewhere", dir), *link = t_path("%s/link", dir);
+  assert_int_equal(mkdir(elsewhere, 0755), 0);
+  assert_int_equal(symlink(elsewhere, link), 0);
+  if (ls_state_dir_prepare(link, &note, &diag) != LS_OK)
+    fail_msg("a linked state directory: %s", diag.text);
+  assert_int_equal(mode_of(elsewhere), 0700);
 }
 
 static void restrict_mode_takes_bits_away_only(void **state)
