@@ -483,13 +483,13 @@ static int undo_storage(ls_storage *s, ls_diag *diag)
   return rc;
 }
 
-/* What follows the commit point: stale payload, the parked sentinel, the
- * journal. */
+/* What follows the commit point: stale payload (what keep does not list;
+ * NULL: none is left), the parked sentinel, the journal. */
 static int finish_commit(int root_fd, const char *root_path, const listing *keep,
                          ls_diag *diag)
 {
   int rc = fsync_root(root_fd, root_path, diag);
-  if (rc == LS_OK)
+  if (rc == LS_OK && keep)
     rc = sweep(root_fd, keep, false, root_path, diag);
   if (rc == LS_OK) {
     ls_test_step("download", "stale-removed");
@@ -651,7 +651,13 @@ static int recover_committed(int root_fd, const char *root_path, ls_storage_jour
 {
   qsort(j->paths, j->count, sizeof *j->paths, compare_paths);
   listing keep = {(const char **)j->paths, j->count};
-  int rc = finish_commit(root_fd, root_path, &keep, diag);
+  /* A format 2 journal without its chunk map: the commit's sweep was done
+   * (the map goes after it, with the journal), or this is no commit but
+   * the version on disk, of the journal's version, given back by a
+   * rollback or not yet parked (a repair, a download of that version): no
+   * file of it may go. */
+  bool swept = j->format == LS_JOURNAL_FORMAT && !ls_is_regular_at(root_fd, LS_CHUNK_MAP);
+  int rc = finish_commit(root_fd, root_path, swept ? NULL : &keep, diag);
   if (rc == LS_OK) {
     *done = LS_RECOVERY_COMPLETED;
     ls_diag_set(diag, LS_OK, "%s: finished the cleanup of the committed download of version %s",

@@ -171,7 +171,9 @@ typedef struct ls_storage_paused {
  * alone (one fstatat: cheap enough for every catalog root). With one: when
  * version.ini is a regular file naming the journal's version and no
  * .version.ini.tmp remains, the download had committed and the commit's
- * cleanup is finished (payload kept). When version.ini names another
+ * cleanup is finished (payload kept; with a format 2 journal whose chunk
+ * map is gone, nothing is swept: the sweep was done, or that version.ini
+ * is the version on disk, put back by a rollback or never parked). When version.ini names another
  * version, the download had not begun: the journal goes. A format 2
  * journal otherwise is a paused download: kept (a stale .version.ini.tmp
  * goes, a chunk map of another file list goes), *paused (may be NULL) says

@@ -598,6 +598,29 @@ static void failed_resume_of_another_list_removes_what_the_first_run_made(void *
   assert_false(exists(t_path("%s/new", root)));
 }
 
+/* A download of the version on disk (a repair) whose rollback put
+ * version.ini back, or whose begin had written only the journal, when a
+ * crash came: version.ini names the journal's version as after a commit,
+ * but nothing was committed. Recovery drops the journal and deletes no
+ * file of that version, listed or not. */
+static void recovery_of_a_download_of_the_version_on_disk_deletes_nothing(void **state)
+{
+  (void)state;
+  const char *dir = t_tempdir();
+  char root[4096];
+  snprintf(root, sizeof root, "%s/g", dir);
+  make_installed_game(root);
+  ls_storage_file files[] = {{"game.eti", 11, NULL}, {"version.ini", 4, NULL}};
+  ls_storage *s = begin_ok(dir, "g", "1.0", files, 2); /* sub/part2.eti is not listed */
+  ls_storage_free(s);
+  /* the rollback's steps up to the crash: the map, then version.ini back */
+  assert_int_equal(unlink(t_path("%s/%s", root, LS_CHUNK_MAP)), 0);
+  assert_int_equal(rename(t_path("%s/%s", root, LS_VERSION_KEPT), t_path("%s/version.ini", root)),
+                   0);
+  recover_ok(dir, "g");
+  assert_old_version_intact(root);
+}
+
 /* Once the download wrote into a file of the old version, that version is
  * gone: a failure removes every file the download lists, keeps the others
  * and does not put the old version.ini back. */
@@ -1152,6 +1175,7 @@ int main(void)
     cmocka_unit_test(update_cancel_rolls_back_and_discards),
     cmocka_unit_test(failed_update_keeps_the_old_version),
     cmocka_unit_test(failed_update_that_wrote_an_old_file),
+    cmocka_unit_test(recovery_of_a_download_of_the_version_on_disk_deletes_nothing),
     cmocka_unit_test(failed_resume_of_another_list_removes_what_the_first_run_made),
     cmocka_unit_test(recovery_keeps_a_download_crashed_after_begin),
     cmocka_unit_test(recovery_discards_a_format_1_journal),
