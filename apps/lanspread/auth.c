@@ -698,10 +698,11 @@ void lsd_auth_free(lsd_auth *a)
     return;
   char path[4096];
   path_in(a->state_dir, "login-url", path, sizeof path);
-  if (a->base_url[0])
-    unlink(path); /* its token dies with this daemon */
-  path_in(a->state_dir, LSD_LOGIN_PAGE, path, sizeof path);
-  unlink(path);
+  if (a->base_url[0]) { /* its token dies with this daemon */
+    unlink(path);
+    path_in(a->state_dir, LSD_LOGIN_PAGE, path, sizeof path);
+    unlink(path);
+  }
   pthread_mutex_destroy(&a->lock);
   pthread_mutex_destroy(&a->kdf_lock);
   free(a->state_dir);
