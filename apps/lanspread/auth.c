@@ -196,7 +196,7 @@ static int hash_line(const char *password, char line[256], size_t *len, ls_diag 
 int lsd_auth_set_password(const char *state_dir, const char *password, ls_diag *diag)
 {
   char line[256], path[4096];
-  size_t len;
+  size_t len = 0;
   int rc = hash_line(password, line, &len, diag);
   if (rc == LS_OK)
     rc = ls_state_dir_prepare(state_dir, NULL, diag);
