@@ -7,16 +7,22 @@
  * recovery runs on it, in a game root of this run that is made again for
  * each input: version.ini naming 1.0 (absent with bit 0 of the first byte:
  * a download that had begun), payload (a.bin, data/b.bin), a parked old
- * sentinel, and what survives a discard (local/, .sync/, the external
- * installer's marker), beside another game root and a file outside the
- * game directory; with bit 1 and a journal that parses as format 2, a
- * valid chunk map of that journal marking every chunk.
+ * sentinel (.version.ini.discarded; with bit 2 .version.ini.kept: an old
+ * version none of whose files was written), and what survives a discard
+ * (local/, .sync/, the external installer's marker), beside another game
+ * root and a file outside the game directory; with bit 1 and a journal
+ * that parses as format 2, a valid chunk map of that journal marking every
+ * chunk.
  * - version.ini present: a journal of version 1.0 completes the download
- *   (the payload it lists stays, the rest goes); another version had not
- *   begun (the journal and the version transients go, the payload stays);
+ *   (the payload it lists stays, the rest goes; a format 2 journal without
+ *   its map had swept already, or was no commit: nothing goes); another
+ *   version had not begun (the journal and the version transients go, the
+ *   payload stays);
  * - version.ini absent: a format 2 journal with its map is kept as paused
- *   (nothing goes); anything else is discarded (the payload goes);
- * - an unreadable journal is discarded.
+ *   (nothing goes); any other readable journal is rolled back as a failure
+ *   (what it lists goes, with .version.ini.kept only what it marks as
+ *   made, and that version.ini comes back; the rest stays);
+ * - an unreadable journal is discarded as a cancel (the payload goes).
  * Nothing that survives a discard, nothing in the other root and nothing
  * outside is ever touched. */
 #include "fuzz_util.h"
@@ -29,7 +35,7 @@
 
 static const char *root;
 
-enum { MODE_BEGUN = 1, MODE_MAP = 2 };
+enum { MODE_BEGUN = 1, MODE_MAP = 2, MODE_KEPT = 4 };
 
 static void write_map(const ls_storage_journal *j)
 {
@@ -45,6 +51,11 @@ static void write_map(const ls_storage_journal *j)
   free(bits);
 }
 
+static const char *parked_name(bool kept)
+{
+  return kept ? LS_VERSION_KEPT : LS_VERSION_DISCARDED;
+}
+
 static void make_root(const uint8_t *journal, size_t size, unsigned mode)
 {
   root = fuzz_fresh_game_root();
@@ -53,7 +64,7 @@ static void make_root(const uint8_t *journal, size_t size, unsigned mode)
   fuzz_write(fuzz_path("%s/a.bin", root), "a", 1);
   fuzz_mkdir(fuzz_path("%s/data", root));
   fuzz_write(fuzz_path("%s/data/b.bin", root), "b", 1);
-  fuzz_write(fuzz_path("%s/" LS_VERSION_DISCARDED, root), "0.9\n", 4);
+  fuzz_write(fuzz_path("%s/%s", root, parked_name(mode & MODE_KEPT)), "0.9\n", 4);
   fuzz_mkdir(fuzz_path("%s/" LS_LOCAL_DIR, root));
   fuzz_write(fuzz_path("%s/" LS_LOCAL_DIR "/game.exe", root), "MZ", 2);
   fuzz_mkdir(fuzz_path("%s/" LS_SYNC_DIR, root));
@@ -62,10 +73,11 @@ static void make_root(const uint8_t *journal, size_t size, unsigned mode)
   fuzz_write(fuzz_path("%s/" LS_DOWNLOAD_JOURNAL, root), journal, size);
 }
 
-static bool listed(const ls_storage_journal *j, const char *path)
+/* path is in the journal's list (made by the download: and marked so). */
+static bool listed(const ls_storage_journal *j, const char *path, bool made)
 {
   for (size_t i = 0; i < j->count; i++)
-    if (strcmp(j->paths[i], path) == 0)
+    if (strcmp(j->paths[i], path) == 0 && (!made || j->created[i]))
       return true;
   return false;
 }
@@ -83,26 +95,47 @@ static void check_parse(int rc, const ls_storage_journal *j, const ls_diag *diag
     FUZZ_CHECK(ls_layout_check_payload_path(j->paths[i], NULL) == LS_OK);
 }
 
-static void check_recovery(const ls_storage_journal *j, bool parsed, bool begun, bool mapped)
+/* What the recovery removes of the payload file `path`. */
+typedef struct outcome {
+  bool committed, unstarted, paused, undone, cancelled, kept, swept;
+} outcome;
+
+static bool removed(const outcome *o, const ls_storage_journal *j, const char *path)
+{
+  if (o->committed)
+    return o->swept && !listed(j, path, false);
+  if (o->undone)
+    return listed(j, path, o->kept);
+  return o->cancelled;
+}
+
+static void check_recovery(const ls_storage_journal *j, bool parsed, bool begun, bool mapped,
+                           bool kept)
 {
   ls_storage_recovery done;
   ls_diag diag = {{0}};
   int rc = ls_storage_recover(fuzz_game_dir(), "g", &done, NULL, &diag);
   fuzz_check_ok(rc, &diag, "recovery");
-  bool committed = parsed && !begun && strcmp(j->version, "1.0") == 0;
-  bool unstarted = parsed && !begun && !committed;
-  bool paused = parsed && begun && mapped;
-  FUZZ_CHECK(done == (committed   ? LS_RECOVERY_COMPLETED
-                      : unstarted ? LS_RECOVERY_UNSTARTED
-                      : paused    ? LS_RECOVERY_PAUSED
-                                  : LS_RECOVERY_DISCARDED));
+  outcome o = {.kept = kept};
+  o.committed = parsed && !begun && strcmp(j->version, "1.0") == 0;
+  o.unstarted = parsed && !begun && !o.committed;
+  o.paused = parsed && begun && mapped;
+  o.undone = parsed && begun && !mapped;
+  o.cancelled = !parsed;
+  o.swept = o.committed && !(j->format == LS_JOURNAL_FORMAT && !mapped);
+  FUZZ_CHECK(done == (o.committed   ? LS_RECOVERY_COMPLETED
+                      : o.unstarted ? LS_RECOVERY_UNSTARTED
+                      : o.paused    ? LS_RECOVERY_PAUSED
+                                    : LS_RECOVERY_DISCARDED));
   FUZZ_CHECK(diag.text[0] != '\0');
-  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_DOWNLOAD_JOURNAL, root)) == paused);
-  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_CHUNK_MAP, root)) == paused);
-  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_VERSION_DISCARDED, root)) == paused);
-  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_VERSION_FILE, root)) == (committed || unstarted));
-  bool a_kept = unstarted || paused || (committed && listed(j, "a.bin"));
-  bool b_kept = unstarted || paused || (committed && listed(j, "data/b.bin"));
+  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_DOWNLOAD_JOURNAL, root)) == o.paused);
+  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_CHUNK_MAP, root)) == o.paused);
+  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/%s", root, parked_name(kept))) == o.paused);
+  FUZZ_CHECK(!fuzz_exists(fuzz_path("%s/%s", root, parked_name(!kept))));
+  bool restored = o.undone && kept;
+  FUZZ_CHECK(fuzz_exists(fuzz_path("%s/" LS_VERSION_FILE, root)) ==
+             (o.committed || o.unstarted || restored));
+  bool a_kept = !removed(&o, j, "a.bin"), b_kept = !removed(&o, j, "data/b.bin");
   FUZZ_CHECK(fuzz_exists(fuzz_path("%s/a.bin", root)) == a_kept);
   FUZZ_CHECK(fuzz_exists(fuzz_path("%s/data/b.bin", root)) == b_kept);
   FUZZ_CHECK(fuzz_exists(fuzz_path("%s/data", root)) == b_kept);
@@ -127,7 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   make_root(data, size, mode);
   if (mapped)
     write_map(&j);
-  check_recovery(&j, rc == LS_OK, mode & MODE_BEGUN, mapped);
+  check_recovery(&j, rc == LS_OK, mode & MODE_BEGUN, mapped, mode & MODE_KEPT);
   ls_storage_journal_free(&j);
   return 0;
 }
