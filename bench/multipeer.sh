@@ -11,7 +11,10 @@
 #                      [--build DIR] [--keep-log]
 #
 # Cases: even (512 MiB at 100/100/100 Mbit/s), uneven (512 MiB at
-# 100/100/10), uneven-small (128 MiB at 100/100/10: the end game decides it).
+# 100/100/10), uneven-small (128 MiB at 100/100/10: the end game decides it),
+# uneven-small-busy (the same while one busy loop per CPU runs at nice 19,
+# as a game would be played meanwhile; it also prints its time against
+# uneven-small's when both ran: busy_vs_quiet).
 # --size MIB sets the size of the large cases; uneven-small gets a quarter of
 # it (at least 8 MiB). --case may repeat or take a comma list (default: all).
 # --rates replaces the uneven cases' 100,100,10 (Mbit/s), for experiments.
@@ -52,6 +55,7 @@ subnet="10.214.$(( $$ % 250 + 1 ))"
 tmp=
 namespaces=()
 pids=()
+hogs=() # busy loops of the busy case, while it runs
 dl_pid=
 dl_in=
 dl_out= # the downloader's fifos, while it runs
@@ -74,15 +78,15 @@ parse_args() {
   big_mib=${big_mib%[Mm]}
   [[ $big_mib =~ ^[0-9]+$ && $big_mib -ge 4 ]] || { echo "multipeer: --size must be a whole number of MiB >= 4" >&2; exit 2; }
   small_mib=$(( big_mib / 4 < 8 ? 8 : big_mib / 4 ))
-  [[ ${#selected[@]} -gt 0 ]] || selected=(even uneven uneven-small)
+  [[ ${#selected[@]} -gt 0 ]] || selected=(even uneven uneven-small uneven-small-busy)
   [[ ${#uneven_rates[@]} -eq 3 && "${uneven_rates[*]}" =~ ^[0-9]+\ [0-9]+\ [0-9]+$ &&
      ! " ${uneven_rates[*]} " =~ \ 0\  ]] ||
     { echo "multipeer: --rates needs three whole Mbit/s rates > 0, e.g. 100,100,10" >&2; exit 2; }
   local c
   for c in "${selected[@]}"; do
     case $c in
-      even|uneven|uneven-small) ;;
-      *) echo "multipeer: no case '$c' (even, uneven, uneven-small)" >&2; exit 2 ;;
+      even|uneven|uneven-small|uneven-small-busy) ;;
+      *) echo "multipeer: no case '$c' (even, uneven, uneven-small, uneven-small-busy)" >&2; exit 2 ;;
     esac
   done
 }
@@ -104,6 +108,7 @@ check_prerequisites() {
 cleanup() {
   local status=$? pid ns
   trap - EXIT INT TERM
+  stop_hogs
   for pid in "${pids[@]}" ${dl_pid:+"$dl_pid"}; do
     kill -TERM "$pid" 2>/dev/null || true
   done
@@ -299,10 +304,30 @@ verify_download() {
   (( n > 0 )) || die "$id: the seeder has no files"
 }
 
+# ---- CPU hogs ---------------------------------------------------------------------------
+# One busy loop per CPU at the lowest priority there is: the machine is
+# never idle, but every other process still comes first.
+start_hogs() {
+  local i
+  for (( i = 0; i < $(nproc); i++ )); do
+    nice -n 19 bash -c 'while :; do :; done' &
+    hogs+=("$!")
+  done
+}
+
+stop_hogs() {
+  local pid
+  for pid in "${hogs[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  hogs=()
+}
+
 # ---- one case -------------------------------------------------------------------------
-# run_case NAME ID SIZE_MIB RATE0 RATE1 RATE2
+# run_case NAME ID SIZE_MIB RATE0 RATE1 RATE2 [busy]
 run_case() {
-  local name=$1 id=$2 mib=$3 rates=("$4" "$5" "$6") i
+  local name=$1 id=$2 mib=$3 rates=("$4" "$5" "$6") busy=${7:-} i
   for i in 0 1 2; do
     shape_seeder "$i" "${rates[$i]}"
   done
@@ -323,11 +348,14 @@ run_case() {
     shape_seeder "$i" "${rates[$i]}" # fresh byte counters
   done
 
+  [[ -n $busy ]] && start_hogs
   local t0=$EPOCHREALTIME t1
   send "download $id"
   send "wait game-download-finished $id $DOWNLOAD_TIMEOUT_S"
   read_until "\"type\":\"game-download-finished\",\"id\":\"$id\"" $(( DOWNLOAD_TIMEOUT_S + 10 ))
   t1=$last_time
+  stop_hogs
+  walls[$name]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
   read_until '"type":"reply","cmd":"wait"' 30
   local rss_kib sent=() drops=() counters
   rss_kib=$(downloader_peak_rss_kib)
@@ -373,6 +401,8 @@ report_case() {
   }'
 }
 
+declare -A walls=() # case name -> timed wall seconds
+
 main() {
   parse_args "$@"
   check_prerequisites
@@ -393,8 +423,15 @@ main() {
       even) run_case even "$GAME_BIG" "$big_mib" 100 100 100 ;;
       uneven) run_case uneven "$GAME_BIG" "$big_mib" "${uneven_rates[@]}" ;;
       uneven-small) run_case uneven-small "$GAME_SMALL" "$small_mib" "${uneven_rates[@]}" ;;
+      uneven-small-busy)
+        run_case uneven-small-busy "$GAME_SMALL" "$small_mib" "${uneven_rates[@]}" busy ;;
     esac
   done
+  if [[ -n ${walls[uneven-small]:-} && -n ${walls[uneven-small-busy]:-} ]]; then
+    awk -v q="${walls[uneven-small]}" -v b="${walls[uneven-small-busy]}" 'BEGIN {
+      printf "multipeer.busy_vs_quiet ratio=%.3f (uneven-small %.2f s quiet, %.2f s with %s nice 19 busy loops; 1.0: no loss)\n",
+        q / b, q, b, "'"$(nproc)"'" }'
+  fi
 }
 
 main "$@"
