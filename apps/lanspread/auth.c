@@ -472,19 +472,6 @@ int lsd_auth_issue_login_url(const char *state_dir, char **url, ls_diag *diag)
 
 /* ---- passwords ----------------------------------------------------------- */
 
-static bool same_address(const struct sockaddr_storage *a, const struct sockaddr *b)
-{
-  if (a->ss_family != b->sa_family)
-    return false;
-  if (b->sa_family == AF_INET)
-    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-  if (b->sa_family == AF_INET6)
-    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-  return true;
-}
-
 /* The address the throttle counts an attempt of `from` against: every
  * loopback address (127.0.0.0/8) is this machine, so they count as one
  * (a local program would otherwise pick a fresh source address for each
@@ -494,9 +481,8 @@ static struct sockaddr_storage throttled_address(const struct sockaddr *from)
   struct sockaddr_storage key = {0};
   memcpy(&key, from,
          from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
-  struct sockaddr_in *sin = (struct sockaddr_in *)&key;
-  if (key.ss_family == AF_INET && (ntohl(sin->sin_addr.s_addr) >> 24) == 127)
-    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (ls_addr_is_loopback4(from))
+    ((struct sockaddr_in *)&key)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   return key;
 }
 
@@ -508,7 +494,7 @@ static failures *failures_of(lsd_auth *a, const struct sockaddr *peer, double no
   failures *pick = &a->failed[0];
   for (size_t i = 0; i < LSD_THROTTLE_ADDRESSES; i++) {
     failures *f = &a->failed[i];
-    if (f->from.ss_family && same_address(&f->from, from)) {
+    if (f->from.ss_family && ls_addr_same_ip((const struct sockaddr *)&f->from, from)) {
       if (now - f->since >= LSD_THROTTLE_SECONDS)
         f->count = 0, f->since = now;
       return f;
@@ -552,8 +538,7 @@ bool lsd_gui_is_loopback(const char *gui)
   ls_diag diag;
   if (ls_parse_host_port(gui, &ss, &diag) != LS_OK)
     return false;
-  const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-  return ss.ss_family == AF_INET && (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+  return ls_addr_is_loopback4((const struct sockaddr *)&ss);
 }
 
 bool lsd_auth_csrf_ok(const char *method, const char *origin, const char *sec_fetch_site)

@@ -670,7 +670,7 @@ int lsd_http_start(lsd_app *app, const char *addr, lsd_http **out, ls_diag *diag
   h->any_address = sin.sin_addr.s_addr == htonl(INADDR_ANY);
   ls_format_addr((struct sockaddr *)&sin, h->hosts[0], HOST_MAX);
   snprintf(h->hosts[1], HOST_MAX, "%s:%u", host, port);
-  if ((ntohl(sin.sin_addr.s_addr) >> 24) == 127)
+  if (ls_addr_is_loopback4((const struct sockaddr *)&sin))
     snprintf(h->hosts[2], HOST_MAX, "localhost:%u", port);
   snprintf(h->url, sizeof h->url, "http://%s/", h->hosts[0]);
   atomic_store_explicit(&h->hosts_ready, true, memory_order_release);

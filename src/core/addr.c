@@ -57,3 +57,22 @@ int ls_parse_host_port(const char *text, struct sockaddr_storage *out, ls_diag *
   freeaddrinfo(res);
   return LS_OK;
 }
+
+bool ls_addr_same_ip(const struct sockaddr *a, const struct sockaddr *b)
+{
+  if (a->sa_family != b->sa_family)
+    return false;
+  if (a->sa_family == AF_INET)
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+  if (a->sa_family == AF_INET6)
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+  return false;
+}
+
+bool ls_addr_is_loopback4(const struct sockaddr *sa)
+{
+  return sa->sa_family == AF_INET &&
+         (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+}

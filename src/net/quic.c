@@ -9,6 +9,7 @@
  * of the current poll/timer callback) flushes. */
 #include "net/quic.h"
 
+#include "core/addr.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hex.h"
@@ -1568,7 +1569,7 @@ static ls_quic_load current_load(const ls_quic *q, const struct sockaddr *from)
   ls_quic_load load = {.total = q->nconns, .incoming = q->incoming,
                        .handshaking = q->handshaking};
   for (const ls_quic_conn *c = q->conns; c; c = c->next)
-    if (!c->is_client && ls_quic_same_ip((const struct sockaddr *)&c->remote, from))
+    if (!c->is_client && ls_addr_same_ip((const struct sockaddr *)&c->remote, from))
       load.from_addr++;
   return load;
 }

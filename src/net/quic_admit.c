@@ -3,6 +3,8 @@
  * nothing, the Retry tokens, and the once-per-address refusal reports. */
 #include "net/quic_admit.h"
 
+#include "core/addr.h"
+
 #include <ngtcp2/ngtcp2_crypto.h>
 
 #include <gnutls/crypto.h>
@@ -80,26 +82,13 @@ size_t ls_quic_write_refusal(uint8_t *buf, size_t size, const ngtcp2_pkt_hd *hd,
   return n > 0 ? (size_t)n : 0;
 }
 
-bool ls_quic_same_ip(const struct sockaddr *a, const struct sockaddr *b)
-{
-  if (a->sa_family != b->sa_family)
-    return false;
-  if (a->sa_family == AF_INET)
-    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-  if (a->sa_family == AF_INET6)
-    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                  &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
-  return false;
-}
-
 bool ls_quic_refusal_is_new(ls_quic_refusals *r, const struct sockaddr *from,
                             ls_quic_admission why, uint64_t now_ms)
 {
   size_t oldest = 0;
   for (size_t i = 0; i < LS_QUIC_REFUSAL_SLOTS; i++) {
     if (r->slot[i].at_ms && r->slot[i].why == why &&
-        ls_quic_same_ip((const struct sockaddr *)&r->slot[i].addr, from)) {
+        ls_addr_same_ip((const struct sockaddr *)&r->slot[i].addr, from)) {
       if (now_ms - r->slot[i].at_ms < REPORT_EVERY_MS)
         return false;
       r->slot[i].at_ms = now_ms;

@@ -76,7 +76,5 @@ typedef struct ls_quic_refusals {
 /* true: report this refusal now (and it is remembered). */
 bool ls_quic_refusal_is_new(ls_quic_refusals *r, const struct sockaddr *from,
                             ls_quic_admission why, uint64_t now_ms);
-/* Whether two addresses have the same IP (ports ignored). */
-bool ls_quic_same_ip(const struct sockaddr *a, const struct sockaddr *b);
 
 #endif
