@@ -142,17 +142,25 @@ static bool same_stamp(const struct stat *a, const struct stat *b)
          a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* STATE_DIR/name's stamp now in *now (zeros when it is missing); true when
+ * it is not *seen, i.e. the file must be read again. */
+static bool state_file_changed(const lsd_auth *a, const char *name, const struct stat *seen,
+                               char path[4096], struct stat *now)
+{
+  path_in(a->state_dir, name, path, 4096);
+  if (stat(path, now) != 0)
+    memset(now, 0, sizeof *now);
+  return !same_stamp(now, seen);
+}
+
 /* Reads the password file again when it changed since the last read; a
  * change (a new, removed or unreadable file) ends every session. Called
  * with the lock held. A malformed file counts as no password. */
 static void refresh_password(lsd_auth *a)
 {
   char path[4096];
-  path_in(a->state_dir, "ui-password", path, sizeof path);
-  struct stat st = {0};
-  if (stat(path, &st) != 0)
-    memset(&st, 0, sizeof st);
-  if (same_stamp(&st, &a->pw.stamp))
+  struct stat st;
+  if (!state_file_changed(a, "ui-password", &a->pw.stamp, path, &st))
     return;
   pw_hash pw = {.stamp = st};
   char *text = NULL;
@@ -320,11 +328,8 @@ static int new_token(lsd_auth *a, ls_diag *diag)
 static void refresh_token(lsd_auth *a)
 {
   char path[4096];
-  path_in(a->state_dir, "login-url", path, sizeof path);
-  struct stat st = {0};
-  if (stat(path, &st) != 0)
-    memset(&st, 0, sizeof st);
-  if (same_stamp(&st, &a->token_stamp))
+  struct stat st;
+  if (!state_file_changed(a, "login-url", &a->token_stamp, path, &st))
     return;
   a->token_stamp = st;
   a->token[0] = '\0';
